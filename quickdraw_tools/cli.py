@@ -1,0 +1,68 @@
+"""The `quickdraw` command: a thin layer over the library.
+
+Each subcommand lives in `quickdraw_tools/commands/<name>.py` and exposes
+`add_parser(subparsers)`, which registers the parser and sets `func(args) -> int`.
+Modules are imported only when the CLI starts, so `import quickdraw_tools`
+stays cheap, and torch is imported only by the commands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import QuickDrawError
+
+# One entry per subcommand module, in the order `--help` lists them.
+COMMAND_MODULES = [
+    "download",
+    "convert",
+    "simplify",
+    "svg",
+    "train",
+    "sample",
+    "evaluate",
+    "grade",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quickdraw",
+        description="Quick, Draw! toolkit: download and convert the official files, "
+        "train and sample DRAW and sketch-rnn, evaluate models.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"quickdraw_tools.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"quickdraw_tools.commands.{name}":
+                continue  # not written yet on this branch
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except QuickDrawError as e:
+        print(f"quickdraw {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"quickdraw {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(f"quickdraw {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
