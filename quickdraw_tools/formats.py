@@ -1,0 +1,536 @@
+"""Readers and writers for every official Quick, Draw! file format.
+
+Formats (https://github.com/googlecreativelab/quickdraw-dataset):
+
+raw / simplified ndjson (``.ndjson``, optionally ``.ndjson.gz``)
+    One JSON record per line: ``drawing`` plus the optional fields ``word``,
+    ``countrycode``, ``timestamp``, ``recognized`` and ``key_id``. A raw drawing's
+    strokes are ``[xs, ys, ts]`` (floats, t in ms), a simplified one's ``[xs, ys]``
+    (ints 0-255). Read as a stream: files are hundreds of MB.
+binary (``.bin``)
+    Simplified drawings packed little-endian, one after another: key_id uint64,
+    countrycode 2 bytes, recognized int8, timestamp uint32 (Unix seconds), stroke
+    count uint16; then per stroke a point count uint16, that many uint8 x, that
+    many uint8 y.
+numpy_bitmap (``.npy``)
+    ``uint8`` array of shape ``(N, 784)``: 28x28 greyscale renderings, one per row.
+sketch-rnn (``.npz``)
+    Keys ``train``/``valid``/``test``, each a 1-D object array of ``int16`` stroke-3
+    arrays ``(n, 3)`` (see `quickdraw_tools.strokes`). Object arrays are pickled, so
+    the reader unpickles with a whitelist that admits numpy arrays and dtypes only.
+
+Records read from ndjson and from ``.bin`` have the same shape and types, so code
+downstream never cares which it got: ``key_id`` is a decimal string (as in ndjson;
+``.bin`` stores uint64), ``countrycode`` a str, ``recognized`` a bool, ``timestamp``
+a ``"YYYY-MM-DD HH:MM:SS[.ffffff] UTC"`` string (``.bin`` keeps whole seconds only),
+``drawing`` lists of Python numbers. Every writer is atomic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io
+import json
+import pickle
+import struct
+import warnings
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .atomic import atomic_write
+from .errors import QuickDrawError, check_choice
+
+SPLITS = ("train", "valid", "test")
+BITMAP_SIDE = 28
+BITMAP_SIZE = BITMAP_SIDE * BITMAP_SIDE
+OPTIONAL_FIELDS = ("word", "countrycode", "timestamp", "recognized", "key_id")
+
+# ---------------------------------------------------------------------------
+# ndjson
+
+
+@dataclasses.dataclass
+class ReadStats:
+    """What a reader saw: lines read, records yielded, malformed lines skipped."""
+
+    lines: int = 0
+    records: int = 0
+    skipped: int = 0
+    # The first few skip reasons ("file:line: why"), so a user can look at them.
+    errors: list[str] = dataclasses.field(default_factory=list)
+    max_errors: int = 10
+
+    def note_skip(self, message: str) -> None:
+        self.skipped += 1
+        if len(self.errors) < self.max_errors:
+            self.errors.append(message)
+
+
+def _open_text(path: Path, mode: str) -> IO:
+    if path.suffix == ".gz":
+        return gzip.open(path, mode + "t", encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def check_drawing(drawing: Any) -> str | None:
+    """Why `drawing` is not a list of ``[xs, ys(, ts)]`` strokes of numbers; None if it is."""
+    if not isinstance(drawing, list):
+        return f"'drawing' is {type(drawing).__name__}, not a list of strokes"
+    for i, stroke in enumerate(drawing):
+        if not isinstance(stroke, list) or len(stroke) not in (2, 3):
+            return f"stroke {i} is not [xs, ys] or [xs, ys, ts]"
+        n = len(stroke[0]) if isinstance(stroke[0], list) else -1
+        for axis in stroke:
+            if not isinstance(axis, list) or len(axis) != n:
+                return f"stroke {i} has coordinate lists of different lengths"
+            if not _NUMBER_TYPES.issuperset(map(type, axis)):
+                return f"stroke {i} has a coordinate that is not a number"
+    return None
+
+
+def _parse_line(line: str) -> dict:
+    """One ndjson line -> record; raises ValueError saying what is wrong."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"invalid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"a record must be a JSON object, got {type(record).__name__}")
+    if "drawing" not in record:
+        raise ValueError("record has no 'drawing'")
+    why = check_drawing(record["drawing"])
+    if why:
+        raise ValueError(why)
+    return record
+
+
+def iter_ndjson(
+    path: str | Path, on_error: str = "raise", stats: ReadStats | None = None
+) -> Iterator[dict]:
+    """Stream the records of a raw or simplified ``.ndjson`` (or ``.ndjson.gz``) file.
+
+    Each record is a dict with ``drawing`` and whichever optional fields the line
+    has (``word, countrycode, timestamp, recognized, key_id``). A malformed line
+    raises `QuickDrawError` naming the file and line number; with
+    ``on_error="skip"`` it is skipped, counted in ``stats.skipped`` (pass a
+    `ReadStats` to see it) and a warning says how many were skipped. Blank lines
+    are ignored.
+    """
+    check_choice("on_error mode", on_error, ["raise", "skip"])
+    path = Path(path)
+    if not path.is_file():
+        raise QuickDrawError(f"no such ndjson file: {path}")
+    return _iter_ndjson(path, on_error, stats if stats is not None else ReadStats())
+
+
+def _iter_ndjson(path: Path, on_error: str, stats: ReadStats) -> Iterator[dict]:
+    try:
+        with _open_text(path, "r") as f:
+            for lineno, line in enumerate(f, start=1):
+                stats.lines += 1
+                if not line.strip():
+                    continue
+                try:
+                    record = _parse_line(line)
+                except ValueError as e:
+                    if on_error == "raise":
+                        raise QuickDrawError(f"{path}:{lineno}: malformed line: {e}") from None
+                    stats.note_skip(f"{path}:{lineno}: {e}")
+                    continue
+                stats.records += 1
+                yield record
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as e:
+        raise QuickDrawError(f"{path}: not a readable ndjson file ({e})") from None
+    if stats.skipped:
+        warnings.warn(
+            f"{path}: skipped {stats.skipped} malformed line(s) of {stats.lines}; "
+            f"first: {stats.errors[0]}",
+            stacklevel=2,
+        )
+
+
+def _json_default(value: Any) -> Any:
+    # numpy values sneak into drawings that were computed rather than read.
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to ndjson")
+
+
+def write_ndjson(path: str | Path, records: Iterable[Mapping]) -> int:
+    """Write `records` (dicts with ``drawing``) as ndjson, atomically; returns the count.
+
+    Written compactly, like the official files; ``.gz`` paths are gzip-compressed.
+    """
+    path = Path(path)
+    n = 0
+    with atomic_write(path, "wb") as raw:
+        f = gzip.GzipFile(fileobj=raw, mode="wb") if path.suffix == ".gz" else raw
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="\n")
+        for record in records:
+            if not isinstance(record, Mapping) or "drawing" not in record:
+                raise QuickDrawError(f"record {n} is not a mapping with a 'drawing'")
+            try:
+                line = json.dumps(
+                    dict(record), separators=(",", ":"), ensure_ascii=False, default=_json_default
+                )
+            except TypeError as e:
+                raise QuickDrawError(f"record {n} cannot be written as JSON: {e}") from None
+            text.write(line)
+            text.write("\n")
+            n += 1
+        text.flush()
+        text.detach()
+        if f is not raw:
+            f.close()
+    return n
+
+
+# ---------------------------------------------------------------------------
+# binary
+
+_HEADER = struct.Struct("<Q2sbIH")
+_COUNT = struct.Struct("<H")
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def _timestamp_to_seconds(value: Any) -> int:
+    """ndjson timestamp (``"2017-03-02 23:25:10.07453 UTC"``), datetime or int -> Unix seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"timestamp {value!r} is not a time")
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return int(dt.timestamp())
+    if isinstance(value, str):
+        text = value.strip().removesuffix("UTC").strip()
+        whole = text.split(".", 1)[0]
+        dt = datetime.strptime(whole, _TIME_FORMAT).replace(tzinfo=UTC)
+        return int(dt.timestamp())
+    raise ValueError(f"timestamp {value!r} is not a time")
+
+
+def _seconds_to_timestamp(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime(_TIME_FORMAT) + " UTC"
+
+
+def iter_binary(path: str | Path, word: str | None = None) -> Iterator[dict]:
+    """Stream the drawings of an official ``.bin`` file as records like `iter_ndjson`'s.
+
+    ``key_id`` is a decimal str, ``countrycode`` a str, ``recognized`` a bool,
+    ``timestamp`` ``"YYYY-MM-DD HH:MM:SS UTC"``, ``drawing`` ``[[xs, ys], ...]`` of
+    ints. Fields stored as zero/empty (what `write_binary` writes for a missing
+    field) are left out, except ``recognized``. The file holds no category name:
+    pass `word` to add it to every record. A truncated file raises `QuickDrawError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise QuickDrawError(f"no such binary file: {path}")
+    return _iter_binary(path, word)
+
+
+def _iter_binary(path: Path, word: str | None) -> Iterator[dict]:
+    with open(path, "rb") as f:
+        index = 0
+        while True:
+            head = f.read(_HEADER.size)
+            if not head:
+                return
+            try:
+                if len(head) < _HEADER.size:
+                    raise EOFError
+                key_id, country, recognized, seconds, n_strokes = _HEADER.unpack(head)
+                drawing = []
+                for _ in range(n_strokes):
+                    count = f.read(2)
+                    if len(count) < 2:
+                        raise EOFError
+                    (n,) = _COUNT.unpack(count)
+                    xy = f.read(2 * n)
+                    if len(xy) < 2 * n:
+                        raise EOFError
+                    drawing.append([list(xy[:n]), list(xy[n:])])
+            except EOFError:
+                raise QuickDrawError(
+                    f"{path}: truncated binary file (drawing {index} ends early)"
+                ) from None
+            record: dict[str, Any] = {}
+            if word is not None:
+                record["word"] = word
+            country = country.rstrip(b"\0")
+            if country:
+                record["countrycode"] = country.decode("ascii", errors="replace")
+            if seconds:
+                record["timestamp"] = _seconds_to_timestamp(seconds)
+            record["recognized"] = bool(recognized)
+            if key_id:
+                record["key_id"] = str(key_id)
+            record["drawing"] = drawing
+            index += 1
+            yield record
+
+
+def _pack_drawing(record: Mapping) -> bytes:
+    """One record -> its ``.bin`` bytes; raises ValueError saying what does not fit."""
+    key_id = int(record.get("key_id", 0) or 0)
+    if not 0 <= key_id < 2**64:
+        raise ValueError(f"key_id {key_id} does not fit uint64")
+    country = str(record.get("countrycode", "") or "").encode("ascii")
+    if len(country) > 2:
+        raise ValueError(f"countrycode {record['countrycode']!r} is longer than 2 characters")
+    seconds = _timestamp_to_seconds(record["timestamp"]) if record.get("timestamp") else 0
+    if not 0 <= seconds < 2**32:
+        raise ValueError(f"timestamp {record['timestamp']!r} does not fit uint32 seconds")
+    drawing = record["drawing"]
+    if len(drawing) >= 2**16:
+        raise ValueError(f"{len(drawing)} strokes do not fit uint16")
+    parts = [
+        _HEADER.pack(
+            key_id, country, int(bool(record.get("recognized", False))), seconds, len(drawing)
+        )
+    ]
+    for i, stroke in enumerate(drawing):
+        if len(stroke) < 2:
+            raise ValueError(f"stroke {i} is not [xs, ys]")
+        xs = np.asarray(stroke[0])
+        ys = np.asarray(stroke[1])
+        if xs.shape != ys.shape or xs.ndim != 1:
+            raise ValueError(f"stroke {i} has xs and ys of different lengths")
+        if len(xs) >= 2**16:
+            raise ValueError(f"stroke {i} has {len(xs)} points; at most 65535 fit")
+        xy = np.concatenate([xs, ys]) if len(xs) else np.zeros(0, dtype=np.uint8)
+        if len(xy) and (
+            not np.all(np.isfinite(xy))
+            or np.any(xy != np.round(xy))
+            or xy.min() < 0
+            or xy.max() > 255
+        ):
+            raise ValueError(
+                f"stroke {i} has coordinates outside the integers 0-255 "
+                "(.bin holds simplified drawings; simplify raw ones first)"
+            )
+        parts.append(_COUNT.pack(len(xs)))
+        parts.append(xy.astype(np.uint8).tobytes())
+    return b"".join(parts)
+
+
+def write_binary(path: str | Path, records: Iterable[Mapping]) -> int:
+    """Write simplified drawings to the official ``.bin`` format, atomically; returns the count.
+
+    Records are dicts like `iter_ndjson`'s; coordinates must be integers 0-255. A
+    missing ``key_id``/``timestamp``/``countrycode`` is written as 0/empty (and read
+    back as missing); a missing ``recognized`` as False. The timestamp keeps whole
+    seconds only. ``.bin`` has no ``word`` field.
+    """
+    path = Path(path)
+    n = 0
+    with atomic_write(path, "wb") as f:
+        for record in records:
+            if not isinstance(record, Mapping) or "drawing" not in record:
+                raise QuickDrawError(f"{path}: record {n} is not a mapping with a 'drawing'")
+            try:
+                f.write(_pack_drawing(record))
+            except (ValueError, TypeError, UnicodeEncodeError) as e:
+                raise QuickDrawError(f"{path}: record {n} cannot be written as .bin: {e}") from None
+            n += 1
+    return n
+
+
+def iter_drawings(path: str | Path, on_error: str = "raise", stats: ReadStats | None = None):
+    """Stream the records of a ``.ndjson``/``.ndjson.gz`` or ``.bin`` file, chosen by suffix.
+
+    Yields the records `iter_ndjson` / `iter_binary` do (dicts with ``drawing``);
+    `on_error` and `stats` apply to ndjson (a ``.bin`` has no lines to skip).
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".ndjson", ".ndjson.gz", ".jsonl")):
+        return iter_ndjson(path, on_error=on_error, stats=stats)
+    if name.endswith(".bin"):
+        return iter_binary(path)
+    raise QuickDrawError(
+        f"cannot read drawings from {path}: unknown suffix; valid: '.ndjson', '.ndjson.gz', '.bin'"
+    )
+
+
+# ---------------------------------------------------------------------------
+# numpy_bitmap
+
+
+def _check_bitmaps(array: Any, where: str) -> np.ndarray:
+    if not isinstance(array, np.ndarray):
+        raise QuickDrawError(f"{where}: bitmaps must be a numpy array, got {type(array).__name__}")
+    if array.dtype != np.uint8:
+        raise QuickDrawError(f"{where}: bitmaps must be uint8 (0-255), got {array.dtype}")
+    if array.ndim != 2 or array.shape[1] != BITMAP_SIZE:
+        raise QuickDrawError(
+            f"{where}: bitmaps must have shape (N, {BITMAP_SIZE}) (28x28 flattened), "
+            f"got {array.shape}"
+        )
+    return array
+
+
+def load_bitmaps(path: str | Path, mmap: bool = False) -> np.ndarray:
+    """Load an official numpy_bitmap ``.npy``: ``uint8 (N, 784)``, row i is drawing i.
+
+    `mmap` maps the file instead of reading it (the official files are large).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise QuickDrawError(f"no such bitmap file: {path}")
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise QuickDrawError(f"{path}: not a numpy .npy bitmap file ({e})") from None
+    return _check_bitmaps(array, str(path))
+
+
+def save_bitmaps(path: str | Path, array: np.ndarray) -> None:
+    """Save ``uint8 (N, 784)`` bitmaps (``(N, 28, 28)`` is flattened) as ``.npy``, atomically."""
+    path = Path(path)
+    if isinstance(array, np.ndarray) and array.ndim == 3 and array.shape[1:] == (28, 28):
+        array = array.reshape(len(array), BITMAP_SIZE)
+    array = _check_bitmaps(array, str(path))
+    with atomic_write(path, "wb") as f:
+        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+
+
+# ---------------------------------------------------------------------------
+# sketch-rnn .npz
+
+# The only globals a pickled numpy array needs. Anything else in a pickle (os.system,
+# builtins.eval, ...) is refused before it can run.
+_SAFE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """An unpickler that can rebuild numpy arrays and dtypes and nothing else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        if module.startswith("numpy.core."):  # numpy 1 names; numpy 2 moved them to numpy._core
+            module = "numpy._core." + module.removeprefix("numpy.core.")
+        if module == "numpy":
+            return getattr(np, name)
+        return getattr(__import__(module, fromlist=[name]), name)
+
+
+def _read_npy_member(f: IO, where: str) -> np.ndarray:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    else:
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    if not dtype.hasobject:
+        count = int(np.prod(shape))
+        raw = f.read(count * dtype.itemsize)
+        if len(raw) < count * dtype.itemsize:
+            raise QuickDrawError(f"{where}: array data ends early")
+        data = np.frombuffer(raw, dtype=dtype, count=count)
+        return data.reshape(shape, order="F" if fortran else "C")
+    try:
+        array = _NumpyOnlyUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as e:
+        raise QuickDrawError(
+            f"{where}: unsafe or invalid pickle ({e}); only numpy arrays are allowed"
+        ) from None
+    except Exception as e:  # a corrupt pickle can fail in many ways
+        raise QuickDrawError(f"{where}: invalid pickled array ({type(e).__name__}: {e})") from None
+    if not isinstance(array, np.ndarray):
+        raise QuickDrawError(f"{where}: pickle holds {type(array).__name__}, not a numpy array")
+    return array
+
+
+def _as_stroke3_list(items: Any, where: str) -> list[np.ndarray]:
+    out = []
+    for i, item in enumerate(items):
+        a = np.asarray(item)
+        if a.ndim != 2 or a.shape[1] != 3:
+            raise QuickDrawError(f"{where}[{i}]: stroke-3 must have shape (n, 3), got {a.shape}")
+        if a.dtype.kind not in "iub":
+            if a.dtype.kind != "f" or not np.all(a == np.round(a)):
+                raise QuickDrawError(f"{where}[{i}]: stroke-3 must hold integers, got {a.dtype}")
+        if a.size and (a.min() < -(2**15) or a.max() >= 2**15):
+            raise QuickDrawError(f"{where}[{i}]: values do not fit int16")
+        out.append(a.astype(np.int16))
+    return out
+
+
+def load_sketchrnn_npz(path: str | Path) -> dict[str, list[np.ndarray]]:
+    """Read a sketch-rnn ``.npz`` -> ``{"train"|"valid"|"test": [int16 (n, 3) stroke-3, ...]}``.
+
+    Reads the zip members directly and unpickles with a whitelist of numpy array
+    reconstruction only: a file whose pickle names anything else (``os.system``...)
+    raises `QuickDrawError` and nothing in it runs. Reads Python 2 pickles too.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise QuickDrawError(f"no such sketch-rnn file: {path}")
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise QuickDrawError(f"{path}: not a .npz (zip) file") from None
+    with zf:
+        members = {name.removesuffix(".npy"): name for name in zf.namelist()}
+        missing = [s for s in SPLITS if s not in members]
+        if missing:
+            raise QuickDrawError(
+                f"{path}: missing split(s) {missing}; a sketch-rnn file has {list(SPLITS)}, "
+                f"this one has {sorted(members)}"
+            )
+        splits = {}
+        for split in SPLITS:
+            where = f"{path}[{split}]"
+            try:
+                with zf.open(members[split]) as f:
+                    array = _read_npy_member(f, where)
+            except (ValueError, zipfile.BadZipFile, EOFError) as e:
+                raise QuickDrawError(f"{where}: not a valid .npy member ({e})") from None
+            if array.ndim != 1:
+                raise QuickDrawError(
+                    f"{where}: expected a 1-D array of drawings, got {array.shape}"
+                )
+            splits[split] = _as_stroke3_list(array, where)
+    return splits
+
+
+def save_sketchrnn_npz(path: str | Path, splits: Mapping[str, Sequence[np.ndarray]]) -> None:
+    """Write ``{"train", "valid", "test"}`` lists of stroke-3 arrays as a sketch-rnn ``.npz``.
+
+    The official layout: compressed, each key a 1-D object array of ``int16 (n, 3)``
+    arrays, readable by ``np.load(path, encoding="latin1", allow_pickle=True)``.
+    Written atomically.
+    """
+    path = Path(path)
+    if set(splits) != set(SPLITS):
+        raise QuickDrawError(
+            f"sketch-rnn splits must be exactly {list(SPLITS)}, got {sorted(splits)}"
+        )
+    arrays = {}
+    for split in SPLITS:
+        drawings = _as_stroke3_list(splits[split], f"splits[{split!r}]")
+        obj = np.empty(len(drawings), dtype=object)
+        for i, d in enumerate(drawings):  # element-wise: np.array() would stack equal shapes
+            obj[i] = d
+        arrays[split] = obj
+    with atomic_write(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
