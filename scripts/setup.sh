@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up a fresh machine: system libraries, a venv in .venv, the CPU build of torch, the project.
+#   bash scripts/setup.sh          # everything, incl. test/dev tools and Chromium for the browser test
+# Users with a GPU: install your CUDA build of torch into .venv first; it is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# libcairo2: the official bitmap renderer is cairo. chromium: the grading page's browser test.
+need=()
+for pkg in libcairo2 chromium; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+        echo "setup: please install the system packages: sudo apt-get install -y ${need[*]}" >&2
+        exit 1
+    fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# The CPU build of torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q -e '.[dev]'
+echo "setup: done (.venv)"
