@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import http.server
+import re
+import threading
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -16,3 +21,115 @@ def shared() -> Path:
     """`../shared/quickdraw`; a test that needs it fails (never skips) when it is missing."""
     assert SHARED.is_dir(), f"real sample data not found at {SHARED} (see README: ../shared)"
     return SHARED
+
+
+# --- HTTP mirror server (owner: formats/download) -------------------------------------------
+# A real HTTP server on 127.0.0.1 (ephemeral port) serving `../shared/quickdraw/mirror/` in the
+# official bucket's layout, with HTTP Range support and switches to misbehave, so download code
+# is tested against real sockets. Any test may use the `mirror_server` fixture.
+
+
+@dataclasses.dataclass
+class MirrorServer:
+    """Handle on the running server: its URL, what it saw, and fault switches."""
+
+    root: Path
+    url: str = ""
+    # One entry per request: {"method", "path" (as sent, URL-quoted), "range" (or None), "status"}.
+    requests: list[dict] = dataclasses.field(default_factory=list)
+    # Bytes of body to send before dropping the connection, one entry per coming GET
+    # (consumed in order); `cut_always` applies to every GET once the list is empty.
+    cuts: list[int] = dataclasses.field(default_factory=list)
+    cut_always: int | None = None
+    ignore_range: bool = False  # answer 200 with the whole file even when asked for a range
+
+    def cut_next(self, nbytes: int, times: int = 1) -> None:
+        """Drop the connection after `nbytes` of body on the next `times` GETs."""
+        self.cuts.extend([nbytes] * times)
+
+    def ranges(self) -> list[str]:
+        """The Range headers the server received, in order."""
+        return [r["range"] for r in self.requests if r["range"]]
+
+
+def _mirror_handler(server_state: MirrorServer) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep test output clean
+            pass
+
+        def _file(self) -> Path | None:
+            rel = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
+            path = (server_state.root / rel).resolve()
+            if server_state.root.resolve() not in path.parents or not path.is_file():
+                return None
+            return path
+
+        def _serve(self, body: bool) -> None:
+            path = self._file()
+            header = self.headers.get("Range")
+            entry = {"method": self.command, "path": self.path, "range": header, "status": 0}
+            server_state.requests.append(entry)
+            if path is None:
+                entry["status"] = 404
+                self.send_error(404, "Not Found")
+                return
+            size = path.stat().st_size
+            start, end = 0, size - 1
+            status = 200
+            m = re.fullmatch(r"bytes=(\d+)-(\d*)", header or "")
+            if m and not server_state.ignore_range:
+                start = int(m.group(1))
+                end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+                if start >= size:
+                    entry["status"] = 416
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                status = 206
+            entry["status"] = status
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(end - start + 1))
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self.end_headers()
+            if not body:
+                return
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read(end - start + 1)
+            cut = server_state.cuts.pop(0) if server_state.cuts else server_state.cut_always
+            if cut is not None and cut < len(data):
+                self.wfile.write(data[:cut])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._serve(body=True)
+
+        def do_HEAD(self) -> None:
+            self._serve(body=False)
+
+    return Handler
+
+
+@pytest.fixture
+def mirror_server(shared):
+    """A live HTTP server whose root is `../shared/quickdraw/mirror/` (Range supported)."""
+    state = MirrorServer(root=MIRROR)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _mirror_handler(state))
+    httpd.daemon_threads = True
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
