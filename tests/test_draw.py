@@ -1,0 +1,350 @@
+"""DRAW: filterbanks, attention geometry, the KL term, training, data, pictures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models import draw_viz
+from models.base import model_module
+from models.draw import (
+    Draw,
+    DrawConfig,
+    Window,
+    attention_window,
+    build_datasets,
+    filterbank,
+    kl_standard_normal,
+    read_glimpse,
+    report_kl_offset,
+    split_indices,
+    write_patch,
+)
+from quickdraw_tools.atomic import atomic_write
+from quickdraw_tools.errors import QuickDrawError
+
+TINY = dict(T=3, read_n=3, write_n=3, z_size=4, enc_size=16, dec_size=16, batch_size=16)
+
+
+def tiny(**changes) -> DrawConfig:
+    return DrawConfig(**{**TINY, **changes})
+
+
+@pytest.fixture(scope="module")
+def cats(shared) -> torch.Tensor:
+    """The first 64 official cat bitmaps, uint8 (64, 784)."""
+    rows = np.load(shared / "mirror/full/numpy_bitmap/cat.npy", mmap_mode="r")[:64]
+    return torch.from_numpy(np.array(rows))
+
+
+def window(batch=4, n=5, size=28, seed=0) -> Window:
+    params = torch.randn(batch, 5, generator=torch.Generator().manual_seed(seed))
+    return attention_window(params, n, size, size)
+
+
+# --- attention ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n,height,width", [(5, 28, 28), (2, 28, 28), (3, 20, 30)])
+def test_filterbank_shapes_and_rows_sum_to_one(n, height, width):
+    params = torch.randn(6, 5, generator=torch.Generator().manual_seed(1))
+    f_x, f_y = filterbank(attention_window(params, n, height, width), n, height, width)
+    assert f_x.shape == (6, n, width) and f_y.shape == (6, n, height)
+    assert (f_x >= 0).all() and (f_y >= 0).all()
+    torch.testing.assert_close(f_x.sum(-1), torch.ones(6, n))
+    torch.testing.assert_close(f_y.sum(-1), torch.ones(6, n))
+
+
+def test_zero_parameters_centre_the_window():
+    w = attention_window(torch.zeros(1, 5), 5, 28, 28)
+    assert w.g_x.item() == w.g_y.item() == 14.5  # (A + 1) / 2, the centre in 1-based pixels
+    assert w.delta.item() == pytest.approx(27 / 4)  # δ̃ = 1 spans the image
+    assert w.sigma2.item() == w.gamma.item() == 1.0
+    f_x, f_y = filterbank(w, 5, 28, 28)
+    pixels = torch.arange(1, 29, dtype=torch.float32)
+    centres = f_x[0] @ pixels  # each filter's mean position
+    assert centres[2].item() == pytest.approx(14.5, abs=1e-4)
+    # symmetric about the image centre: filter i mirrors filter N-1-i
+    torch.testing.assert_close(f_x[0], f_x[0].flip(0).flip(1))
+    torch.testing.assert_close(f_x, f_y)
+    assert (centres.diff() > 0).all()
+
+
+def test_read_of_a_sharp_unit_stride_window_is_the_centre_patch():
+    n = 4
+    # δ = 27/3·δ̃ = 1 and σ² tiny: grid points on pixels 13..16 (1-based), i.e. rows 12..15
+    params = torch.tensor([[0.0, 0.0, np.log(1e-3), np.log(1 / 9), 0.0]], dtype=torch.float32)
+    w = attention_window(params, n, 28, 28)
+    f_x, f_y = filterbank(w, n, 28, 28)
+    image = torch.arange(784, dtype=torch.float32).view(1, 1, 28, 28)
+    glimpse = read_glimpse(image, f_x, f_y)
+    torch.testing.assert_close(glimpse[0, 0], image[0, 0, 12:16, 12:16])
+    # writing is the transpose: the patch lands back in the same place
+    canvas = write_patch(glimpse[:, 0], f_x, f_y)
+    expected = torch.zeros(28, 28)
+    expected[12:16, 12:16] = image[0, 0, 12:16, 12:16]
+    torch.testing.assert_close(canvas[0], expected)
+
+
+def test_window_moves_with_its_parameters():
+    w = attention_window(torch.tensor([[-1.0, 1.0, 0.0, 0.0, 0.0]]), 5, 28, 28)
+    assert w.g_x.item() == 0.0 and w.g_y.item() == 29.0  # g̃ = ±1: the image's edges
+
+
+# --- the KL term ----------------------------------------------------------------------
+
+
+def test_kl_matches_torch_distributions():
+    g = torch.Generator().manual_seed(2)
+    mu, log_sigma = torch.randn(7, 10, generator=g), torch.randn(7, 10, generator=g)
+    ours = kl_standard_normal(mu, log_sigma)
+    q = torch.distributions.Normal(mu, log_sigma.exp())
+    p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    torch.testing.assert_close(ours, torch.distributions.kl_divergence(q, p).sum(-1))
+    zero = kl_standard_normal(torch.zeros(3, 10), torch.zeros(3, 10))
+    torch.testing.assert_close(zero, torch.zeros(3))
+
+
+def test_report_kl_offset_is_90_nats_at_the_report_defaults():
+    assert report_kl_offset(DrawConfig()) == 90.0
+
+
+def test_config_defaults_are_the_reports():
+    c = DrawConfig()
+    assert (c.T, c.read_n, c.write_n, c.z_size, c.enc_size, c.dec_size) == (20, 5, 5, 10, 256, 256)
+    assert (c.batch_size, c.lr, c.optimizer, c.binarize) == (100, 1e-3, "rmsprop", "dynamic")
+    assert isinstance(Draw(c).configure_optimizer(), torch.optim.RMSprop)
+    assert isinstance(Draw(tiny(optimizer="adam")).configure_optimizer(), torch.optim.Adam)
+
+
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        ({"binarize": "gray"}, "did you mean 'grey'"),
+        ({"optimizer": "sgd"}, "valid: 'rmsprop', 'adam'"),
+        ({"read_n": 1}, "read_n"),
+        ({"test_fraction": 0.6, "valid_fraction": 0.5}, "must be < 1"),
+    ],
+)
+def test_bad_config_names_the_problem(changes, match):
+    with pytest.raises(QuickDrawError, match=match):
+        tiny(**changes)
+
+
+# --- the model ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("read_attn,write_attn", [(True, True), (False, False), (True, False)])
+def test_forward_per_example_and_mean(cats, read_attn, write_attn):
+    model = Draw(tiny(read_attn=read_attn, write_attn=write_attn, binarize="threshold"))
+    torch.manual_seed(0)
+    per = model(cats[:8], reduction="none")
+    torch.manual_seed(0)
+    mean = model(cats[:8])
+    assert per.recon.shape == per.kl.shape == (8,)
+    assert (per.recon > 0).all() and (per.kl >= 0).all()
+    torch.testing.assert_close(mean.recon, per.recon.mean())
+    torch.testing.assert_close(mean.kl, per.kl.mean())
+    torch.testing.assert_close(mean.total, (per.recon + per.kl).mean())
+    with pytest.raises(QuickDrawError, match="reduction"):
+        model(cats[:8], reduction="sum")
+
+
+def test_no_attention_reads_the_whole_image():
+    plain, attentive = Draw(tiny(read_attn=False, write_attn=False)), Draw(tiny())
+    # encoder input: [x, x̂] (2·784) or [two 3×3 glimpses] (18), plus h_dec (16)
+    assert plain.encoder.weight_ih.shape[1] == 2 * 784 + 16
+    assert attentive.encoder.weight_ih.shape[1] == 2 * 9 + 16
+    assert plain.to_write.out_features == 784 and plain.to_read is None
+    trace = plain.generate(2, generator=torch.Generator().manual_seed(0))
+    assert trace.read_windows is None and trace.write_windows is None
+
+
+def test_recon_is_bernoulli_nll_of_the_final_canvas(cats):
+    model = Draw(tiny(binarize="threshold"))
+    x = (cats[:4].float() / 255 > 0.5).float().view(4, 28, 28)
+    torch.manual_seed(3)
+    canvas, kl, _ = model._unroll(x)
+    torch.manual_seed(3)
+    losses = model(cats[:4], reduction="none")
+    p = torch.distributions.Bernoulli(logits=canvas)
+    torch.testing.assert_close(losses.recon, -p.log_prob(x).sum((1, 2)))
+    torch.testing.assert_close(losses.kl, kl)
+
+
+def test_noise_is_fresh_at_every_step(monkeypatch):
+    model = Draw(tiny(T=4))
+    draws = []
+    real = torch.randn_like
+
+    def spy(t, *args, **kwargs):
+        out = real(t, *args, **kwargs)
+        draws.append(out)
+        return out
+
+    monkeypatch.setattr(torch, "randn_like", spy)
+    model(torch.rand(2, 784))
+    assert len(draws) == 4
+    assert all(not torch.equal(draws[0], d) for d in draws[1:])
+
+
+def test_dynamic_binarisation_resamples_and_threshold_does_not():
+    x = torch.full((2, 784), 0.5)
+    dynamic, fixed = Draw(tiny()), Draw(tiny(binarize="threshold", threshold=0.4))
+    a, b = dynamic.targets(dynamic.images(x)), dynamic.targets(dynamic.images(x))
+    assert set(a.unique().tolist()) == {0.0, 1.0} and not torch.equal(a, b)
+    assert torch.equal(fixed.targets(fixed.images(x)), torch.ones(2, 28, 28))
+    grey = Draw(tiny(binarize="grey"))
+    assert torch.equal(grey.targets(grey.images(x)), x.view(2, 28, 28))
+
+
+def test_bad_image_shape_is_a_clear_error():
+    with pytest.raises(QuickDrawError, match=r"\(B, 784\)"):
+        Draw(tiny())(torch.rand(2, 100))
+
+
+def test_loss_falls_in_seconds_on_cpu(cats):
+    torch.manual_seed(0)
+    model = Draw(tiny(optimizer="adam", lr=1e-2, binarize="threshold"))
+    optimizer = model.configure_optimizer()
+    batch = cats[:32]
+    first = model(batch).total.item()
+    for _ in range(40):
+        loss = model(batch).total
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), model.config.grad_clip)
+        optimizer.step()
+    assert model(batch).total.item() < 0.7 * first
+
+
+def test_generate_is_reproducible_and_keeps_every_step():
+    model = Draw(tiny(T=5)).eval()
+    a = model.generate(3, generator=torch.Generator().manual_seed(7))
+    b = model.generate(3, generator=torch.Generator().manual_seed(7))
+    c = model.generate(3, generator=torch.Generator().manual_seed(8))
+    assert a.canvases.shape == (5, 3, 28, 28) and a.write_windows.shape == (5, 3, 5)
+    assert a.read_windows is None  # nothing is read when drawing from the prior
+    assert torch.equal(a.canvases, b.canvases) and not torch.equal(a.canvases, c.canvases)
+    assert ((a.canvases >= 0) & (a.canvases <= 1)).all()
+    assert torch.equal(a.final, a.canvases[-1])
+    with pytest.raises(QuickDrawError, match="n must be"):
+        model.generate(0)
+
+
+def test_reconstruct_records_read_and_write_windows(cats):
+    trace = Draw(tiny(T=4)).reconstruct(cats[:2])
+    assert trace.canvases.shape == (4, 2, 28, 28)
+    assert trace.read_windows.shape == trace.write_windows.shape == (4, 2, 5)
+
+
+def test_registry_finds_the_model():
+    module = model_module("draw")
+    assert module.Model is Draw and Draw.name == "draw" and Draw.config_class is DrawConfig
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+def test_build_datasets_from_the_official_cat_file(shared):
+    path = shared / "mirror/full/numpy_bitmap/cat.npy"
+    config = tiny(max_per_category=200)
+    data = build_datasets(config, [path], seed=0)
+    assert (len(data.train), len(data.valid), len(data.test)) == (170, 10, 20)
+    assert data.state["categories"] == ["cat"]
+    train = data.train.images
+    assert train.dtype == torch.float32 and train.shape[1] == 784 and 0 < train.max() <= 1
+    # held-out splits are binarised once (seeded), the training split keeps grey levels
+    assert set(data.test.images.unique().tolist()) == {0.0, 1.0}
+    assert len(train.unique()) > 2
+    again = build_datasets(config, [path], seed=0)
+    assert torch.equal(again.test.images, data.test.images)
+    other = build_datasets(config, [path], seed=1)
+    assert not torch.equal(other.test.images, data.test.images)
+    # the training split holds exactly the rows the seeded split gives it
+    rows = split_indices(3000, config, 0, "cat")
+    assert sorted(np.concatenate(list(rows.values()))) == list(range(3000))
+    train_rows = np.load(path, mmap_mode="r")[rows["train"][:170]]
+    torch.testing.assert_close(train * 255, torch.from_numpy(np.array(train_rows)).float())
+
+
+def test_build_datasets_uses_converts_split(tmp_path, shared):
+    rows = np.load(shared / "mirror/full/numpy_bitmap/fish.npy", mmap_mode="r")[:40]
+    (tmp_path / "bitmap").mkdir()
+    np.save(tmp_path / "bitmap" / "fish.npy", np.array(rows))
+    with atomic_write(tmp_path / "bitmap" / "fish.splits.json", "w") as f:
+        json.dump(
+            {"train": 30, "valid": 4, "test": 6, "seed": 0, "order": ["train", "valid", "test"]}, f
+        )
+    data = build_datasets(tiny(binarize="grey"), [tmp_path], seed=0)
+    assert (len(data.train), len(data.valid), len(data.test)) == (30, 4, 6)
+    torch.testing.assert_close(
+        data.test.images * 255, torch.from_numpy(np.array(rows[34:])).float()
+    )
+
+
+def test_build_datasets_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((3, 100), dtype=np.uint8))
+    with pytest.raises(QuickDrawError, match="bad.npy"):
+        build_datasets(tiny(), [bad], seed=0)
+    with pytest.raises(QuickDrawError, match="not found|no such"):
+        build_datasets(tiny(), [tmp_path / "missing.npy"], seed=0)
+    with pytest.raises(QuickDrawError, match="convert"):
+        build_datasets(tiny(), [tmp_path / "cat.ndjson"], seed=0)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(QuickDrawError, match="no .npy"):
+        build_datasets(tiny(), [tmp_path / "empty"], seed=0)
+
+
+# --- pictures --------------------------------------------------------------------------
+
+
+def test_viz_writes_valid_files(tmp_path, cats):
+    model = Draw(tiny(T=4)).eval()
+    samples = model.generate(6, generator=torch.Generator().manual_seed(0))
+    recon = model.reconstruct(cats[:3])
+    steps = draw_viz.save_step_grid(samples, tmp_path / "steps.png", scale=2)
+    with Image.open(steps) as im:
+        assert im.format == "PNG" and im.size == (4 * 56 + 5 * 2, 6 * 56 + 7 * 2)
+    grid = draw_viz.save_sample_grid(samples, tmp_path / "grid.png", cols=3)
+    with Image.open(grid) as im:
+        assert im.format == "PNG" and im.size == (3 * 56 + 4 * 2, 2 * 56 + 3 * 2)
+    gif = draw_viz.save_gif(recon, tmp_path / "build.gif", cols=3)
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 4
+    attention = draw_viz.save_attention(recon, tmp_path / "attention.png", index=1)
+    with Image.open(attention) as im:
+        pixels = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    colours = {tuple(p) for p in pixels}
+    assert draw_viz.READ_COLOUR in colours or draw_viz.WRITE_COLOUR in colours
+    with pytest.raises(QuickDrawError, match="suffix"):
+        draw_viz.save_step_grid(samples, tmp_path / "steps.jpg")
+    with pytest.raises(QuickDrawError, match="out of range"):
+        draw_viz.save_step_grid(samples, tmp_path / "x.png", steps=[9])
+
+
+def test_window_box_is_centred_for_a_centred_window():
+    box = draw_viz._window_box(torch.tensor([14.5, 14.5, 2.0, 1.0, 1.0]), 4, scale=1)
+    assert box == (10.0, 10.0, 18.0, 18.0)  # the 28-pixel image's centre is 14 (0-based edges)
+
+
+def test_plot_curves_from_a_metrics_csv(tmp_path):
+    csv = tmp_path / "metrics.csv"
+    lines = ["step,split,lr,total,recon,kl,grad_norm,seconds"]
+    lines += [
+        f"{s},train,0.001,{300 - s},{290 - s},{10 + s / 10},1.0,{s}" for s in range(10, 60, 10)
+    ]
+    lines += ["50,valid,,250,240,10,,"]
+    csv.write_text("\n".join(lines) + "\n")
+    curves = draw_viz.load_metrics(csv)
+    assert set(curves) == {"train", "valid"} and len(curves["train"]["step"]) == 5
+    out = draw_viz.plot_curves(csv, tmp_path / "curves.png")
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > 200
+    with pytest.raises(QuickDrawError, match="not found"):
+        draw_viz.plot_curves(tmp_path / "nope.csv", tmp_path / "c.png")
