@@ -125,7 +125,7 @@ def mirror_server(shared):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _mirror_handler(state))
     httpd.daemon_threads = True
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state
