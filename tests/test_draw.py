@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -348,3 +349,14 @@ def test_plot_curves_from_a_metrics_csv(tmp_path):
         assert im.format == "PNG" and im.size[0] > 200
     with pytest.raises(QuickDrawError, match="not found"):
         draw_viz.plot_curves(tmp_path / "nope.csv", tmp_path / "c.png")
+
+
+def test_benchmark_reference_gives_the_same_losses(cats):
+    """The benchmark's per-image report loop and our batched attention agree."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_draw.py"
+    spec = importlib.util.spec_from_file_location("bench_draw", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.check_same_losses(tiny(binarize="threshold"), cats[:4]) < 1e-4
