@@ -67,27 +67,26 @@ class DrawConfig:
     # targets
     binarize: str = "dynamic"  # "dynamic" | "threshold" | "grey" (grey: not a likelihood)
     threshold: float = 0.5  # grey level in [0, 1] above which a pixel is on ("threshold" mode)
-    # training
-    batch_size: int = 100  # images per optimiser step
+    # training (batch size, learning rate and clipping are TrainConfig's: see TRAIN_DEFAULTS)
     optimizer: str = "rmsprop"  # "rmsprop" (the report) | "adam"
-    lr: float = 1e-3  # learning rate
-    grad_clip: float = 5.0  # max global gradient norm (clip_grad_norm_); 0 disables
     # data
     valid_fraction: float = 0.05  # share of each category held out for validation
     test_fraction: float = 0.1  # share of each category held out for the test bound
-    max_per_category: int | None = None  # cap rows per category, split as above (None: all)
+    max_per_category: int = 0  # cap rows per category, split as above (0: all)
 
     def __post_init__(self):
         check_choice("binarize mode", self.binarize, BINARIZE_MODES)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        for name in ("T", "height", "width", "z_size", "enc_size", "dec_size", "batch_size"):
+        for name in ("T", "height", "width", "z_size", "enc_size", "dec_size"):
             if getattr(self, name) < 1:
                 raise QuickDrawError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("read_n", "write_n"):
             if getattr(self, name) < 2:
                 raise QuickDrawError(f"{name} must be >= 2 (δ divides by N − 1)")
-        if self.max_per_category is not None and self.max_per_category < 3:
-            raise QuickDrawError(f"max_per_category must be >= 3, got {self.max_per_category}")
+        if self.max_per_category and self.max_per_category < 3:
+            raise QuickDrawError(
+                f"max_per_category must be 0 (all) or >= 3, got {self.max_per_category}"
+            )
         if not 0.0 <= self.threshold <= 1.0:
             raise QuickDrawError(f"threshold must be in [0, 1], got {self.threshold}")
         if self.valid_fraction < 0 or self.test_fraction < 0:
@@ -97,6 +96,16 @@ class DrawConfig:
                 f"valid_fraction + test_fraction must be < 1, got "
                 f"{self.valid_fraction} + {self.test_fraction}"
             )
+
+
+# The report's training settings, as `models.trainer.TrainConfig` fields (the trainer owns
+# them; `quickdraw train draw` flags of the same names override them).
+TRAIN_DEFAULTS = {
+    "batch_size": 100,  # images per optimiser step
+    "lr": 1e-3,  # learning rate
+    "lr_decay": 1.0,  # the report keeps the learning rate constant
+    "grad_clip": 5.0,  # max global gradient norm (clip_grad_norm_)
+}
 
 
 def report_kl_offset(config: DrawConfig) -> float:
@@ -324,11 +333,9 @@ class Draw(nn.Module):
             recon, kl = recon.mean(), kl.mean()
         return Losses(recon=recon, kl=kl, total=total)
 
-    def configure_optimizer(self, lr: float | None = None) -> torch.optim.Optimizer:
-        """The optimiser the config names (RMSprop as in the report, or Adam), at `lr`
-        (default `config.lr`)."""
+    def configure_optimizer(self, lr: float = TRAIN_DEFAULTS["lr"]) -> torch.optim.Optimizer:
+        """The optimiser the config names (RMSprop as in the report, or Adam) at `lr`."""
         c = self.config
-        lr = c.lr if lr is None else lr
         if c.optimizer == "adam":
             return torch.optim.Adam(self.parameters(), lr=lr)
         return torch.optim.RMSprop(self.parameters(), lr=lr)
@@ -489,7 +496,7 @@ def build_datasets(config: DrawConfig, files, seed: int) -> DataBundle:
         splits = convert_splits(path, len(array))
         if splits is None:
             splits = split_indices(len(array), config, seed, category)
-        if config.max_per_category is not None:  # the first rows of each split
+        if config.max_per_category:  # the first rows of each split
             splits = {s: rows[: _share(config, s)] for s, rows in splits.items()}
         sizes[category] = sum(len(rows) for rows in splits.values())
         for split, rows in splits.items():

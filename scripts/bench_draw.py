@@ -28,7 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.draw import Draw, DrawConfig, attention_window, filterbank  # noqa: E402
+from models.draw import (  # noqa: E402
+    TRAIN_DEFAULTS,
+    Draw,
+    DrawConfig,
+    attention_window,
+    filterbank,
+)
 
 CAT = Path(__file__).resolve().parents[2] / "shared/quickdraw/mirror/full/numpy_bitmap/cat.npy"
 
@@ -65,7 +71,7 @@ def train_step(model: Draw, optimizer, batch) -> float:
     loss = model(batch).total
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), model.config.grad_clip)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), TRAIN_DEFAULTS["grad_clip"])
     optimizer.step()
     return loss.item()
 
@@ -86,7 +92,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=10, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS["batch_size"])
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args(argv)
@@ -95,7 +101,7 @@ def main(argv=None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA GPU")
 
-    config = DrawConfig(batch_size=args.batch_size, binarize="threshold")
+    config = DrawConfig(binarize="threshold")
     images = torch.from_numpy(np.array(np.load(CAT, mmap_mode="r")[: args.batch_size]))
     difference = check_same_losses(config, images[:8])
     batch = images.to(device)
@@ -105,7 +111,7 @@ def main(argv=None) -> int:
     optimizers = {}
     for name, model in models.items():
         model.to(device).train()
-        optimizers[name] = model.configure_optimizer()
+        optimizers[name] = model.configure_optimizer(TRAIN_DEFAULTS["lr"])
         for _ in range(args.warmup):
             train_step(model, optimizers[name], batch)
     times: dict[str, list[float]] = {name: [] for name in models}
