@@ -1,0 +1,312 @@
+"""Simplification of raw drawings exactly as Google made the `simplified` files.
+
+The dataset README gives the recipe: align the drawing to the top-left corner,
+scale it uniformly so the maximum coordinate is 255, resample every stroke at
+1-pixel spacing, simplify every stroke with Ramer-Douglas-Peucker (epsilon 2.0).
+
+`rdp` is a compiled (numba) Ramer-Douglas-Peucker whose output is identical to
+the `rdp` package (v0.8, the test oracle), and `simplify_drawing` is the recipe
+with the details that make it reproduce Google's files (see its docstring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numba import njit
+
+from .errors import QuickDrawError
+
+# ---------------------------------------------------------------------------
+# Ramer-Douglas-Peucker
+# ---------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _rdp_mask(x: np.ndarray, y: np.ndarray, epsilon) -> np.ndarray:
+    """Keep-mask of the `rdp` package's iterative algorithm (`rdp._rdp_iter`).
+
+    Every floating-point operation is the one the package performs, in the same
+    order and precision (x, y are float32 or float64, epsilon of the same type):
+
+    * distance to the chord ``pldist``: ``|norm(cross(end - start, start - p))| /
+      norm(end - start)``; numpy's 2-D cross is ``a0*b1 - a1*b0`` and
+      ``norm(v)`` is ``sqrt(dot(v, v))``, so the numerator is ``sqrt(c*c)``
+      (not ``abs(c)``: they differ when ``c*c`` under- or overflows);
+    * when start == end (a closed stroke) the distance is ``norm(p - start)``;
+    * the farthest point wins only if strictly farther (``d > dmax``), so ties go
+      to the first index, and a segment is split only if ``dmax > epsilon``.
+    """
+    n = x.shape[0]
+    keep = np.ones(n, dtype=np.bool_)
+    if n < 3:
+        return keep
+    # Pending segments have disjoint interiors, so at most n - 1 are on the stack.
+    starts = np.empty(n, dtype=np.int64)
+    ends = np.empty(n, dtype=np.int64)
+    starts[0] = 0
+    ends[0] = n - 1
+    top = 1
+    while top > 0:
+        top -= 1
+        s = starts[top]
+        e = ends[top]
+        sx = x[s]
+        sy = y[s]
+        dx = x[e] - sx
+        dy = y[e] - sy
+        same = x[e] == sx and y[e] == sy
+        chord = np.sqrt(dx * dx + dy * dy)
+        dmax = 0.0  # float64 holds a float32 d exactly, so comparisons are unchanged
+        index = s
+        for i in range(s + 1, e):
+            if not keep[i]:
+                continue
+            if same:
+                px = x[i] - sx
+                py = y[i] - sy
+                d = np.sqrt(px * px + py * py)
+            else:
+                bx = sx - x[i]
+                by = sy - y[i]
+                c = dx * by - dy * bx
+                d = np.abs(np.sqrt(c * c)) / chord
+            if d > dmax:
+                index = i
+                dmax = d
+        if dmax > epsilon:
+            starts[top] = s
+            ends[top] = index
+            starts[top + 1] = index
+            ends[top + 1] = e
+            top += 2
+        else:
+            for i in range(s + 1, e):
+                keep[i] = False
+    return keep
+
+
+def rdp_mask(points, epsilon: float) -> np.ndarray:
+    """Boolean keep-mask ``(n,)`` of `rdp` for points ``(n, 2)``."""
+    pts = np.asarray(points)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise QuickDrawError(f"rdp needs points of shape (n, 2), got {pts.shape}")
+    if pts.dtype.kind not in "iuf":
+        raise QuickDrawError(f"rdp needs real numbers, got dtype {pts.dtype}")
+    epsilon = float(epsilon)
+    if not epsilon >= 0:  # also rejects NaN; the rdp package loops forever on epsilon < 0
+        raise QuickDrawError(f"rdp epsilon must be >= 0, got {epsilon}")
+    # float32 stays float32 as in numpy (where the Python-float epsilon is compared
+    # in float32 too); integers and float16 are computed in float64, exactly as
+    # numpy's norm does for integer |coordinates| below 2**26.
+    dtype = np.float32 if pts.dtype == np.float32 else np.float64
+    x = np.ascontiguousarray(pts[:, 0], dtype=dtype)
+    y = np.ascontiguousarray(pts[:, 1], dtype=dtype)
+    return _rdp_mask(x, y, dtype(epsilon))
+
+
+def rdp(points, epsilon: float) -> np.ndarray:
+    """Ramer-Douglas-Peucker: the points ``(m, 2)`` of `points` ``(n, 2)`` that are kept.
+
+    Output is identical to ``rdp.rdp(np.asarray(points), epsilon)`` of the `rdp`
+    package (v0.8, default iterative algorithm): same points, same dtype; 0, 1 or
+    2 points come back unchanged (as a copy). A negative or NaN `epsilon` is an
+    error (the package never returns for epsilon < 0).
+    """
+    pts = np.asarray(points)
+    return pts[rdp_mask(pts, epsilon)]
+
+
+# ---------------------------------------------------------------------------
+# Google's recipe
+# ---------------------------------------------------------------------------
+
+EPSILON = 2.0  # RDP tolerance of the official simplified files, in 0-255 units
+SIZE = 255.0  # the largest coordinate after scaling
+
+
+@njit(cache=True)
+def _resample(x: np.ndarray, y: np.ndarray):
+    """One scaled stroke -> points every 1 unit of arc length, then its last point.
+
+    Points at arc length t = 0, 1, 2, ... < L (``np.arange(0, L)``), each
+    interpolated on its segment j as ``p[j] * (1 - f) + p[j+1] * f`` with
+    ``f = (t - cum[j]) / seg[j]``; then the stroke's own last point, exactly.
+    """
+    n = x.shape[0]
+    seg = np.empty(max(n - 1, 0))
+    cum = np.empty(n)
+    cum[0] = 0.0
+    for j in range(n - 1):
+        dx = x[j + 1] - x[j]
+        dy = y[j + 1] - y[j]
+        seg[j] = np.sqrt(dx * dx + dy * dy)
+        cum[j + 1] = cum[j] + seg[j]
+    total = cum[n - 1]
+    m = int(np.ceil(total))  # len(np.arange(0, total)): every t < total
+    rx = np.empty(m + 1)
+    ry = np.empty(m + 1)
+    j = 0
+    for k in range(m):
+        t = float(k)
+        # the segment that holds t: the last j with cum[j] <= t (never a zero-length one)
+        while j < n - 2 and cum[j + 1] <= t:
+            j += 1
+        f = (t - cum[j]) / seg[j]
+        rx[k] = x[j] * (1.0 - f) + x[j + 1] * f
+        ry[k] = y[j] * (1.0 - f) + y[j + 1] * f
+    rx[m] = x[n - 1]
+    ry[m] = y[n - 1]
+    return rx, ry
+
+
+@njit(cache=True)
+def _simplify_flat(x, y, stroke_offsets, drawing_offsets, epsilon):
+    """Simplify many drawings stored flat; see `simplify_drawing` for the recipe.
+
+    x, y: float64 ``(N,)``, all points; stroke s is ``[stroke_offsets[s], stroke_offsets[s+1])``
+    and drawing d is strokes ``[drawing_offsets[d], drawing_offsets[d+1])``; empty strokes
+    are allowed (they come out empty), a drawing has at least one point.
+    Returns int64 ``ox, oy`` and the output's stroke offsets (same stroke count).
+    """
+    n_strokes = stroke_offsets.shape[0] - 1
+    out_offsets = np.zeros(n_strokes + 1, dtype=np.int64)
+    cap = 16
+    ox = np.empty(cap, dtype=np.int64)
+    oy = np.empty(cap, dtype=np.int64)
+    used = 0
+    for d in range(drawing_offsets.shape[0] - 1):
+        first = stroke_offsets[drawing_offsets[d]]
+        last = stroke_offsets[drawing_offsets[d + 1]]
+        mnx = x[first:last].min()
+        mny = y[first:last].min()
+        size = 0.0
+        for i in range(first, last):
+            size = max(size, x[i] - mnx, y[i] - mny)
+        for s in range(drawing_offsets[d], drawing_offsets[d + 1]):
+            a = stroke_offsets[s]
+            b = stroke_offsets[s + 1]
+            if b > a:
+                if size > 0.0:
+                    sx = (x[a:b] - mnx) * SIZE / size
+                    sy = (y[a:b] - mny) * SIZE / size
+                else:  # every point of the drawing is the same point
+                    sx = x[a:b] - mnx
+                    sy = y[a:b] - mny
+                rx, ry = _resample(sx, sy)
+                keep = _rdp_mask(rx, ry, epsilon)
+                k = 0
+                for i in range(keep.shape[0]):
+                    k += keep[i]
+                need = used + max(k, 2)
+                if need > cap:
+                    cap = max(2 * cap, need)
+                    ox2 = np.empty(cap, dtype=np.int64)
+                    oy2 = np.empty(cap, dtype=np.int64)
+                    ox2[:used] = ox[:used]
+                    oy2[:used] = oy[:used]
+                    ox = ox2
+                    oy = oy2
+                for i in range(keep.shape[0]):
+                    if keep[i]:
+                        ox[used] = np.int64(np.rint(rx[i]))  # round half to even, as np.round
+                        oy[used] = np.int64(np.rint(ry[i]))
+                        used += 1
+                if k == 1:  # a one-point (or zero-length) stroke comes out as two points
+                    ox[used] = ox[used - 1]
+                    oy[used] = oy[used - 1]
+                    used += 1
+            out_offsets[s + 1] = used
+    return ox[:used], oy[:used], out_offsets
+
+
+def _flatten(drawings: Sequence, first_index: int = 0):
+    """Drawings -> flat float64 x, y and the stroke/drawing offsets `_simplify_flat` takes."""
+    xs: list = []
+    ys: list = []
+    stroke_offsets = [0]
+    drawing_offsets = [0]
+    for d, drawing in enumerate(drawings, start=first_index):
+        if isinstance(drawing, (str, bytes)) or not isinstance(drawing, Sequence | np.ndarray):
+            raise QuickDrawError(f"drawing {d} is not a list of strokes")
+        before = stroke_offsets[-1]
+        for i, stroke in enumerate(drawing):
+            if len(stroke) < 2 or len(stroke[0]) != len(stroke[1]):
+                raise QuickDrawError(
+                    f"drawing {d}, stroke {i} is not [xs, ys(, ts)] with equal lengths"
+                )
+            xs.extend(stroke[0])
+            ys.extend(stroke[1])
+            stroke_offsets.append(len(xs))
+        if stroke_offsets[-1] == before:
+            raise QuickDrawError(f"drawing {d} has no points")
+        drawing_offsets.append(len(stroke_offsets) - 1)
+    try:
+        x = np.array(xs, dtype=np.float64)
+        y = np.array(ys, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise QuickDrawError(f"drawing coordinates must be numbers ({e})") from None
+    if x.ndim != 1 or y.ndim != 1:
+        raise QuickDrawError("drawing coordinates must be numbers, not nested lists")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise QuickDrawError("drawing coordinates must be finite numbers (found NaN or inf)")
+    return x, y, np.array(stroke_offsets, np.int64), np.array(drawing_offsets, np.int64)
+
+
+def _unflatten(ox, oy, out_offsets, drawing_offsets) -> list[list[list[list[int]]]]:
+    xs, ys, cuts = ox.tolist(), oy.tolist(), out_offsets.tolist()
+    drawings = []
+    for d in range(len(drawing_offsets) - 1):
+        strokes = []
+        for s in range(drawing_offsets[d], drawing_offsets[d + 1]):
+            a, b = cuts[s], cuts[s + 1]
+            if b > a:  # an empty input stroke has nothing to draw: dropped
+                strokes.append([xs[a:b], ys[a:b]])
+        drawings.append(strokes)
+    return drawings
+
+
+def simplify_drawings(drawings: Sequence) -> list[list[list[list[int]]]]:
+    """`simplify_drawing` on many drawings at once (one compiled call: much less overhead)."""
+    if not len(drawings):
+        return []
+    x, y, stroke_offsets, drawing_offsets = _flatten(drawings)
+    ox, oy, out_offsets = _simplify_flat(x, y, stroke_offsets, drawing_offsets, EPSILON)
+    return _unflatten(ox, oy, out_offsets, drawing_offsets.tolist())
+
+
+def simplify_drawing(raw_drawing: Sequence) -> list[list[list[int]]]:
+    """Raw drawing ``[[xs, ys(, ts)], ...]`` -> simplified drawing ``[[xs, ys], ...]`` (ints).
+
+    Google's recipe, with the details that reproduce the official `simplified`
+    files point for point (99.98% of the 5,294 raw/simplified pairs of
+    ``../shared/quickdraw/mirror``; `scripts/check_simplify.py` measures it and
+    ``--variants`` measures every alternative below):
+
+    1. Align: subtract the drawing's minimum x and minimum y (float64).
+    2. Scale uniformly: ``(v - min) * 255 / size`` with ``size`` the larger of
+       the two extents, multiplied by 255 *then* divided (``* (255 / size)``
+       rounds differently and matches only ~94%).
+    3. Resample each stroke at 1-unit spacing *of the scaled drawing*: points at
+       arc length 0, 1, 2, ... (< the stroke's length), each interpolated on its
+       segment j as ``p[j] * (1 - f) + p[j+1] * f`` with ``f = (t - cum[j]) /
+       seg[j]`` (segment lengths ``sqrt(dx*dx + dy*dy)``, cumulated), followed by
+       the stroke's own last point, exactly. This is what decides the last
+       ~6%: resampled points on a straight piece of the stroke that runs parallel
+       to an RDP chord are *exactly* tied in distance, and which one RDP keeps
+       (the first strict maximum) depends on the last bit of each interpolated
+       coordinate. ``np.interp`` (``slope * (t - cum[j]) + p[j]``) matches 94.7%,
+       ``p[j] + (p[j+1] - p[j]) * f`` 94.8%, interpolating the last point
+       instead of copying it 96-97%.
+    4. RDP (`rdp`, identical to the `rdp` package) with epsilon 2.0 on the float
+       points.
+    5. Round to integers, half to even (``np.round``), *after* RDP. Truncation,
+       round-half-up, or rounding before RDP all match far less.
+    6. A stroke that is a single point (or has zero length) comes out as that
+       point twice: ``[[x, x], [y, y]]``, as in the official files.
+
+    Strokes with no points are dropped; a drawing with no points at all, or with
+    coordinates that are not finite numbers, raises `QuickDrawError`.
+    """
+    return simplify_drawings([raw_drawing])[0]
