@@ -1,0 +1,172 @@
+// The grading page: one sketch at a time, three grades, keys 1/2/3, resumable.
+"use strict";
+
+const RATER_KEY = "quickdraw-grade-rater";
+const TOKEN_KEY = "quickdraw-grade-token";
+const $ = (id) => document.getElementById(id);
+
+const params = new URLSearchParams(window.location.search);
+const token = params.get("token") || sessionStorage.getItem(TOKEN_KEY) || "";
+if (token) sessionStorage.setItem(TOKEN_KEY, token);
+
+let rater = localStorage.getItem(RATER_KEY);
+let current = null;      // the item on screen: {index, id, svg, grade}
+let requestId = null;    // one per sketch shown: a double click or a retry sends the same id
+let total = 0;
+let graded = 0;
+let busy = false;
+
+function newRequestId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (token) headers["X-Grading-Token"] = token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = {};
+  try { data = await response.json(); } catch (e) { /* keep {} */ }
+  if (!response.ok) throw new ApiError(response.status, data.error || response.statusText);
+  return data;
+}
+
+function show(section) {
+  for (const id of ["start", "grading", "done"]) $(id).hidden = id !== section;
+}
+
+function say(text) { $("message").textContent = text || ""; }
+
+function setProgress() {
+  $("progress-text").textContent = `${graded} / ${total}`;
+  $("progress").setAttribute("aria-valuemax", String(total));
+  $("progress").setAttribute("aria-valuenow", String(graded));
+  $("progress-fill").style.width = total ? `${(100 * graded) / total}%` : "0";
+}
+
+function setBusy(value) {
+  busy = value;
+  for (const b of document.querySelectorAll("button.grade")) b.disabled = value;
+}
+
+const LABELS = { real: "Real", possibly_real: "Possibly real", fake: "Fake" };
+
+function showItem(item) {
+  current = item;
+  requestId = newRequestId();
+  $("sketch").innerHTML = item.svg;
+  for (const b of document.querySelectorAll("button.grade")) {
+    b.classList.toggle("chosen", b.dataset.grade === item.grade);
+  }
+  $("previous-grade").textContent = item.grade ? `Your grade: ${LABELS[item.grade]}` : "";
+  $("back").disabled = item.index === 0;
+  setProgress();
+  show("grading");
+  setBusy(false);
+}
+
+function showDone() {
+  current = null;
+  $("done-text").textContent = `You graded all ${total} sketches. You can close this page.`;
+  show("done");
+}
+
+async function loadItem(index) {
+  setBusy(true);
+  try {
+    showItem(await api("GET", `/api/item?rater=${encodeURIComponent(rater)}&index=${index}`));
+  } catch (e) {
+    setBusy(false);
+    say(e.message);
+  }
+}
+
+async function resume() {
+  try {
+    const state = await api("GET", `/api/state?rater=${encodeURIComponent(rater)}`);
+    total = state.total;
+    graded = state.graded;
+    $("rater").textContent = state.name;
+    if (state.done) showDone();
+    else await loadItem(state.graded);
+  } catch (e) {
+    if (e.status === 404) {  // a rater of another session: start again
+      localStorage.removeItem(RATER_KEY);
+      rater = null;
+      show("start");
+    } else {
+      say(e.message);
+    }
+  }
+}
+
+async function submit(grade) {
+  if (busy || !current) return;
+  setBusy(true);
+  say("");
+  const body = { rater, sketch: current.id, grade, request_id: requestId };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const r = await api("POST", "/api/grades", body);
+      total = r.total;
+      graded = r.graded;
+      if (r.next) showItem(r.next);
+      else if (r.done) { setProgress(); showDone(); }
+      else await loadItem(graded);
+      return;
+    } catch (e) {
+      // A network failure is retried with the same request id, so it is stored at most once.
+      if (e instanceof ApiError || attempt >= 4) {
+        say(e.message);
+        setBusy(false);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300 * 2 ** attempt));
+    }
+  }
+}
+
+$("name-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const name = $("name").value.trim();
+  if (!name) return;
+  try {
+    const r = await api("POST", "/api/raters", { name });
+    rater = r.rater;
+    localStorage.setItem(RATER_KEY, rater);
+    say("");
+    await resume();
+  } catch (e) {
+    say(e.message);
+  }
+});
+
+for (const b of document.querySelectorAll("button.grade")) {
+  b.addEventListener("click", () => submit(b.dataset.grade));
+}
+
+$("back").addEventListener("click", () => {
+  if (current && current.index > 0 && !busy) loadItem(current.index - 1);
+});
+$("done-back").addEventListener("click", () => loadItem(total - 1));
+
+document.addEventListener("keydown", (event) => {
+  if (event.target instanceof HTMLInputElement || event.repeat) return;
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const grade = { 1: "real", 2: "possibly_real", 3: "fake" }[event.key];
+  if (grade && !$("grading").hidden) {
+    event.preventDefault();
+    submit(grade);
+  }
+});
+
+if (rater) resume();
+else show("start");

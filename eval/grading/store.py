@@ -1,0 +1,289 @@
+"""The grading session's storage: one SQLite file (WAL mode), every grade committed as it arrives.
+
+Tables
+    meta      key/value: the session's sources and settings, so a restart resumes the same session.
+    sketches  the pool shown to raters: a random, unguessable id, the source label ("real" or a
+              model's label), its category and the stroke-3 points (JSON). The page never sees
+              the source or the category.
+    raters    a random token per rater, the name they typed and their own random order of the pool.
+    grades    append-only: one row per accepted submission. `request_id` is UNIQUE, so a double
+              click or a retry of the same submission is stored once; a rater who changes a grade
+              adds a row, and the later row (higher `seq`) is the one that counts.
+
+One connection serves every thread behind a lock: writes are serialised by SQLite anyway, and a
+grade is one short transaction. `synchronous=FULL` makes a commit survive a killed process and a
+power cut; WAL keeps readers (the report) from blocking the server.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from quickdraw_tools.errors import QuickDrawError
+
+# The three grades of the protocol, in the order of the page's buttons (keys 1, 2, 3).
+GRADES = ("real", "possibly_real", "fake")
+REAL_SOURCE = "real"  # the source label of the real sketches
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sketches (
+    id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    category TEXT NOT NULL,
+    strokes TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raters (
+    token TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    sketch_order TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS grades (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL UNIQUE,
+    rater TEXT NOT NULL REFERENCES raters(token),
+    sketch TEXT NOT NULL REFERENCES sketches(id),
+    grade TEXT NOT NULL CHECK (grade IN ('real', 'possibly_real', 'fake')),
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS grades_by_rater ON grades (rater, sketch);
+"""
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """One sketch of the pool: `strokes` is stroke-3 ``(n, 3)`` (dx, dy, pen_lifted)."""
+
+    source: str
+    category: str
+    strokes: np.ndarray
+
+
+@dataclass(frozen=True)
+class Rater:
+    token: str
+    name: str
+    order: tuple[str, ...]  # sketch ids in the order this rater sees them
+
+
+class GradeConflict(QuickDrawError):
+    """A request id already stored with a different rater, sketch or grade."""
+
+
+def new_token(nbytes: int = 12) -> str:
+    """A random URL-safe token (96 bits by default): ids that cannot be guessed or enumerated."""
+    return secrets.token_urlsafe(nbytes)
+
+
+class GradeStore:
+    """The session database. Safe to share between threads."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise QuickDrawError(f"--db {self.path} is a folder; give a file such as grades.sqlite")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise QuickDrawError(f"{self.path} is not a grading database: {e}") from e
+        self._orders: dict[str, Rater] = {}
+        self._positions: dict[str, dict[str, int]] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> GradeStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- the session -------------------------------------------------------------------------
+
+    def has_session(self) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM sketches").fetchone()[0] > 0
+
+    def create_session(self, sketches: Sequence[Sketch], spec: dict) -> list[str]:
+        """Store the pool (in the given order) and the session's `spec`; return the new ids."""
+        if not sketches:
+            raise QuickDrawError("a grading session needs at least one sketch")
+        ids = [new_token() for _ in sketches]
+        rows = [
+            (sid, i, s.source, s.category, json.dumps(np.asarray(s.strokes).tolist()))
+            for i, (sid, s) in enumerate(zip(ids, sketches, strict=True))
+        ]
+        with self._lock:
+            if self._db.execute("SELECT count(*) FROM sketches").fetchone()[0]:
+                raise QuickDrawError(f"{self.path} already holds a grading session")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT INTO sketches VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('spec', ?)", (json.dumps(spec),)
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return ids
+
+    def spec(self) -> dict:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def sketch_ids(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT id FROM sketches ORDER BY position")]
+
+    def sketches(self) -> dict[str, Sketch]:
+        """Every sketch of the pool by id (the server renders them once at start)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, source, category, strokes FROM sketches ORDER BY position"
+            ).fetchall()
+        return {
+            sid: Sketch(source, category, np.asarray(json.loads(strokes), dtype=np.float64))
+            for sid, source, category, strokes in rows
+        }
+
+    # --- raters ------------------------------------------------------------------------------
+
+    def rater_for_name(self, name: str) -> tuple[Rater, bool]:
+        """The rater called `name`, created with a fresh random order if new; (rater, created)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT token, name, sketch_order FROM raters WHERE name = ?", (name,)
+            ).fetchone()
+            if row:
+                return self._rater_from_row(row), False
+            ids = [r[0] for r in self._db.execute("SELECT id FROM sketches ORDER BY position")]
+            random.SystemRandom().shuffle(ids)
+            token = new_token()
+            self._db.execute(
+                "INSERT INTO raters VALUES (?, ?, ?, ?)",
+                (token, name, time.time(), json.dumps(ids)),
+            )
+            return self._rater_from_row((token, name, json.dumps(ids))), True
+
+    def rater(self, token: str) -> Rater | None:
+        cached = self._orders.get(token)
+        if cached:
+            return cached
+        with self._lock:
+            row = self._db.execute(
+                "SELECT token, name, sketch_order FROM raters WHERE token = ?", (token,)
+            ).fetchone()
+        return self._rater_from_row(row) if row else None
+
+    def _rater_from_row(self, row) -> Rater:
+        token, name, order = row
+        rater = Rater(token, name, tuple(json.loads(order)))
+        self._orders[token] = rater
+        self._positions[token] = {sid: i for i, sid in enumerate(rater.order)}
+        return rater
+
+    def position(self, rater: Rater, sketch_id: str) -> int | None:
+        """Where `sketch_id` comes in `rater`'s order, or None if it is not in the pool."""
+        if rater.token not in self._positions:
+            self._rater_from_row((rater.token, rater.name, json.dumps(rater.order)))
+        return self._positions[rater.token].get(sketch_id)
+
+    # --- grades ------------------------------------------------------------------------------
+
+    def graded_count(self, rater: Rater) -> int:
+        """How many distinct sketches `rater` has graded (they are always a prefix of the order)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT count(DISTINCT sketch) FROM grades WHERE rater = ?", (rater.token,)
+            ).fetchone()[0]
+
+    def latest_grade(self, rater: Rater, sketch_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT grade FROM grades WHERE rater = ? AND sketch = ? ORDER BY seq DESC LIMIT 1",
+                (rater.token, sketch_id),
+            ).fetchone()
+        return row[0] if row else None
+
+    def add_grade(self, request_id: str, rater: Rater, sketch_id: str, grade: str) -> bool:
+        """Store one grade, committed before returning; False if `request_id` was already stored.
+
+        Raises GradeConflict when the request id is stored with different content, and
+        QuickDrawError for a grade outside GRADES (the caller validates first; this is the
+        last line).
+        """
+        if grade not in GRADES:
+            raise QuickDrawError(f"unknown grade {grade!r}; valid: {', '.join(GRADES)}")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                old = self._db.execute(
+                    "SELECT rater, sketch, grade FROM grades WHERE request_id = ?", (request_id,)
+                ).fetchone()
+                if old is None:
+                    self._db.execute(
+                        "INSERT INTO grades (request_id, rater, sketch, grade, created) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (request_id, rater.token, sketch_id, grade, time.time()),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if old is not None and tuple(old) != (rater.token, sketch_id, grade):
+            raise GradeConflict(f"request id {request_id!r} was already used for another grade")
+        return old is None
+
+    def all_grades(self) -> list[tuple[int, str, str, str, str]]:
+        """Every stored row: (seq, request_id, rater token, sketch id, grade), oldest first."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT seq, request_id, rater, sketch, grade FROM grades ORDER BY seq"
+            ).fetchall()
+
+    def latest_grades(self) -> list[tuple[str, str, str, str, str, str]]:
+        """The grade that counts for each (rater, sketch): rows of
+        (rater name, sketch id, source, category, grade, rater token)."""
+        with self._lock:
+            return self._db.execute(
+                """
+                SELECT r.name, g.sketch, s.source, s.category, g.grade, g.rater
+                FROM grades g
+                JOIN (SELECT max(seq) AS seq FROM grades GROUP BY rater, sketch) last
+                    ON last.seq = g.seq
+                JOIN sketches s ON s.id = g.sketch
+                JOIN raters r ON r.token = g.rater
+                ORDER BY g.seq
+                """
+            ).fetchall()
+
+    def counts(self) -> dict[str, int]:
+        """Row counts of each table (for checks and the load test)."""
+        with self._lock:
+            return {
+                t: self._db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("sketches", "raters", "grades")
+            }

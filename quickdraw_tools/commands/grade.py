@@ -1,0 +1,184 @@
+"""`quickdraw grade serve|report`: human grading sessions (real / possibly real / fake)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import secrets
+import sys
+from pathlib import Path
+
+from ..errors import QuickDrawError
+
+SERVE_HELP = """\
+Serve a blind grading page. Each rater types a name and sees the whole pool, one sketch at a
+time in their own random order, and grades it real (key 1), possibly real (2) or fake (3).
+Half the pool is real; the other half is --per-source sketches from each --generated source.
+Every grade is committed to --db as it arrives; run the same command again to resume a session.
+
+SOURCE is FILE.ndjson, FILE.npz:SPLIT (e.g. sheep.npz:test) or a checkpoint (.pt/.pth/.ckpt)
+to sample from. Send the printed link to colleagues on this machine; to open the session to
+other machines give --host 0.0.0.0 --token auto and send the printed link (it holds the token).
+"""
+
+REPORT_HELP = """\
+Summarise a session: for the real sketches and each model, overall and per category, the
+fractions graded real / possibly real / fake with 95% Wilson intervals, whether each model
+passes (more than half of its sketches graded real or possibly real while real sketches are
+mostly graded real), and agreement between raters (Krippendorff's alpha, Fleiss' kappa).
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "grade",
+        help="human grading sessions: serve the page, report the results",
+        description="Human grading sessions: is a sketch real, possibly real or fake?",
+    )
+    sub = parser.add_subparsers(dest="grade_command", metavar="{serve,report}", required=True)
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve the grading page",
+        description=SERVE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--real", metavar="SOURCE", help="the real sketches")
+    serve.add_argument(
+        "--generated",
+        metavar="SOURCE",
+        action="append",
+        default=[],
+        help="a model's sketches (repeat for several models)",
+    )
+    serve.add_argument("--db", required=True, help="SQLite file that stores the session")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any)")
+    serve.add_argument(
+        "--per-source",
+        type=int,
+        default=50,
+        metavar="N",
+        help="sketches per generated source; the real source gives as many as all of them "
+        "together (default 50)",
+    )
+    serve.add_argument(
+        "--token",
+        help="access token every request must carry; required when --host is not loopback; "
+        "'auto' makes a random one",
+    )
+    serve.add_argument("--seed", type=int, help="seed for choosing and sampling sketches")
+    serve.add_argument(
+        "--temperature", type=float, default=1.0, help="sampling temperature for checkpoints"
+    )
+    serve.add_argument("--verbose", action="store_true", help="log every request")
+    serve.set_defaults(func=run_serve)
+
+    report = sub.add_parser(
+        "report",
+        help="summarise a session's grades",
+        description=REPORT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("--db", required=True, help="the session's SQLite file")
+    report.add_argument("--csv", metavar="OUT.csv", help="write the table as CSV")
+    report.add_argument("--png", metavar="CHART.png", help="write a bar chart")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.set_defaults(func=run_report)
+
+
+def run_serve(args) -> int:
+    from eval.grading.server import GradingApp, check_exposure, make_server, session_url
+    from eval.grading.sources import build_pool, parse_source
+    from eval.grading.store import GradeStore
+
+    # every check that needs no data comes first: a refusal must not leave a half-made session
+    if not 0 <= args.port <= 65535:
+        raise QuickDrawError(f"--port must be 0-65535, got {args.port}")
+    token = secrets.token_urlsafe(16) if args.token == "auto" else args.token
+    if token is not None and len(token) < 8:
+        raise QuickDrawError("--token must be at least 8 characters (or 'auto')")
+    check_exposure(args.host, token)
+    if not Path(args.db).is_file() and (not args.real or not args.generated):
+        raise QuickDrawError(
+            f"{args.db} is new: give --real SOURCE and at least one --generated SOURCE"
+        )
+    with GradeStore(args.db) as store:
+        if store.has_session():
+            _check_same_session(store.spec(), args)
+            print(f"resuming the session in {args.db}", flush=True)
+        else:
+            if not args.real or not args.generated:
+                raise QuickDrawError(
+                    f"{args.db} holds no session: give --real SOURCE and at least one "
+                    "--generated SOURCE"
+                )
+            real = parse_source(args.real)
+            generated = [parse_source(g) for g in args.generated]
+            pool, spec = build_pool(real, generated, args.per_source, args.seed, args.temperature)
+            store.create_session(pool, spec)
+            print(f"new session in {args.db}: {len(pool)} sketches", flush=True)
+        app = GradingApp(store, token)
+        server = make_server(app, args.host, args.port, quiet=not args.verbose)
+        print(f"grading page: {session_url(server, args.host, token)}", flush=True)
+        print("stop with Ctrl-C; every grade is already saved", flush=True)
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+    return 0
+
+
+def _check_same_session(spec: dict, args) -> None:
+    """A resumed session must not silently ignore different sources on the command line."""
+    given = {"real": args.real, "generated": args.generated}
+    stored = {"real": spec.get("real"), "generated": spec.get("generated", [])}
+    if (
+        args.real
+        and args.real != stored["real"]
+        or (args.generated and args.generated != stored["generated"])
+    ):
+        raise QuickDrawError(
+            f"{args.db} already holds a session of --real {stored['real']} --generated "
+            f"{' '.join(stored['generated'])}; not {given['real']} {' '.join(given['generated'])}"
+            ": use a new --db for new sources"
+        )
+
+
+def run_report(args) -> int:
+    from eval.grading.report import build_report, format_report, write_chart, write_csv
+    from eval.grading.store import GradeStore
+
+    if not Path(args.db).is_file():
+        raise QuickDrawError(f"no such grading database: {args.db}")
+    with GradeStore(args.db) as store:
+        if not store.has_session():
+            raise QuickDrawError(f"{args.db} holds no grading session")
+        report = build_report(store)
+    if args.csv:
+        write_csv(report, args.csv)
+    if args.png:
+        write_chart(report, args.png)
+    if args.json:
+        json.dump(_json_safe(report), sys.stdout, indent=2)
+        print()
+    else:
+        print(format_report(report), end="")
+    for what, path in (("CSV", args.csv), ("chart", args.png)):
+        if path:
+            print(f"{what} written to {path}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _json_safe(obj):
+    """NaN (undefined fractions or agreement) as null, so the output is strict JSON."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj

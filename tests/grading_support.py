@@ -1,0 +1,100 @@
+"""Helpers shared by the grading tests: a small real session and a server subprocess."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from eval.grading.sources import build_pool, parse_source
+from eval.grading.store import GradeStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def session_sources(shared: Path) -> tuple[str, list[str]]:
+    """Real cakes and snowmen against two 'models' (real sheep and teapots stand in for them)."""
+    training = shared / "training"
+    real = str(training / "cake.ndjson")
+    generated = [
+        str(shared / "other" / "aaron_sheep.npz") + ":test",
+        str(training / "teapot.ndjson"),
+    ]
+    return real, generated
+
+
+def make_session(db: Path, shared: Path, per_source: int = 3, seed: int = 0) -> GradeStore:
+    real, generated = session_sources(shared)
+    pool, spec = build_pool(
+        parse_source(real), [parse_source(g) for g in generated], per_source, seed
+    )
+    store = GradeStore(db)
+    store.create_session(pool, spec)
+    return store
+
+
+def start_server(args: list[str], timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    """Run `quickdraw grade serve ARGS --port 0` and return (process, page URL)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quickdraw_tools.cli", "grade", "serve", *args, "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("grading page: "):
+            return proc, line.split(": ", 1)[1].strip()
+    proc.wait(timeout)
+    raise AssertionError("server did not start:\n" + "".join(lines))
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    proc.stdout.close()
+
+
+class Client:
+    """A JSON client for the grading API over one keep-alive connection."""
+
+    def __init__(self, url: str, token: str | None = None):
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname, parts.port
+        self.token = token
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+
+    def request(self, method: str, path: str, body=None, headers=None, raw: bytes | None = None):
+        hdrs = {"Content-Type": "application/json"} if body is not None or raw is not None else {}
+        if self.token:
+            hdrs["X-Grading-Token"] = self.token
+        hdrs.update(headers or {})
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        try:
+            self.conn.request(method, path, body=data, headers=hdrs)
+            response = self.conn.getresponse()
+        except (http.client.HTTPException, OSError):
+            self.conn.close()  # the server closed an errored keep-alive connection; retry once
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            self.conn.request(method, path, body=data, headers=hdrs)
+            response = self.conn.getresponse()
+        payload = response.read()
+        if response.getheader("Connection", "").lower() == "close":
+            self.conn.close()
+        try:
+            return response.status, json.loads(payload)
+        except json.JSONDecodeError:
+            return response.status, payload
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,600 @@
+"""Human grading sessions: store semantics, request validation, report maths, CLI, durability."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+from collections import Counter
+
+import numpy as np
+import pytest
+from grading_support import ROOT, Client, make_session, session_sources, start_server, stop
+
+from eval.grading.report import (
+    build_report,
+    fleiss_kappa,
+    format_report,
+    krippendorff_alpha_nominal,
+    wilson_interval,
+    write_chart,
+    write_csv,
+)
+from eval.grading.server import MAX_BODY, GradingApp, make_server
+from eval.grading.sources import build_pool, parse_source
+from eval.grading.store import GRADES, REAL_SOURCE, GradeStore, Sketch
+from quickdraw_tools.cli import main
+from quickdraw_tools.errors import QuickDrawError
+
+
+@pytest.fixture
+def store(tmp_path, shared):
+    with make_session(tmp_path / "grades.sqlite", shared) as s:
+        yield s
+
+
+@pytest.fixture
+def app(store):
+    return GradingApp(store)
+
+
+def call(app, method, target, body=None, headers=None, raw=None):
+    """One request through the app; returns (status, decoded JSON)."""
+    hdrs = {"content-type": "application/json"}
+    hdrs.update({k.lower(): v for k, v in (headers or {}).items()})
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    r = app.handle(method, target, hdrs, data)
+    return int(r.status), (json.loads(r.body) if r.content_type == "application/json" else r.body)
+
+
+def new_rater(app, name="ann"):
+    status, state = call(app, "POST", "/api/raters", {"name": name})
+    assert status in (200, 201), state
+    return state["rater"]
+
+
+def item(app, rater, index):
+    status, it = call(app, "GET", f"/api/item?rater={rater}&index={index}")
+    assert status == 200, it
+    return it
+
+
+def grade(app, rater, sketch, g, request_id=None):
+    body = {"rater": rater, "sketch": sketch, "grade": g, "request_id": request_id or rid()}
+    return call(app, "POST", "/api/grades", body)
+
+
+def rid() -> str:
+    return uuid.uuid4().hex
+
+
+# --- the pool ---------------------------------------------------------------------------------
+
+
+def test_pool_is_balanced_real_against_generated(store):
+    sketches = store.sketches()
+    sources = Counter(s.source for s in sketches.values())
+    assert sources == {REAL_SOURCE: 6, "aaron_sheep:test": 3, "teapot": 3}
+    for s in sketches.values():
+        assert s.strokes.ndim == 2 and s.strokes.shape[1] == 3 and len(s.strokes) > 0
+    # the real source holds only cakes, so every real sketch is a cake
+    assert {s.category for s in sketches.values() if s.source == REAL_SOURCE} == {"cake"}
+
+
+def test_real_pool_matches_generated_categories(tmp_path, shared):
+    real = tmp_path / "real.ndjson"
+    lines = []
+    for name in ("cake", "snowman"):
+        with open(shared / "training" / f"{name}.ndjson") as f:
+            lines += [next(f) for _ in range(10)]
+    real.write_text("".join(lines))
+    generated = [parse_source(str(shared / "training" / "snowman.ndjson"))]
+    pool, _ = build_pool(parse_source(str(real)), generated, 4, seed=1)
+    assert Counter((s.source, s.category) for s in pool) == {
+        ("real", "snowman"): 4,
+        ("snowman", "snowman"): 4,
+    }
+
+
+def test_source_errors_name_the_problem(tmp_path, shared):
+    with pytest.raises(QuickDrawError, match="name the split as .*splits: "):
+        parse_source(str(shared / "other" / "aaron_sheep.npz"))
+    with pytest.raises(QuickDrawError, match="did you mean 'test'"):
+        parse_source(str(shared / "other" / "aaron_sheep.npz") + ":tset")
+    with pytest.raises(QuickDrawError, match="expected FILE.ndjson"):
+        parse_source(str(shared / "README.md"))
+    with pytest.raises(QuickDrawError, match="no such file"):
+        parse_source(str(tmp_path / "missing.ndjson"))
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text('{"drawing": [[[1, 2], [3, 4]]]}\nnot json\n')
+    with pytest.raises(QuickDrawError, match="line 2"):
+        build_pool(parse_source(str(bad)), [parse_source(str(bad))], 1)
+    one = tmp_path / "one.ndjson"
+    one.write_text('{"word": "cake", "drawing": [[[1, 2], [3, 4]]]}\n')
+    small = parse_source(str(shared / "other" / "aaron_sheep.npz") + ":test")
+    with pytest.raises(QuickDrawError, match="has 1 drawings, fewer than the 5"):
+        build_pool(parse_source(str(one)), [small], 5)
+
+
+# --- the store --------------------------------------------------------------------------------
+
+
+def test_store_uses_wal_and_full_sync(store):
+    db = sqlite3.connect(store.path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_repeated_request_id_is_stored_once(store):
+    rater, _ = store.rater_for_name("ann")
+    sketch = rater.order[0]
+    assert store.add_grade("req-000001", rater, sketch, "real") is True
+    assert store.add_grade("req-000001", rater, sketch, "real") is False
+    assert len(store.all_grades()) == 1
+
+
+def test_reused_request_id_with_other_content_is_a_conflict(store):
+    rater, _ = store.rater_for_name("ann")
+    store.add_grade("req-000001", rater, rater.order[0], "real")
+    with pytest.raises(QuickDrawError, match="already used"):
+        store.add_grade("req-000001", rater, rater.order[0], "fake")
+    assert [g[4] for g in store.all_grades()] == ["real"]
+
+
+def test_changed_grade_keeps_both_rows_and_the_later_counts(store):
+    rater, _ = store.rater_for_name("ann")
+    store.add_grade("req-000001", rater, rater.order[0], "real")
+    store.add_grade("req-000002", rater, rater.order[0], "fake")
+    assert [g[4] for g in store.all_grades()] == ["real", "fake"]
+    latest = store.latest_grades()
+    assert len(latest) == 1 and latest[0][4] == "fake"
+    assert store.graded_count(rater) == 1
+
+
+def test_raters_get_their_own_random_order_of_unguessable_ids(store):
+    ids = store.sketch_ids()
+    assert all(len(i) >= 16 and re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids)
+    orders = {store.rater_for_name(f"rater {k}")[0].order for k in range(6)}
+    assert all(sorted(o) == sorted(ids) for o in orders)
+    assert len(orders) > 1  # 12! orders: six equal ones would be a bug
+    again, created = store.rater_for_name("rater 0")
+    assert not created and again.order in orders
+
+
+def test_second_session_in_one_db_is_refused(store):
+    with pytest.raises(QuickDrawError, match="already holds"):
+        store.create_session([Sketch("real", "cake", np.zeros((1, 3)))], {})
+
+
+def test_non_database_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "notes.sqlite"
+    path.write_text("this is not a database " * 100)
+    with pytest.raises(QuickDrawError, match="not a grading database"):
+        GradeStore(path)
+
+
+# --- the app: a whole session, blindness, validation -------------------------------------------
+
+
+def test_whole_session_through_the_api(app, store):
+    rater = new_rater(app)
+    status, state = call(app, "GET", f"/api/state?rater={rater}")
+    assert status == 200 and state == {"name": "ann", "total": 12, "graded": 0, "done": False}
+    it = item(app, rater, 0)
+    for i in range(12):
+        assert it["index"] == i and it["grade"] is None
+        status, r = grade(app, rater, it["id"], GRADES[i % 3])
+        assert status == 201 and r["stored"] and r["graded"] == i + 1
+        it = r["next"]
+    assert it is None and r["done"]
+    # the rater comes back with the same name: resumes at the end, not a new order
+    status, again = call(app, "POST", "/api/raters", {"name": " ann "})
+    assert status == 200 and again["rater"] == rater and again["done"]
+    assert len(store.all_grades()) == 12
+
+
+def test_page_is_blind(app, store):
+    rater = new_rater(app)
+    it = item(app, rater, 0)
+    assert set(it) == {"index", "id", "svg", "grade"}
+    labels = {"real", "aaron", "sheep", "teapot", "cake", "snowman", "npz", "ndjson"}
+    for svg in app.svgs.values():
+        text = svg.lower()
+        assert text.startswith("<svg") and not any(word in text for word in labels)
+        # every point rounded to one decimal place, real (integer) or not
+        numbers = re.findall(r"-?\d+(?:\.\d+)?", text.split("<g", 1)[-1])
+        assert all(len(n.split(".")[-1]) <= 1 or "." not in n for n in numbers)
+    for path in ("/", "/app.js", "/style.css"):
+        status, body = call(app, "GET", path)
+        assert status == 200 and b"teapot" not in body and b"sheep" not in body
+
+
+def test_back_and_change_a_grade(app, store):
+    rater = new_rater(app)
+    first = item(app, rater, 0)
+    status, r = grade(app, rater, first["id"], "real")
+    status, r = grade(app, rater, r["next"]["id"], "fake")
+    back = item(app, rater, 0)
+    assert back["id"] == first["id"] and back["grade"] == "real"
+    status, r = grade(app, rater, first["id"], "possibly_real")
+    assert status == 201 and r["graded"] == 2 and r["next"]["index"] == 1
+    assert r["next"]["grade"] == "fake"
+    rows = [g[4] for g in store.all_grades()]
+    assert rows == ["real", "fake", "possibly_real"]
+    assert sorted(g[4] for g in store.latest_grades()) == ["fake", "possibly_real"]
+
+
+def test_double_submission_is_stored_once(app, store):
+    rater = new_rater(app)
+    it = item(app, rater, 0)
+    same = rid()
+    first = grade(app, rater, it["id"], "real", same)
+    second = grade(app, rater, it["id"], "real", same)
+    assert first[0] == 201 and first[1]["stored"]
+    assert second[0] == 200 and not second[1]["stored"] and second[1]["graded"] == 1
+    assert len(store.all_grades()) == 1
+    status, r = grade(app, rater, it["id"], "fake", same)
+    assert status == 409 and "already used" in r["error"]
+    assert len(store.all_grades()) == 1
+
+
+def bad_requests(rater, sketch, other_sketch):
+    ok = {"rater": rater, "sketch": sketch, "grade": "real", "request_id": "abcdefgh1234"}
+    too_big = json.dumps({**ok, "pad": "x" * MAX_BODY}).encode()
+    return [
+        ("POST", "/api/grades", {**ok, "sketch": "AAAAAAAAAAAAAAAA"}, None, 404, "unknown sketch"),
+        ("POST", "/api/grades", {**ok, "sketch": "../../etc/passwd"}, None, 404, "unknown sketch"),
+        ("POST", "/api/grades", {**ok, "grade": "maybe"}, None, 400, "unknown grade"),
+        ("POST", "/api/grades", {**ok, "grade": 1}, None, 400, "must be strings"),
+        ("POST", "/api/grades", {**ok, "rater": "nobody-at-all"}, None, 404, "unknown rater"),
+        ("POST", "/api/grades", {**ok, "request_id": "x"}, None, 400, "request_id"),
+        ("POST", "/api/grades", {**ok, "extra": "1"}, None, 400, "unknown extra"),
+        ("POST", "/api/grades", {"rater": rater}, None, 400, "missing sketch"),
+        ("POST", "/api/grades", {**ok, "sketch": other_sketch}, None, 409, "in order"),
+        ("POST", "/api/grades", None, b"{not json", 400, "not valid JSON"),
+        ("POST", "/api/grades", None, b"\xff\xfe", 400, "not valid JSON"),
+        ("POST", "/api/grades", None, b"[1, 2]", 400, "JSON object"),
+        ("POST", "/api/grades", None, too_big, 413, "body over"),
+        ("POST", "/api/raters", {"name": ""}, None, 400, "1 to 60"),
+        ("POST", "/api/raters", {"name": "x" * 61}, None, 400, "1 to 60"),
+        ("POST", "/api/raters", {"name": "a\x00b"}, None, 400, "printable"),
+        ("GET", "/api/grades", None, None, 405, "not allowed"),
+        ("POST", "/", {}, None, 405, "use GET"),
+        ("GET", "/api/item?rater=" + rater + "&index=-1", None, None, 400, "whole number"),
+        ("GET", "/api/item?rater=" + rater + "&index=5", None, None, 404, "graded 0 of 12"),
+        ("GET", "/api/item?rater=" + rater + "&index=1&index=2", None, None, 400, "once"),
+        ("GET", "/api/state", None, None, 400, "expected query"),
+        ("GET", "/static/../store.py", None, None, 404, "no such page"),
+        ("GET", "/../../../etc/passwd", None, None, 404, "no such page"),
+        ("GET", "/eval/grading/store.py", None, None, 404, "no such page"),
+        ("GET", "/index.html", None, None, 404, "no such page"),
+    ]
+
+
+def test_invalid_requests_are_4xx_and_change_nothing(app, store):
+    rater = new_rater(app)
+    sketch, later = item(app, rater, 0)["id"], store.rater(rater).order[3]
+    before = (store.all_grades(), store.counts())
+    for method, path, body, raw, status, message in bad_requests(rater, sketch, later):
+        got, r = call(app, method, path, body, raw=raw)
+        assert got == status, (method, path, body, raw, r)
+        assert message in r["error"], (path, r)
+        assert (store.all_grades(), store.counts()) == before
+
+
+def test_wrong_content_type_is_refused(app, store):
+    rater = new_rater(app)
+    sketch = item(app, rater, 0)["id"]
+    body = {"rater": rater, "sketch": sketch, "grade": "real", "request_id": rid()}
+    status, r = call(app, "POST", "/api/grades", body, headers={"Content-Type": "text/plain"})
+    assert status == 415 and store.all_grades() == []
+
+
+def test_token_is_required_on_the_api(store):
+    app = GradingApp(store, token="s3cret-token")
+    assert call(app, "GET", "/")[0] == 200  # the page itself holds nothing secret
+    status, r = call(app, "POST", "/api/raters", {"name": "ann"})
+    assert status == 403 and "token" in r["error"] and store.counts()["raters"] == 0
+    status, r = call(
+        app, "POST", "/api/raters", {"name": "ann"}, headers={"X-Grading-Token": "wrong-token"}
+    )
+    assert status == 403 and store.counts()["raters"] == 0
+    status, r = call(
+        app, "POST", "/api/raters", {"name": "ann"}, headers={"X-Grading-Token": "s3cret-token"}
+    )
+    assert status == 201
+
+
+def test_non_loopback_host_needs_a_token(app):
+    with pytest.raises(QuickDrawError, match="--token"):
+        make_server(app, host="0.0.0.0", port=0)
+    server = make_server(app, host="127.0.0.1", port=0)
+    server.server_close()
+
+
+# --- over real HTTP: the socket layer, and a killed server --------------------------------------
+
+
+@pytest.fixture
+def served(tmp_path, shared):
+    db = tmp_path / "grades.sqlite"
+    make_session(db, shared).close()
+    proc, url = start_server(["--db", str(db)])
+    yield db, url, proc
+    stop(proc)
+
+
+def test_http_layer_rejects_bad_bodies(served):
+    db, url, _ = served
+    client = Client(url)
+    status, r = client.request("POST", "/api/raters", {"name": "ann"})
+    assert status == 201
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    cases = [  # raw requests the JSON client would never send
+        (f"Content-Length: {MAX_BODY + 1}\r\n", 413),
+        ("Transfer-Encoding: chunked\r\n", 411),
+        ("", 411),
+        ("Content-Length: abc\r\n", 400),
+    ]
+    for header, expected in cases:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(
+                b"POST /api/grades HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + header.encode()
+                + b"\r\n"
+            )
+            head = s.recv(4096).decode()
+        assert head.startswith(f"HTTP/1.1 {expected}"), (header, head)
+    status, page = client.request("GET", "/")
+    assert status == 200 and b"Real or fake?" in page
+    client.close()
+    with GradeStore(db) as store:
+        assert store.all_grades() == []
+
+
+def test_killed_server_loses_no_committed_grade(served):
+    db, url, proc = served
+    acked: list[str] = []
+    stop_flag = threading.Event()
+
+    def rate():
+        client = Client(url)
+        _, me = client.request("POST", "/api/raters", {"name": "kim"})
+        it, rounds = client.request("GET", f"/api/item?rater={me['rater']}&index=0")[1], 0
+        while not stop_flag.is_set():
+            request_id = rid()
+            body = {"rater": me["rater"], "sketch": it["id"], "grade": GRADES[rounds % 3]}
+            try:
+                status, r = client.request(
+                    "POST", "/api/grades", {**body, "request_id": request_id}
+                )
+            except OSError:
+                return  # the server is gone
+            assert status in (200, 201), r
+            acked.append(request_id)
+            rounds += 1
+            # walk the order, then keep changing grades on the last sketch: never runs dry
+            it = r["next"] or it
+
+    worker = threading.Thread(target=rate)
+    worker.start()
+    while len(acked) < 20 and worker.is_alive():
+        threading.Event().wait(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    stop_flag.set()
+    worker.join(30)
+    assert len(acked) >= 20
+    with GradeStore(db) as store:
+        stored = [g[1] for g in store.all_grades()]
+        assert set(acked) <= set(stored)  # every acknowledged grade survived
+        assert len(stored) <= len(acked) + 1  # at most one committed but never acknowledged
+        assert len(set(stored)) == len(stored)
+        assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # and the session resumes: the same command serves it again
+    proc2, url2 = start_server(["--db", str(db)])
+    try:
+        status, state = Client(url2).request("POST", "/api/raters", {"name": "kim"})
+        assert status == 200 and state["graded"] == min(12, len(set(stored)))
+    finally:
+        stop(proc2)
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def test_wilson_interval_against_hand_computed_values():
+    # 8 of 10: p = 0.8, z^2 = 3.8415; centre = (0.8 + 0.19207) / 1.38415 = 0.71681,
+    # half = (1.95996 / 1.38415) * sqrt(0.016 + 0.0096037) = 0.22658
+    lo, hi = wilson_interval(8, 10)
+    assert lo == pytest.approx(0.49016, abs=1e-5) and hi == pytest.approx(0.94332, abs=1e-5)
+    # 0 of 20: lower bound 0, upper z^2 / (n + z^2) = 3.8415 / 23.8415 = 0.16112
+    assert wilson_interval(0, 20) == pytest.approx((0.0, 0.16112), abs=1e-5)
+    # symmetric around 1/2 for k = n / 2: 5 of 10 -> 0.5 -/+ 0.26340 ... 0.23659, 0.76341
+    assert wilson_interval(5, 10) == pytest.approx((0.23659, 0.76341), abs=1e-5)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def test_fleiss_kappa_against_known_values():
+    # Two raters, three items: agree, agree, disagree. P_i = 1, 1, 0 -> P = 2/3;
+    # p_j = (1/2, 1/2, 0) -> P_e = 1/2; kappa = (2/3 - 1/2) / (1/2) = 1/3.
+    assert fleiss_kappa([[2, 0, 0], [0, 2, 0], [1, 1, 0]]) == pytest.approx(1 / 3)
+    # Fleiss (1971) as worked on Wikipedia: 10 items, 14 raters, 5 categories -> 0.210
+    table = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
+    assert fleiss_kappa(table) == pytest.approx(0.20993, abs=1e-5)
+    assert fleiss_kappa([[2, 0], [0, 2]]) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        fleiss_kappa([[2, 0], [1, 0]])
+
+
+def test_krippendorff_alpha_against_known_values():
+    # Two raters: (a, a), (b, b), (a, b). Coincidences o_aa = o_bb = 2, o_ab = o_ba = 1;
+    # n_a = n_b = 3, n = 6; alpha = 1 - (n - 1) * 2 / (2 * 3 * 3) = 1 - 10/18 = 4/9.
+    assert krippendorff_alpha_nominal([["a", "a"], ["b", "b"], ["a", "b"]]) == pytest.approx(4 / 9)
+    # Krippendorff (2011), "Computing Krippendorff's alpha-reliability": 4 observers,
+    # 12 units with missing values, nominal alpha = 0.743.
+    rows = [
+        "1 2 3 3 2 1 4 1 2 . . .",
+        "1 2 3 3 2 2 4 1 2 5 . 3",
+        ". 3 3 3 2 3 4 2 2 5 1 .",
+        "1 2 3 3 2 4 4 1 2 5 1 .",
+    ]
+    table = [r.split() for r in rows]
+    units = [[r[u] for r in table if r[u] != "."] for u in range(12)]
+    assert krippendorff_alpha_nominal(units) == pytest.approx(0.7434, abs=1e-4)
+    assert np.isnan(krippendorff_alpha_nominal([["a", "a"], ["a", "a"]]))
+    assert np.isnan(krippendorff_alpha_nominal([["a"], ["b"]]))
+
+
+def grade_everything(store, plan):
+    """plan: rater name -> function(sketch) -> grade; every rater grades the whole pool."""
+    sketches = store.sketches()
+    for name, choose in plan.items():
+        rater, _ = store.rater_for_name(name)
+        for sid in rater.order:
+            store.add_grade(rid(), rater, sid, choose(sketches[sid]))
+
+
+def test_report_counts_intervals_verdicts_and_agreement(store, tmp_path):
+    sheep = "aaron_sheep:test"
+
+    def ann(s):  # real -> real; sheep -> possibly real; teapot -> fake
+        return {"real": "real", sheep: "possibly_real"}.get(s.source, "fake")
+
+    def bob(s):  # the same, except sheep -> fake
+        return "real" if s.source == "real" else "fake"
+
+    grade_everything(store, {"ann": ann, "bob": bob})
+    rater, _ = store.rater_for_name("bob")  # bob changes his mind on one sheep: fake -> real
+    first_sheep = next(sid for sid in rater.order if store.sketches()[sid].source == sheep)
+    store.add_grade(rid(), rater, first_sheep, "real")
+
+    report = build_report(store)
+    rows = {(r["source"], r["category"]): r for r in report["groups"]}
+    real = rows["real", "all"]
+    assert (real["n"], real["real"], real["possibly_real"], real["fake"]) == (12, 12, 0, 0)
+    s = rows[sheep, "all"]
+    assert (s["n"], s["real"], s["possibly_real"], s["fake"]) == (6, 1, 3, 2)
+    assert s["frac_real_or_possibly"] == pytest.approx(4 / 6)
+    assert (s["frac_fake_lo"], s["frac_fake_hi"]) == pytest.approx(wilson_interval(2, 6))
+    t = rows["teapot", "all"]
+    assert (t["n"], t["fake"]) == (6, 6)
+    # per-category rows exist because the pool has several categories
+    assert rows["teapot", "teapot"]["n"] == 6 and rows["real", "cake"]["n"] == 12
+    verdicts = {v["model"]: v for v in report["verdicts"]}
+    assert verdicts[sheep]["passes"] and not verdicts[sheep]["passes_at_95"]
+    assert not verdicts["teapot"]["passes"]
+    assert report["raters"] == 2 and report["gradings"] == 24 and report["grade_rows"] == 25
+
+    # ann and bob agree on the 6 real sketches and the 3 teapots, not on the 3 sheep
+    latest: dict[str, list[str]] = {}
+    for _name, sid, _source, _category, g, _token in store.latest_grades():
+        latest.setdefault(sid, []).append(g)
+    units = list(latest.values())
+    assert sum(len(set(u)) == 1 for u in units) == 9
+    a = report["agreement"]
+    assert a["krippendorff_alpha"] == pytest.approx(krippendorff_alpha_nominal(units))
+    table = [[u.count(g) for g in GRADES] for u in units]
+    assert a["fleiss_kappa"] == pytest.approx(fleiss_kappa(table))
+    assert a["fleiss_units"] == 12 and a["alpha_units"] == 12
+
+    text = format_report(report)
+    assert "aaron_sheep:test" in text and "PASSES" in text and "fails" in text
+    write_csv(report, tmp_path / "out.csv")
+    write_chart(report, tmp_path / "chart.png")
+    import pandas as pd
+
+    frame = pd.read_csv(tmp_path / "out.csv")
+    assert {"source", "category", "n", "frac_real_lo", "frac_fake_hi"} <= set(frame.columns)
+    assert len(frame) == len(report["groups"])
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- the CLI and the load-test script ----------------------------------------------------------
+
+
+def test_cli_report(store, tmp_path, capsys):
+    grade_everything(store, {"ann": lambda s: "real", "bob": lambda s: "fake"})
+    csv, png = tmp_path / "r.csv", tmp_path / "r.png"
+    db = str(store.path)
+    assert (
+        main(["grade", "report", "--db", db, "--json", "--csv", str(csv), "--png", str(png)]) == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["raters"] == 2 and report["agreement"]["fleiss_kappa"] == pytest.approx(-1.0)
+    assert csv.is_file() and png.is_file()
+    assert main(["grade", "report", "--db", db]) == 0
+    assert "Pass criterion" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(tmp_path, shared, capsys):
+    db = tmp_path / "g.sqlite"
+    assert main(["grade", "report", "--db", str(db)]) == 1
+    assert "no such grading database" in capsys.readouterr().err
+    real, generated = session_sources(shared)
+    args = ["grade", "serve", "--db", str(db), "--real", real, "--per-source", "2"]
+    for extra, message in [
+        (["--generated", generated[0], "--host", "0.0.0.0"], "--token"),
+        (["--generated", generated[0], "--token", "short"], "at least 8"),
+        (["--generated", generated[0], "--port", "70000"], "0-65535"),
+        ([], "at least one --generated"),
+        (["--generated", str(shared / "README.md")], "expected FILE.ndjson"),
+    ]:
+        assert main([*args, *extra]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (extra, err)
+    assert not db.exists() or not GradeStore(db).has_session()  # nothing was started
+    make_session(db, shared).close()
+    assert main([*args, "--generated", generated[1]]) == 1
+    assert "already holds a session" in capsys.readouterr().err
+
+
+def test_cli_help_explains(capsys):
+    with pytest.raises(SystemExit):
+        main(["grade", "serve", "--help"])
+    out = capsys.readouterr().out
+    assert "--per-source" in out and "possibly real" in out and "npz:SPLIT" in out
+
+
+def test_load_test_script_small(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "scripts/load_test_grading.py",
+            "--raters",
+            "4",
+            "--grades",
+            "80",
+            "--db",
+            str(tmp_path / "load.sqlite"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "lost 0, duplicated 0" in result.stdout
+    assert re.search(r"median [\d.]+ ms, p99 [\d.]+ ms", result.stdout)
+    with GradeStore(tmp_path / "load.sqlite") as store:
+        assert len(store.latest_grades()) == 80 and store.counts()["raters"] == 4
