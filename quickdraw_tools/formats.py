@@ -281,6 +281,27 @@ def _iter_binary(path: Path, word: str | None) -> Iterator[dict]:
             yield record
 
 
+def _uint8_bytes(values: Any, stroke: int) -> bytes:
+    """Coordinates (ints 0-255, or integral floats) -> bytes; ValueError if they do not fit."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if isinstance(values, list | tuple):
+        try:
+            return bytes(values)  # fast path: a list of ints 0-255; rejects anything else
+        except (TypeError, ValueError):
+            pass
+    try:
+        a = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        a = np.array([np.nan])
+    if a.ndim != 1 or not np.all((a == np.round(a)) & (a >= 0) & (a <= 255)):
+        raise ValueError(
+            f"stroke {stroke} has coordinates that are not integers 0-255 "
+            "(.bin holds simplified drawings; simplify raw ones first)"
+        )
+    return a.astype(np.uint8).tobytes()
+
+
 def _pack_drawing(record: Mapping) -> bytes:
     """One record -> its ``.bin`` bytes; raises ValueError saying what does not fit."""
     key_id = int(record.get("key_id", 0) or 0)
@@ -303,25 +324,12 @@ def _pack_drawing(record: Mapping) -> bytes:
     for i, stroke in enumerate(drawing):
         if len(stroke) < 2:
             raise ValueError(f"stroke {i} is not [xs, ys]")
-        xs = np.asarray(stroke[0])
-        ys = np.asarray(stroke[1])
-        if xs.shape != ys.shape or xs.ndim != 1:
+        xs, ys = _uint8_bytes(stroke[0], i), _uint8_bytes(stroke[1], i)
+        if len(xs) != len(ys):
             raise ValueError(f"stroke {i} has xs and ys of different lengths")
         if len(xs) >= 2**16:
             raise ValueError(f"stroke {i} has {len(xs)} points; at most 65535 fit")
-        xy = np.concatenate([xs, ys]) if len(xs) else np.zeros(0, dtype=np.uint8)
-        if len(xy) and (
-            not np.all(np.isfinite(xy))
-            or np.any(xy != np.round(xy))
-            or xy.min() < 0
-            or xy.max() > 255
-        ):
-            raise ValueError(
-                f"stroke {i} has coordinates outside the integers 0-255 "
-                "(.bin holds simplified drawings; simplify raw ones first)"
-            )
-        parts.append(_COUNT.pack(len(xs)))
-        parts.append(xy.astype(np.uint8).tobytes())
+        parts += (_COUNT.pack(len(xs)), xs, ys)
     return b"".join(parts)
 
 
@@ -464,6 +472,9 @@ def _as_stroke3_list(items: Any, where: str) -> list[np.ndarray]:
     out = []
     for i, item in enumerate(items):
         a = np.asarray(item)
+        if a.dtype == np.int16 and a.ndim == 2 and a.shape[1] == 3:
+            out.append(a)  # the official layout already: nothing to check or convert
+            continue
         if a.ndim != 2 or a.shape[1] != 3:
             raise QuickDrawError(f"{where}[{i}]: stroke-3 must have shape (n, 3), got {a.shape}")
         if a.dtype.kind not in "iub":

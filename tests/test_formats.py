@@ -196,6 +196,15 @@ def test_binary_writer_rejects_raw_drawings_and_leaves_nothing(tmp_path):
         F.write_binary(out, [{"countrycode": "USA", "drawing": []}])
 
 
+def test_binary_writer_accepts_numpy_and_integral_floats(tmp_path):
+    stroke = [np.array([0, 128, 255], dtype=np.int64), [1.0, 2.0, 3.0]]
+    F.write_binary(tmp_path / "n.bin", [{"drawing": [stroke]}])
+    assert next(F.iter_binary(tmp_path / "n.bin"))["drawing"] == [[[0, 128, 255], [1, 2, 3]]]
+    for bad in ([[0, 256], [0, 0]], [[0, 1.5], [0, 0]], [[0, "a"], [0, 0]], [[0, 1], [0]]):
+        with pytest.raises(QuickDrawError, match="record 0 cannot be written as .bin: stroke 0"):
+            F.write_binary(tmp_path / "bad.bin", [{"drawing": [bad]}])
+
+
 def test_truncated_binary_is_an_error(tmp_path):
     records = list(F.iter_ndjson(MIRROR / "full" / "simplified" / "cat.ndjson"))
     F.write_binary(tmp_path / "cat.bin", records)
