@@ -355,7 +355,9 @@ def write_binary(path: str | Path, records: Iterable[Mapping]) -> int:
     return n
 
 
-def iter_drawings(path: str | Path, on_error: str = "raise", stats: ReadStats | None = None):
+def iter_drawings(
+    path: str | Path, on_error: str = "raise", stats: ReadStats | None = None
+) -> Iterator[dict]:
     """Stream the records of a ``.ndjson``/``.ndjson.gz`` or ``.bin`` file, chosen by suffix.
 
     Yields the records `iter_ndjson` / `iter_binary` do (dicts with ``drawing``);
