@@ -3,6 +3,7 @@
 
 const RATER_KEY = "quickdraw-grade-rater";
 const TOKEN_KEY = "quickdraw-grade-token";
+const SETTLE_MS = 200;  // a new sketch ignores input this long
 const $ = (id) => document.getElementById(id);
 
 const params = new URLSearchParams(window.location.search);
@@ -14,7 +15,9 @@ let current = null;      // the item on screen: {index, id, svg, grade}
 let requestId = null;    // one per sketch shown: a double click or a retry sends the same id
 let total = 0;
 let graded = 0;
-let busy = false;
+let busy = false;         // grade buttons locked: a request in flight or a sketch just shown
+let inFlight = false;     // a request in flight: Back waits for it
+let shownCount = 0;      // items shown so far: a stale settle timer must not unlock a newer one
 
 function newRequestId() {
   const bytes = new Uint8Array(16);
@@ -70,22 +73,29 @@ function showItem(item) {
   $("back").disabled = item.index === 0;
   setProgress();
   show("grading");
-  setBusy(false);
+  // A double click or a key held a moment too long must not grade the next sketch unseen.
+  const shown = ++shownCount;
+  setTimeout(() => { if (shown === shownCount) setBusy(false); }, SETTLE_MS);
 }
 
 function showDone() {
   current = null;
+  shownCount++;
   $("done-text").textContent = `You graded all ${total} sketches. You can close this page.`;
   show("done");
 }
 
 async function loadItem(index) {
+  shownCount++;
   setBusy(true);
+  inFlight = true;
   try {
     showItem(await api("GET", `/api/item?rater=${encodeURIComponent(rater)}&index=${index}`));
   } catch (e) {
     setBusy(false);
     say(e.message);
+  } finally {
+    inFlight = false;
   }
 }
 
@@ -109,8 +119,9 @@ async function resume() {
 }
 
 async function submit(grade) {
-  if (busy || !current) return;
+  if (busy || inFlight || !current) return;
   setBusy(true);
+  inFlight = true;
   say("");
   const body = { rater, sketch: current.id, grade, request_id: requestId };
   for (let attempt = 0; ; attempt++) {
@@ -118,6 +129,7 @@ async function submit(grade) {
       const r = await api("POST", "/api/grades", body);
       total = r.total;
       graded = r.graded;
+      inFlight = false;
       if (r.next) showItem(r.next);
       else if (r.done) { setProgress(); showDone(); }
       else await loadItem(graded);
@@ -126,6 +138,7 @@ async function submit(grade) {
       // A network failure is retried with the same request id, so it is stored at most once.
       if (e instanceof ApiError || attempt >= 4) {
         say(e.message);
+        inFlight = false;
         setBusy(false);
         return;
       }
@@ -154,9 +167,9 @@ for (const b of document.querySelectorAll("button.grade")) {
 }
 
 $("back").addEventListener("click", () => {
-  if (current && current.index > 0 && !busy) loadItem(current.index - 1);
+  if (current && current.index > 0 && !inFlight) loadItem(current.index - 1);
 });
-$("done-back").addEventListener("click", () => loadItem(total - 1));
+$("done-back").addEventListener("click", () => { if (!inFlight) loadItem(total - 1); });
 
 document.addEventListener("keydown", (event) => {
   if (event.target instanceof HTMLInputElement || event.repeat) return;

@@ -1,0 +1,157 @@
+"""The grading page in a real browser: the system's Chromium, driven by Playwright.
+
+A rater grades a whole session with the mouse and the keyboard, reloads half-way, steps back to
+change a grade, double-clicks, and reaches the done page; then the database and the report are
+checked. Screenshots land in the test's tmp_path (and in $GRADING_SCREENSHOTS if set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from grading_support import make_session, start_server, stop
+from playwright.sync_api import expect, sync_playwright
+
+from eval.grading.store import GRADES, GradeStore
+from quickdraw_tools.cli import main
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+KEYS = {"real": "1", "possibly_real": "2", "fake": "3"}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).is_file(), "install the system Chromium: apt-get install -y chromium"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def screenshot(page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=path)
+    if os.environ.get("GRADING_SCREENSHOTS"):
+        out = Path(os.environ["GRADING_SCREENSHOTS"])
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, out / path.name)
+
+
+def grade_one(page, grade: str, use_key: bool) -> None:
+    """Grade the sketch on screen, by key or by mouse, once the page accepts input."""
+    button = page.locator(f"#grade-{grade}")
+    expect(button).to_be_enabled()
+    if use_key:
+        page.keyboard.press(KEYS[grade])
+    else:
+        button.click()
+
+
+def test_whole_session_in_chromium(browser, tmp_path, shared, capsys):
+    db = tmp_path / "grades.sqlite"
+    make_session(db, shared).close()  # 12 sketches: 6 real, 3 + 3 from two "models"
+    proc, url = start_server(["--db", str(db)])
+    try:
+        page = browser.new_context(viewport={"width": 800, "height": 900}).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        expect(page.locator("#start")).to_be_visible()
+        screenshot(page, tmp_path, "1-start")
+        page.locator("#name").fill("Grace")
+        page.locator("#start-button").click()
+        expect(page.locator("#progress-text")).to_have_text("0 / 12")
+        expect(page.locator("#sketch svg polyline").first).to_be_attached()
+
+        plan = [GRADES[(i + i // 3) % 3] for i in range(12)]  # all three, in varied order
+        for i in range(5):
+            grade_one(page, plan[i], use_key=i % 2 == 1)
+            expect(page.locator("#progress-text")).to_have_text(f"{i + 1} / 12")
+        screenshot(page, tmp_path, "2-grading")
+
+        page.reload()  # resumes where the rater stopped
+        expect(page.locator("#progress-text")).to_have_text("5 / 12")
+        expect(page.locator("#rater")).to_have_text("Grace")
+        expect(page.locator("#previous-grade")).to_have_text("")
+
+        # step back and change the previous grade (it is shown as chosen)
+        page.locator("#back").click()
+        expect(page.locator("#previous-grade")).to_have_text(
+            {"real": "Your grade: Real", "possibly_real": "Your grade: Possibly real"}.get(
+                plan[4], "Your grade: Fake"
+            )
+        )
+        expect(page.locator(f"#grade-{plan[4]}")).to_have_class("grade chosen")
+        changed = GRADES[(GRADES.index(plan[4]) + 1) % 3]
+        grade_one(page, changed, use_key=True)
+        expect(page.locator("#previous-grade")).to_have_text("")  # back at sketch 6, ungraded
+        expect(page.locator("#progress-text")).to_have_text("5 / 12")
+
+        # a double click grades one sketch, not this one and the next unseen
+        expect(page.locator(f"#grade-{plan[5]}")).to_be_enabled()
+        page.locator(f"#grade-{plan[5]}").dblclick()
+        expect(page.locator("#progress-text")).to_have_text("6 / 12")
+        page.wait_for_timeout(400)
+        expect(page.locator("#progress-text")).to_have_text("6 / 12")
+
+        for i in range(6, 12):
+            grade_one(page, plan[i], use_key=i % 2 == 0)
+        expect(page.locator("#done")).to_be_visible()
+        expect(page.locator("#done-text")).to_contain_text("all 12 sketches")
+        expect(page.locator("#progress-text")).to_have_text("12 / 12")
+        screenshot(page, tmp_path, "3-done")
+        page.reload()
+        expect(page.locator("#done")).to_be_visible()
+        assert "sheep" not in page.content() and "teapot" not in page.content()
+        assert errors == []
+    finally:
+        stop(proc)
+
+    with GradeStore(db) as store:
+        rater, created = store.rater_for_name("Grace")
+        assert not created
+        rows = store.all_grades()
+        assert len(rows) == 13  # 12 sketches + the changed grade; the double click stored once
+        latest = {sid: g for _, sid, _, _, g, _ in store.latest_grades()}
+        expected = list(plan)
+        expected[4] = changed
+        assert [latest[sid] for sid in rater.order] == expected
+        assert len({r[1] for r in rows}) == 13
+
+    assert main(["grade", "report", "--db", str(db), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["raters"] == 1 and report["gradings"] == 12 and report["grade_rows"] == 13
+    overall = [g for g in report["groups"] if g["category"] == "all"]
+    assert sum(g[k] for g in overall for k in GRADES) == 12
+    assert sum(g["fake"] for g in overall) == expected.count("fake")
+
+
+def test_token_link_in_chromium(browser, tmp_path, shared):
+    db = tmp_path / "grades.sqlite"
+    make_session(db, shared, per_source=1).close()
+    proc, url = start_server(["--db", str(db), "--token", "a-long-secret-token"])
+    try:
+        assert url.endswith("?token=a-long-secret-token")
+        page = browser.new_context().new_page()
+        page.goto(url.split("?")[0])  # without the token: the API refuses, the page says so
+        page.locator("#name").fill("Eve")
+        page.locator("#start-button").click()
+        expect(page.locator("#message")).to_contain_text("access token")
+        page = browser.new_context().new_page()
+        page.goto(url)
+        page.locator("#name").fill("Ada")
+        page.locator("#start-button").click()
+        expect(page.locator("#progress-text")).to_have_text("0 / 4")
+        for i, g in enumerate(["real", "fake", "possibly_real", "fake"]):
+            grade_one(page, g, use_key=i % 2 == 0)
+        expect(page.locator("#done")).to_be_visible()
+    finally:
+        stop(proc)
+    with GradeStore(db) as store:
+        assert [g[4] for g in store.all_grades()] == ["real", "fake", "possibly_real", "fake"]
+        assert store.counts()["raters"] == 1
