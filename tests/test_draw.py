@@ -362,3 +362,13 @@ def test_benchmark_reference_gives_the_same_losses(cats):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     assert bench.check_same_losses(tiny(binarize="threshold"), cats[:4]) < 1e-4
+
+
+def test_write_samples_writes_pictures_and_official_layout_bitmaps(tmp_path):
+    model = Draw(tiny(T=3)).eval()
+    paths = draw_viz.write_samples(model, tmp_path / "out", n=5, seed=1, cols=3)
+    assert [p.name for p in paths] == ["samples.png", "steps.png", "samples.gif", "samples.npy"]
+    bitmaps = np.load(tmp_path / "out" / "samples.npy")
+    assert bitmaps.dtype == np.uint8 and bitmaps.shape == (5, 784)
+    again = draw_viz.write_samples(model, tmp_path / "again", n=5, seed=1)
+    assert np.array_equal(np.load(again[-1]), bitmaps)  # the seed makes it reproducible
