@@ -372,3 +372,34 @@ def test_write_samples_writes_pictures_and_official_layout_bitmaps(tmp_path):
     assert bitmaps.dtype == np.uint8 and bitmaps.shape == (5, 784)
     again = draw_viz.write_samples(model, tmp_path / "again", n=5, seed=1)
     assert np.array_equal(np.load(again[-1]), bitmaps)  # the seed makes it reproducible
+
+
+# --- the CLI ----------------------------------------------------------------------------
+
+
+TINY_FLAGS = [
+    "--T", "2", "--read-n", "2", "--write-n", "3", "--z-size", "2", "--enc-size", "8",
+    "--dec-size", "8", "--max-per-category", "60", "--batch-size", "8", "--eval-every", "3",
+    "--checkpoint-every", "3", "--log-every", "1", "--quiet",
+]  # fmt: skip
+
+
+def test_cli_trains_draw_with_its_optimiser_and_resumes(tmp_path, shared, capsys):
+    from models.trainer import load_checkpoint
+    from quickdraw_tools.cli import main
+
+    cat = str(shared / "mirror/full/numpy_bitmap/cat.npy")
+    out = tmp_path / "run"
+    args = ["train", "draw", "--data", cat, "--out", str(out), *TINY_FLAGS]
+    assert main([*args, "--steps", "4"]) == 0
+    assert "trained draw to step 4" in capsys.readouterr().out
+    model, state, ckpt = load_checkpoint(out / "last.pt")
+    assert isinstance(model, Draw) and model.config.T == 2 and state["categories"] == ["cat"]
+    # the trainer builds the model's own optimiser: RMSprop keeps `square_avg`
+    assert "square_avg" in ckpt["optimizer"]["state"][0]
+    resume = ["train", "draw", "--data", cat, "--out", str(out), "--resume", "--quiet"]
+    assert main([*resume, "--steps", "6"]) == 0
+    assert load_checkpoint(out / "last.pt")[2]["step"] == 6
+    assert main(["train", "draw", "--data", cat, "--out", str(tmp_path / "x"), "--binarize",
+                 "gray", "--quiet"]) == 1  # fmt: skip
+    assert "did you mean 'grey'" in capsys.readouterr().err
