@@ -1,0 +1,213 @@
+"""MNIST-format (IDX) files: the layout torchvision's `MNIST` and most tutorials read.
+
+An IDX file is a big-endian header followed by the raw array, C order
+(http://yann.lecun.com/exdb/mnist/):
+
+- bytes 0-1: zero; byte 2: the element type (0x08 unsigned byte, 0x09 signed
+  byte, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64); byte 3: the number
+  of dimensions. So images of uint8 are magic 0x00000803 and labels 0x00000801.
+- then one big-endian uint32 per dimension (N, rows, cols for images; N for labels);
+- then the data, big-endian for multi-byte types.
+
+`write_mnist` writes the four standard files (``train-images-idx3-ubyte``,
+``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+``t10k-labels-idx1-ubyte``; with ``gzip=True`` the same names plus ``.gz``, as
+the original MNIST downloads) and ``categories.txt``, whose line ``i`` is the
+name of label ``i``. With more than 256 categories (all 345 Quick, Draw!
+categories) labels do not fit a byte: the label files then hold int16 (type
+0x0B, magic 0x00000B01), which this reader and the IDX specification allow but
+loaders hard-wired to MNIST's 0x00000801 will refuse.
+"""
+
+from __future__ import annotations
+
+import gzip as gzip_module
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write
+from .errors import QuickDrawError
+
+# IDX element type code -> numpy dtype (big-endian where it matters).
+IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_CODE_OF = {dtype.newbyteorder("="): code for code, dtype in IDX_TYPES.items()}
+
+IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
+LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
+
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+CATEGORIES_FILE = "categories.txt"
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding (header + data) of `array`."""
+    array = np.asarray(array)
+    code = _CODE_OF.get(array.dtype.newbyteorder("="))
+    if code is None:
+        valid = ", ".join(str(d) for d in IDX_TYPES.values())
+        raise QuickDrawError(f"IDX cannot store dtype {array.dtype}; valid: {valid}")
+    if not 1 <= array.ndim <= 255:
+        raise QuickDrawError(f"IDX needs 1 to 255 dimensions, got {array.ndim}")
+    if any(n >= 2**32 for n in array.shape):
+        raise QuickDrawError(f"IDX dimensions must be < 2**32, got {array.shape}")
+    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    return header + np.ascontiguousarray(array, dtype=IDX_TYPES[code]).tobytes()
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray, gzip: bool | None = None) -> Path:
+    """Write `array` as an IDX file, atomically; gzipped if `gzip` (default: name ends .gz).
+
+    The gzip header carries no time stamp or name, so equal arrays give equal files.
+    """
+    path = Path(path)
+    if gzip is None:
+        gzip = path.suffix == ".gz"
+    payload = idx_bytes(array)
+    with atomic_write(path, "wb") as f:
+        if gzip:
+            with gzip_module.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as z:
+                z.write(payload)
+        else:
+            f.write(payload)
+    return path
+
+
+def parse_idx(data: bytes, where: str = "IDX data") -> np.ndarray:
+    """Decode IDX bytes (header + data) to a native-endian array; checks every size."""
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise QuickDrawError(f"{where}: not an IDX file (magic must start with two zero bytes)")
+    code, ndim = data[2], data[3]
+    if code not in IDX_TYPES:
+        raise QuickDrawError(f"{where}: unknown IDX element type 0x{code:02X}")
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(data) < header:
+        raise QuickDrawError(f"{where}: truncated IDX header")
+    shape = tuple(int(n) for n in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    dtype = IDX_TYPES[code]
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        raise QuickDrawError(
+            f"{where}: header says shape {shape} ({expected} bytes), file has {len(data)} bytes"
+        )
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (gzipped or not: detected from its first bytes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise QuickDrawError(f"IDX file not found: {path}")
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip_module.decompress(data)
+        except (OSError, EOFError) as e:
+            raise QuickDrawError(f"{path}: broken gzip data ({e})") from None
+    return parse_idx(data, str(path))
+
+
+def _check_split(name: str, images: np.ndarray, labels: np.ndarray, n_classes: int):
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise QuickDrawError(
+            f"{name} images must be uint8 (N, rows, cols), got {images.dtype} {images.shape}"
+        )
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise QuickDrawError(
+            f"{name} labels must be one per image: {labels.shape} for {len(images)} images"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise QuickDrawError(f"{name} labels must be integers, got {labels.dtype}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise QuickDrawError(
+            f"{name} labels must be in 0..{n_classes - 1} (one per category), "
+            f"got {labels.min()}..{labels.max()}"
+        )
+    return images, labels
+
+
+def write_mnist(
+    directory: str | os.PathLike,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    categories: Sequence[str],
+    gzip: bool = False,
+) -> dict[str, Path]:
+    """Write the four MNIST files and ``categories.txt`` into `directory`.
+
+    train, test: ``(images uint8 (N, rows, cols), labels int (N,))``; label ``i``
+        means ``categories[i]``.
+    gzip: write ``*.gz`` files (as the original MNIST downloads) instead.
+
+    Returns the written paths by role (``train-images``, ..., ``categories``).
+    """
+    names = [str(c) for c in categories]
+    if not names:
+        raise QuickDrawError("write_mnist needs at least one category name")
+    bad = [c for c in names if not c or "\n" in c or "\r" in c]
+    if bad:
+        raise QuickDrawError(f"category names must be non-empty single lines, got {bad[0]!r}")
+    label_dtype = np.uint8 if len(names) <= 256 else np.dtype(">i2")
+    directory = Path(directory)
+    suffix = ".gz" if gzip else ""
+    written: dict[str, Path] = {}
+    for split, (images, labels) in (("train", train), ("test", test)):
+        images, labels = _check_split(split, images, labels, len(names))
+        image_file, label_file = FILES[split]
+        prefix = "train" if split == "train" else "t10k"
+        written[f"{prefix}-images"] = write_idx(directory / (image_file + suffix), images, gzip)
+        written[f"{prefix}-labels"] = write_idx(
+            directory / (label_file + suffix), labels.astype(label_dtype), gzip
+        )
+    with atomic_write(directory / CATEGORIES_FILE, "w", encoding="utf-8") as f:
+        f.write("".join(name + "\n" for name in names))
+    written["categories"] = directory / CATEGORIES_FILE
+    return written
+
+
+def read_mnist(directory: str | os.PathLike) -> dict:
+    """Read what `write_mnist` wrote (plain or gzipped).
+
+    Returns ``{"train": (images, labels), "test": (images, labels),
+    "categories": [names]}``; images uint8 (N, rows, cols), labels int64.
+    """
+    directory = Path(directory)
+    out: dict = {}
+    for split, files in FILES.items():
+        arrays = []
+        for name in files:
+            path = directory / name
+            if not path.exists() and (directory / (name + ".gz")).exists():
+                path = directory / (name + ".gz")
+            arrays.append(read_idx(path))
+        images, labels = arrays
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise QuickDrawError(
+                f"{directory}: {split} images {images.shape} and labels {labels.shape} do not match"
+            )
+        out[split] = (images, labels.astype(np.int64))
+    categories_path = directory / CATEGORIES_FILE
+    if not categories_path.is_file():
+        raise QuickDrawError(f"{categories_path} not found (it maps labels to category names)")
+    out["categories"] = categories_path.read_text(encoding="utf-8").splitlines()
+    n = len(out["categories"])
+    for split in FILES:
+        labels = out[split][1]
+        if len(labels) and labels.max() >= n:
+            raise QuickDrawError(f"{directory}: {split} label {labels.max()} has no category")
+    return out
