@@ -13,6 +13,7 @@ import sys
 import threading
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from eval.grading.report import (
     write_csv,
 )
 from eval.grading.server import MAX_BODY, GradingApp, make_server
-from eval.grading.sources import build_pool, parse_source
+from eval.grading.sources import as_bitmaps, build_pool, parse_source
 from eval.grading.store import GRADES, REAL_SOURCE, GradeStore, Sketch
 from quickdraw_tools.cli import main
 from quickdraw_tools.errors import QuickDrawError
@@ -598,3 +599,89 @@ def test_load_test_script_small(tmp_path):
     assert re.search(r"median [\d.]+ ms, p99 [\d.]+ ms", result.stdout)
     with GradeStore(tmp_path / "load.sqlite") as store:
         assert len(store.latest_grades()) == 80 and store.counts()["raters"] == 4
+
+
+# --- checkpoints as sources --------------------------------------------------------------------
+
+
+def tiny_checkpoint(tmp_path: Path, name: str, config: dict, data_state: dict) -> Path:
+    """An untrained tiny model saved the way `quickdraw train` saves checkpoints."""
+    from dataclasses import asdict
+
+    import torch
+
+    from models.trainer import CHECKPOINT_FORMAT, model_class, save_checkpoint
+
+    torch.manual_seed(0)
+    cls = model_class(name)
+    model = cls(cls.config_class(**config))
+    path = tmp_path / f"{name}.pt"
+    state = {
+        "format_version": CHECKPOINT_FORMAT,
+        "model": name,
+        "model_config": asdict(model.config),
+        "weights": model.state_dict(),
+        "data_state": data_state,
+    }
+    save_checkpoint(path, state)
+    return path
+
+
+TINY_SKETCH_RNN = dict(max_seq_len=30, enc_size=8, dec_size=16, z_size=4, num_mixture=2)
+TINY_DRAW = dict(T=2, enc_size=8, dec_size=8, z_size=2, read_n=2, write_n=2)
+
+
+def test_sketch_rnn_checkpoint_is_sampled_as_strokes(tmp_path, shared):
+    sheep = str(shared / "other" / "aaron_sheep.npz")
+    ckpt = tiny_checkpoint(
+        tmp_path, "sketch-rnn", TINY_SKETCH_RNN, {"scale_factor": 20.0, "files": [sheep]}
+    )
+    real = parse_source(sheep + ":test")
+    pool, spec = build_pool(real, [parse_source(str(ckpt))], 4, seed=3, temperature=0.5)
+    assert spec["display"] == "strokes" and spec["labels"] == ["sketch-rnn"]
+    generated = [s for s in pool if s.source == "sketch-rnn"]
+    assert len(generated) == 4 and all(s.category == "aaron_sheep" for s in generated)
+    assert all(s.strokes.shape[1] == 3 and 0 < len(s.strokes) <= 30 for s in generated)
+    again, _ = build_pool(real, [parse_source(str(ckpt))], 4, seed=3, temperature=0.5)
+    assert all(
+        np.array_equal(a.strokes, b.strokes) for a, b in zip(pool, again, strict=True)
+    )  # --seed makes a session reproducible
+
+
+def test_draw_checkpoint_makes_a_bitmap_session(tmp_path, shared):
+    draw = tiny_checkpoint(tmp_path, "draw", TINY_DRAW, {"categories": ["cake"]})
+    rnn = tiny_checkpoint(tmp_path, "sketch-rnn", TINY_SKETCH_RNN, {"scale_factor": 20.0})
+    real = parse_source(str(shared / "training" / "cake.ndjson"))
+    pool, spec = build_pool(real, [parse_source(str(draw)), parse_source(str(rnn))], 3, seed=0)
+    assert spec["display"] == "bitmap"
+    assert Counter(s.source for s in pool) == {"real": 6, "draw": 3, "sketch-rnn": 3}
+    assert all(s.strokes is None and s.image.shape == (28, 28) for s in pool)
+    assert all(s.image.dtype == np.uint8 and s.image.any() for s in pool)
+    # strokes become exactly the official bitmaps: the first simplified cats of the mirror
+    # against the first rows of the official numpy_bitmap file
+    from quickdraw_tools.strokes import drawing_to_stroke3
+
+    mirror = shared / "mirror" / "full"
+    with open(mirror / "simplified" / "cat.ndjson") as f:
+        cats = [drawing_to_stroke3(json.loads(next(f))["drawing"]) for _ in range(5)]
+    drawn = as_bitmaps([Sketch("real", "cat", c) for c in cats] + [pool[-1]])
+    official = np.load(mirror / "numpy_bitmap" / "cat.npy")[:5].reshape(5, 28, 28)
+    assert np.array_equal(np.stack([s.image for s in drawn[:5]]), official)
+    with GradeStore(tmp_path / "g.sqlite") as store:
+        store.create_session(pool, spec)
+        app = GradingApp(store)
+        svgs = list(app.svgs.values())
+        assert all("<rect" in svg and "polyline" not in svg for svg in svgs)
+        assert all("draw" not in svg and "sketch-rnn" not in svg for svg in svgs)
+        stored = store.sketches()
+        assert all(
+            np.array_equal(a.image, b.image) for a, b in zip(pool, stored.values(), strict=True)
+        )
+
+
+def test_npy_bitmaps_are_a_real_source(tmp_path, shared):
+    draw = tiny_checkpoint(tmp_path, "draw", TINY_DRAW, {"categories": ["cat"]})
+    real = parse_source(str(shared / "mirror" / "full" / "numpy_bitmap" / "cat.npy"))
+    pool, spec = build_pool(real, [parse_source(str(draw))], 2, seed=0)
+    assert spec["display"] == "bitmap"
+    assert Counter((s.source, s.category) for s in pool) == {("real", "cat"): 2, ("draw", "cat"): 2}

@@ -103,7 +103,7 @@ class GradingApp:
         self.store = store
         self.token = token
         self.static = load_static()
-        self.svgs = {sid: sketch_svg(s.strokes) for sid, s in store.sketches().items()}
+        self.svgs = {sid: sketch_svg(s) for sid, s in store.sketches().items()}
 
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes | None

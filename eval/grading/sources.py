@@ -3,11 +3,15 @@
 A SOURCE is one of
     drawings.ndjson          Quick, Draw! ndjson (raw or simplified); category = the `word` field
     sketches.npz:SPLIT       a sketch-rnn ``.npz`` file and one of its splits; category = file stem
-    model.pt (.pth, .ckpt)   a model checkpoint, sampled through `models.trainer.load_checkpoint`
-                             and the model's `sample` method
+    bitmaps.npy              official-layout 28x28 bitmaps, uint8 (N, 784); category = file stem
+    model.pt (.pth, .ckpt)   a model checkpoint, loaded by `models.trainer.load_checkpoint` and
+                             sampled with the model's own method: sketch-rnn's `sample` (strokes)
+                             or DRAW's `generate` (bitmaps)
 
-Every sketch becomes stroke-3 ``(n, 3)`` float64; the page renders them all the same way, so
-nothing in the SVG tells a real sketch from a generated one.
+A session shows every sketch the same way, so nothing on the page tells real from generated:
+as strokes (stroke-3 ``(n, 3)`` float64) when every source gives strokes, and as bitmaps when
+any source gives bitmaps (a DRAW checkpoint, a .npy file): stroke sketches are then rendered by
+the official renderer (`quickdraw_tools.raster`) at the bitmap models' size.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from quickdraw_tools.errors import QuickDrawError, check_choice
-from quickdraw_tools.strokes import drawing_to_stroke3
+from quickdraw_tools.strokes import drawing_to_stroke3, stroke3_to_drawing
 
 from .store import REAL_SOURCE, Sketch
 
@@ -56,10 +60,12 @@ def parse_source(text: str) -> SourceSpec:
         kind = "npz"
     elif suffix in CHECKPOINT_SUFFIXES:
         kind = "checkpoint"
+    elif suffix == ".npy":
+        kind = "bitmap"
     else:
         raise QuickDrawError(
-            f"source {text!r}: expected FILE.ndjson, FILE.npz:SPLIT or a checkpoint "
-            f"({', '.join(CHECKPOINT_SUFFIXES)})"
+            f"source {text!r}: expected FILE.ndjson, FILE.npz:SPLIT, FILE.npy (bitmaps) or a "
+            f"checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
         )
     if not path.is_file():
         raise QuickDrawError(f"source {text!r}: no such file {path}")
@@ -93,7 +99,8 @@ def _read_ndjson(path: Path) -> list[Sketch]:
             except (json.JSONDecodeError, KeyError, TypeError, QuickDrawError) as e:
                 raise QuickDrawError(f"{path}, line {line_no}: not a drawing record ({e})") from e
             if len(strokes):
-                sketches.append(Sketch(REAL_SOURCE, str(record.get("word", path.stem)), strokes))
+                category = str(record.get("word", path.stem))
+                sketches.append(Sketch(REAL_SOURCE, category, strokes=strokes))
     return sketches
 
 
@@ -107,48 +114,50 @@ def _read_npz(path: Path, split: str) -> list[Sketch]:
         if a.ndim != 2 or a.shape[1] != 3:
             raise QuickDrawError(f"{path}:{split}[{i}] is not stroke-3 (n, 3): shape {a.shape}")
         if len(a):
-            out.append(Sketch(REAL_SOURCE, category, a))
+            out.append(Sketch(REAL_SOURCE, category, strokes=a))
     return out
 
 
 def _sample_checkpoint(path: Path, n: int, seed: int, temperature: float) -> list[Sketch]:
-    """`n` sketches sampled from a checkpoint through the trainer's loader."""
+    """`n` sketches drawn from a checkpoint through the trainer's loader: strokes from a stroke
+    model (sketch-rnn's `sample`), ink levels from a bitmap model (DRAW's `generate`)."""
     import torch
 
-    from models import trainer
+    from models.trainer import load_checkpoint
 
-    loaded = trainer.load_checkpoint(path)
-    model = getattr(loaded, "model", loaded)
-    if not hasattr(model, "sample"):
-        raise QuickDrawError(f"{path}: the model in this checkpoint has no sample method")
+    model, data_state, _ = load_checkpoint(path)
     generator = torch.Generator().manual_seed(seed)
-    samples = model.sample(n, temperature=temperature, generator=generator)
-    category = _checkpoint_category(loaded, path)
-    out = []
-    for s in samples:
-        a = s.detach().cpu().numpy() if isinstance(s, torch.Tensor) else np.asarray(s)
-        a = np.asarray(a, dtype=np.float64)
-        if a.ndim != 2 or a.shape[1] != 3:
-            raise QuickDrawError(
-                f"{path}: grading shows stroke sketches, but this model samples arrays of shape "
-                f"{a.shape} (a bitmap model such as DRAW cannot be graded as SVG strokes)"
-            )
-        out.append(Sketch(REAL_SOURCE, category, a))
-    return out
+    category = _checkpoint_category(data_state, path)
+    if hasattr(model, "sample"):
+        scale = float(data_state.get("scale_factor", 1.0))
+        out: list[Sketch] = []
+        for _ in range(5):  # an empty sample (end of sketch at once) is drawn again
+            for s in model.sample(n, temperature=temperature, generator=generator, scale=scale):
+                s = np.asarray(s, dtype=np.float64)
+                if len(s) and len(out) < n:
+                    out.append(Sketch(REAL_SOURCE, category, strokes=s))
+            if len(out) == n:
+                break
+        return out
+    if hasattr(model, "generate"):
+        final = model.generate(n, generator=generator, temperature=temperature).final
+        ink = np.rint(final.detach().cpu().numpy() * 255).clip(0, 255).astype(np.uint8)
+        return [Sketch(REAL_SOURCE, category, image=im) for im in ink]
+    raise QuickDrawError(f"{path}: the model {model.name!r} has neither sample() nor generate()")
 
 
-def _checkpoint_category(loaded, path: Path) -> str:
-    """The category a checkpoint was trained on, when it says so; else the file stem."""
-    for holder in (loaded, getattr(loaded, "state", None), getattr(loaded, "config", None)):
-        if isinstance(holder, dict):
-            value = holder.get("category") or holder.get("categories")
-        else:
-            value = getattr(holder, "category", None) or getattr(holder, "categories", None)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, list | tuple) and len(value) == 1:
-            return str(value[0])
-    return path.stem
+def _checkpoint_category(data_state: dict, path: Path) -> str:
+    """The category a checkpoint was trained on, when it was one category; else "all"."""
+    names = data_state.get("categories") or [Path(f).stem for f in data_state.get("files", [])]
+    return str(names[0]) if len(names) == 1 else "all"
+
+
+def _read_bitmaps(path: Path) -> list[Sketch]:
+    from quickdraw_tools.formats import load_bitmaps
+
+    rows = load_bitmaps(path)
+    side = int(round(np.sqrt(rows.shape[1])))
+    return [Sketch(REAL_SOURCE, path.stem, image=r.reshape(side, side)) for r in rows if r.any()]
 
 
 def read_source(
@@ -162,6 +171,8 @@ def read_source(
         sketches = _sample_checkpoint(spec.path, n, seed, temperature)
     elif spec.kind == "ndjson":
         sketches = _read_ndjson(spec.path)
+    elif spec.kind == "bitmap":
+        sketches = _read_bitmaps(spec.path)
     else:
         sketches = _read_npz(spec.path, spec.split)
     if not sketches:
@@ -169,7 +180,7 @@ def read_source(
     if n is not None and len(sketches) > n:
         keep = np.sort(rng.choice(len(sketches), size=n, replace=False))
         sketches = [sketches[i] for i in keep]
-    return [Sketch(label, s.category, s.strokes) for s in sketches]
+    return [Sketch(label, s.category, s.strokes, s.image) for s in sketches]
 
 
 def source_labels(specs: Sequence[SourceSpec]) -> list[str]:
@@ -221,7 +232,11 @@ def build_pool(
         )
     real_pool = _match_categories(everything_real, [s.category for s in fake], rng)
     pool = real_pool + fake
+    display = "bitmap" if any(s.image is not None for s in pool) else "strokes"
+    if display == "bitmap":
+        pool = as_bitmaps(pool)
     session = {
+        "display": display,
         "real": str(real),
         "generated": [str(g) for g in generated],
         "labels": labels,
@@ -253,3 +268,37 @@ def _match_categories(
         rest = [i for ids in by_category.values() for i in ids]
         chosen += [rest[i] for i in rng.choice(len(rest), size=shortfall, replace=False)]
     return [real[i] for i in sorted(chosen)]
+
+
+def unit_drawing(strokes: np.ndarray) -> list:
+    """Stroke-3 -> drawing in the simplified files' space: top-left at 0, uniformly scaled so
+    the larger side spans 0-255 (how Google prepared the simplified drawings). A drawing
+    already in that space (every point in [0, 255], some coordinate at 255) is kept as it is,
+    so a simplified Quick, Draw! drawing renders exactly as its official bitmap."""
+    drawing = stroke3_to_drawing(np.asarray(strokes, dtype=np.float64))
+    xy = np.concatenate([np.column_stack(stroke[:2]) for stroke in drawing])
+    if xy.min() >= 0 and xy.max() == 255:
+        return drawing
+    lo = xy.min(axis=0)
+    k = 255.0 / max(float((xy.max(axis=0) - lo).max()), 1e-9)
+    return [
+        [((np.asarray(xs) - lo[0]) * k).tolist(), ((np.asarray(ys) - lo[1]) * k).tolist()]
+        for xs, ys in drawing
+    ]
+
+
+def as_bitmaps(pool: Sequence[Sketch]) -> list[Sketch]:
+    """Every sketch as a bitmap of the size the bitmap sources use (the official renderer draws
+    the stroke sketches), so a bitmap model is judged against real sketches shown alike."""
+    from quickdraw_tools.raster import rasterize_many
+
+    sizes = {s.image.shape for s in pool if s.image is not None}
+    if len(sizes) != 1 or len(next(iter(sizes))) != 2 or len(set(next(iter(sizes)))) != 1:
+        raise QuickDrawError(f"the bitmap sources disagree on the image size: {sorted(sizes)}")
+    side = next(iter(sizes))[0]
+    stroke_ids = [i for i, s in enumerate(pool) if s.strokes is not None]
+    drawn = rasterize_many([unit_drawing(pool[i].strokes) for i in stroke_ids], size=side)
+    out = list(pool)
+    for i, row in zip(stroke_ids, drawn, strict=True):
+        out[i] = Sketch(pool[i].source, pool[i].category, image=row.reshape(side, side))
+    return out

@@ -3,8 +3,9 @@
 Tables
     meta      key/value: the session's sources and settings, so a restart resumes the same session.
     sketches  the pool shown to raters: a random, unguessable id, the source label ("real" or a
-              model's label), its category and the stroke-3 points (JSON). The page never sees
-              the source or the category.
+              model's label), its category and its content as JSON: stroke-3 points, or a
+              grey-level bitmap in a session that grades a bitmap model such as DRAW. The page
+              never sees the source or the category.
     raters    a random token per rater, the name they typed and their own random order of the pool.
     grades    append-only: one row per accepted submission. `request_id` is UNIQUE, so a double
               click or a retry of the same submission is stored once; a rater who changes a grade
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS sketches (
     position INTEGER NOT NULL UNIQUE,
     source TEXT NOT NULL,
     category TEXT NOT NULL,
-    strokes TEXT NOT NULL
+    content TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS raters (
     token TEXT PRIMARY KEY,
@@ -64,11 +65,28 @@ CREATE INDEX IF NOT EXISTS grades_by_rater ON grades (rater, sketch);
 
 @dataclass(frozen=True)
 class Sketch:
-    """One sketch of the pool: `strokes` is stroke-3 ``(n, 3)`` (dx, dy, pen_lifted)."""
+    """One sketch of the pool: stroke-3 ``(n, 3)`` rows (dx, dy, pen_lifted), or a bitmap:
+    uint8 ``(height, width)`` ink levels (0 = paper, 255 = full ink), as a bitmap model draws."""
 
     source: str
     category: str
-    strokes: np.ndarray
+    strokes: np.ndarray | None = None
+    image: np.ndarray | None = None
+
+    def __post_init__(self):
+        assert (self.strokes is None) != (self.image is None), "strokes or an image, not both"
+
+    def to_json(self) -> str:
+        if self.strokes is not None:
+            return json.dumps({"strokes": np.asarray(self.strokes).tolist()})
+        return json.dumps({"image": np.asarray(self.image, dtype=np.uint8).tolist()})
+
+    @classmethod
+    def from_json(cls, source: str, category: str, text: str) -> Sketch:
+        content = json.loads(text)
+        if "strokes" in content:
+            return cls(source, category, strokes=np.asarray(content["strokes"], dtype=np.float64))
+        return cls(source, category, image=np.asarray(content["image"], dtype=np.uint8))
 
 
 @dataclass(frozen=True)
@@ -131,7 +149,7 @@ class GradeStore:
             raise QuickDrawError("a grading session needs at least one sketch")
         ids = [new_token() for _ in sketches]
         rows = [
-            (sid, i, s.source, s.category, json.dumps(np.asarray(s.strokes).tolist()))
+            (sid, i, s.source, s.category, s.to_json())
             for i, (sid, s) in enumerate(zip(ids, sketches, strict=True))
         ]
         with self._lock:
@@ -162,11 +180,10 @@ class GradeStore:
         """Every sketch of the pool by id (the server renders them once at start)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, source, category, strokes FROM sketches ORDER BY position"
+                "SELECT id, source, category, content FROM sketches ORDER BY position"
             ).fetchall()
         return {
-            sid: Sketch(source, category, np.asarray(json.loads(strokes), dtype=np.float64))
-            for sid, source, category, strokes in rows
+            sid: Sketch.from_json(source, category, text) for sid, source, category, text in rows
         }
 
     # --- raters ------------------------------------------------------------------------------
