@@ -28,7 +28,7 @@ from .formats import ReadStats, iter_ndjson, write_ndjson
 # ---------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rdp_mask(x: np.ndarray, y: np.ndarray, epsilon) -> np.ndarray:
     """Keep-mask of the `rdp` package's iterative algorithm (`rdp._rdp_iter`).
 
@@ -131,7 +131,7 @@ EPSILON = 2.0  # RDP tolerance of the official simplified files, in 0-255 units
 SIZE = 255.0  # the largest coordinate after scaling
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _resample(x: np.ndarray, y: np.ndarray):
     """One scaled stroke -> points every 1 unit of arc length, then its last point.
 
@@ -166,7 +166,7 @@ def _resample(x: np.ndarray, y: np.ndarray):
     return rx, ry
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _simplify_flat(x, y, stroke_offsets, drawing_offsets, epsilon):
     """Simplify many drawings stored flat; see `simplify_drawing` for the recipe.
 
@@ -224,6 +224,34 @@ def _simplify_flat(x, y, stroke_offsets, drawing_offsets, epsilon):
                     used += 1
             out_offsets[s + 1] = used
     return ox[:used], oy[:used], out_offsets
+
+
+def scale_drawing(raw_drawing: Sequence) -> list[np.ndarray]:
+    """Steps 1-2 of `simplify_drawing`: the strokes aligned to (0, 0) and scaled to 0-255.
+
+    Returns one float64 ``(n, 2)`` array per stroke, computed exactly as the
+    compiled pipeline does (``(v - min) * 255 / size``).
+    """
+    x, y, stroke_offsets, _ = _flatten([raw_drawing], single=True)
+    low = np.array([x.min(), y.min()])
+    points = np.column_stack([x, y]) - low
+    size = points.max()
+    if size > 0:
+        points = points * SIZE / size
+    return [points[a:b] for a, b in zip(stroke_offsets[:-1], stroke_offsets[1:], strict=True)]
+
+
+def resample_stroke(points) -> np.ndarray:
+    """Step 3 of `simplify_drawing`: ``(n, 2)`` points -> ``(m, 2)`` at 1-unit spacing.
+
+    Points at arc length 0, 1, 2, ... (< the length), then the last point itself
+    (so a one-point or zero-length stroke gives its last point only).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0:
+        raise QuickDrawError(f"resample_stroke needs points of shape (n >= 1, 2), got {pts.shape}")
+    rx, ry = _resample(np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1]))
+    return np.column_stack([rx, ry])
 
 
 def _flatten(drawings: Sequence, single: bool = False):
