@@ -475,7 +475,13 @@ def _as_stroke3_list(items: Any, where: str) -> list[np.ndarray]:
     for i, item in enumerate(items):
         a = np.asarray(item)
         if a.dtype == np.int16 and a.ndim == 2 and a.shape[1] == 3:
-            out.append(a)  # the official layout already: nothing to check or convert
+            # the official layout already. Copy it into numpy's canonical int16 dtype
+            # object: an array unpickled from another process has its own dtype
+            # instance, which pickle would write out again instead of memoising, so
+            # the file's bytes would depend on where the arrays were made.
+            canonical = np.empty(a.shape, dtype=np.int16)
+            canonical[...] = a
+            out.append(canonical)
             continue
         if a.ndim != 2 or a.shape[1] != 3:
             raise QuickDrawError(f"{where}[{i}]: stroke-3 must have shape (n, 3), got {a.shape}")
@@ -545,5 +551,11 @@ def save_sketchrnn_npz(path: str | Path, splits: Mapping[str, Sequence[np.ndarra
         for i, d in enumerate(drawings):  # element-wise: np.array() would stack equal shapes
             obj[i] = d
         arrays[split] = obj
-    with atomic_write(path, "wb") as f:
-        np.savez_compressed(f, **arrays)
+    # What np.savez_compressed writes, but with a fixed timestamp on each zip
+    # member, so the same drawings always give the same bytes.
+    with atomic_write(path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
+        for split, obj in arrays.items():
+            info = zipfile.ZipInfo(f"{split}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, obj, allow_pickle=True)

@@ -1,0 +1,131 @@
+"""`quickdraw convert` end to end on real files: one split, every format, serial == parallel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from quickdraw_tools import formats
+from quickdraw_tools.cli import main
+from quickdraw_tools.convert import Source, convert
+from quickdraw_tools.raster import rasterize_many
+from quickdraw_tools.splits import split_sizes
+from quickdraw_tools.strokes import drawing_to_stroke3
+
+
+def _tree_digest(root):
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_convert_all_formats_from_one_split(shared, tmp_path):
+    src = shared / "training"
+    sources = [Source(c, src / f"{c}.ndjson") for c in ("cake", "snowman")]
+    results = convert(
+        sources, tmp_path, ["sketchrnn", "bitmap", "mnist"], max_per_category=300, progress=False
+    )
+    assert [r.category for r in results] == ["cake", "snowman"]
+    for r in results:
+        assert r.sizes == split_sizes(300 - r.duplicates) and not r.raw
+        npz = formats.load_sketchrnn_npz(tmp_path / "sketchrnn" / f"{r.category}.npz")
+        assert {k: len(v) for k, v in npz.items()} == r.sizes
+        assert all(a.dtype == np.int16 and a.shape[1] == 3 for v in npz.values() for a in v)
+        bitmaps = formats.load_bitmaps(tmp_path / "bitmap" / f"{r.category}.npy")
+        counts = json.loads((tmp_path / "bitmap" / f"{r.category}.splits.json").read_text())
+        assert bitmaps.shape == (sum(r.sizes.values()), 784)
+        assert [counts[s] for s in ("train", "valid", "test")] == list(r.sizes.values())
+        # the bitmap rows are the same drawings, in the same order, as the npz splits
+        test_rows = bitmaps[r.sizes["train"] + r.sizes["valid"] :]
+        from quickdraw_tools.strokes import stroke3_to_drawing
+
+        again = rasterize_many([stroke3_to_drawing(s) for s in npz["test"]])
+        np.testing.assert_array_equal(np.asarray(again).reshape(len(test_rows), -1), test_rows)
+
+    from quickdraw_tools.mnist import read_mnist
+
+    mn = read_mnist(tmp_path / "mnist")
+    n_train = sum(r.sizes["train"] for r in results)
+    n_test = sum(r.sizes["test"] for r in results)
+    assert mn["train"][0].shape == (n_train, 28, 28) and mn["test"][0].shape == (n_test, 28, 28)
+    assert sorted(np.unique(mn["train"][1]).tolist()) == [0, 1]
+
+
+def test_convert_from_raw_simplifies(shared, tmp_path):
+    raw = shared / "mirror" / "full" / "raw" / "cat.ndjson"
+    (r,) = convert([Source("cat", raw)], tmp_path, ["sketchrnn"], progress=False)
+    assert r.raw
+    npz = formats.load_sketchrnn_npz(tmp_path / "sketchrnn" / "cat.npz")
+    points = np.concatenate([np.cumsum(a[:, :2], axis=0) for v in npz.values() for a in v])
+    assert points.min() >= 0 and points.max() == 255  # simplified space
+
+
+def test_parallel_output_is_byte_identical(shared, tmp_path, monkeypatch):
+    import quickdraw_tools.convert as conv
+
+    monkeypatch.setattr(conv, "CHUNK", 97)  # many chunks per category
+    src = shared / "training"
+    sources = [Source(c, src / f"{c}.ndjson") for c in ("piano", "necklace", "teapot")]
+    kw = dict(max_per_category=400, progress=False)
+    convert(sources, tmp_path / "serial", ["sketchrnn", "bitmap", "mnist"], **kw)
+    convert(sources, tmp_path / "parallel", ["sketchrnn", "bitmap", "mnist"], workers=2, **kw)
+    a, b = _tree_digest(tmp_path / "serial"), _tree_digest(tmp_path / "parallel")
+    assert len(a) == 3 * 3 + 5 and a == b
+
+
+def test_stroke3_in_npz_matches_the_source_drawings(shared, tmp_path):
+    path = shared / "training" / "smiley face.ndjson"
+    convert([Source("smiley face", path)], tmp_path, ["sketchrnn"], progress=False)
+    npz = formats.load_sketchrnn_npz(tmp_path / "sketchrnn" / "smiley face.npz")
+    with open(path) as f:
+        expected = {drawing_to_stroke3(json.loads(line)["drawing"]).tobytes() for line in f}
+    got = [a.tobytes() for v in npz.values() for a in v]
+    assert len(set(got)) == len(got) and set(got) <= expected
+
+
+def test_cli_convert_from_mirror_and_errors(shared, tmp_path, capsys):
+    mirror = shared / "mirror"
+    rc = main(
+        ["convert", "cat", "fish", "--base-url", str(mirror), "--cache", str(tmp_path / "c"),
+         "--out", str(tmp_path / "o"), "--formats", "sketchrnn,bitmap", "--quiet"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "cat" in out and "total" in out
+    assert (tmp_path / "o" / "sketchrnn" / "fish.npz").is_file()
+
+    assert main(["convert", "catt", "--out", str(tmp_path / "x"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "catt" in err and "'cat'" in err and "Traceback" not in err
+
+    assert main(["convert", "cat", "--out", str(tmp_path), "--formats", "png"]) == 1
+    assert "png" in capsys.readouterr().err
+
+
+def test_malformed_line_is_reported_or_skipped(shared, tmp_path, capsys):
+    bad = tmp_path / "cake.ndjson"
+    shutil.copy(shared / "training" / "cake.ndjson", bad)
+    with open(bad, "a") as f:
+        f.write("{not json\n")
+    out = tmp_path / "o"
+    assert main(["convert", str(bad), "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "cake.ndjson" in err and "1581" in err
+    assert not (out / "sketchrnn" / "cake.npz").exists()
+    with pytest.warns(UserWarning, match="skipped 1 malformed line"):
+        rc = main(["convert", str(bad), "--out", str(out), "--quiet", "--on-error", "skip"])
+    assert rc == 0 and (out / "sketchrnn" / "cake.npz").is_file()
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert row.split()[:3] == ["cake", "1580", "1"]  # category, read, skipped
+
+
+@pytest.mark.parametrize("bad", [["--workers", "0"], ["--max-per-category", "0"]])
+def test_bad_numbers_are_rejected(shared, tmp_path, capsys, bad):
+    path = str(shared / "training" / "cake.ndjson")
+    assert main(["convert", path, "--out", str(tmp_path), "--quiet", *bad]) == 1
+    assert bad[0] in capsys.readouterr().err
