@@ -20,6 +20,7 @@ import argparse
 import http.client
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -152,8 +153,8 @@ def main() -> int:
         extra = len(set(stored_ids) - set(acked))
         ms = np.array([t for r in raters for t in r.latencies]) * 1000
     print(
-        f"grading load test, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-        f"{platform.node()} ({platform.processor() or platform.machine()})"
+        f"grading load test, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()} "
+        f"({platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})"
     )
     print(
         f"{args.raters} raters, {len(acked)} grades of {args.grades} acknowledged "

@@ -685,3 +685,12 @@ def test_npy_bitmaps_are_a_real_source(tmp_path, shared):
     pool, spec = build_pool(real, [parse_source(str(draw))], 2, seed=0)
     assert spec["display"] == "bitmap"
     assert Counter((s.source, s.category) for s in pool) == {("real", "cat"): 2, ("draw", "cat"): 2}
+
+
+def test_ctrl_c_stops_the_server_cleanly(served):
+    db, url, proc = served
+    status, _ = Client(url).request("POST", "/api/raters", {"name": "ann"})
+    assert status == 201
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(20) == 0
+    assert "stopped; 0 grade rows" in proc.stdout.read()

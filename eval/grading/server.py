@@ -355,6 +355,9 @@ def make_server(
 
 
 def session_url(server: ThreadingHTTPServer, host: str, token: str | None) -> str:
+    """The link to send: a wildcard address is shown as this machine's name."""
     port = server.server_address[1]
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")

@@ -127,6 +127,8 @@ def run_serve(args) -> int:
         print("stop with Ctrl-C; every grade is already saved", flush=True)
         try:
             server.serve_forever()
+        except KeyboardInterrupt:  # the normal way to end a session
+            print(f"stopped; {store.counts()['grades']} grade rows in {args.db}", flush=True)
         finally:
             server.server_close()
     return 0
