@@ -500,11 +500,11 @@ def test_report_counts_intervals_verdicts_and_agreement(store, tmp_path):
     assert (s["frac_fake_lo"], s["frac_fake_hi"]) == pytest.approx(wilson_interval(2, 6))
     t = rows["teapot", "all"]
     assert (t["n"], t["fake"]) == (6, 6)
-    # per-category rows exist because the pool has several categories
-    assert rows["teapot", "teapot"]["n"] == 6 and rows["real", "cake"]["n"] == 12
+    # a source of one category has no per-category rows: they would repeat its overall row
+    assert {c for _, c in rows} == {"all"}
     verdicts = {v["model"]: v for v in report["verdicts"]}
     assert verdicts[sheep]["passes"] and not verdicts[sheep]["passes_at_95"]
-    assert not verdicts["teapot"]["passes"]
+    assert not verdicts["teapot"]["passes"] and "half or fewer" in verdicts["teapot"]["reason"]
     assert report["raters"] == 2 and report["gradings"] == 24 and report["grade_rows"] == 25
 
     # ann and bob agree on the 6 real sketches and the 3 teapots, not on the 3 sheep
@@ -529,6 +529,36 @@ def test_report_counts_intervals_verdicts_and_agreement(store, tmp_path):
     assert {"source", "category", "n", "frac_real_lo", "frac_fake_hi"} <= set(frame.columns)
     assert len(frame) == len(report["groups"])
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_per_category_and_the_real_condition(tmp_path):
+    def sketch(source, category):
+        return Sketch(source, category, np.array([[0, 0, 0], [10, 5, 1]]))
+
+    pool = [sketch("real", c) for c in ("cake", "cake", "snowman", "snowman")]
+    pool += [sketch("m", "cake"), sketch("m", "snowman")]
+    with GradeStore(tmp_path / "g.sqlite") as store:
+        store.create_session(pool, {"labels": ["m"]})
+        grade_everything(  # everything looks real except real snowmen; the model's too
+            store,
+            {"ann": lambda s: "fake" if (s.source, s.category) == ("real", "snowman") else "real"},
+        )
+        report = build_report(store)
+    rows = {(r["source"], r["category"]): r for r in report["groups"]}
+    assert set(rows) == {
+        ("real", "all"),
+        ("real", "cake"),
+        ("real", "snowman"),
+        ("m", "all"),
+        ("m", "cake"),
+        ("m", "snowman"),
+    }
+    assert rows["real", "snowman"]["fake"] == 2 and rows["real", "cake"]["real"] == 2
+    assert rows["m", "all"]["frac_real"] == 1.0
+    # the model looks perfect, but real sketches are only half graded real: no pass
+    (verdict,) = report["verdicts"]
+    assert not verdict["passes"] and "cannot tell" in verdict["reason"]
+    assert report["categories"] == ["cake", "snowman"] and report["pool"] == 6
 
 
 # --- the CLI and the load-test script ----------------------------------------------------------

@@ -123,12 +123,9 @@ def build_report(store: GradeStore) -> dict:
     rows = []
     for source in sources:
         rows.append(_group_row(source, ALL, by_group.get((source, ALL), [])))
-        if len(categories) > 1:
-            rows += [
-                _group_row(source, c, by_group[source, c])
-                for c in categories
-                if (source, c) in by_group
-            ]
+        own = [c for c in categories if (source, c) in by_group]
+        if len(own) > 1:  # one category would repeat the overall row
+            rows += [_group_row(source, c, by_group[source, c]) for c in own]
     overall = {r["source"]: r for r in rows if r["category"] == ALL}
     real = overall[REAL_SOURCE]
     real_ok = real["n"] > 0 and real["frac_real"] > 0.5
@@ -136,8 +133,17 @@ def build_report(store: GradeStore) -> dict:
     verdicts = []
     for model in models:
         r = overall[model]
+        if r["n"] == 0:
+            reason = "no grades yet"
+        elif not real_ok:
+            reason = "real sketches are not mostly graded real, so the raters cannot tell"
+        elif r["frac_real_or_possibly"] <= 0.5:
+            reason = "half or fewer of its sketches were graded real or possibly real"
+        else:
+            reason = "more than half graded real or possibly real, real sketches mostly real"
         verdicts.append(
             {
+                "reason": reason,
                 "model": model,
                 "n": r["n"],
                 "frac_real_or_possibly": r["frac_real_or_possibly"],
@@ -166,6 +172,8 @@ def build_report(store: GradeStore) -> dict:
         "session": spec,
         "raters": len(raters),
         "sketches_graded": len(by_sketch),
+        "pool": len(store.sketch_ids()),
+        "categories": sorted({s.category for s in store.sketches().values()}),
         "gradings": len(latest),
         "grade_rows": store.counts()["grades"],
         "groups": rows,
@@ -183,7 +191,9 @@ def format_report(report: dict) -> str:
     out = io.StringIO()
     out.write(
         f"{report['db']}: {report['raters']} raters, {report['gradings']} gradings of "
-        f"{report['sketches_graded']} sketches (latest grade per rater and sketch)\n\n"
+        f"{report['sketches_graded']} of {report['pool']} sketches "
+        "(the latest grade per rater and sketch counts)\n"
+        "categories: " + ", ".join(report["categories"]) + "\n\n"
     )
     head = f"{'source':24} {'category':16} {'n':>5}"
     for g in GRADES:
@@ -205,7 +215,7 @@ def format_report(report: dict) -> str:
         out.write(
             f"  {v['model']}: {_pct(v['frac_real_or_possibly']).strip()}% real or possibly real "
             f"[{_pct(v['ci'][0]).strip()}, {_pct(v['ci'][1]).strip()}], real sketches "
-            f"{_pct(v['real_frac_real']).strip()}% real -> {word}{sure}\n"
+            f"{_pct(v['real_frac_real']).strip()}% real -> {word}{sure}: {v['reason']}\n"
         )
     a = report["agreement"]
     alpha, kappa = a["krippendorff_alpha"], a["fleiss_kappa"]

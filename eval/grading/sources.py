@@ -147,9 +147,9 @@ def _sample_checkpoint(path: Path, n: int, seed: int, temperature: float) -> lis
 
 
 def _checkpoint_category(data_state: dict, path: Path) -> str:
-    """The category a checkpoint was trained on, when it was one category; else "all"."""
+    """The category a checkpoint was trained on, when it was one category; else "mixed"."""
     names = data_state.get("categories") or [Path(f).stem for f in data_state.get("files", [])]
-    return str(names[0]) if len(names) == 1 else "all"
+    return str(names[0]) if len(names) == 1 else "mixed"
 
 
 def _read_bitmaps(path: Path) -> list[Sketch]:
@@ -219,6 +219,10 @@ def build_pool(
         raise QuickDrawError(f"--per-source must be at least 1, got {per_source}")
     if not generated:
         raise QuickDrawError("give at least one --generated source")
+    if real.kind == "checkpoint":
+        raise QuickDrawError(
+            f"--real {real} is a checkpoint: give real drawings (ndjson, npz, npy)"
+        )
     rng = np.random.default_rng(seed)
     labels = source_labels(generated)
     fake: list[Sketch] = []
