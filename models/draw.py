@@ -250,8 +250,12 @@ class Draw(nn.Module):
         dec = (zeros(batch, c.dec_size), zeros(batch, c.dec_size))
         return enc, dec, zeros(batch, c.height, c.width)
 
-    def _unroll(self, x: torch.Tensor, record: bool = False):
-        """Run the T steps on images x (B, H, W) in [0, 1] -> (c_T, L^z per example, trace)."""
+    def _unroll(self, x: torch.Tensor, record: bool = False, log_ratio: bool = False):
+        """Run the T steps on images x (B, H, W) in [0, 1] -> (c_T, L^z per example, trace).
+
+        With `log_ratio`, the second value is instead Σ_t log p(z_t) − log q(z_t | x)
+        at the sampled z (its expectation is −L^z), for importance weights.
+        """
         c = self.config
         batch = x.shape[0]
         (h_enc, s_enc), (h_dec, s_dec), canvas = self._initial_state(batch, x)
@@ -262,11 +266,15 @@ class Draw(nn.Module):
             r, read_window = self._read(x, x_hat, h_dec)  # eq. 4
             h_enc, s_enc = self.encoder(torch.cat([r, h_dec], dim=1), (h_enc, s_enc))  # eq. 5
             mu, log_sigma = self.to_q(h_enc).chunk(2, dim=1)
-            z = mu + torch.exp(log_sigma) * torch.randn_like(mu)  # eq. 6, fresh noise each step
+            noise = torch.randn_like(mu)  # fresh at every step
+            z = mu + torch.exp(log_sigma) * noise  # eq. 6
             h_dec, s_dec = self.decoder(z, (h_dec, s_dec))  # eq. 7
             update, write_window = self._write(h_dec)
             canvas = canvas + update  # eq. 8
-            kl = kl + kl_standard_normal(mu, log_sigma)  # eq. 11
+            if log_ratio:  # log N(z; 0, I) − log N(z; μ, σ²); the log 2π terms cancel
+                kl = kl + (0.5 * noise.pow(2) - 0.5 * z.pow(2) + log_sigma).sum(-1)
+            else:
+                kl = kl + kl_standard_normal(mu, log_sigma)  # eq. 11
             if record:
                 canvases.append(torch.sigmoid(canvas))
                 if read_window is not None:
@@ -332,6 +340,17 @@ class Draw(nn.Module):
         if reduction == "mean":
             recon, kl = recon.mean(), kl.mean()
         return Losses(recon=recon, kl=kl, total=total)
+
+    def log_importance_weight(self, batch) -> torch.Tensor:
+        """log p(x, z) − log q(z | x) per example, (B,), at one z ~ q(z | x) (fresh noise).
+
+        For the importance-weighted bound (Burda et al. 2016) in `eval.likelihood`:
+        its expectation is −(L^x + L^z), the same targets and likelihood as `forward`.
+        """
+        x = self.targets(self.images(batch))
+        canvas, log_ratio, _ = self._unroll(x, log_ratio=True)
+        log_px = -F.binary_cross_entropy_with_logits(canvas, x, reduction="none").sum((1, 2))
+        return log_px + log_ratio
 
     def configure_optimizer(self, lr: float = TRAIN_DEFAULTS["lr"]) -> torch.optim.Optimizer:
         """The optimiser the config names (RMSprop as in the report, or Adam) at `lr`."""

@@ -403,3 +403,16 @@ def test_cli_trains_draw_with_its_optimiser_and_resumes(tmp_path, shared, capsys
     assert main(["train", "draw", "--data", cat, "--out", str(tmp_path / "x"), "--binarize",
                  "gray", "--quiet"]) == 1  # fmt: skip
     assert "did you mean 'grey'" in capsys.readouterr().err
+
+
+def test_log_importance_weight_averages_to_minus_the_bound(cats):
+    """E_q[log p(x, z) − log q(z | x)] = −(L^x + L^z): check on many noise samples."""
+    torch.manual_seed(0)
+    model = Draw(tiny(T=2, z_size=2, binarize="threshold")).eval()
+    batch = cats[:2].repeat(2000, 1)
+    with torch.no_grad():
+        log_w = model.log_importance_weight(batch).view(2000, 2)
+        losses = model(batch, reduction="none")
+    bound = (losses.recon + losses.kl).view(2000, 2)
+    stderr = log_w.std(0) / 2000**0.5 + bound.std(0) / 2000**0.5
+    assert ((log_w.mean(0) + bound.mean(0)).abs() < 4 * stderr + 1e-3).all()
