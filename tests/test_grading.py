@@ -109,13 +109,13 @@ def test_source_errors_name_the_problem(tmp_path, shared):
         parse_source(str(shared / "other" / "aaron_sheep.npz"))
     with pytest.raises(QuickDrawError, match="did you mean 'test'"):
         parse_source(str(shared / "other" / "aaron_sheep.npz") + ":tset")
-    with pytest.raises(QuickDrawError, match="expected FILE.ndjson"):
+    with pytest.raises(QuickDrawError, match=r"expected FILE.ndjson \(.ndjson.gz, .bin\)"):
         parse_source(str(shared / "README.md"))
     with pytest.raises(QuickDrawError, match="no such file"):
         parse_source(str(tmp_path / "missing.ndjson"))
     bad = tmp_path / "bad.ndjson"
     bad.write_text('{"drawing": [[[1, 2], [3, 4]]]}\nnot json\n')
-    with pytest.raises(QuickDrawError, match="line 2"):
+    with pytest.raises(QuickDrawError, match=":2: malformed"):
         build_pool(parse_source(str(bad)), [parse_source(str(bad))], 1)
     one = tmp_path / "one.ndjson"
     one.write_text('{"word": "cake", "drawing": [[[1, 2], [3, 4]]]}\n')
@@ -724,3 +724,48 @@ def test_ctrl_c_stops_the_server_cleanly(served):
     proc.send_signal(signal.SIGINT)
     assert proc.wait(20) == 0
     assert "stopped; 0 grade rows" in proc.stdout.read()
+
+
+def test_gzipped_and_binary_drawings_are_sources(tmp_path, shared):
+    import gzip
+
+    from quickdraw_tools.formats import iter_ndjson, write_binary
+
+    records = list(iter_ndjson(shared / "mirror" / "full" / "simplified" / "cat.ndjson"))[:6]
+    gz = tmp_path / "cats.ndjson.gz"
+    with gzip.open(gz, "wt") as f:
+        f.writelines(json.dumps({"drawing": r["drawing"]}) + "\n" for r in records)
+    binary = tmp_path / "cat.bin"
+    write_binary(binary, records)
+    pool, spec = build_pool(parse_source(str(gz)), [parse_source(str(binary))], 3, seed=0)
+    assert spec["labels"] == ["cat"]
+    assert Counter((s.source, s.category) for s in pool) == {("real", "cats"): 3, ("cat", "cat"): 3}
+
+
+def test_serve_a_checkpoint_with_one_command_and_resume(tmp_path, shared):
+    sheep = str(shared / "other" / "aaron_sheep.npz")
+    ckpt = tiny_checkpoint(tmp_path, "sketch-rnn", TINY_SKETCH_RNN, {"scale_factor": 20.0})
+    db = tmp_path / "g.sqlite"
+    args = ["--db", str(db), "--real", sheep + ":test", "--generated", str(ckpt)]
+    proc, url = start_server([*args, "--per-source", "2", "--seed", "1"])
+    try:
+        client = Client(url)
+        status, me = client.request("POST", "/api/raters", {"name": "ann"})
+        assert status == 201 and me["total"] == 4
+        status, first = client.request("GET", f"/api/item?rater={me['rater']}&index=0")
+        assert status == 200 and "<polyline" in first["svg"]
+        body = {"rater": me["rater"], "sketch": first["id"], "grade": "fake", "request_id": rid()}
+        assert client.request("POST", "/api/grades", body)[0] == 201
+    finally:
+        stop(proc)
+    with GradeStore(db) as store:
+        ids = store.sketch_ids()
+    proc, url = start_server(["--db", str(db)])  # resumes: the checkpoint is not sampled again
+    try:
+        status, state = Client(url).request("POST", "/api/raters", {"name": "ann"})
+        assert status == 200 and state["graded"] == 1
+    finally:
+        stop(proc)
+    with GradeStore(db) as store:
+        assert store.sketch_ids() == ids
+        assert Counter(s.source for s in store.sketches().values()) == {"real": 2, "sketch-rnn": 2}

@@ -1,7 +1,8 @@
 """Where the sketches of a grading session come from, and how the pool is balanced.
 
 A SOURCE is one of
-    drawings.ndjson          Quick, Draw! ndjson (raw or simplified); category = the `word` field
+    drawings.ndjson          Quick, Draw! drawings (raw or simplified ndjson, .ndjson.gz or the
+                             official .bin); category = the `word` field, else the file stem
     sketches.npz:SPLIT       a sketch-rnn ``.npz`` file and one of its splits; category = file stem
     bitmaps.npy              official-layout 28x28 bitmaps, uint8 (N, 784); category = file stem
     model.pt (.pth, .ckpt)   a model checkpoint, loaded by `models.trainer.load_checkpoint` and
@@ -16,7 +17,6 @@ the official renderer (`quickdraw_tools.raster`) at the bitmap models' size.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,26 +25,37 @@ from pathlib import Path
 import numpy as np
 
 from quickdraw_tools.errors import QuickDrawError, check_choice
+from quickdraw_tools.formats import SPLITS, iter_drawings, load_bitmaps, load_sketchrnn_npz
 from quickdraw_tools.strokes import drawing_to_stroke3, stroke3_to_drawing
 
 from .store import REAL_SOURCE, Sketch
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+DRAWING_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".bin")
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str  # "ndjson", "npz" or "checkpoint"
+    kind: str  # "drawings", "npz", "bitmap" or "checkpoint"
     path: Path
     split: str | None = None  # the .npz split
 
     @property
     def label(self) -> str:
         """The name the report uses for this source (never shown to raters)."""
-        return f"{self.path.stem}:{self.split}" if self.split else self.path.stem
+        return f"{file_stem(self.path)}:{self.split}" if self.split else file_stem(self.path)
 
     def __str__(self) -> str:
         return f"{self.path}:{self.split}" if self.split else str(self.path)
+
+
+def file_stem(path: Path) -> str:
+    """The name without its format suffix: ``cat.ndjson.gz`` -> ``cat``."""
+    name = path.name
+    for suffix in (*DRAWING_SUFFIXES, ".npz", ".npy", *CHECKPOINT_SUFFIXES):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
 
 
 def parse_source(text: str) -> SourceSpec:
@@ -53,69 +64,48 @@ def parse_source(text: str) -> SourceSpec:
     if ".npz:" in text:
         head, _, split = text.rpartition(":")
         path = Path(head)
-    suffix = path.suffix.lower()
-    if suffix == ".ndjson":
-        kind = "ndjson"
-    elif suffix == ".npz":
+    name = path.name.lower()
+    if name.endswith(DRAWING_SUFFIXES):
+        kind = "drawings"
+    elif name.endswith(".npz"):
         kind = "npz"
-    elif suffix in CHECKPOINT_SUFFIXES:
+    elif name.endswith(CHECKPOINT_SUFFIXES):
         kind = "checkpoint"
-    elif suffix == ".npy":
+    elif name.endswith(".npy"):
         kind = "bitmap"
     else:
         raise QuickDrawError(
-            f"source {text!r}: expected FILE.ndjson, FILE.npz:SPLIT, FILE.npy (bitmaps) or a "
-            f"checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
+            f"source {text!r}: expected FILE.ndjson (.ndjson.gz, .bin), FILE.npz:SPLIT, "
+            f"FILE.npy (bitmaps) or a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
         )
     if not path.is_file():
         raise QuickDrawError(f"source {text!r}: no such file {path}")
+    if kind == "npz" and not split:
+        raise QuickDrawError(
+            f"source {text!r}: name the split as {path}:SPLIT; splits: {', '.join(SPLITS)}"
+        )
     if kind == "npz":
-        splits = _npz_splits(path)
-        if not split:
-            raise QuickDrawError(
-                f"source {text!r}: name the split as {path}:SPLIT; splits: {', '.join(splits)}"
-            )
-        check_choice(f"split of {path}", split, splits)
+        check_choice(f"split of {path}", split, SPLITS)
     return SourceSpec(kind, path, split)
 
 
-def _npz_splits(path: Path) -> list[str]:
-    try:
-        with np.load(path, encoding="latin1", allow_pickle=True) as data:
-            return list(data.files)
-    except (OSError, ValueError) as e:
-        raise QuickDrawError(f"{path} is not a readable .npz file: {e}") from e
-
-
-def _read_ndjson(path: Path) -> list[Sketch]:
+def _read_drawings(path: Path) -> list[Sketch]:
     sketches = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                strokes = drawing_to_stroke3(record["drawing"], dtype=np.float64)
-            except (json.JSONDecodeError, KeyError, TypeError, QuickDrawError) as e:
-                raise QuickDrawError(f"{path}, line {line_no}: not a drawing record ({e})") from e
-            if len(strokes):
-                category = str(record.get("word", path.stem))
-                sketches.append(Sketch(REAL_SOURCE, category, strokes=strokes))
+    for record in iter_drawings(path):
+        strokes = drawing_to_stroke3(record["drawing"], dtype=np.float64)
+        if len(strokes):
+            category = str(record.get("word") or file_stem(path))
+            sketches.append(Sketch(REAL_SOURCE, category, strokes=strokes))
     return sketches
 
 
 def _read_npz(path: Path, split: str) -> list[Sketch]:
-    with np.load(path, encoding="latin1", allow_pickle=True) as data:
-        arrays = data[split]
-    category = path.stem
-    out = []
-    for i, a in enumerate(arrays):
-        a = np.asarray(a, dtype=np.float64)
-        if a.ndim != 2 or a.shape[1] != 3:
-            raise QuickDrawError(f"{path}:{split}[{i}] is not stroke-3 (n, 3): shape {a.shape}")
-        if len(a):
-            out.append(Sketch(REAL_SOURCE, category, strokes=a))
-    return out
+    arrays = load_sketchrnn_npz(path)[split]  # a safe reader: no arbitrary unpickling
+    return [
+        Sketch(REAL_SOURCE, file_stem(path), strokes=np.asarray(a, dtype=np.float64))
+        for a in arrays
+        if len(a)
+    ]
 
 
 def _sample_checkpoint(path: Path, n: int, seed: int, temperature: float) -> list[Sketch]:
@@ -153,11 +143,11 @@ def _checkpoint_category(data_state: dict, path: Path) -> str:
 
 
 def _read_bitmaps(path: Path) -> list[Sketch]:
-    from quickdraw_tools.formats import load_bitmaps
-
     rows = load_bitmaps(path)
     side = int(round(np.sqrt(rows.shape[1])))
-    return [Sketch(REAL_SOURCE, path.stem, image=r.reshape(side, side)) for r in rows if r.any()]
+    return [
+        Sketch(REAL_SOURCE, file_stem(path), image=r.reshape(side, side)) for r in rows if r.any()
+    ]
 
 
 def read_source(
@@ -169,8 +159,8 @@ def read_source(
             raise QuickDrawError("sampling from a checkpoint needs a count")
         seed = int(rng.integers(2**31))
         sketches = _sample_checkpoint(spec.path, n, seed, temperature)
-    elif spec.kind == "ndjson":
-        sketches = _read_ndjson(spec.path)
+    elif spec.kind == "drawings":
+        sketches = _read_drawings(spec.path)
     elif spec.kind == "bitmap":
         sketches = _read_bitmaps(spec.path)
     else:
