@@ -742,7 +742,7 @@ def test_gzipped_and_binary_drawings_are_sources(tmp_path, shared):
     assert Counter((s.source, s.category) for s in pool) == {("real", "cats"): 3, ("cat", "cat"): 3}
 
 
-def test_serve_a_checkpoint_with_one_command_and_resume(tmp_path, shared):
+def test_serve_a_checkpoint_with_one_command_and_resume(tmp_path, shared, capsys):
     sheep = str(shared / "other" / "aaron_sheep.npz")
     ckpt = tiny_checkpoint(tmp_path, "sketch-rnn", TINY_SKETCH_RNN, {"scale_factor": 20.0})
     db = tmp_path / "g.sqlite"
@@ -756,6 +756,10 @@ def test_serve_a_checkpoint_with_one_command_and_resume(tmp_path, shared):
         assert status == 200 and "<polyline" in first["svg"]
         body = {"rater": me["rater"], "sketch": first["id"], "grade": "fake", "request_id": rid()}
         assert client.request("POST", "/api/grades", body)[0] == 201
+        # the report reads the live session (read-only, beside the serving process)
+        assert main(["grade", "report", "--db", str(db), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["gradings"] == 1 and report["pool"] == 4
     finally:
         stop(proc)
     with GradeStore(db) as store:
@@ -769,3 +773,14 @@ def test_serve_a_checkpoint_with_one_command_and_resume(tmp_path, shared):
     with GradeStore(db) as store:
         assert store.sketch_ids() == ids
         assert Counter(s.source for s in store.sketches().values()) == {"real": 2, "sketch-rnn": 2}
+
+
+def test_report_refuses_files_that_are_not_sessions(tmp_path, capsys):
+    other = tmp_path / "other.sqlite"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    assert main(["grade", "report", "--db", str(other)]) == 1
+    assert "not a grading database" in capsys.readouterr().err
+    text = tmp_path / "notes.txt"
+    text.write_text("hello " * 1000)
+    assert main(["grade", "report", "--db", str(text)]) == 1
+    assert "not a grading database" in capsys.readouterr().err

@@ -108,20 +108,33 @@ def new_token(nbytes: int = 12) -> str:
 class GradeStore:
     """The session database. Safe to share between threads."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, readonly: bool = False):
+        """Open (or create) the session file; `readonly` opens an existing one for reports."""
         self.path = Path(path)
         if self.path.is_dir():
             raise QuickDrawError(f"--db {self.path} is a folder; give a file such as grades.sqlite")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if readonly and not self.path.is_file():
+            raise QuickDrawError(f"no such grading database: {self.path}")
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
+            if readonly:
+                self._db = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=30,
+                )
+                self._db.execute("SELECT 1 FROM sketches, raters, grades, meta LIMIT 0").fetchall()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30
+                )
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as e:
             raise QuickDrawError(f"{self.path} is not a grading database: {e}") from e
         self._orders: dict[str, Rater] = {}

@@ -17,9 +17,16 @@ time in their own random order, and grades it real (key 1), possibly real (2) or
 Half the pool is real; the other half is --per-source sketches from each --generated source.
 Every grade is committed to --db as it arrives; run the same command again to resume a session.
 
-SOURCE is FILE.ndjson, FILE.npz:SPLIT (e.g. sheep.npz:test) or a checkpoint (.pt/.pth/.ckpt)
-to sample from. Send the printed link to colleagues on this machine; to open the session to
-other machines give --host 0.0.0.0 --token auto and send the printed link (it holds the token).
+SOURCE is FILE.ndjson (.ndjson.gz, .bin), FILE.npz:SPLIT (e.g. sheep.npz:test), FILE.npy
+(28x28 bitmaps) or a checkpoint (.pt/.pth/.ckpt) to sample from: sketch-rnn gives strokes,
+DRAW bitmaps; with any bitmap source every sketch is shown as a bitmap.
+
+Send the printed link to colleagues on this machine; to open the session to other machines
+give --host 0.0.0.0 --token auto and send the printed link (it holds the token).
+
+example:
+  quickdraw grade serve --real sheep.npz:test --generated runs/sheep/checkpoint.pt \
+      --per-source 50 --db grades.sqlite
 """
 
 REPORT_HELP = """\
@@ -27,6 +34,10 @@ Summarise a session: for the real sketches and each model, overall and per categ
 fractions graded real / possibly real / fake with 95% Wilson intervals, whether each model
 passes (more than half of its sketches graded real or possibly real while real sketches are
 mostly graded real), and agreement between raters (Krippendorff's alpha, Fleiss' kappa).
+The latest grade of each rater for each sketch counts. Safe to run while the server runs.
+
+example:
+  quickdraw grade report --db grades.sqlite --csv grades.csv --png grades.png
 """
 
 
@@ -154,9 +165,7 @@ def run_report(args) -> int:
     from eval.grading.report import build_report, format_report, write_chart, write_csv
     from eval.grading.store import GradeStore
 
-    if not Path(args.db).is_file():
-        raise QuickDrawError(f"no such grading database: {args.db}")
-    with GradeStore(args.db) as store:
+    with GradeStore(args.db, readonly=True) as store:
         if not store.has_session():
             raise QuickDrawError(f"{args.db} holds no grading session")
         report = build_report(store)
