@@ -506,6 +506,7 @@ def test_report_counts_intervals_verdicts_and_agreement(store, tmp_path):
     assert verdicts[sheep]["passes"] and not verdicts[sheep]["passes_at_95"]
     assert not verdicts["teapot"]["passes"] and "half or fewer" in verdicts["teapot"]["reason"]
     assert report["raters"] == 2 and report["gradings"] == 24 and report["grade_rows"] == 25
+    assert report["progress"] == {"ann": 12, "bob": 12}
 
     # ann and bob agree on the 6 real sketches and the 3 teapots, not on the 3 sheep
     latest: dict[str, list[str]] = {}

@@ -110,12 +110,12 @@ def build_report(store: GradeStore) -> dict:
     models = list(spec.get("labels", []))
     by_group: dict[tuple[str, str], list[str]] = defaultdict(list)
     by_sketch: dict[str, list[str]] = defaultdict(list)
-    raters = set()
+    raters: Counter = Counter()  # rater name -> sketches graded
     for name, sketch, source, category, grade, _ in latest:
         by_group[source, ALL].append(grade)
         by_group[source, category].append(grade)
         by_sketch[sketch].append(grade)
-        raters.add(name)
+        raters[name] += 1
         if source != REAL_SOURCE and source not in models:
             models.append(source)
     sources = [REAL_SOURCE, *models]
@@ -171,6 +171,7 @@ def build_report(store: GradeStore) -> dict:
         "db": str(store.path),
         "session": spec,
         "raters": len(raters),
+        "progress": dict(sorted(raters.items())),  # rater name -> sketches graded
         "sketches_graded": len(by_sketch),
         "pool": len(store.sketch_ids()),
         "categories": sorted({s.category for s in store.sketches().values()}),
@@ -193,7 +194,10 @@ def format_report(report: dict) -> str:
         f"{report['db']}: {report['raters']} raters, {report['gradings']} gradings of "
         f"{report['sketches_graded']} of {report['pool']} sketches "
         "(the latest grade per rater and sketch counts)\n"
-        "categories: " + ", ".join(report["categories"]) + "\n\n"
+        "categories: " + ", ".join(report["categories"]) + "\n"
+        "graded by rater: "
+        + (", ".join(f"{k} {v}/{report['pool']}" for k, v in report["progress"].items()) or "-")
+        + "\n\n"
     )
     head = f"{'source':24} {'category':16} {'n':>5}"
     for g in GRADES:
