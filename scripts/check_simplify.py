@@ -92,6 +92,7 @@ VARIANTS = [
     ("rounding before RDP", dict(rounding="before_rdp")),
     ("one-point stroke emitted once", dict(one_point="once")),
     ("no resampling", dict(resample=False)),
+    ("straightforward: * (255 / size), np.interp", dict(scale="mul_by_ratio", interp="np.interp")),
 ]
 
 
