@@ -118,6 +118,12 @@ def rdp(points, epsilon: float) -> np.ndarray:
     package (v0.8, default iterative algorithm): same points, same dtype; 0, 1 or
     2 points come back unchanged (as a copy). A negative or NaN `epsilon` is an
     error (the package never returns for epsilon < 0).
+
+    Integer points are measured exactly (in float64, exact for |coordinates| <
+    2**26). The package computes differences and cross products in the input's
+    own integer type, so for small types where those wrap around (uint8, e.g.
+    coordinates read from a `.bin` file, uint16, int8) its output is an artefact
+    of the overflow; there the two differ, deliberately. Cast such input first.
     """
     pts = np.asarray(points)
     return pts[rdp_mask(pts, epsilon)]

@@ -115,6 +115,13 @@ def test_rdp_keeps_float32_like_the_package(points, epsilon):
     assert_same(rdp(points, epsilon), oracle(points, epsilon))
 
 
+@settings(max_examples=60, deadline=None)
+@given(grid_points, st.sampled_from([np.int16, np.int32]), epsilons)
+def test_rdp_identical_for_other_integer_types(points, dtype, epsilon):
+    points = points.astype(dtype)
+    assert_same(rdp(points, epsilon), oracle(points, epsilon))
+
+
 def test_rdp_small_inputs_and_list_input():
     for n in range(3):
         pts = np.arange(2 * n, dtype=np.float64).reshape(n, 2)
