@@ -141,6 +141,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
+def model_class(name: str) -> type[nn.Module]:
+    """The nn.Module subclass whose class attribute `name` is the registry key `name`."""
+    module = model_module(name)
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, nn.Module):
+            if getattr(value, "name", None) == name and hasattr(value, "config_class"):
+                return value
+    raise QuickDrawError(f"{module.__name__} defines no nn.Module with name = {name!r}")
+
+
 def load_checkpoint(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict, dict]:
@@ -152,8 +162,7 @@ def load_checkpoint(
     ``best_valid``...).
     """
     ckpt = read_checkpoint(path)
-    module = model_module(ckpt["model"])
-    model_cls = module.Model
+    model_cls = model_class(ckpt["model"])
     config = _config_from_dict(model_cls.config_class, ckpt["model_config"])
     model = model_cls(config)
     model.load_state_dict(ckpt["weights"])
@@ -346,7 +355,12 @@ def train(
 
     _seed_everything(cfg.seed + rank)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # a model may choose its optimiser (DRAW: RMSprop as in its report, or Adam)
+    make_optimizer = getattr(model, "configure_optimizer", None)
+    if make_optimizer is not None:
+        optimizer = make_optimizer(cfg.lr)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16
     if use_amp and not torch.cuda.is_bf16_supported():
@@ -506,6 +520,7 @@ __all__ = [
     "evaluate",
     "learning_rate",
     "load_checkpoint",
+    "model_class",
     "read_checkpoint",
     "resolve_device",
     "save_checkpoint",
