@@ -59,6 +59,7 @@ class DrawConfig:
     width: int = 28  # A in the paper: image columns
     read_attn: bool = True  # Gaussian read attention; False reads the whole image and x̂
     write_attn: bool = True  # Gaussian write attention; False writes the whole canvas
+    learn_canvas: bool = False  # c_0 a learned per-pixel bias (starts at logit 0.1), not 0
     read_n: int = 5  # N of the read grid (N×N glimpse of x and of x̂)
     write_n: int = 5  # N of the write grid (N×N patch added to the canvas)
     z_size: int = 10  # latent dimensions per step
@@ -221,6 +222,13 @@ class Draw(nn.Module):
         write_out = c.write_n**2 + 5 if c.write_attn else pixels
         self.to_write = nn.Linear(c.dec_size, write_out)
         self.to_read = nn.Linear(c.dec_size, 5) if c.read_attn else None
+        # c_0: the report starts from 0 (σ = 0.5 everywhere) and must paint the background
+        # through the write windows; a learned bias starting near the ink density does not.
+        self.canvas0 = (
+            nn.Parameter(torch.full((c.height, c.width), math.log(0.1 / 0.9)))
+            if c.learn_canvas
+            else None
+        )
 
     # -- the pieces of one step -------------------------------------------
 
@@ -248,6 +256,8 @@ class Draw(nn.Module):
         zeros = like.new_zeros
         enc = (zeros(batch, c.enc_size), zeros(batch, c.enc_size))
         dec = (zeros(batch, c.dec_size), zeros(batch, c.dec_size))
+        if self.canvas0 is not None:
+            return enc, dec, self.canvas0.expand(batch, c.height, c.width)
         return enc, dec, zeros(batch, c.height, c.width)
 
     def _unroll(self, x: torch.Tensor, record: bool = False, log_ratio: bool = False):

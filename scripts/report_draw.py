@@ -54,9 +54,14 @@ CONFIGS = {
     "report-b100-n2": ("report, batch 100, read N 2", {**REPORT, "read_n": 2}, {}),
     "adam": ("+ Adam", {"optimizer": "adam", "binarize": "grey"}, {}),
     "adam-dynamic": ("+ dynamic binarisation", {"optimizer": "adam", "binarize": "dynamic"}, {}),
-    "ours": (
-        "+ write N 8 (our default)",
+    "adam-dynamic-w8": (
+        "+ write N 8",
         {"optimizer": "adam", "binarize": "dynamic", "write_n": 8},
+        {},
+    ),
+    "ours": (
+        "+ learned c_0 (ours)",
+        {"optimizer": "adam", "binarize": "dynamic", "learn_canvas": True},
         {},
     ),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -141,9 +142,13 @@ def test_bad_config_names_the_problem(changes, match):
 # --- the model ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("read_attn,write_attn", [(True, True), (False, False), (True, False)])
-def test_forward_per_example_and_mean(cats, read_attn, write_attn):
-    model = Draw(tiny(read_attn=read_attn, write_attn=write_attn, binarize="threshold"))
+@pytest.mark.parametrize(
+    "read_attn,write_attn,learn_canvas",
+    [(True, True, False), (False, False, False), (True, False, True)],
+)
+def test_forward_per_example_and_mean(cats, read_attn, write_attn, learn_canvas):
+    config = tiny(read_attn=read_attn, write_attn=write_attn, learn_canvas=learn_canvas)
+    model = Draw(dataclasses.replace(config, binarize="threshold"))
     torch.manual_seed(0)
     per = model(cats[:8], reduction="none")
     torch.manual_seed(0)
@@ -155,6 +160,14 @@ def test_forward_per_example_and_mean(cats, read_attn, write_attn):
     torch.testing.assert_close(mean.total, (per.recon + per.kl).mean())
     with pytest.raises(QuickDrawError, match="reduction"):
         model(cats[:8], reduction="sum")
+
+
+def test_learned_canvas_starts_near_the_ink_density_and_learns():
+    model = Draw(tiny(learn_canvas=True, T=1))
+    assert model.canvas0.shape == (28, 28) and model.canvas0.requires_grad
+    torch.testing.assert_close(torch.sigmoid(model.canvas0), torch.full((28, 28), 0.1))
+    model(torch.rand(2, 784)).total.backward()
+    assert model.canvas0.grad.abs().sum() > 0
 
 
 def test_no_attention_reads_the_whole_image():
