@@ -103,8 +103,8 @@ def rdp_mask(points, epsilon: float) -> np.ndarray:
     if not epsilon >= 0:  # also rejects NaN; the rdp package loops forever on epsilon < 0
         raise QuickDrawError(f"rdp epsilon must be >= 0, got {epsilon}")
     # float32 stays float32 as in numpy (where the Python-float epsilon is compared
-    # in float32 too); integers and float16 are computed in float64, exactly as
-    # numpy's norm does for integer |coordinates| below 2**26.
+    # in float32 too); integers are measured in float64 (see `rdp`), and so is
+    # float16, which numpy would keep in float16.
     dtype = np.float32 if pts.dtype == np.float32 else np.float64
     x = np.ascontiguousarray(pts[:, 0], dtype=dtype)
     y = np.ascontiguousarray(pts[:, 1], dtype=dtype)
@@ -272,10 +272,15 @@ def _flatten(drawings: Sequence, single: bool = False):
             raise QuickDrawError(f"{name} is not a list of strokes")
         before = stroke_offsets[-1]
         for i, stroke in enumerate(drawing):
-            if len(stroke) < 2 or len(stroke[0]) != len(stroke[1]):
-                raise QuickDrawError(f"{name}: stroke {i} is not [xs, ys(, ts)] with equal lengths")
-            xs.extend(stroke[0])
-            ys.extend(stroke[1])
+            try:
+                if len(stroke) < 2 or len(stroke[0]) != len(stroke[1]):
+                    raise TypeError
+                xs.extend(stroke[0])
+                ys.extend(stroke[1])
+            except TypeError:
+                raise QuickDrawError(
+                    f"{name}: stroke {i} is not [xs, ys(, ts)] with equal lengths"
+                ) from None
             stroke_offsets.append(len(xs))
         if stroke_offsets[-1] == before:
             raise QuickDrawError(f"{name} has no points")

@@ -216,6 +216,10 @@ def test_bad_drawings_raise_clear_errors():
         simplify_drawing([[[0.0, 1.0], [1.0]]])
     with pytest.raises(QuickDrawError, match="numbers"):
         simplify_drawing([[["a", "b"], [1.0, 2.0]]])
+    with pytest.raises(QuickDrawError, match="stroke 1 is not"):
+        simplify_drawing([[[1.0], [2.0]], 5])
+    with pytest.raises(QuickDrawError, match="not a list of strokes"):
+        simplify_drawing("drawing")
 
 
 def test_records_keep_fields_and_skip_or_name_bad_ones():
