@@ -166,7 +166,7 @@ def convert(
         arrays = {}
         for split, items in mnist_parts.items():
             images = np.concatenate([a for a, _ in items])
-            labels = np.concatenate([np.full(len(a), lab, dtype=np.uint8) for a, lab in items])
+            labels = np.concatenate([np.full(len(a), lab, dtype=np.int64) for a, lab in items])
             perm = rng.permutation(len(images))  # MNIST files are not sorted by label
             arrays[split] = (images[perm].reshape(-1, size, size), labels[perm])
         mnist.write_mnist(out / "mnist", arrays["train"], arrays["test"], names, gzip=gzip_mnist)

@@ -1,0 +1,203 @@
+"""Held-out likelihood of trained models: the training bound and an importance-weighted one.
+
+`evaluate_checkpoint` runs a checkpoint over one split of the files
+`quickdraw convert` writes, per category and overall, through the model's own
+`forward(..., reduction="none")`: the numbers are the training losses, not a
+second implementation of them.
+
+- sketch-rnn: L_R and L_KL with the paper's definitions (Ha & Eck 2018, eqs.
+  9-10: L_R is divided by N_max, L_KL by N_z), so they compare with its Table 1.
+- DRAW: L_x, L_z and L_x + L_z in nats per image (Gregor et al. 2015, eqs.
+  9-12), and the same bound in bits per pixel.
+
+Both models are VAEs, so both also get the importance-weighted bound of Burda
+et al. (2016) with k samples from the encoder:
+
+    log p(x) >= E[ log (1/k) sum_j p(x, z_j) / q(z_j | x) ]
+
+in nats per example. With k = 1 its expectation is the ELBO (the training
+bound); it tightens as k grows, so checkpoints can be compared by an estimate
+of their negative log-likelihood. The per-sample log weights come from the
+model's `log_importance_weight(batch) -> (B,)`, which uses the same encoder,
+decoder and likelihood as `forward`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from quickdraw_tools.errors import QuickDrawError, check_choice
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class Totals:
+    """Running sums over examples of one category."""
+
+    n: int = 0
+    recon: float = 0.0
+    kl: float = 0.0
+    iw: float = 0.0  # importance-weighted bound on -log p(x), nats per example
+
+    def add(self, recon: torch.Tensor, kl: torch.Tensor, iw: torch.Tensor) -> None:
+        self.n += len(recon)
+        self.recon += float(recon.double().sum())
+        self.kl += float(kl.double().sum())
+        self.iw += float(iw.double().sum())
+
+    def merge(self, other: Totals) -> None:
+        self.n += other.n
+        self.recon += other.recon
+        self.kl += other.kl
+        self.iw += other.iw
+
+
+def importance_weighted_nll(model: torch.nn.Module, batch, k: int) -> torch.Tensor:
+    """-log (1/k) sum_j w_j per example, (B,), from k calls of the model's log weight."""
+    if k < 1:
+        raise QuickDrawError(f"k (importance samples) must be >= 1, got {k}")
+    log_w = torch.stack([model.log_importance_weight(batch) for _ in range(k)])  # (k, B)
+    return -(torch.logsumexp(log_w.double(), dim=0) - math.log(k))
+
+
+def _category_datasets(model, data_state: dict, files: Sequence[Path], split: str, seed: int):
+    """[(category, dataset)] for one split of the given files, prepared as in training."""
+    if model.name == "sketch-rnn":
+        from models.sketch_rnn import StrokeDataset, load_splits
+        from quickdraw_tools import strokes as S
+
+        cfg, scale = model.config, data_state["scale_factor"]
+        out = []
+        for path in files:
+            sketches = S.filter_by_length(load_splits([path])[split], cfg.max_seq_len)
+            normed = [S.normalize(S.clip_offsets(s), scale) for s in sketches]
+            out.append((path.stem, StrokeDataset(normed, cfg, augment=False)))
+        return out
+    if model.name == "draw":
+        from models.draw import build_datasets
+
+        out = []
+        for path in files:
+            bundle = build_datasets(model.config, [path], seed)
+            out.append((path.stem, getattr(bundle, split)))
+        return out
+    raise QuickDrawError(f"no likelihood evaluation for model {model.name!r}")
+
+
+def _summarise(model, t: Totals) -> dict[str, float]:
+    """Means of one category (or all) with the model's own names for the terms."""
+    if t.n == 0:
+        return {"n": 0}
+    recon, kl, iw = t.recon / t.n, t.kl / t.n, t.iw / t.n
+    if model.name == "sketch-rnn":
+        return {"n": t.n, "L_R": recon, "L_KL": kl, "iw_nll_nats": iw}
+    pixels = model.config.height * model.config.width
+    out = {
+        "n": t.n,
+        "L_x": recon,
+        "L_z": kl,
+        "L_x+L_z": recon + kl,
+        "bits_per_pixel": (recon + kl) / (pixels * math.log(2)),
+        "iw_nll_nats": iw,
+        "iw_bits_per_pixel": iw / (pixels * math.log(2)),
+    }
+    if model.config.binarize == "grey":
+        out["note"] = "grey-level targets: L_x is a cross-entropy, not a log-likelihood"
+    return out
+
+
+@torch.no_grad()
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    files: Sequence[str | os.PathLike],
+    split: str = "test",
+    k: int = 1,
+    batch_size: int = 100,
+    device: str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Likelihood report of one checkpoint on `split` of `files` (see module doc).
+
+    Returns a JSON-ready dict: checkpoint, model, split, k, and per category
+    and "overall" the model's loss terms and the importance-weighted bound.
+    """
+    from tqdm import tqdm
+
+    from models.trainer import load_checkpoint
+
+    check_choice("split", split, SPLITS)
+    if k < 1:
+        raise QuickDrawError(f"k (importance samples) must be >= 1, got {k}")
+    files = [Path(f) for f in files]
+    for f in files:
+        if not f.is_file():
+            raise QuickDrawError(f"data file {str(f)!r} not found")
+    model, data_state, ckpt = load_checkpoint(checkpoint, device)
+    torch.manual_seed(seed)
+    categories: dict[str, Totals] = {}
+    datasets: list[tuple[str, Dataset]] = _category_datasets(model, data_state, files, split, seed)
+    total = sum(len(d) for _, d in datasets)
+    with tqdm(total=total, unit="example", desc=f"evaluate {split}", disable=not progress) as bar:
+        for category, dataset in datasets:
+            t = categories.setdefault(category, Totals())
+            for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+                batch = _to(batch, model_device(model))
+                losses = model(batch, step=None, reduction="none")
+                iw = importance_weighted_nll(model, batch, k)
+                t.add(losses.recon, losses.kl, iw)
+                bar.update(len(losses.recon))
+    overall = Totals()
+    for t in categories.values():
+        overall.merge(t)
+    if overall.n == 0:
+        raise QuickDrawError(f"the {split} split of {[str(f) for f in files]} is empty")
+    return {
+        "checkpoint": str(checkpoint),
+        "model": model.name,
+        "step": ckpt.get("step"),
+        "split": split,
+        "k": k,
+        "categories": {c: _summarise(model, t) for c, t in categories.items()},
+        "overall": _summarise(model, overall),
+    }
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _to(batch, device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    return batch
+
+
+def format_table(reports: Sequence[dict]) -> str:
+    """One readable table for one or more reports (rows: checkpoint x category)."""
+    rows = []
+    for rep in reports:
+        for name, values in [*rep["categories"].items(), ("overall", rep["overall"])]:
+            rows.append((Path(rep["checkpoint"]).parent.name or rep["checkpoint"], name, values))
+    keys = [k for k in rows[0][2] if k not in ("n", "note")] if rows else []
+    header = ["run", "category", "n", *keys]
+    lines = [header]
+    for run, name, values in rows:
+        cells = [f"{values[k]:.4f}" if k in values else "" for k in keys]
+        lines.append([run, name, str(values["n"]), *cells])
+    widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
+    text = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines)
+    notes = {rep["overall"].get("note") for rep in reports} - {None}
+    return text + "".join(f"\nnote: {n}" for n in sorted(notes))

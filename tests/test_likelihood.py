@@ -1,0 +1,130 @@
+"""Likelihood evaluation: same numbers as the training path, IW bound behaves, CLI report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from eval.likelihood import evaluate_checkpoint, importance_weighted_nll
+from models.draw import Draw, DrawConfig
+from models.draw import build_datasets as draw_datasets
+from models.sketch_rnn import Model as SketchRNN
+from models.sketch_rnn import SketchRNNConfig
+from models.sketch_rnn import build_datasets as sketch_datasets
+from models.trainer import TrainConfig, evaluate, train
+from quickdraw_tools.cli import main
+from quickdraw_tools.convert import Source, convert
+from quickdraw_tools.errors import QuickDrawError
+
+TINY_RNN = dict(max_seq_len=80, enc_size=8, dec_size=16, z_size=4, num_mixture=3)
+TINY_DRAW = dict(T=3, enc_size=16, dec_size=16, z_size=4, read_n=3, write_n=3)
+
+
+def _train_cfg(**kw):
+    base = dict(steps=4, batch_size=16, eval_every=4, checkpoint_every=4, device="cpu", seed=0)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def npz_files(shared, tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    sources = [Source(c, shared / "training" / f"{c}.ndjson") for c in ("cake", "snowman")]
+    convert(sources, out, ["sketchrnn", "bitmap"], max_per_category=150, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rnn_checkpoint(npz_files, tmp_path_factory):
+    files = sorted((npz_files / "sketchrnn").glob("*.npz"))
+    cfg = SketchRNNConfig(**TINY_RNN)
+    run = tmp_path_factory.mktemp("rnn")
+    train(SketchRNN(cfg), sketch_datasets(cfg, files, seed=0), _train_cfg(), run, progress=False)
+    return run / "last.pt", files
+
+
+@pytest.fixture(scope="module")
+def draw_checkpoint(npz_files, tmp_path_factory):
+    files = sorted((npz_files / "bitmap").glob("*.npy"))
+    cfg = DrawConfig(**TINY_DRAW)
+    run = tmp_path_factory.mktemp("draw")
+    train(Draw(cfg), draw_datasets(cfg, files, seed=0), _train_cfg(), run, progress=False)
+    return run / "last.pt", files
+
+
+def test_sketch_rnn_report_equals_training_path(rnn_checkpoint):
+    ckpt, files = rnn_checkpoint
+    report = evaluate_checkpoint(ckpt, files, split="valid", progress=False)
+    assert report["model"] == "sketch-rnn" and set(report["categories"]) == {"cake", "snowman"}
+    overall = report["overall"]
+    # the trainer's own validation on the same data gives the same L_R
+    from models.trainer import load_checkpoint
+
+    model, state, _ = load_checkpoint(ckpt)
+    bundle = sketch_datasets(model.config, files, seed=0)
+    assert state["scale_factor"] == pytest.approx(bundle.state["scale_factor"])
+    assert overall["n"] == len(bundle.valid)
+    torch.manual_seed(0)
+    ref = evaluate(model, bundle.valid, batch_size=100, device=torch.device("cpu"))
+    # equal up to the noise in z (the batches differ, so the samples of z do)
+    assert overall["L_R"] == pytest.approx(ref["recon"], rel=0.01)
+    n = {c: v["n"] for c, v in report["categories"].items()}
+    weighted = sum(report["categories"][c]["L_R"] * n[c] for c in n) / sum(n.values())
+    assert overall["L_R"] == pytest.approx(weighted, rel=1e-6)
+    # the IW bound (k=1) is, on average, the ELBO in nats per sketch
+    elbo = model.config.max_seq_len * overall["L_R"] + model.config.z_size * overall["L_KL"]
+    assert overall["iw_nll_nats"] == pytest.approx(elbo, rel=0.05)
+
+
+def test_importance_weighting_tightens_the_bound(rnn_checkpoint):
+    ckpt, files = rnn_checkpoint
+    k1 = evaluate_checkpoint(ckpt, files, split="test", k=1, progress=False)["overall"]
+    k16 = evaluate_checkpoint(ckpt, files, split="test", k=16, progress=False)["overall"]
+    assert k16["iw_nll_nats"] < k1["iw_nll_nats"]
+    assert k16["L_R"] == pytest.approx(k1["L_R"], rel=0.05)  # same data, same path
+
+
+def test_iw_k1_is_an_unbiased_elbo_sample_on_a_fixed_batch(rnn_checkpoint):
+    from models.trainer import load_checkpoint
+
+    ckpt, files = rnn_checkpoint
+    model, _, _ = load_checkpoint(ckpt)
+    batch = next(iter(torch.utils.data.DataLoader(sketch_datasets(model.config, files).test, 8)))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        losses = model(batch, step=None, reduction="none")
+        elbo = model.config.max_seq_len * losses.recon + model.config.z_size * losses.kl
+        samples = torch.stack([importance_weighted_nll(model, batch, 1) for _ in range(400)])
+    np.testing.assert_allclose(samples.mean(0).numpy(), elbo.double().numpy(), rtol=0.02)
+    with pytest.raises(QuickDrawError, match="k"):
+        importance_weighted_nll(model, batch, 0)
+
+
+def test_draw_report_in_nats_and_bits(draw_checkpoint):
+    ckpt, files = draw_checkpoint
+    report = evaluate_checkpoint(ckpt, files, split="test", k=4, progress=False)
+    o = report["overall"]
+    assert report["model"] == "draw"
+    assert o["L_x+L_z"] == pytest.approx(o["L_x"] + o["L_z"])
+    assert o["bits_per_pixel"] == pytest.approx(o["L_x+L_z"] / (784 * math.log(2)))
+    assert 0 < o["iw_nll_nats"] < o["L_x+L_z"] * 1.05
+    assert set(report["categories"]) == {"cake", "snowman"}
+
+
+def test_cli_compares_checkpoints_on_one_split(rnn_checkpoint, tmp_path, capsys):
+    ckpt, files = rnn_checkpoint
+    out = tmp_path / "r.json"
+    args = ["evaluate", str(ckpt), str(ckpt), "--data", *map(str, files), "--k", "2"]
+    assert main([*args, "--json", str(out), "--quiet"]) == 0
+    table = capsys.readouterr().out
+    assert "L_R" in table and "overall" in table and "cake" in table
+    reports = json.loads(out.read_text())
+    assert len(reports) == 2 and reports[0]["split"] == "test" and reports[0]["k"] == 2
+
+    assert main(["evaluate", str(tmp_path / "nope.pt"), "--data", str(files[0])]) == 1
+    assert "nope.pt" in capsys.readouterr().err
+    assert main(["evaluate", str(ckpt), "--data", str(tmp_path / "x.npz")]) == 1
+    assert "x.npz" in capsys.readouterr().err
