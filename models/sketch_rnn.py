@@ -645,3 +645,87 @@ def build_datasets(cfg: SketchRNNConfig, files: Sequence[str | Path], seed: int 
         test=StrokeDataset(norm["test"], cfg, augment=False),
         state=state,
     )
+
+
+# --- the `quickdraw sample` hook ------------------------------------------------------
+
+
+def read_sketches(path: str | Path, split: str = "test") -> list[np.ndarray]:
+    """Stroke-3 sketches from a sketch-rnn ``.npz`` (one split) or an ndjson/.bin file."""
+    from quickdraw_tools import formats
+
+    path = Path(path)
+    if path.suffix == ".npz":
+        splits = formats.load_sketchrnn_npz(path)
+        check_choice("split", split, list(splits))
+        return splits[split]
+    return [S.drawing_to_stroke3(r["drawing"]) for r in formats.iter_drawings(path)]
+
+
+def write_sketches(path: str | Path, sketches: list[np.ndarray], cols: int, captions=None) -> None:
+    """Stroke-3 sketches -> an SVG grid (``.svg``) or drawings (``.ndjson``), atomically."""
+    from quickdraw_tools import formats, svg
+
+    path = Path(path)
+    check_choice("output suffix", path.suffix, [".svg", ".ndjson"])
+    if path.suffix == ".svg":
+        svg.svg_grid(sketches, cols, captions, path)
+    else:
+        records = [
+            {"word": c or "", "drawing": S.stroke3_to_drawing(np.round(s, 2))}
+            for s, c in zip(sketches, captions or [None] * len(sketches), strict=True)
+        ]
+        formats.write_ndjson(path, records)
+
+
+def sample_cli(model: Model, data_state: dict, args) -> int:
+    """`quickdraw sample` for sketch-rnn: see that command's --help for the modes."""
+    scale = data_state["scale_factor"]
+    gen = torch.Generator().manual_seed(args.seed)
+    temps = args.temperature
+    for t in temps:
+        if t <= 0:
+            raise QuickDrawError(f"--temperature must be > 0, got {t}")
+    if args.mode == "sample":
+        out = model.sample(args.n, temperature=temps[0], generator=gen, scale=scale)
+        cols = args.cols or math.ceil(math.sqrt(len(out)))
+        write_sketches(args.out, out, cols, [f"τ={temps[0]:g}"] * len(out))
+        print(f"wrote {len(out)} samples to {args.out}")
+        return 0
+    if not args.input:
+        raise QuickDrawError(f"--mode {args.mode} needs --input (a .npz or .ndjson file)")
+    pool = read_sketches(args.input, args.split)
+    wanted = {"reconstruct": 3, "interpolate": 2, "analogy": 3, "complete": 1}[args.mode]
+    index = args.index if args.index is not None else list(range(wanted))
+    for i in index:
+        if not 0 <= i < len(pool):
+            raise QuickDrawError(f"--index {i} is out of range: {args.input} has {len(pool)}")
+    picked = [pool[i] for i in index]
+    if args.mode in ("interpolate", "analogy", "complete") and len(picked) != wanted:
+        raise QuickDrawError(f"--mode {args.mode} takes {wanted} --index value(s)")
+    if args.mode == "reconstruct":
+        rows, captions = [], []
+        for i, s in zip(index, picked, strict=True):
+            rows += [s] + model.reconstruct(s, scale, temps, gen)
+            captions += [f"#{i}"] + [f"τ={t:g}" for t in temps]
+        cols = 1 + len(temps)
+    elif args.mode == "interpolate":
+        path = model.interpolate(*picked, scale, args.steps, args.method, temps[0], gen)
+        rows = [picked[0], *path, picked[1]]
+        captions = ["a", *[f"{k / max(1, args.steps - 1):.2f}" for k in range(args.steps)], "b"]
+        cols = args.cols or len(rows)
+    elif args.mode == "analogy":
+        out = model.analogy(*picked, scale, args.n, temps[0], gen)
+        rows, captions = [*picked, *out], ["a", "b", "c", *["a-b+c"] * len(out)]
+        cols = args.cols or len(rows)
+    else:
+        sketch = picked[0]
+        k = args.prefix if args.prefix is not None else max(1, len(sketch) // 2)
+        if not 1 <= k <= len(sketch):
+            raise QuickDrawError(f"--prefix must be in 1..{len(sketch)}, got {k}")
+        out = model.complete(sketch[:k], scale, args.n, temps[0], gen)
+        rows, captions = [sketch, sketch[:k], *out], ["whole", "given", *["ending"] * len(out)]
+        cols = args.cols or math.ceil(math.sqrt(len(rows)))
+    write_sketches(args.out, rows, cols, captions)
+    print(f"wrote {args.mode} ({len(rows)} sketches) to {args.out}")
+    return 0
