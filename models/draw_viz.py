@@ -245,10 +245,7 @@ def write_samples(
     """
     out = Path(out_dir)
     generator = torch.Generator(device=model.to_q.weight.device).manual_seed(seed)
-    trace = model.generate(n, generator=generator, temperature=temperature)
-    trace.canvases = trace.canvases.cpu()
-    if trace.write_windows is not None:
-        trace.write_windows = trace.write_windows.cpu()
+    trace = model.generate(n, generator=generator, temperature=temperature).cpu()
     paths = [
         save_sample_grid(trace, out / "samples.png", cols=cols),
         save_step_grid(trace, out / "steps.png", max_images=16),
@@ -258,3 +255,16 @@ def write_samples(
     with atomic_write(out / "samples.npy", "wb") as f:
         np.save(f, bitmaps, allow_pickle=False)
     return [*paths, out / "samples.npy"]
+
+
+def save_reconstructions(
+    originals: torch.Tensor, trace: DrawTrace, path, steps=None, scale: int = 3
+) -> Path:
+    """One row per image: the original, then its reconstruction at each step with the read
+    (green) and write (red) windows. `originals` (B, H, W) in [0, 1]. PNG."""
+    steps = _check_steps(trace, steps)
+    cells = [
+        [_to_rgb(originals[i], scale), *(_cell(trace, s, i, scale, True) for s in steps)]
+        for i in range(trace.canvases.shape[1])
+    ]
+    return _save(_grid(cells), path)

@@ -429,3 +429,37 @@ def test_log_importance_weight_averages_to_minus_the_bound(cats):
     bound = (losses.recon + losses.kl).view(2000, 2)
     stderr = log_w.std(0) / 2000**0.5 + bound.std(0) / 2000**0.5
     assert ((log_w.mean(0) + bound.mean(0)).abs() < 4 * stderr + 1e-3).all()
+
+
+def test_cli_sample_and_reconstruct(tmp_path, shared, capsys):
+    from quickdraw_tools.cli import main
+
+    cat = str(shared / "mirror/full/numpy_bitmap/cat.npy")
+    run = tmp_path / "run"
+    train = ["train", "draw", "--data", cat, "--out", str(run), *TINY_FLAGS]
+    assert main([*train, "--steps", "2"]) == 0
+    ckpt = str(run / "last.pt")
+    grid = tmp_path / "s.png"
+    assert main(["sample", ckpt, "--n", "6", "--seed", "1", "--out", str(grid)]) == 0
+    with Image.open(grid) as im, Image.open(tmp_path / "s.steps.png") as steps:
+        assert im.format == steps.format == "PNG"
+    npy = tmp_path / "s.npy"
+    assert main(["sample", ckpt, "--n", "6", "--seed", "1", "--out", str(npy)]) == 0
+    again = tmp_path / "again.npy"
+    assert main(["sample", ckpt, "--n", "6", "--seed", "1", "--out", str(again)]) == 0
+    bitmaps = np.load(npy)
+    assert bitmaps.shape == (6, 784) and bitmaps.dtype == np.uint8
+    assert np.array_equal(bitmaps, np.load(again))
+    gif = tmp_path / "r.gif"
+    args = ["sample", ckpt, "--mode", "reconstruct", "--input", cat, "--index", "0", "5"]
+    assert main([*args, "--out", str(gif)]) == 0
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 2  # T = 2 steps
+    assert main([*args, "--out", str(tmp_path / "r.png")]) == 0
+    capsys.readouterr()
+    assert main(["sample", ckpt, "--mode", "interpolate", "--out", str(grid)]) == 1
+    assert "sample and reconstruct" in capsys.readouterr().err
+    assert main(["sample", ckpt, "--out", str(tmp_path / "s.svg")]) == 1
+    assert ".png, .gif or .npy, not 's.svg'" in capsys.readouterr().err
+    assert main([*args[:3], "reconstruct", "--out", str(grid)]) == 1
+    assert "needs --input" in capsys.readouterr().err
