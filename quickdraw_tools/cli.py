@@ -35,13 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"quickdraw_tools.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"quickdraw_tools.commands.{name}":
-                continue  # not written yet on this branch
-            raise
-        module.add_parser(sub)
+        importlib.import_module(f"quickdraw_tools.commands.{name}").add_parser(sub)
     return parser
 
 
