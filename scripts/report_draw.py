@@ -54,14 +54,14 @@ CONFIGS = {
     "report-b100-n2": ("report, batch 100, read N 2", {**REPORT, "read_n": 2}, {}),
     "adam": ("+ Adam", {"optimizer": "adam", "binarize": "grey"}, {}),
     "adam-dynamic": ("+ dynamic binarisation", {"optimizer": "adam", "binarize": "dynamic"}, {}),
-    "adam-dynamic-w8": (
-        "+ write N 8",
-        {"optimizer": "adam", "binarize": "dynamic", "write_n": 8},
+    "canvas": (
+        "+ learned c_0",
+        {"optimizer": "adam", "binarize": "dynamic", "learn_canvas": True},
         {},
     ),
     "ours": (
-        "+ learned c_0 (ours)",
-        {"optimizer": "adam", "binarize": "dynamic", "learn_canvas": True},
+        "+ write N 8 (ours)",
+        {"optimizer": "adam", "binarize": "dynamic", "learn_canvas": True, "write_n": 8},
         {},
     ),
 }
