@@ -36,6 +36,7 @@ import pickle
 import struct
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,10 +73,11 @@ class ReadStats:
             self.errors.append(message)
 
 
-def _open_text(path: Path, mode: str) -> IO:
+def _open_text(path: Path) -> IO:
+    # utf-8-sig: a byte-order mark (Windows editors write one) is dropped, not a JSON error.
     if path.suffix == ".gz":
-        return gzip.open(path, mode + "t", encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
 
 
 _NUMBER_TYPES = frozenset({int, float})
@@ -134,7 +136,7 @@ def iter_ndjson(
 
 def _iter_ndjson(path: Path, on_error: str, stats: ReadStats) -> Iterator[dict]:
     try:
-        with _open_text(path, "r") as f:
+        with _open_text(path) as f:
             for lineno, line in enumerate(f, start=1):
                 stats.lines += 1
                 if not line.strip():
@@ -148,7 +150,7 @@ def _iter_ndjson(path: Path, on_error: str, stats: ReadStats) -> Iterator[dict]:
                     continue
                 stats.records += 1
                 yield record
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as e:
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise QuickDrawError(f"{path}: not a readable ndjson file ({e})") from None
     if stats.skipped:
         warnings.warn(

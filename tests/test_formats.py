@@ -108,6 +108,23 @@ def test_ndjson_argument_errors(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".ndjson", ".ndjson.gz"])
+def test_windows_line_endings_and_byte_order_mark(tmp_path, suffix):
+    source = MIRROR / "full" / "simplified" / "The Eiffel Tower.ndjson"
+    text = b"\xef\xbb\xbf" + source.read_bytes().replace(b"\n", b"\r\n")
+    path = tmp_path / f"windows{suffix}"
+    path.write_bytes(gzip.compress(text) if suffix.endswith(".gz") else text)
+    assert list(F.iter_ndjson(path)) == list(F.iter_ndjson(source))
+
+
+def test_corrupt_gzip_is_a_clear_error(tmp_path):
+    data = gzip.compress(b'{"drawing": [[[0, 1], [0, 1]]]}\n' * 1000)
+    path = tmp_path / "corrupt.ndjson.gz"
+    path.write_bytes(data[:20] + bytes(200) + data[220:])  # damaged deflate stream
+    with pytest.raises(QuickDrawError, match="not a readable ndjson file"):
+        list(F.iter_ndjson(path))
+
+
+@pytest.mark.parametrize("suffix", [".ndjson", ".ndjson.gz"])
 def test_write_ndjson_round_trips_real_records(tmp_path, suffix):
     source = MIRROR / "full" / "raw" / "The Eiffel Tower.ndjson"
     records = list(F.iter_ndjson(source))
