@@ -212,6 +212,11 @@ def test_bad_drawings_raise_clear_errors():
         simplify_drawing([])
     with pytest.raises(QuickDrawError, match="finite"):
         simplify_drawing([[[0.0, float("nan")], [1.0, 2.0]]])
+    with pytest.raises(QuickDrawError, match="too large a range"):
+        simplify_drawing([[[-1e308, 1e308], [1.0, 2.0]]])
+    # each drawing is scaled on its own, so far-apart drawings in one batch are fine
+    far = simplify_drawings([[[[1e306, 1e306 + 1e300], [0, 1]]], [[[-1e306], [0]]]])
+    assert far == [[[[0, 255], [0, 0]]], [[[0, 0], [0, 0]]]]
     with pytest.raises(QuickDrawError, match="equal lengths"):
         simplify_drawing([[[0.0, 1.0], [1.0]]])
     with pytest.raises(QuickDrawError, match="numbers"):
