@@ -129,3 +129,17 @@ def test_bad_numbers_are_rejected(shared, tmp_path, capsys, bad):
     path = str(shared / "training" / "cake.ndjson")
     assert main(["convert", path, "--out", str(tmp_path), "--quiet", *bad]) == 1
     assert bad[0] in capsys.readouterr().err
+
+
+def test_cli_convert_local_gzip_file_with_spaces(shared, tmp_path, capsys):
+    import gzip
+
+    plain = shared / "training" / "smiley face.ndjson"
+    packed = tmp_path / "smiley face.ndjson.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    args = ["--formats", "sketchrnn", "--max-per-category", "200", "--quiet"]
+    assert main(["convert", str(plain), "--out", str(tmp_path / "a"), *args]) == 0
+    assert main(["convert", str(packed), "--out", str(tmp_path / "b"), *args]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("smiley face ")
+    name = "sketchrnn/smiley face.npz"
+    assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import QuickDrawError
 
 SOURCE_FORMATS = ("simplified", "raw", "binary")
-LOCAL_SUFFIXES = (".ndjson", ".bin")
+LOCAL_SUFFIXES = (".ndjson", ".ndjson.gz", ".bin")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "categories",
         nargs="+",
         metavar="CATEGORY",
-        help="official category name (quote names with spaces), or a local .ndjson/.bin file",
+        help="official category name (quote names with spaces), or a local .ndjson, .ndjson.gz"
+        " or .bin file (its name without the suffix is the category)",
     )
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument(
@@ -83,11 +84,12 @@ def resolve_sources(args: argparse.Namespace) -> list:
     sources = []
     for name in args.categories:
         path = Path(name)
-        if path.suffix in LOCAL_SUFFIXES and path.is_file():
-            sources.append(Source(category=path.stem, path=path))
+        suffix = next((s for s in LOCAL_SUFFIXES if path.name.endswith(s)), None)
+        if suffix is not None:
+            if not path.is_file():
+                raise QuickDrawError(f"no such file: {name}")
+            sources.append(Source(category=path.name.removesuffix(suffix), path=path))
             continue
-        if path.suffix in LOCAL_SUFFIXES:
-            raise QuickDrawError(f"no such file: {name}")
         category = categories.check_category(name)
         local = download.fetch(
             category,
