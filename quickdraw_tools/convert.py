@@ -106,12 +106,20 @@ def _read_category(
     return records, stats.skipped
 
 
-def check_formats(formats_wanted: Sequence[str]) -> None:
-    """Raise unless every name is one of `FORMATS` (and there is at least one)."""
+def check_formats(formats_wanted: Sequence[str], size: int = formats.BITMAP_SIDE) -> None:
+    """Raise unless every name is one of `FORMATS` (at least one) and `size` suits them."""
     if not formats_wanted:
         raise QuickDrawError(f"no output format given; valid: {', '.join(FORMATS)}")
     for f in formats_wanted:
         check_choice("format", f, FORMATS)
+    if size < 1:
+        raise QuickDrawError(f"--size must be >= 1, got {size}")
+    if "bitmap" in formats_wanted and size != formats.BITMAP_SIDE:
+        # checked before any work: the bitmap writer refuses other sizes only at the end
+        raise QuickDrawError(
+            f"--size {size} does not fit the bitmap format, the official 28x28 numpy_bitmap "
+            "layout; other sizes are for --formats mnist"
+        )
 
 
 def convert(
@@ -128,7 +136,7 @@ def convert(
     gzip_mnist: bool = False,
 ) -> list[CategoryResult]:
     """Convert each source category into the requested formats under `out`."""
-    check_formats(formats_wanted)
+    check_formats(formats_wanted, size)
     if workers < 1:
         raise QuickDrawError(f"--workers must be >= 1, got {workers}")
     if max_per_category is not None and max_per_category < 1:

@@ -124,11 +124,31 @@ def test_malformed_line_is_reported_or_skipped(shared, tmp_path, capsys):
     assert row.split()[:3] == ["cake", "1580", "1"]  # category, read, skipped
 
 
-@pytest.mark.parametrize("bad", [["--workers", "0"], ["--max-per-category", "0"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--workers", "0"],
+        ["--max-per-category", "0"],
+        ["--size", "0"],
+        ["--size", "64", "--formats", "sketchrnn,bitmap"],  # bitmap is the official 28x28
+    ],
+)
 def test_bad_numbers_are_rejected(shared, tmp_path, capsys, bad):
     path = str(shared / "training" / "cake.ndjson")
-    assert main(["convert", path, "--out", str(tmp_path), "--quiet", *bad]) == 1
+    assert main(["convert", path, "--out", str(tmp_path / "o"), "--quiet", *bad]) == 1
     assert bad[0] in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # refused before any work
+
+
+def test_mnist_at_another_size(shared, tmp_path):
+    from quickdraw_tools.mnist import read_mnist
+
+    path = shared / "training" / "cake.ndjson"
+    convert(
+        [Source("cake", path)], tmp_path, ["mnist"], size=64, max_per_category=30, progress=False
+    )
+    images, _ = read_mnist(tmp_path / "mnist")["train"]
+    assert images.shape[1:] == (64, 64) and images.max() > 0
 
 
 def test_cli_convert_local_gzip_file_with_spaces(shared, tmp_path, capsys):

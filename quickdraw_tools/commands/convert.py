@@ -64,7 +64,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-per-category", type=int, help="use only the first N drawings")
     p.add_argument("--workers", type=int, default=1, help="processes (output is identical)")
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
-    p.add_argument("--size", type=int, default=28, help="bitmap side in pixels (default 28)")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=28,
+        help="bitmap side in pixels for mnist (default 28; the bitmap format is always 28)",
+    )
     p.add_argument("--gzip", action="store_true", help="gzip the MNIST files")
     p.add_argument(
         "--on-error",
@@ -107,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from ..convert import check_formats, convert, summary_table
 
     wanted = [f.strip() for f in args.formats.split(",") if f.strip()]
-    check_formats(wanted)  # before any download
+    check_formats(wanted, args.size)  # before any download
     results = convert(
         resolve_sources(args),
         args.out,
