@@ -99,7 +99,17 @@ def _read_category(
 ) -> tuple[list[dict], int]:
     stats = formats.ReadStats()
     records = []
-    for record in formats.iter_drawings(source.path, on_error=on_error, stats=stats):
+    for index, record in enumerate(
+        formats.iter_drawings(source.path, on_error=on_error, stats=stats)
+    ):
+        if not any(len(stroke[0]) for stroke in record["drawing"]):
+            # nothing to learn from or draw; a raw one would fail in simplify, unnamed
+            where = f":{stats.lines}" if stats.lines else f": drawing {index}"  # ndjson / .bin
+            message = f"{source.path}{where}: the drawing has no points"
+            if on_error == "raise":
+                raise QuickDrawError(message + " (--on-error skip leaves such drawings out)")
+            stats.note_skip(message)
+            continue
         records.append(record)
         if max_per_category is not None and len(records) >= max_per_category:
             break

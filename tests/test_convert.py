@@ -163,3 +163,18 @@ def test_cli_convert_local_gzip_file_with_spaces(shared, tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[1].startswith("smiley face ")
     name = "sketchrnn/smiley face.npz"
     assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["simplified", "raw"])
+def test_drawing_without_points_is_named_or_skipped(tmp_path, capsys, kind):
+    stroke = [[0, 9], [0, 9], [0, 5]] if kind == "raw" else [[0, 9], [0, 9]]
+    lines = [{"drawing": [stroke]}, {"drawing": []}, {"drawing": [[[], []]]}]
+    path = tmp_path / "cake.ndjson"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert main(["convert", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:2: the drawing has no points" in err and "Traceback" not in err
+    with pytest.warns(UserWarning, match="skipped 2 malformed line"):
+        rc = main(["convert", str(path), "--out", str(tmp_path / "o"), "--on-error", "skip"])
+    assert rc == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:3] == ["cake", "1", "2"]
