@@ -7,6 +7,7 @@ A reader never sees a half-written file, and a crash leaves the previous file
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,8 +22,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterato
     On an exception the temporary file is removed and `path` is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileExistsError:  # mkdir met a file where a folder should be
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"cannot write {path}: a file is in the way of its folder"
+        ) from None
+    except OSError as e:  # name the file asked for, not a folder above it or the temporary file
+        raise type(e)(e.errno, f"cannot write {path}: {e.strerror}") from None
     try:
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f

@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quickdraw {args.command}: interrupted", file=sys.stderr)
         return 130
     except OSError as e:
-        print(f"quickdraw {args.command}: error: {e}", file=sys.stderr)
+        # "[Errno 13] Permission denied: 'x'" -> "x: Permission denied"
+        message = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else e.strerror or e
+        print(f"quickdraw {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 
