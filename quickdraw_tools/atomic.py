@@ -9,10 +9,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions a plain ``open(path, "w")`` gives: the file's own, else 0666 less umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)  # reading the umask means setting it; put it straight back
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 @contextlib.contextmanager
@@ -34,6 +45,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterato
     except OSError as e:  # name the file asked for, not a folder above it or the temporary file
         raise type(e)(e.errno, f"cannot write {path}: {e.strerror}") from None
     try:
+        os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600: private to its owner
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()

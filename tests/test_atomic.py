@@ -38,3 +38,19 @@ def test_cli_names_the_output_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"quickdraw simplify: error: cannot write {out}: ")
         assert err.count("\n") == 1 and ".tmp" not in err
+
+
+def test_permissions_are_those_of_a_plain_open(tmp_path):
+    import os
+    import stat
+
+    plain, atomic = tmp_path / "plain", tmp_path / "atomic"
+    with open(plain, "w"):
+        pass
+    with atomic_write(atomic, "w"):
+        pass
+    assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    os.chmod(atomic, 0o640)  # an existing file keeps its mode, as open() keeps it
+    with atomic_write(atomic, "w"):
+        pass
+    assert stat.S_IMODE(atomic.stat().st_mode) == 0o640
