@@ -83,7 +83,10 @@ def fit(strokes: Strokes, width: float, height: float, margin: float) -> list[np
         return []
     xy = np.concatenate([np.column_stack([x, y]) for x, y, _ in strokes])
     lo, hi = xy.min(axis=0), xy.max(axis=0)
-    extent = hi - lo
+    with np.errstate(over="ignore"):
+        extent = hi - lo
+    if not np.isfinite(extent).all():
+        raise QuickDrawError("sketch coordinates span too large a range to draw")
     room = np.array([width - 2 * margin, height - 2 * margin], dtype=np.float64)
     if room.min() <= 0:
         raise QuickDrawError(f"margin {margin} leaves no room in a {width}x{height} cell")

@@ -120,6 +120,9 @@ def test_colors_dots_and_bad_input():
         svg.sketch_to_svg(np.zeros((4, 4)))
     with pytest.raises(QuickDrawError):
         svg.sketch_to_svg([[[1, 2], [1]]])
+    with pytest.raises(QuickDrawError, match="too large a range"):
+        svg.sketch_to_svg([[[-1e308, 1e308], [0, 1]]])  # not an SVG full of NaN
+    assert "nan" not in svg.sketch_to_svg([[[-1e300, 1e300], [0, 1]]])
     with pytest.raises(QuickDrawError, match="COLSxROWS"):
         svg.parse_grid("8by4")
 
