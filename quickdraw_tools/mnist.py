@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip as gzip_module
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip_module.decompress(data)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise QuickDrawError(f"{path}: broken gzip data ({e})") from None
     return parse_idx(data, str(path))
 

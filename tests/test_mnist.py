@@ -115,6 +115,11 @@ def test_bad_input_and_corrupt_files(tmp_path):
     path.write_bytes(path.read_bytes()[:-1])
     with pytest.raises(QuickDrawError, match="bytes"):
         mnist.read_idx(path)
+    gz = mnist.write_idx(tmp_path / "x.gz", np.arange(4000, dtype=np.uint8))
+    data = gz.read_bytes()
+    gz.write_bytes(data[:10] + b"\xff" + data[11:])  # deflate block type 3: invalid
+    with pytest.raises(QuickDrawError, match="broken gzip"):
+        mnist.read_idx(gz)
     (tmp_path / "y").write_bytes(b"\x01\x00\x08\x01")
     with pytest.raises(QuickDrawError, match="not an IDX"):
         mnist.read_idx(tmp_path / "y")
