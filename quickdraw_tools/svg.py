@@ -158,12 +158,25 @@ class _Layout:
         return (i % self.cols) * self.cell, (i // self.cols) * (self.cell + self.band)
 
 
-def _check_grid_args(sketches, captions, color_by) -> list:
+def _grid(sketches, cols, captions, cell, margin, stroke_width, color_by, font_size):
+    """Check a grid's arguments and lay it out, for `svg_grid` and `png_grid` alike.
+
+    Returns the `_Layout` and, per sketch, ``(x0, y0, pieces)``: its cell's origin and
+    the `_pieces` to draw, in cell coordinates.
+    """
     check_choice("color_by", color_by, COLOR_BY)
     sketches = list(sketches)
     if captions is not None and len(captions) != len(sketches):
         raise QuickDrawError(f"{len(captions)} captions for {len(sketches)} sketches")
-    return sketches
+    layout = _Layout(len(sketches), cols, cell, captions is not None, font_size)
+    if margin is None:
+        margin = cell / 16.0 + stroke_width
+    cells = []
+    for i, sketch in enumerate(sketches):
+        strokes = as_strokes(sketch)
+        pieces = _pieces(strokes, fit(strokes, cell, cell, margin), color_by)
+        cells.append((*layout.origin(i), pieces))
+    return layout, cells
 
 
 def svg_grid(
@@ -186,10 +199,7 @@ def svg_grid(
     """
     import svgwrite
 
-    sketches = _check_grid_args(sketches, captions, color_by)
-    layout = _Layout(len(sketches), cols, cell, captions is not None, font_size)
-    if margin is None:
-        margin = cell / 16.0 + stroke_width
+    layout, cells = _grid(sketches, cols, captions, cell, margin, stroke_width, color_by, font_size)
     dwg = svgwrite.Drawing(
         size=(f"{layout.width:g}", f"{layout.height:g}"),
         viewBox=f"0 0 {layout.width:g} {layout.height:g}",
@@ -197,9 +207,7 @@ def svg_grid(
         debug=False,  # svgwrite's per-attribute validation is slow; our values are numbers
     )
     dwg.add(dwg.rect(insert=(0, 0), size=(layout.width, layout.height), fill="white"))
-    for i, sketch in enumerate(sketches):
-        strokes = as_strokes(sketch)
-        x0, y0 = layout.origin(i)
+    for i, (x0, y0, pieces) in enumerate(cells):
         group = dwg.g(
             fill="none",
             stroke_width=stroke_width,
@@ -207,7 +215,7 @@ def svg_grid(
             stroke_linejoin="round",
             transform=f"translate({x0:g},{y0:g})",
         )
-        for xy, color in _pieces(strokes, fit(strokes, cell, cell, margin), color_by):
+        for xy, color in pieces:
             if len(xy) == 1:
                 group.add(dwg.circle(center=_pt(xy[0]), r=stroke_width / 2.0, fill=color))
             else:
@@ -276,10 +284,7 @@ def png_grid(
     from .raster import _cairo
 
     cairo = _cairo()
-    sketches = _check_grid_args(sketches, captions, color_by)
-    layout = _Layout(len(sketches), cols, cell, captions is not None, font_size)
-    if margin is None:
-        margin = cell / 16.0 + stroke_width
+    layout, cells = _grid(sketches, cols, captions, cell, margin, stroke_width, color_by, font_size)
     width, height = math.ceil(layout.width), math.ceil(layout.height)
     surface = cairo.ImageSurface(cairo.FORMAT_RGB24, width, height)
     ctx = cairo.Context(surface)
@@ -290,10 +295,8 @@ def png_grid(
     ctx.set_line_join(cairo.LINE_JOIN_ROUND)
     ctx.select_font_face("sans-serif")
     ctx.set_font_size(font_size)
-    for i, sketch in enumerate(sketches):
-        strokes = as_strokes(sketch)
-        x0, y0 = layout.origin(i)
-        for xy, color in _pieces(strokes, fit(strokes, cell, cell, margin), color_by):
+    for i, (x0, y0, pieces) in enumerate(cells):
+        for xy, color in pieces:
             ctx.set_source_rgb(*_hex_to_rgb(color))
             if len(xy) == 1:
                 ctx.arc(x0 + xy[0, 0], y0 + xy[0, 1], stroke_width / 2.0, 0, 2 * math.pi)
