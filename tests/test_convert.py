@@ -178,3 +178,27 @@ def test_drawing_without_points_is_named_or_skipped(tmp_path, capsys, kind):
         rc = main(["convert", str(path), "--out", str(tmp_path / "o"), "--on-error", "skip"])
     assert rc == 0
     assert capsys.readouterr().out.splitlines()[1].split()[:3] == ["cake", "1", "2"]
+
+
+def test_cli_convert_downloads_over_http(mirror_server, tmp_path, capsys):
+    # a category with spaces, fetched from a real HTTP server into the cache, then converted
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    args = ["--base-url", mirror_server.url, "--cache", str(cache), "--out", str(out), "--quiet"]
+    assert main(["convert", "The Eiffel Tower", "--source-format", "raw", *args]) == 0
+    assert mirror_server.requests[-1]["path"] == "/full/raw/The%20Eiffel%20Tower.ndjson"
+    assert (cache / "full" / "raw" / "The Eiffel Tower.ndjson").is_file()
+    npz = formats.load_sketchrnn_npz(out / "sketchrnn" / "The Eiffel Tower.npz")
+    assert sum(map(len, npz.values())) > 0
+    assert "The Eiffel Tower" in capsys.readouterr().out
+
+
+def test_binary_source_gives_the_same_files_as_ndjson(shared, tmp_path):
+    # .bin keeps key_id, so the split and every output are the same as from the ndjson
+    ndjson = shared / "mirror" / "full" / "simplified" / "cat.ndjson"
+    binary = tmp_path / "cat.bin"
+    formats.write_binary(binary, formats.iter_ndjson(ndjson))
+    wanted = ["sketchrnn", "bitmap", "mnist"]
+    convert([Source("cat", ndjson)], tmp_path / "a", wanted, progress=False)
+    (r,) = convert([Source("cat", binary)], tmp_path / "b", wanted, progress=False)
+    assert not r.raw and sum(r.sizes.values()) > 0
+    assert _tree_digest(tmp_path / "a") == _tree_digest(tmp_path / "b")
