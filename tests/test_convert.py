@@ -202,3 +202,11 @@ def test_binary_source_gives_the_same_files_as_ndjson(shared, tmp_path):
     (r,) = convert([Source("cat", binary)], tmp_path / "b", wanted, progress=False)
     assert not r.raw and sum(r.sizes.values()) > 0
     assert _tree_digest(tmp_path / "a") == _tree_digest(tmp_path / "b")
+
+
+@pytest.mark.parametrize("command", ["download", "convert", "simplify", "svg"])
+def test_data_commands_help_has_examples(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "examples:" in out and f"quickdraw {command} " in out

@@ -15,11 +15,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
         help="convert categories to sketch-rnn .npz, bitmaps and MNIST files",
-        description="Read each category's drawings once (downloaded, from a mirror, or from "
-        "local files), split them into train/valid/test (70,000/2,500/2,500, or the same "
-        "proportions for smaller sets; deterministic for a given --seed), and write every "
-        "requested format from that one split. Raw drawings are simplified with Google's "
-        "recipe first.",
+        description="Read each category's drawings once (downloaded, from a mirror, or from\n"
+        "local files), drop duplicates, split them into train/valid/test (70,000/2,500/2,500,\n"
+        "or the same proportions for smaller sets; the same for a given --seed on every run),\n"
+        "and write every requested format from that one split. Raw drawings are simplified\n"
+        "with Google's recipe first. Every file is written to a temporary file and renamed\n"
+        "into place when complete; a summary table of counts ends the run.",
         epilog="examples:\n"
         "  quickdraw convert cat 'power outlet' --out data\n"
         "  quickdraw convert cat --base-url ../shared/quickdraw/mirror --formats sketchrnn,bitmap"
@@ -36,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="official category name (quote names with spaces), or a local .ndjson, .ndjson.gz"
         " or .bin file (its name without the suffix is the category)",
     )
-    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
     p.add_argument(
         "--formats",
         default="sketchrnn",
@@ -45,29 +46,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--input-dir",
         type=Path,
-        help="read local files instead of downloading: DIR/<category>.ndjson (or .bin), or DIR in"
-        " the official layout (DIR/full/simplified/<category>.ndjson)",
+        metavar="DIR",
+        help="read local files instead of downloading: DIR/<category>.ndjson (.ndjson.gz, .bin),"
+        " or DIR in the official layout (DIR/full/simplified/<category>.ndjson)",
     )
     p.add_argument(
         "--source-format",
         choices=SOURCE_FORMATS,
         default="simplified",
-        help="which official files to download (default: simplified; raw is simplified here)",
+        help="which official files to read (default: simplified; raw ones are simplified here)",
     )
-    p.add_argument("--base-url", help="mirror URL or local folder in the official layout")
+    p.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="mirror to download from: http(s):// URL, file:// URL or a local folder in the "
+        "official layout (default: $QUICKDRAW_BASE_URL or the official bucket)",
+    )
     p.add_argument(
         "--cache",
         type=Path,
         default=None,
+        metavar="DIR",
         help="download cache (default: $QUICKDRAW_CACHE or ~/.cache/quickdraw)",
     )
-    p.add_argument("--max-per-category", type=int, help="use only the first N drawings")
-    p.add_argument("--workers", type=int, default=1, help="processes (output is identical)")
+    p.add_argument(
+        "--max-per-category", type=int, metavar="N", help="use only the first N drawings"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes working in parallel (default 1); the files are byte-identical",
+    )
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument(
         "--size",
         type=int,
         default=28,
+        metavar="PIXELS",
         help="bitmap side in pixels for mnist (default 28; the bitmap format is always 28)",
     )
     p.add_argument("--gzip", action="store_true", help="gzip the MNIST files")
@@ -75,7 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--on-error",
         choices=("raise", "skip"),
         default="raise",
-        help="malformed input lines: stop (default) or skip and count them",
+        help="a malformed line or a drawing with no points: stop with an error naming it "
+        "(raise, the default) or leave it out and count it in the summary (skip)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -17,11 +17,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "download",
         help="download official Quick, Draw! files into a cache",
-        description="Download each CATEGORY in one format into the cache, keeping the "
-        "official layout (CACHE/full/simplified/cat.ndjson). Files already in the cache "
-        "are kept; an interrupted download resumes where it stopped (HTTP Range); every "
-        "file is checked against the server's size and renamed into place only when "
-        "complete. Prints the path of each file.",
+        description="Download each CATEGORY in one format into the cache, keeping the official\n"
+        "layout (CACHE/full/simplified/cat.ndjson). Files already in the cache are kept; an\n"
+        "interrupted download resumes where it stopped (HTTP Range); every file is checked\n"
+        "against the server's size and renamed into place only when complete. Prints the\n"
+        "path of each file.",
         epilog=f"formats and their paths under the base URL:\n{formats}\n\n"
         "examples:\n"
         "  quickdraw download cat 'The Eiffel Tower' --format simplified --cache data\n"
@@ -59,7 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--force", action="store_true", help="download again even if cached")
     p.add_argument(
-        "--retries", type=int, default=4, help="retries per file on network errors (default 4)"
+        "--retries",
+        type=int,
+        default=4,
+        metavar="N",
+        help="retries per file on network errors (default 4)",
     )
     p.add_argument("--list", action="store_true", help="print the 345 category names and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

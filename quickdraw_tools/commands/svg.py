@@ -10,9 +10,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "svg",
         help="draw sketches as SVG files (one per drawing, or grids) and optional PNGs",
-        description="Write one SVG per drawing, or grids of COLSxROWS drawings per file, from "
-        "an ndjson file (raw or simplified, optionally .gz), a binary .bin file, or a sketch-rnn "
-        ".npz file. Each drawing is scaled to fit its cell with its aspect ratio kept.",
+        description="Write one SVG per drawing, or grids of COLSxROWS drawings per file, from\n"
+        "an ndjson file (raw or simplified, optionally .gz), a binary .bin file, or a\n"
+        "sketch-rnn .npz file. Each drawing is scaled to fit its cell with its aspect ratio\n"
+        "kept. Files are named after the input (cat_00000.svg, or cat_grid_000.svg).",
         epilog="examples:\n"
         "  quickdraw svg ../shared/quickdraw/mirror/full/simplified/cat.ndjson --out svg"
         " --limit 10\n"
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", type=Path, metavar="INPUT", help=".ndjson[.gz], .bin or .npz file")
-    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
     p.add_argument(
         "--grid",
         metavar="COLSxROWS",
@@ -38,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=("train", "valid", "test"),
         help="for a sketch-rnn .npz: draw only this split (default: all, in that order)",
     )
-    p.add_argument("--limit", type=int, help="draw at most N drawings (default: all)")
+    p.add_argument("--limit", type=int, metavar="N", help="draw at most N drawings (default: all)")
     p.add_argument(
         "--caption",
         default="none",
