@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -156,7 +157,7 @@ def convert(
         raise QuickDrawError(f"a category is given twice: {names}")
     out = Path(out)
     wanted = tuple(formats_wanted)
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    pool = _pool(workers) if workers > 1 else None
     results: list[CategoryResult] = []
     mnist_parts: dict[str, list[tuple[np.ndarray, int]]] = {"train": [], "test": []}
     bar = tqdm(unit="drawing", desc="convert", disable=not progress)
@@ -191,6 +192,20 @@ def convert(
         for result in results:
             result.outputs.append(str(out / "mnist"))
     return results
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes that leave Ctrl-C to the main one.
+
+    The terminal sends SIGINT to every process of the group; the main process
+    cancels the pool and reports "interrupted", so the workers need not (they
+    would each print a KeyboardInterrupt traceback).
+    """
+    return ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _Done:

@@ -210,3 +210,12 @@ def test_data_commands_help_has_examples(command, capsys):
         main([command, "--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0 and "examples:" in out and f"quickdraw {command} " in out
+
+
+def test_workers_leave_ctrl_c_to_the_main_process():
+    import signal
+
+    import quickdraw_tools.convert as conv
+
+    with conv._pool(1) as pool:
+        assert pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
