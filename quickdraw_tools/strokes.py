@@ -42,7 +42,10 @@ def _check_stroke3(strokes: np.ndarray) -> np.ndarray:
 def drawing_to_stroke3(drawing: Sequence, dtype=np.int16) -> np.ndarray:
     """Drawing (list of ``[xs, ys(, ts)]``) -> stroke-3 ``(n, 3)`` of `dtype`.
 
-    Times, if present, are dropped. Empty strokes are skipped.
+    Times, if present, are dropped. Empty strokes are skipped. For an integer
+    `dtype`, float points are rounded to the nearest integer before the offsets
+    are taken (so offsets add up to the rounded points, without drift), and
+    offsets that do not fit `dtype` raise `QuickDrawError` instead of wrapping.
     """
     points, lifted = [], []
     for i, stroke in enumerate(drawing):
@@ -58,7 +61,19 @@ def drawing_to_stroke3(drawing: Sequence, dtype=np.int16) -> np.ndarray:
     if not points:
         return np.zeros((0, 3), dtype=dtype)
     xy = np.concatenate(points).astype(np.float64)
+    if not np.isfinite(xy).all():
+        raise QuickDrawError("drawing coordinates must be finite numbers (found NaN or inf)")
+    integer = np.issubdtype(np.dtype(dtype), np.integer)
+    if integer:
+        xy = np.round(xy)
     offsets = np.diff(xy, axis=0, prepend=np.zeros((1, 2)))
+    if integer:
+        low, high = np.iinfo(dtype).min, np.iinfo(dtype).max
+        if offsets.min() < low or offsets.max() > high:
+            raise QuickDrawError(
+                f"offsets from {offsets.min():g} to {offsets.max():g} do not fit "
+                f"{np.dtype(dtype)} ({low} to {high})"
+            )
     out = np.column_stack([offsets, np.concatenate(lifted)])
     return out.astype(dtype)
 

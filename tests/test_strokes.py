@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quickdraw_tools import formats
 from quickdraw_tools import strokes as S
 from quickdraw_tools.errors import QuickDrawError
 
@@ -71,6 +72,21 @@ def test_raw_drawing_times_are_dropped():
     np.testing.assert_allclose(
         S.drawing_to_stroke3(raw, dtype=np.float32), [[1.5, 3.0, 0], [1.0, 1.0, 1]]
     )
+
+
+def test_float_points_to_integer_stroke3_are_rounded_without_drift(shared):
+    raw = next(iter(formats.iter_ndjson(shared / "mirror" / "full" / "raw" / "cat.ndjson")))
+    s3 = S.drawing_to_stroke3(raw["drawing"])  # int16; raw points are floats
+    points = np.concatenate([np.column_stack(stroke[:2]) for stroke in raw["drawing"]])
+    np.testing.assert_array_equal(np.cumsum(s3[:, :2], axis=0), np.round(points))
+
+
+def test_offsets_that_do_not_fit_raise_instead_of_wrapping():
+    with pytest.raises(QuickDrawError, match="do not fit int16"):
+        S.drawing_to_stroke3([[[0, 40_000], [0, 0]]])
+    assert S.drawing_to_stroke3([[[0, 40_000], [0, 0]]], dtype=np.int32)[1, 0] == 40_000
+    with pytest.raises(QuickDrawError, match="finite"):
+        S.drawing_to_stroke3([[[0, float("nan")], [0, 0]]])
 
 
 def _real_stroke3(shared, n=200):
