@@ -46,11 +46,10 @@ import numpy as np
 
 from .atomic import atomic_write
 from .errors import QuickDrawError, check_choice
+from .splits import SPLITS  # the keys of a sketch-rnn .npz are the split names
 
-SPLITS = ("train", "valid", "test")
 BITMAP_SIDE = 28
 BITMAP_SIZE = BITMAP_SIDE * BITMAP_SIDE
-OPTIONAL_FIELDS = ("word", "countrycode", "timestamp", "recognized", "key_id")
 
 # ---------------------------------------------------------------------------
 # ndjson

@@ -27,8 +27,6 @@ import numpy as np
 
 from .errors import QuickDrawError
 
-Drawing = list[list[list[float]]]
-
 START_TOKEN = np.array([0, 0, 1, 0, 0], dtype=np.float32)
 
 
