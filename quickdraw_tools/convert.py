@@ -27,6 +27,7 @@ import functools
 import json
 import os
 import signal
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class CategoryResult:
     source: str
     read: int
     skipped: int
+    skip_reasons: list[str]  # the first few ("file:line: why"), when lines were skipped
     duplicates: int
     raw: bool
     sizes: dict[str, int]
@@ -97,24 +99,26 @@ def _process_chunk(args: tuple[list, bool, tuple[str, ...], int]) -> dict[str, A
 
 def _read_category(
     source: Source, on_error: str, max_per_category: int | None
-) -> tuple[list[dict], int]:
+) -> tuple[list[dict], formats.ReadStats]:
     stats = formats.ReadStats()
     records = []
-    for index, record in enumerate(
-        formats.iter_drawings(source.path, on_error=on_error, stats=stats)
-    ):
-        if not any(len(stroke[0]) for stroke in record["drawing"]):
-            # nothing to learn from or draw; a raw one would fail in simplify, unnamed
-            where = f":{stats.lines}" if stats.lines else f": drawing {index}"  # ndjson / .bin
-            message = f"{source.path}{where}: the drawing has no points"
-            if on_error == "raise":
-                raise QuickDrawError(message + " (--on-error skip leaves such drawings out)")
-            stats.note_skip(message)
-            continue
-        records.append(record)
-        if max_per_category is not None and len(records) >= max_per_category:
-            break
-    return records, stats.skipped
+    drawings = formats.iter_drawings(source.path, on_error=on_error, stats=stats)
+    with warnings.catch_warnings():
+        # skipped lines are counted in the result (and the summary), not warned about
+        warnings.filterwarnings("ignore", message=r".*skipped \d+ malformed line")
+        for index, record in enumerate(drawings):
+            if not any(len(stroke[0]) for stroke in record["drawing"]):
+                # nothing to learn from or draw; a raw one would fail in simplify, unnamed
+                where = f":{stats.lines}" if stats.lines else f": drawing {index}"  # ndjson/.bin
+                message = f"{source.path}{where}: the drawing has no points"
+                if on_error == "raise":
+                    raise QuickDrawError(message + " (--on-error skip leaves such drawings out)")
+                stats.note_skip(message)
+                continue
+            records.append(record)
+            if max_per_category is not None and len(records) >= max_per_category:
+                break
+    return records, stats
 
 
 def check_formats(formats_wanted: Sequence[str], size: int = formats.BITMAP_SIDE) -> None:
@@ -222,7 +226,7 @@ def _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar):
     """Read and split one category, then queue (or, serially, run) its chunks."""
     if source is None:
         return None
-    records, skipped = _read_category(source, on_error, max_per_category)
+    records, stats = _read_category(source, on_error, max_per_category)
     if not records:
         raise QuickDrawError(f"no drawings in {source.path} for {source.category!r}")
     split = split_records(records, source.category, seed=seed)
@@ -235,7 +239,8 @@ def _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar):
         category=source.category,
         source=str(source.path),
         read=split.duplicates + split.unused + sum(split.sizes.values()),
-        skipped=skipped,
+        skipped=stats.skipped,
+        skip_reasons=stats.errors,
         duplicates=split.duplicates,
         raw=raw,
         sizes=split.sizes,

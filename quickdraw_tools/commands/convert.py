@@ -144,5 +144,8 @@ def run(args: argparse.Namespace) -> int:
         gzip_mnist=args.gzip,
     )
     print(summary_table(results))
+    for r in results:
+        if r.skipped:
+            print(f"{r.category}: skipped {r.skipped}; first: {r.skip_reasons[0]}")
     print(f"wrote {', '.join(wanted)} to {args.out}")
     return 0
