@@ -164,7 +164,7 @@ def convert(
     pool = _pool(workers) if workers > 1 else None
     results: list[CategoryResult] = []
     mnist_parts: dict[str, list[tuple[np.ndarray, int]]] = {"train": [], "test": []}
-    bar = tqdm(unit="drawing", desc="convert", disable=not progress)
+    bar = tqdm(unit=" drawings", desc="convert", disable=not progress)
     try:
         # Category k's chunks run in the pool while category k+1 is read and split;
         # its files are written once all its chunks are back, in submission order.

@@ -416,7 +416,8 @@ def export(
     page: list = []
     page_captions: list[str] = []
     items = _read_sketches(input_path, split, limit)
-    bar = tqdm(items, desc="svg", unit="sketch", disable=None if progress else True)  # None: a tty
+    # disable=None: a bar only on a terminal
+    bar = tqdm(items, desc="svg", unit=" sketches", disable=None if progress else True)
     for name, sketch, captions in bar:
         text = None if caption == "none" else captions[caption]
         if layout is None:
