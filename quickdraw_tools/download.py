@@ -116,6 +116,20 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
     return int(m.group(1)), (int(m.group(2)) if m.group(2) != "*" else None)
 
 
+def _byte_bar(total: int | None, desc: str, progress: bool, initial: int = 0) -> tqdm:
+    """A progress bar in bytes (KiB, MiB, ...) that disappears when the file is done."""
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+        disable=not progress,
+        leave=False,
+    )
+
+
 class _Retry(Exception):
     """A failure worth another attempt (connection lost, short body, 5xx)."""
 
@@ -166,19 +180,7 @@ def _fetch_once(
             offset, total, mode = 0, length, "wb"
         part.parent.mkdir(parents=True, exist_ok=True)
         got = offset
-        with (
-            open(part, mode) as out,
-            tqdm(
-                total=total,
-                initial=offset,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=desc,
-                disable=not progress,
-                leave=False,
-            ) as bar,
-        ):
+        with open(part, mode) as out, _byte_bar(total, desc, progress, initial=offset) as bar:
             try:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
@@ -238,15 +240,7 @@ def _copy_local(src: Path, dest: Path, progress: bool) -> Path:
     with (
         open(src, "rb") as f,
         atomic_write(dest, "wb") as out,
-        tqdm(
-            total=size,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=dest.name,
-            disable=not progress,
-            leave=False,
-        ) as bar,
+        _byte_bar(size, dest.name, progress) as bar,
     ):
         while chunk := f.read(1 << 20):
             out.write(chunk)
