@@ -21,7 +21,7 @@ from numba import njit
 from tqdm import tqdm
 
 from .errors import QuickDrawError, check_choice
-from .formats import ReadStats, iter_ndjson, write_ndjson
+from .formats import ReadStats, iter_ndjson, write_binary, write_ndjson
 
 # ---------------------------------------------------------------------------
 # Ramer-Douglas-Peucker
@@ -432,12 +432,20 @@ def simplify_file(
 ) -> SimplifyStats:
     """Raw ``.ndjson`` file -> simplified ``.ndjson`` file (other fields kept), atomically.
 
-    Streams: memory does not grow with the file. With ``on_error="raise"`` a
-    malformed line or drawing stops the run with an error naming it, and `out`
-    is left as it was; with ``"skip"`` such records are left out and counted.
+    `out` may also be ``.ndjson.gz``, or an official ``.bin`` (which keeps no
+    ``word`` and whole-second timestamps). Streams: memory does not grow with the
+    file. With ``on_error="raise"`` a malformed line or drawing stops the run with
+    an error naming it, and `out` is left as it was; with ``"skip"`` such records
+    are left out and counted.
     """
     check_choice("on_error mode", on_error, ["raise", "skip"])
     source, out = Path(source), Path(out)
+    if out.name.endswith(".bin"):
+        write = write_binary
+    elif out.name.endswith((".ndjson", ".ndjson.gz", ".jsonl")):
+        write = write_ndjson
+    else:  # writing ndjson under another name would make a file nothing reads right
+        raise QuickDrawError(f"output {out} must end in .ndjson, .ndjson.gz or .bin")
     if out.exists() and source.exists() and out.resolve() == source.resolve():
         raise QuickDrawError(f"output {out} is the input file; choose another --out")
     stats = ReadStats()
@@ -449,5 +457,5 @@ def simplify_file(
         bar = tqdm(
             simplified, desc=f"simplify {source.name}", unit=" drawings", disable=not progress
         )
-        written = write_ndjson(out, bar)
+        written = write(out, bar)
     return SimplifyStats(written=written, skipped=stats.skipped)

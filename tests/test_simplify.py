@@ -283,3 +283,14 @@ def test_cli_simplify_refuses_to_overwrite_its_input(tmp_path, capsys):
     source.write_text('{"drawing": [[[1.0, 2.0], [3.0, 4.0]]]}\n')
     assert main(["simplify", str(source), "--out", str(source), "--quiet"]) == 1
     assert "is the input file" in capsys.readouterr().err
+
+
+def test_cli_simplify_to_binary_and_refuses_other_suffixes(shared, tmp_path, capsys):
+    raw = shared / "mirror" / "full" / "raw" / "The Eiffel Tower.ndjson"
+    out = tmp_path / "tower.bin"
+    assert main(["simplify", str(raw), "--out", str(out), "--quiet"]) == 0
+    expected = [simplify_drawing(r["drawing"]) for r in formats.iter_ndjson(raw)]
+    assert [r["drawing"] for r in formats.iter_binary(out)] == expected
+    assert main(["simplify", str(raw), "--out", str(tmp_path / "tower.json"), "--quiet"]) == 1
+    assert "must end in .ndjson, .ndjson.gz or .bin" in capsys.readouterr().err
+    assert not (tmp_path / "tower.json").exists()

@@ -23,7 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", type=Path, metavar="INPUT.ndjson", help="raw ndjson file")
-    p.add_argument("--out", required=True, type=Path, metavar="OUTPUT.ndjson", help="file to write")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="OUTPUT.ndjson",
+        help="file to write: .ndjson, .ndjson.gz, or .bin (the official binary format)",
+    )
     p.add_argument(
         "--on-error",
         choices=["raise", "skip"],
