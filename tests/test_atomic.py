@@ -33,7 +33,8 @@ def test_cli_names_the_output_in_one_line(tmp_path, capsys):
     source = tmp_path / "in.ndjson"
     source.write_text('{"drawing": [[[0, 10], [0, 5], [0, 1]]]}\n')
     (tmp_path / "afile").write_text("")
-    for out in (tmp_path / "afile" / "out.ndjson", tmp_path):
+    (tmp_path / "adir.ndjson").mkdir()
+    for out in (tmp_path / "afile" / "out.ndjson", tmp_path / "adir.ndjson"):
         assert main(["simplify", str(source), "--out", str(out), "--quiet"]) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"quickdraw simplify: error: cannot write {out}: ")
