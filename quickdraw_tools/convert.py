@@ -157,6 +157,8 @@ def convert(
     if max_per_category is not None and max_per_category < 1:
         raise QuickDrawError(f"--max-per-category must be >= 1, got {max_per_category}")
     names = [s.category for s in sources]
+    if not names:
+        raise QuickDrawError("no categories to convert")
     if len(set(names)) != len(names):
         raise QuickDrawError(f"a category is given twice: {names}")
     out = Path(out)

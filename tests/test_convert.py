@@ -13,6 +13,7 @@ import pytest
 from quickdraw_tools import formats
 from quickdraw_tools.cli import main
 from quickdraw_tools.convert import Source, convert
+from quickdraw_tools.errors import QuickDrawError
 from quickdraw_tools.raster import rasterize_many
 from quickdraw_tools.splits import split_sizes
 from quickdraw_tools.strokes import drawing_to_stroke3
@@ -222,3 +223,12 @@ def test_workers_leave_ctrl_c_to_the_main_process():
 
     with conv._pool(1) as pool:
         assert pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
+
+
+def test_no_sources_or_the_same_category_twice(shared, tmp_path):
+    cake = Source("cake", shared / "training" / "cake.ndjson")
+    with pytest.raises(QuickDrawError, match="no categories"):
+        convert([], tmp_path, ["mnist"], progress=False)
+    with pytest.raises(QuickDrawError, match="given twice"):
+        convert([cake, cake], tmp_path, ["sketchrnn"], progress=False)
+    assert list(tmp_path.iterdir()) == []
