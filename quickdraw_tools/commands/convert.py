@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import QuickDrawError
+from .download import add_cache_arguments
 
 SOURCE_FORMATS = ("simplified", "raw", "binary")
 LOCAL_SUFFIXES = (".ndjson", ".ndjson.gz", ".bin")
@@ -56,19 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="simplified",
         help="which official files to read (default: simplified; raw ones are simplified here)",
     )
-    p.add_argument(
-        "--base-url",
-        metavar="URL",
-        help="mirror to download from: http(s):// URL, file:// URL or a local folder in the "
-        "official layout (default: $QUICKDRAW_BASE_URL or the official bucket)",
-    )
-    p.add_argument(
-        "--cache",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="download cache (default: $QUICKDRAW_CACHE or ~/.cache/quickdraw)",
-    )
+    add_cache_arguments(p)
     p.add_argument(
         "--max-per-category", type=int, metavar="N", help="use only the first N drawings"
     )

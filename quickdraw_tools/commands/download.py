@@ -9,7 +9,7 @@ from ..errors import QuickDrawError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..download import BASE_URL_ENV, CACHE_ENV, DEFAULT_BASE_URL, FORMAT_PATHS
+    from ..download import BASE_URL_ENV, DEFAULT_BASE_URL, FORMAT_PATHS
 
     formats = "\n".join(
         f"  {name:<15} {path.format('<category>')}" for name, path in FORMAT_PATHS.items()
@@ -43,20 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FORMAT",
         help="one of: " + ", ".join(FORMAT_PATHS) + " (default: simplified)",
     )
-    p.add_argument(
-        "--cache",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help=f"cache directory (default: ${CACHE_ENV} or ~/.cache/quickdraw)",
-    )
-    p.add_argument(
-        "--base-url",
-        default=None,
-        metavar="URL",
-        help="mirror to download from: http(s):// URL, file:// URL or a local directory in "
-        f"the official layout (default: ${BASE_URL_ENV} or the official bucket)",
-    )
+    add_cache_arguments(p)
     p.add_argument("--force", action="store_true", help="download again even if cached")
     p.add_argument(
         "--retries",
@@ -68,6 +55,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--list", action="store_true", help="print the 345 category names and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def add_cache_arguments(p: argparse.ArgumentParser) -> None:
+    """``--cache`` and ``--base-url``, for every command that may download."""
+    from ..download import BASE_URL_ENV, CACHE_ENV
+
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"download cache (default: ${CACHE_ENV} or ~/.cache/quickdraw)",
+    )
+    p.add_argument(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="mirror to download from: http(s):// URL, file:// URL or a local directory in "
+        f"the official layout (default: ${BASE_URL_ENV} or the official bucket)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
