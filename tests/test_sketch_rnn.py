@@ -306,3 +306,19 @@ def test_cli_errors_are_one_line(tiny_npz, tmp_path, capsys):
     assert "unknown output suffix" in capsys.readouterr().err
     assert main([*run, "--resume", "--z-size", "9"]) == 1
     assert "drop the model flag" in capsys.readouterr().err
+
+
+def test_encoder_reads_only_each_sketch_like_packed_sequences(tiny_npz):
+    cfg = tiny()
+    data = R.build_datasets(cfg, [tiny_npz])
+    torch.manual_seed(0)
+    model = R.Model(cfg)
+    strokes5, lengths = batch_of(data, 5)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+        strokes5[:, 1:], lengths, batch_first=True, enforce_sorted=False
+    )
+    _, (h, _) = model.encoder(packed)
+    h = torch.cat([h[0], h[1]], -1)
+    mu, sigma_hat = model.encode(strokes5, lengths)
+    torch.testing.assert_close(mu, model.to_mu(h), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(sigma_hat, model.to_sigma_hat(h), rtol=1e-5, atol=1e-6)
