@@ -21,11 +21,13 @@ loaders hard-wired to MNIST's 0x00000801 will refuse.
 
 from __future__ import annotations
 
+import contextlib
 import gzip as gzip_module
 import os
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -78,12 +80,16 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, gzip: bool | None = No
         gzip = path.suffix == ".gz"
     payload = idx_bytes(array)
     with atomic_write(path, "wb") as f:
-        if gzip:
-            with gzip_module.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as z:
-                z.write(payload)
-        else:
-            f.write(payload)
+        _write_payload(f, payload, gzip)
     return path
+
+
+def _write_payload(f: IO[bytes], payload: bytes, gzip: bool) -> None:
+    if gzip:
+        with gzip_module.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as z:
+            z.write(payload)
+    else:
+        f.write(payload)
 
 
 def parse_idx(data: bytes, where: str = "IDX data") -> np.ndarray:
@@ -156,6 +162,11 @@ def write_mnist(
     gzip: write ``*.gz`` files (as the original MNIST downloads) instead.
 
     Returns the written paths by role (``train-images``, ..., ``categories``).
+
+    The five files replace the previous ones together: all are checked and written
+    to temporary files first, so bad input or Ctrl-C part-way leaves the previous
+    set whole, never a mix of two runs. The other variant of a previous run
+    (``.gz`` or plain), which `read_mnist` could read instead, is removed.
     """
     names = [str(c) for c in categories]
     if not names:
@@ -166,18 +177,26 @@ def write_mnist(
     label_dtype = np.uint8 if len(names) <= 256 else np.dtype(">i2")
     directory = Path(directory)
     suffix = ".gz" if gzip else ""
-    written: dict[str, Path] = {}
+    payloads: dict[str, bytes] = {}  # file name -> IDX bytes
     for split, (images, labels) in (("train", train), ("test", test)):
         images, labels = _check_split(split, images, labels, len(names))
         image_file, label_file = FILES[split]
-        prefix = "train" if split == "train" else "t10k"
-        written[f"{prefix}-images"] = write_idx(directory / (image_file + suffix), images, gzip)
-        written[f"{prefix}-labels"] = write_idx(
-            directory / (label_file + suffix), labels.astype(label_dtype), gzip
+        payloads[image_file] = idx_bytes(images)
+        payloads[label_file] = idx_bytes(labels.astype(label_dtype))
+    written: dict[str, Path] = {}
+    with contextlib.ExitStack() as renames:  # each file is renamed into place on exit
+        for name, payload in payloads.items():
+            path = directory / (name + suffix)
+            _write_payload(renames.enter_context(atomic_write(path, "wb")), payload, gzip)
+            written[name.split("-idx")[0]] = path  # "train-images", ..., "t10k-labels"
+        path = directory / CATEGORIES_FILE
+        renames.enter_context(atomic_write(path, "w", encoding="utf-8")).write(
+            "".join(name + "\n" for name in names)
         )
-    with atomic_write(directory / CATEGORIES_FILE, "w", encoding="utf-8") as f:
-        f.write("".join(name + "\n" for name in names))
-    written["categories"] = directory / CATEGORIES_FILE
+        written["categories"] = path
+    other = "" if gzip else ".gz"
+    for name in payloads:
+        (directory / (name + other)).unlink(missing_ok=True)
     return written
 
 

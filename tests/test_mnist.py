@@ -125,3 +125,19 @@ def test_bad_input_and_corrupt_files(tmp_path):
         mnist.read_idx(tmp_path / "y")
     with pytest.raises(QuickDrawError, match="not found"):
         mnist.read_mnist(tmp_path / "missing")
+
+
+def test_the_files_are_replaced_together(tmp_path):
+    first = make_split(6, 2, 0), make_split(3, 2, 1)
+    mnist.write_mnist(tmp_path, *first, ["a", "b"])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    bad_test = make_split(3, 2, 2)[0], np.array([0, 1, 7])  # label 7: no such category
+    with pytest.raises(QuickDrawError, match="test labels"):
+        mnist.write_mnist(tmp_path, make_split(9, 2, 3), bad_test, ["a", "b"])
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # train kept too
+
+    # gzipped files replace the plain ones, which read_mnist would otherwise prefer
+    second = make_split(5, 3, 4), make_split(2, 3, 5)
+    mnist.write_mnist(tmp_path, *second, ["a", "b", "c"], gzip=True)
+    assert all(p.suffix == ".gz" for p in tmp_path.iterdir() if p.name != "categories.txt")
+    np.testing.assert_array_equal(mnist.read_mnist(tmp_path)["train"][0], second[0][0])
