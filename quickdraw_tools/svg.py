@@ -406,11 +406,18 @@ def export(
     cell = 256.0 if layout is None else 128.0
 
     def emit(name: str, sketches: list, captions: list[str] | None, cols: int) -> None:
-        written.append(out_dir / f"{name}.svg")
-        svg_grid(sketches, cols, captions, written[-1], color_by=color_by, cell=cell)
-        if png:
-            written.append(out_dir / f"{name}.png")
-            png_grid(sketches, cols, captions, written[-1], color_by=color_by, cell=cell)
+        try:
+            svg_grid(
+                sketches, cols, captions, out_dir / f"{name}.svg", color_by=color_by, cell=cell
+            )
+            written.append(out_dir / f"{name}.svg")
+            if png:
+                png_grid(
+                    sketches, cols, captions, out_dir / f"{name}.png", color_by=color_by, cell=cell
+                )
+                written.append(out_dir / f"{name}.png")
+        except QuickDrawError as e:  # say which drawing (or page of a grid) it was
+            raise QuickDrawError(f"{input_path}: {name}: {e}") from None
 
     pages = 0
     page: list = []

@@ -209,3 +209,13 @@ def test_cli_every_input_kind(tmp_path, shared, capsys):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_names_the_bad_drawing(tmp_path, capsys):
+    path = tmp_path / "cat.ndjson"
+    good, bad = [[[0, 10], [0, 10]]], [[[0, 1e308, -1e308], [0, 1, 2]]]
+    path.write_text("".join(json.dumps({"drawing": d}) + "\n" for d in (good, bad)))
+    assert main(["svg", str(path), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    expected = f"{path}: cat_00001: sketch coordinates span too large a range to draw"
+    assert err == f"quickdraw svg: error: {expected}\n"
