@@ -2,18 +2,25 @@
 
 The contract a model module keeps (see also `models/base.py`):
 
-- ``Model(config)`` is an ``nn.Module`` with class attributes ``name`` (registry
-  key) and ``config_class`` (a dataclass); ``model.config`` holds the instance.
+- the model class (any class name) is an ``nn.Module`` built as ``cls(config)``,
+  with class attributes ``name`` (registry key) and ``config_class`` (a
+  dataclass whose fields become ``quickdraw train`` flags; they must not clash
+  with `TrainConfig`'s); ``model.config`` holds the instance.
 - ``model(batch, step=step)`` returns `models.base.Losses`; the trainer
   minimises ``losses.total``. ``step`` is the training step (for annealing such
   as sketch-rnn's KL weight); validation calls ``model(batch, step=None)``,
-  which means "evaluate: no annealing". ``losses.extra`` scalars are logged.
+  which means "evaluate: no annealing", with ``reduction="none"`` (per-example
+  ``recon`` and ``kl``). ``losses.extra`` scalars are logged.
 - ``build_datasets(config, files, seed) -> DataBundle``; dataset items are
   tensors (or tuples/dicts of tensors) that the default collate can stack.
   A dataset with randomness (augmentation) may define ``set_epoch(epoch)``;
   the trainer calls it before every epoch so that item ``i`` of epoch ``e`` is
   the same in an uninterrupted and a resumed run (derive the item's
   ``np.random.Generator`` from ``(seed, epoch, i)``).
+- `load_checkpoint` finds the class as the ``nn.Module`` in the model's module
+  whose ``name`` is the registry key; ``quickdraw sample`` then calls the
+  module's ``sample_cli(model, data_state, args) -> int`` (see
+  `quickdraw_tools/commands/sample.py` for the shared flags).
 - Model randomness (noise, dropout) uses torch's global generator; the
   trainer seeds it, saves it in checkpoints, and runs validation inside
   ``torch.random.fork_rng`` so validating never changes what training does.
