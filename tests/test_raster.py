@@ -116,3 +116,23 @@ def test_missing_cairo_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "cairocffi", None)  # makes `import cairocffi` fail
     with pytest.raises(QuickDrawError, match="apt-get install libcairo2"):
         raster.rasterize([[[0, 10], [0, 10]]])
+
+
+def test_empty_drawings_anywhere_any_iterable_and_error_index(shared):
+    drawings = simplified("cat", 6)
+    mixed = [[], drawings[0], [], [[[], []]], *drawings[1:], []]
+    expected = reference_rasterize(mixed)
+    assert not expected[[0, 2, 3, -1]].any() and expected[1].any()
+    for kwargs in ({}, {"batch_size": 2}, {"batch_size": 1, "workers": 3}):
+        np.testing.assert_array_equal(rasterize_many(mixed, **kwargs), expected)
+    np.testing.assert_array_equal(rasterize_many(iter(mixed)), expected)
+    # a bad drawing in a later batch (and thread) is named by its index in the input
+    with pytest.raises(QuickDrawError, match="drawing 7 "):
+        rasterize_many(drawings + [drawings[0], [[[1, 2], [1]]]], batch_size=2, workers=2)
+
+
+def test_default_workers_are_the_free_cores(monkeypatch):
+    monkeypatch.setattr(raster, "usable_cores", lambda: 4)
+    for load, workers in ((0.5, 4), (1.4, 4), (3.2, 2), (9.0, 1)):
+        monkeypatch.setattr(raster.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        assert raster.default_workers() == workers
