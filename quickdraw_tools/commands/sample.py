@@ -23,13 +23,15 @@ def add_parser(subparsers) -> None:
         "--input and its decodings at every --temperature; interpolate = the latent path "
         "between two --index sketches (--method slerp|lerp, --steps); analogy = "
         "z(a) - z(b) + z(c) for three --index sketches; complete = N endings of the first "
-        "--prefix points of an --index sketch. --out: .svg (a grid) or .ndjson "
-        "(stroke coordinates as drawings).",
+        "--prefix points of an --index sketch. --out for sketch-rnn: .svg (a grid) or "
+        ".ndjson (drawings); for draw: .png, .gif or .npy.",
         epilog="example: quickdraw sample runs/cat/best.pt --n 16 --temperature 0.5 "
         "--seed 0 --out grid.svg",
     )
     p.add_argument("checkpoint", help="a .pt file from `quickdraw train` (last.pt or best.pt)")
-    p.add_argument("--out", required=True, help="output file: .svg grid or .ndjson")
+    p.add_argument(
+        "--out", required=True, help="output file (sketch-rnn: .svg/.ndjson; draw: .png/.gif/.npy)"
+    )
     p.add_argument("--mode", default="sample", help=f"one of {', '.join(MODES)} (default sample)")
     p.add_argument("--n", type=int, default=16, help="how many samples / endings (default 16)")
     p.add_argument(
