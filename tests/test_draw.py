@@ -410,6 +410,13 @@ def test_cli_trains_draw_with_its_optimiser_and_resumes(tmp_path, shared, capsys
     assert isinstance(model, Draw) and model.config.T == 2 and state["categories"] == ["cat"]
     # the trainer builds the model's own optimiser: RMSprop keeps `square_avg`
     assert "square_avg" in ckpt["optimizer"]["state"][0]
+    # and starts from the report's training settings unless a flag says otherwise
+    assert {k: ckpt["train_config"][k] for k in TRAIN_DEFAULTS} == {
+        **TRAIN_DEFAULTS,
+        "batch_size": ckpt["train_config"]["batch_size"],
+    }
+    assert main([*args, "--steps", "1", "--grad-clip", "2", "--out", str(tmp_path / "c")]) == 0
+    assert load_checkpoint(tmp_path / "c" / "last.pt")[2]["train_config"]["grad_clip"] == 2
     resume = ["train", "draw", "--data", cat, "--out", str(out), "--resume", "--quiet"]
     assert main([*resume, "--steps", "6"]) == 0
     assert load_checkpoint(out / "last.pt")[2]["step"] == 6

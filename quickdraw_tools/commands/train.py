@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
         train_cfg = TrainConfig(**ckpt["train_config"])
     else:
         model_cfg = config_cls(**{k: given[k] for k in model_fields & given.keys()})
-        train_cfg = TrainConfig()
+        # a model may name its paper's training settings (DRAW: constant lr, clip 5)
+        train_cfg = TrainConfig(**getattr(model_module(args.model), "TRAIN_DEFAULTS", {}))
     train_cfg = dataclasses.replace(train_cfg, **{k: given[k] for k in train_fields & given.keys()})
 
     torch.manual_seed(train_cfg.seed)  # the same initial weights for the same seed
