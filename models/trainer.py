@@ -84,6 +84,18 @@ class TrainConfig:
     seed: int = 0  # seeds data order, augmentation and model noise
     workers: int = 0  # DataLoader worker processes
 
+    def __post_init__(self):
+        check_choice("device", self.device, ["auto", "cpu", "cuda"])
+        at_least = {"steps": 0, "batch_size": 1, "eval_every": 1, "checkpoint_every": 1}
+        at_least.update(log_every=1, workers=0, min_lr=0, grad_clip=0)
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise QuickDrawError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise QuickDrawError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise QuickDrawError(f"lr_decay is a per-step factor in (0, 1], got {self.lr_decay}")
+
 
 class TrainingDiverged(QuickDrawError):
     """The loss became NaN or infinite; the run stopped without saving it."""

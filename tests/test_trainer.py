@@ -153,6 +153,27 @@ def test_refuses_to_overwrite_a_run_and_bad_device(tmp_path):
         read_checkpoint(tmp_path / "missing.pt")
 
 
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
+        ({"eval_every": 0}, "eval_every must be >= 1"),
+        ({"checkpoint_every": 0}, "checkpoint_every must be >= 1"),
+        ({"log_every": 0}, "log_every must be >= 1"),
+        ({"steps": -1}, "steps must be >= 0"),
+        ({"lr": -1.0}, "lr must be > 0, got -1.0"),
+        ({"lr_decay": 1.5}, "lr_decay is a per-step factor in \\(0, 1\\], got 1.5"),
+        ({"grad_clip": -1.0}, "grad_clip must be >= 0"),
+        ({"device": "gpu"}, "unknown device 'gpu'"),
+    ],
+)
+def test_bad_settings_are_clear_errors_not_crashes_mid_run(bad, message):
+    # these used to surface as ZeroDivisionError (batch, eval/checkpoint/log period 0) or
+    # torch's ValueError (negative lr) after the data had been loaded
+    with pytest.raises(QuickDrawError, match=message):
+        cfg(**bad)
+
+
 def test_ddp_with_gloo_and_two_processes(shared, tmp_path):
     """The torchrun path on CPU: DistributedSampler shards, DDP averages, rank 0 writes."""
     import os
