@@ -42,6 +42,7 @@ rank 0 alone validates and writes files.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import random
 import time
@@ -477,11 +478,9 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
         scaler.unscale_(optimizer)
-        grad_norm = (
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if cfg.grad_clip > 0
-            else torch.zeros(())
-        )
+        # measured even when clipping is off (max norm inf), so non-finite gradients still stop
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
         if not scaler.is_enabled() and not torch.isfinite(grad_norm):
             bar.close()
             raise TrainingDiverged(

@@ -141,6 +141,28 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(w).all() for w in ckpt["weights"].values())
 
 
+class NanGradient(Toy):
+    """A finite loss whose gradient is NaN from step 4 on (d/dw sqrt(w - w) = inf * 0)."""
+
+    def forward(self, batch, step=None, reduction="mean"):
+        losses = super().forward(batch, step, reduction)
+        if step is not None and step >= 4:
+            bias = self.linear.bias
+            losses.total = losses.total + torch.sqrt(bias - bias).sum()
+        return losses
+
+
+def test_nan_gradient_stops_even_without_clipping(tmp_path):
+    # with --grad-clip 0 the norm used to be skipped: the NaN update was applied and written
+    # into last.pt at step 5, the checkpoint the error then called "last good"
+    torch.manual_seed(0)
+    model = NanGradient(ToyConfig())
+    with pytest.raises(TrainingDiverged, match="gradient norm is nan at step 4"):
+        train(model, bundle(), cfg(grad_clip=0.0), tmp_path, progress=False)
+    ckpt = read_checkpoint(tmp_path / "last.pt")
+    assert all(torch.isfinite(w).all() for w in ckpt["weights"].values())
+
+
 def test_refuses_to_overwrite_a_run_and_bad_device(tmp_path):
     train(toy(), bundle(), cfg(steps=2), tmp_path, progress=False)
     with pytest.raises(QuickDrawError, match="--resume"):
