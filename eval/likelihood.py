@@ -69,7 +69,12 @@ def importance_weighted_nll(model: torch.nn.Module, batch, k: int) -> torch.Tens
 
 
 def _category_datasets(model, data_state: dict, files: Sequence[Path], split: str, seed: int):
-    """[(category, dataset)] for one split of the given files, prepared as in training."""
+    """[(category, dataset)] for one split of the given files, prepared as in training.
+
+    `seed` is the training run's: DRAW splits files that carry no split of their own (the
+    official numpy_bitmap ones) with it, so another seed would hold out other images,
+    some of them trained on.
+    """
     if model.name == "sketch-rnn":
         from models.sketch_rnn import StrokeDataset, load_splits
         from quickdraw_tools import strokes as S
@@ -144,7 +149,10 @@ def evaluate_checkpoint(
     model, data_state, ckpt = load_checkpoint(checkpoint, device)
     torch.manual_seed(seed)
     categories: dict[str, Totals] = {}
-    datasets: list[tuple[str, Dataset]] = _category_datasets(model, data_state, files, split, seed)
+    train_seed = ckpt.get("train_config", {}).get("seed", 0)
+    datasets: list[tuple[str, Dataset]] = _category_datasets(
+        model, data_state, files, split, train_seed
+    )
     total = sum(len(d) for _, d in datasets)
     with tqdm(total=total, unit="example", desc=f"evaluate {split}", disable=not progress) as bar:
         for category, dataset in datasets:

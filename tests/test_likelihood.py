@@ -135,6 +135,29 @@ def test_draw_report_in_nats_and_bits(draw_checkpoint):
     assert set(report["categories"]) == {"cake", "snowman"}
 
 
+def test_draw_holds_out_the_training_runs_split(npz_files, tmp_path, monkeypatch):
+    # an official-layout file (no .splits.json) is split with the training seed; the report
+    # used its own --seed (default 0), so a run trained with --seed 3 was "tested" on
+    # images it had trained on
+    import models.draw
+
+    official = tmp_path / "cake.npy"
+    official.write_bytes((npz_files / "bitmap" / "cake.npy").read_bytes())
+    cfg = DrawConfig(**TINY_DRAW)
+    run = tmp_path / "run"
+    bundle = draw_datasets(cfg, [official], seed=3)
+    train(Draw(cfg), bundle, _train_cfg(steps=1, seed=3), run, progress=False)
+    seen = []
+    split_indices = models.draw.split_indices
+    monkeypatch.setattr(
+        models.draw,
+        "split_indices",
+        lambda n, c, seed, key: seen.append(seed) or split_indices(n, c, seed, key),
+    )
+    report = evaluate_checkpoint(run / "last.pt", [official], split="test", progress=False)
+    assert seen == [3] and report["overall"]["n"] == len(bundle.test)
+
+
 def test_cli_compares_checkpoints_on_one_split(rnn_checkpoint, tmp_path, capsys):
     ckpt, files = rnn_checkpoint
     out = tmp_path / "r.json"

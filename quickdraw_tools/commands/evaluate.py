@@ -30,7 +30,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, default=1, help="importance samples (default 1 = ELBO)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    p.add_argument("--seed", type=int, default=0, help="seed for z samples and binarisation")
+    p.add_argument(
+        "--seed", type=int, default=0,
+        help="seed for the z samples (the held-out split and its binarisation are the "
+        "training run's, from the checkpoint)",
+    )  # fmt: skip
     p.add_argument("--json", type=Path, help="also write the report(s) to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
