@@ -142,6 +142,8 @@ def evaluate_checkpoint(
     check_choice("split", split, SPLITS)
     if k < 1:
         raise QuickDrawError(f"k (importance samples) must be >= 1, got {k}")
+    if batch_size < 1:
+        raise QuickDrawError(f"batch_size must be >= 1, got {batch_size}")
     files = [Path(f) for f in files]
     for f in files:
         if not f.is_file():

@@ -156,6 +156,8 @@ def test_draw_holds_out_the_training_runs_split(npz_files, tmp_path, monkeypatch
     )
     report = evaluate_checkpoint(run / "last.pt", [official], split="test", progress=False)
     assert seen == [3] and report["overall"]["n"] == len(bundle.test)
+    with pytest.raises(QuickDrawError, match="batch_size must be >= 1"):
+        evaluate_checkpoint(run / "last.pt", [official], batch_size=0, progress=False)
 
 
 def test_cli_compares_checkpoints_on_one_split(rnn_checkpoint, tmp_path, capsys):
