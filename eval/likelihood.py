@@ -137,7 +137,7 @@ def evaluate_checkpoint(
     """
     from tqdm import tqdm
 
-    from models.trainer import load_checkpoint
+    from models.trainer import load_checkpoint, to_device
 
     check_choice("split", split, SPLITS)
     if k < 1:
@@ -160,7 +160,7 @@ def evaluate_checkpoint(
         for category, dataset in datasets:
             t = categories.setdefault(category, Totals())
             for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-                batch = _to(batch, model_device(model))
+                batch = to_device(batch, model_device(model))
                 losses = model(batch, step=None, reduction="none")
                 iw = importance_weighted_nll(model, batch, k)
                 t.add(losses.recon, losses.kl, iw)
@@ -183,16 +183,6 @@ def evaluate_checkpoint(
 
 def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
-
-
-def _to(batch, device):
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: _to(v, device) for k, v in batch.items()}
-    return batch
 
 
 def format_table(reports: Sequence[dict]) -> str:
