@@ -521,6 +521,8 @@ class Model(nn.Module):
     ) -> list[np.ndarray]:
         """Decode `steps` points on the path from z(a) to z(b): ``slerp`` or ``lerp``."""
         check_choice("interpolation", method, ["slerp", "lerp"])
+        if steps < 2:
+            raise QuickDrawError(f"interpolate needs steps >= 2 (both ends), got {steps}")
         za, zb = self.encode_sketches([a, b], scale)
         ts = torch.linspace(0, 1, steps, device=za.device)
         zs = torch.stack([(slerp if method == "slerp" else lerp)(za, zb, float(t)) for t in ts])

@@ -189,6 +189,8 @@ def test_reconstruct_interpolate_analogy_complete(tiny_npz):
     assert len(model.reconstruct(sketches[0], 5.0, (0.1, 1.0), gen)) == 2
     path = model.interpolate(sketches[0], sketches[1], 5.0, steps=4, generator=gen)
     assert len(path) == 4
+    with pytest.raises(QuickDrawError, match="steps >= 2"):
+        model.interpolate(sketches[0], sketches[1], 5.0, steps=1)
     za, zb = model.encode_sketches(sketches[:2], 5.0)
     for t in (0.0, 1.0):  # slerp starts at a and ends at b
         torch.testing.assert_close(R.slerp(za, zb, t), [za, zb][int(t)])
@@ -304,6 +306,12 @@ def test_cli_errors_are_one_line(tiny_npz, tmp_path, capsys):
     assert "needs --input" in capsys.readouterr().err
     assert main(["sample", ckpt, "--out", str(tmp_path / "x.png")]) == 1
     assert "unknown output suffix" in capsys.readouterr().err
+    # these were tracebacks (torch.stack of an empty list; an empty grid)
+    assert main(["sample", ckpt, "--cols", "-1", "--out", str(tmp_path / "x.svg")]) == 1
+    assert "--cols must be at least 1, got -1" in capsys.readouterr().err
+    pair = ["--input", str(tiny_npz), "--index", "0", "1", "--out", str(tmp_path / "x.svg")]
+    assert main(["sample", ckpt, "--mode", "interpolate", "--steps", "0", *pair]) == 1
+    assert "--steps must be at least 2" in capsys.readouterr().err
     assert main([*run, "--resume", "--z-size", "9"]) == 1
     assert "drop the model flag" in capsys.readouterr().err
 

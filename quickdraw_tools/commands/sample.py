@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     check_choice("mode", args.mode, MODES)
     if args.n < 1:
         raise QuickDrawError(f"--n must be at least 1, got {args.n}")
+    if args.cols is not None and args.cols < 1:
+        raise QuickDrawError(f"--cols must be at least 1, got {args.cols}")
+    if args.steps < 2:
+        raise QuickDrawError(f"--steps must be at least 2 (the path's two ends), got {args.steps}")
     model, data_state, ckpt = load_checkpoint(args.checkpoint, args.device)
     module = model_module(ckpt["model"])
     hook = getattr(module, "sample_cli", None)
