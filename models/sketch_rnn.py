@@ -460,7 +460,7 @@ class Model(nn.Module):
         if state is None:
             state = self.initial_state(z, n, device)
         x = prev if prev is not None else torch.tensor(S.START_TOKEN, device=device).repeat(n, 1)
-        max_len = max_len or self.config.max_seq_len
+        max_len = self.config.max_seq_len if max_len is None else max_len
         out = torch.zeros(n, max_len, 3, device=device)
         done = torch.zeros(n, dtype=torch.bool, device=device)
         lengths = torch.full((n,), max_len, device=device)

@@ -201,6 +201,9 @@ def test_reconstruct_interpolate_analogy_complete(tiny_npz):
     assert len(endings) == 3
     for e in endings:  # the given points are kept as they were
         np.testing.assert_array_equal(e[:k], sketches[0][:k].astype(np.float32))
+    # a partial sketch already N_max long has no room left: max_len 0 used to mean N_max more
+    full = np.tile(np.float32([[1, 0, 0]]), (cfg.max_seq_len, 1))
+    assert [len(e) for e in model.complete(full, 5.0, n=2, generator=gen)] == [cfg.max_seq_len] * 2
 
 
 def test_batched_sampling_uses_one_decoder_call_per_step(monkeypatch):
