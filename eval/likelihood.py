@@ -87,12 +87,17 @@ def _category_datasets(model, data_state: dict, files: Sequence[Path], split: st
             out.append((path.stem, StrokeDataset(normed, cfg, augment=False)))
         return out
     if model.name == "draw":
-        from models.draw import build_datasets
+        from models.draw import BitmapDataset, build_datasets
 
         out = []
         for path in files:
-            bundle = build_datasets(model.config, [path], seed)
-            out.append((path.stem, getattr(bundle, split)))
+            data = getattr(build_datasets(model.config, [path], seed), split)
+            if split == "train" and model.config.binarize == "dynamic":
+                # binarised once, as the held-out splits are: otherwise `forward` and each of
+                # the k importance samples would score a different binarisation of x
+                images = torch.bernoulli(data.images, generator=torch.Generator().manual_seed(seed))
+                data = BitmapDataset(images, data.labels, data.categories)
+            out.append((path.stem, data))
         return out
     raise QuickDrawError(f"no likelihood evaluation for model {model.name!r}")
 

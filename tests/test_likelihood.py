@@ -160,6 +160,19 @@ def test_draw_holds_out_the_training_runs_split(npz_files, tmp_path, monkeypatch
         evaluate_checkpoint(run / "last.pt", [official], batch_size=0, progress=False)
 
 
+def test_draw_train_split_is_binarised_once_for_the_report(draw_checkpoint):
+    # dynamic binarisation resamples grey levels at every call: the k importance weights of
+    # one example must all score the same binary image, as the held-out splits do
+    from eval.likelihood import _category_datasets
+    from models.trainer import load_checkpoint
+
+    ckpt, files = draw_checkpoint
+    model, state, _ = load_checkpoint(ckpt)
+    for split in ("train", "test"):
+        for _, data in _category_datasets(model, state, files[:1], split, seed=0):
+            assert set(data.images.unique().tolist()) <= {0.0, 1.0}
+
+
 def test_cli_compares_checkpoints_on_one_split(rnn_checkpoint, tmp_path, capsys):
     ckpt, files = rnn_checkpoint
     out = tmp_path / "r.json"
