@@ -10,7 +10,7 @@ it to Quick, Draw! bitmaps. Equations are numbered as in the paper:
 - the loss (eqs. 9-12): L^x = −log D(x | c_T) with D Bernoulli on σ(c_T), and
   L^z = Σ_t ½·Σ_d(μ² + σ² − log σ² − 1) — the constant is ½·z_size per step
   (the report subtracted 0.5 once per step, overstating L^z by T·(z_size − 1)/2
-  nats; `REPORT_KL_OFFSET` gives that amount so the two can be compared);
+  nats; `report_kl_offset(config)` gives that amount so the two can be compared);
 - the attention (eqs. 19-29): a linear map of h^dec gives (g̃_X, g̃_Y, log σ²,
   log δ̃, log γ); g_X = (A+1)/2·(g̃_X+1), g_Y = (B+1)/2·(g̃_Y+1),
   δ = (max(A, B) − 1)/(N − 1)·δ̃; Gaussian filterbanks F_X (N×A), F_Y (N×B)
