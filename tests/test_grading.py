@@ -606,6 +606,8 @@ def test_cli_help_explains(capsys):
         main(["grade", "serve", "--help"])
     out = capsys.readouterr().out
     assert "--per-source" in out and "possibly real" in out and "npz:SPLIT" in out
+    # the example is copy-pasteable: its line break is a shell continuation, not lost
+    assert "checkpoint.pt \\\n      --per-source 50" in out
 
 
 def test_load_test_script_small(tmp_path):

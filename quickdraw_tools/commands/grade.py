@@ -25,7 +25,7 @@ Send the printed link to colleagues on this machine; to open the session to othe
 give --host 0.0.0.0 --token auto and send the printed link (it holds the token).
 
 example:
-  quickdraw grade serve --real sheep.npz:test --generated runs/sheep/checkpoint.pt \
+  quickdraw grade serve --real sheep.npz:test --generated runs/sheep/checkpoint.pt \\
       --per-source 50 --db grades.sqlite
 """
 
