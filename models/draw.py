@@ -452,8 +452,6 @@ def sample_cli(model: Draw, data_state: dict, args) -> int:
     if args.mode not in ("sample", "reconstruct"):
         raise QuickDrawError(f"DRAW supports --mode sample and reconstruct, not {args.mode!r}")
     temperature = args.temperature[0]
-    if temperature <= 0:
-        raise QuickDrawError(f"--temperature must be > 0, got {temperature}")
     device = model.to_q.weight.device
     if args.mode == "sample":
         generator = torch.Generator(device=device).manual_seed(args.seed)

@@ -709,9 +709,6 @@ def sample_cli(model: Model, data_state: dict, args) -> int:
     scale = data_state["scale_factor"]
     gen = torch.Generator().manual_seed(args.seed)
     temps = args.temperature
-    for t in temps:
-        if t <= 0:
-            raise QuickDrawError(f"--temperature must be > 0, got {t}")
     if args.mode == "sample":
         out = model.sample(args.n, temperature=temps[0], generator=gen, scale=scale)
         cols = args.cols or math.ceil(math.sqrt(len(out)))

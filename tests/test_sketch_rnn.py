@@ -312,6 +312,8 @@ def test_cli_errors_are_one_line(tiny_npz, tmp_path, capsys):
     # these were tracebacks (torch.stack of an empty list; an empty grid)
     assert main(["sample", ckpt, "--cols", "-1", "--out", str(tmp_path / "x.svg")]) == 1
     assert "--cols must be at least 1, got -1" in capsys.readouterr().err
+    assert main(["sample", ckpt, "--temperature", "0.5", "0", "--out", "x.svg"]) == 1
+    assert "--temperature must be > 0, got 0.0" in capsys.readouterr().err
     pair = ["--input", str(tiny_npz), "--index", "0", "1", "--out", str(tmp_path / "x.svg")]
     assert main(["sample", ckpt, "--mode", "interpolate", "--steps", "0", *pair]) == 1
     assert "--steps must be at least 2" in capsys.readouterr().err

@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     check_choice("mode", args.mode, MODES)
     if args.n < 1:
         raise QuickDrawError(f"--n must be at least 1, got {args.n}")
+    for t in args.temperature:
+        if t <= 0:
+            raise QuickDrawError(f"--temperature must be > 0, got {t}")
     if args.cols is not None and args.cols < 1:
         raise QuickDrawError(f"--cols must be at least 1, got {args.cols}")
     if args.steps < 2:
