@@ -591,11 +591,14 @@ def test_cli_errors_are_one_line(tmp_path, shared, capsys):
         (["--generated", generated[0], "--port", "70000"], "0-65535"),
         ([], "at least one --generated"),
         (["--generated", str(shared / "README.md")], "expected FILE.ndjson"),
+        (["--generated", str(tmp_path / "none.ndjson")], "no such file"),
+        (["--generated", generated[0], "--per-source", "0"], "--per-source must be at least 1"),
+        (["--generated", generated[0], "--temperature", "0"], "--temperature must be > 0"),
     ]:
         assert main([*args, *extra]) == 1
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, (extra, err)
-    assert not db.exists() or not GradeStore(db).has_session()  # nothing was started
+    assert not db.exists()  # a refusal leaves no (empty) database behind
     make_session(db, shared).close()
     assert main([*args, "--generated", generated[1]]) == 1
     assert "already holds a session" in capsys.readouterr().err

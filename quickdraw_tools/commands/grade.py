@@ -113,10 +113,18 @@ def run_serve(args) -> int:
     if token is not None and len(token) < 8:
         raise QuickDrawError("--token must be at least 8 characters (or 'auto')")
     check_exposure(args.host, token)
-    if not Path(args.db).is_file() and (not args.real or not args.generated):
-        raise QuickDrawError(
-            f"{args.db} is new: give --real SOURCE and at least one --generated SOURCE"
-        )
+    if args.per_source < 1:
+        raise QuickDrawError(f"--per-source must be at least 1, got {args.per_source}")
+    if args.temperature <= 0:
+        raise QuickDrawError(f"--temperature must be > 0, got {args.temperature}")
+    sources = None
+    if not Path(args.db).is_file():
+        if not args.real or not args.generated:
+            raise QuickDrawError(
+                f"{args.db} is new: give --real SOURCE and at least one --generated SOURCE"
+            )
+        # before the database file is made, so a bad SOURCE leaves nothing behind
+        sources = parse_source(args.real), [parse_source(g) for g in args.generated]
     with GradeStore(args.db) as store:
         if store.has_session():
             _check_same_session(store.spec(), args)
@@ -127,8 +135,10 @@ def run_serve(args) -> int:
                     f"{args.db} holds no session: give --real SOURCE and at least one "
                     "--generated SOURCE"
                 )
-            real = parse_source(args.real)
-            generated = [parse_source(g) for g in args.generated]
+            real, generated = sources or (
+                parse_source(args.real),
+                [parse_source(g) for g in args.generated],
+            )
             pool, spec = build_pool(real, generated, args.per_source, args.seed, args.temperature)
             store.create_session(pool, spec)
             print(f"new session in {args.db}: {len(pool)} sketches", flush=True)
