@@ -326,7 +326,9 @@ def _set_rng_state(state: dict) -> None:
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # a run may resume on a machine with fewer (or more) GPUs than it was saved on
+        for i, gpu_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(gpu_state, i)
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -396,7 +398,9 @@ def train(
             )
         model.load_state_dict(ckpt["weights"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
+        if ckpt["scaler"] and scaler.is_enabled():
+            # a disabled scaler saves {}: a run resumed on an fp16 GPU starts a fresh scale
+            scaler.load_state_dict(ckpt["scaler"])
         step, best_valid = ckpt["step"], ckpt["best_valid"]
         _set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
         if step >= cfg.steps:
