@@ -8,7 +8,6 @@ through a local HTTP server. Usage: ``python scripts/bench_formats.py [--repeat 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.server
 import os
 import platform
@@ -21,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,14 +29,6 @@ from quickdraw_tools import download, formats  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "quickdraw"
 MIRROR = SHARED / "mirror"
-
-
-def cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def best_of(repeat: int, fn) -> float:

@@ -27,7 +27,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_name
 
 from quickdraw_tools import raster
 from quickdraw_tools.raster import rasterize_many, reference_rasterize, usable_cores
@@ -48,16 +48,6 @@ GOAL = 5.0
 def read_drawings(path: Path, limit: int | None = None) -> list:
     with open(path) as f:
         return [json.loads(line)["drawing"] for line in f.readlines()[:limit]]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timed(fn, *args, **kwargs):
