@@ -303,7 +303,7 @@ def summary_table(results: Sequence[CategoryResult]) -> str:
     ]
     if len(rows) > 1:
         rows.append(
-            ("total", *(sum(row[i] for row in rows) for i in range(1, 7)), "")  # type: ignore[misc]
+            ("total", *(sum(row[i] for row in rows) for i in range(1, 7)), "")  # type: ignore[misc, arg-type]
         )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = [

@@ -294,16 +294,16 @@ def _flatten(drawings: Sequence, single: bool = False):
         raise QuickDrawError("drawing coordinates must be numbers, not nested lists")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise QuickDrawError("drawing coordinates must be finite numbers (found NaN or inf)")
-    stroke_offsets, drawing_offsets = np.array(stroke_offsets), np.array(drawing_offsets)
+    strokes_at, drawings_at = np.array(stroke_offsets), np.array(drawing_offsets)
     # Scaling computes (v - min) * 255 in float64: a drawing whose extent overflows that
     # (coordinates beyond ~1e305) would come out as NaN, so refuse it here.
-    first_points = stroke_offsets[drawing_offsets[:-1]]
+    first_points = strokes_at[drawings_at[:-1]]
     with np.errstate(over="ignore", invalid="ignore"):
         for v in (x, y):
             extent = np.maximum.reduceat(v, first_points) - np.minimum.reduceat(v, first_points)
             if not np.isfinite(extent * SIZE).all():
                 raise QuickDrawError("drawing coordinates span too large a range to scale")
-    return x, y, stroke_offsets, drawing_offsets
+    return x, y, strokes_at, drawings_at
 
 
 def _unflatten(ox, oy, out_offsets, drawing_offsets) -> list[list[list[list[int]]]]:

@@ -92,7 +92,7 @@ def stroke3_to_drawing(strokes: np.ndarray) -> list[list[list]]:
         if end > start:
             seg = xy[start:end]
             drawing.append([seg[:, 0].tolist(), seg[:, 1].tolist()])
-        start = end
+        start = int(end)
     return drawing
 
 

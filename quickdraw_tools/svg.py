@@ -97,7 +97,8 @@ def fit(strokes: Strokes, width: float, height: float, margin: float) -> list[np
 
 
 def _hex_to_rgb(color: str) -> tuple[float, float, float]:
-    return tuple(int(color[i : i + 2], 16) / 255.0 for i in (1, 3, 5))
+    r, g, b = (int(color[i : i + 2], 16) / 255.0 for i in (1, 3, 5))
+    return r, g, b
 
 
 def _ramp(t: float) -> str:
@@ -111,8 +112,9 @@ def _ramp(t: float) -> str:
 
 def _progress(strokes: Strokes) -> list[np.ndarray]:
     """Per point, how far through the drawing it is, in [0, 1] (time if known, else order)."""
+    clock: list[np.ndarray]
     if all(ts is not None for _, _, ts in strokes):
-        clock = [ts for _, _, ts in strokes]
+        clock = [ts for _, _, ts in strokes if ts is not None]
     else:
         sizes = np.cumsum([0] + [len(x) for x, _, _ in strokes])
         clock = [
@@ -438,7 +440,7 @@ def export(
             )
             pages += 1
             page, page_captions = [], []
-    if page:
+    if page and layout is not None:
         emit(
             f"{stem}_grid_{pages:03d}",
             page,

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from models.trainer import TrainConfig, model_class, read_checkpoint, train
 
     model_cls = model_class(args.model)
-    config_cls = model_cls.config_class
+    config_cls = model_cls.config_class  # type: ignore[attr-defined]
     opts = model_parser(args.model, config_cls, TrainConfig).parse_args(args.rest)
     given = vars(opts)
     model_fields = {f.name for f in dataclasses.fields(config_cls)}
