@@ -27,7 +27,6 @@ import functools
 import json
 import os
 import signal
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -102,22 +101,20 @@ def _read_category(
 ) -> tuple[list[dict], formats.ReadStats]:
     stats = formats.ReadStats()
     records = []
-    drawings = formats.iter_drawings(source.path, on_error=on_error, stats=stats)
-    with warnings.catch_warnings():
-        # skipped lines are counted in the result (and the summary), not warned about
-        warnings.filterwarnings("ignore", message=r".*skipped \d+ malformed line")
-        for index, record in enumerate(drawings):
-            if not any(len(stroke[0]) for stroke in record["drawing"]):
-                # nothing to learn from or draw; a raw one would fail in simplify, unnamed
-                where = f":{stats.lines}" if stats.lines else f": drawing {index}"  # ndjson/.bin
-                message = f"{source.path}{where}: the drawing has no points"
-                if on_error == "raise":
-                    raise QuickDrawError(message + " (--on-error skip leaves such drawings out)")
-                stats.note_skip(message)
-                continue
-            records.append(record)
-            if max_per_category is not None and len(records) >= max_per_category:
-                break
+    # skipped lines are counted in the result (and the summary), not warned about
+    drawings = formats.iter_drawings(source.path, on_error=on_error, stats=stats, warn=False)
+    for index, record in enumerate(drawings):
+        if not any(len(stroke[0]) for stroke in record["drawing"]):
+            # nothing to learn from or draw; a raw one would fail in simplify, unnamed
+            where = f":{stats.lines}" if stats.lines else f": drawing {index}"  # ndjson/.bin
+            message = f"{source.path}{where}: the drawing has no points"
+            if on_error == "raise":
+                raise QuickDrawError(message + " (--on-error skip leaves such drawings out)")
+            stats.note_skip(message)
+            continue
+        records.append(record)
+        if max_per_category is not None and len(records) >= max_per_category:
+            break
     return records, stats
 
 
@@ -233,6 +230,7 @@ def _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar):
         raise QuickDrawError(f"no drawings in {source.path} for {source.category!r}")
     split = split_records(records, source.category, seed=seed)
     drawings = [records[i]["drawing"] for s in SPLITS for i in split.indices[s]]
+    read = len(records)
     del records
     raw = any(is_raw(d) for d in drawings[:50])
     bar.total = (bar.total or 0) + len(drawings)
@@ -240,7 +238,7 @@ def _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar):
     result = CategoryResult(
         category=source.category,
         source=str(source.path),
-        read=split.duplicates + split.unused + sum(split.sizes.values()),
+        read=read,
         skipped=stats.skipped,
         skip_reasons=stats.errors,
         duplicates=split.duplicates,

@@ -115,7 +115,7 @@ def _parse_line(line: str) -> dict:
 
 
 def iter_ndjson(
-    path: str | Path, on_error: str = "raise", stats: ReadStats | None = None
+    path: str | Path, on_error: str = "raise", stats: ReadStats | None = None, warn: bool = True
 ) -> Iterator[dict]:
     """Stream the records of a raw or simplified ``.ndjson`` (or ``.ndjson.gz``) file.
 
@@ -123,17 +123,17 @@ def iter_ndjson(
     has (``word, countrycode, timestamp, recognized, key_id``). A malformed line
     raises `QuickDrawError` naming the file and line number; with
     ``on_error="skip"`` it is skipped, counted in ``stats.skipped`` (pass a
-    `ReadStats` to see it) and a warning says how many were skipped. Blank lines
-    are ignored.
+    `ReadStats` to see it) and a warning says how many were skipped (``warn=False``
+    leaves the reporting to a caller that reads `stats`). Blank lines are ignored.
     """
     check_choice("on_error mode", on_error, ["raise", "skip"])
     path = Path(path)
     if not path.is_file():
         raise QuickDrawError(f"no such ndjson file: {path}")
-    return _iter_ndjson(path, on_error, stats if stats is not None else ReadStats())
+    return _iter_ndjson(path, on_error, stats if stats is not None else ReadStats(), warn)
 
 
-def _iter_ndjson(path: Path, on_error: str, stats: ReadStats) -> Iterator[dict]:
+def _iter_ndjson(path: Path, on_error: str, stats: ReadStats, warn: bool) -> Iterator[dict]:
     try:
         with _open_text(path) as f:
             for lineno, line in enumerate(f, start=1):
@@ -151,7 +151,7 @@ def _iter_ndjson(path: Path, on_error: str, stats: ReadStats) -> Iterator[dict]:
                 yield record
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise QuickDrawError(f"{path}: not a readable ndjson file ({e})") from None
-    if stats.skipped:
+    if stats.skipped and warn:
         warnings.warn(
             f"{path}: skipped {stats.skipped} malformed line(s) of {stats.lines}; "
             f"first: {stats.errors[0]}",
@@ -357,17 +357,17 @@ def write_binary(path: str | Path, records: Iterable[Mapping]) -> int:
 
 
 def iter_drawings(
-    path: str | Path, on_error: str = "raise", stats: ReadStats | None = None
+    path: str | Path, on_error: str = "raise", stats: ReadStats | None = None, warn: bool = True
 ) -> Iterator[dict]:
     """Stream the records of a ``.ndjson``/``.ndjson.gz`` or ``.bin`` file, chosen by suffix.
 
     Yields the records `iter_ndjson` / `iter_binary` do (dicts with ``drawing``);
-    `on_error` and `stats` apply to ndjson (a ``.bin`` has no lines to skip).
+    `on_error`, `stats` and `warn` apply to ndjson (a ``.bin`` has no lines to skip).
     """
     path = Path(path)
     name = path.name.lower()
     if name.endswith((".ndjson", ".ndjson.gz", ".jsonl")):
-        return iter_ndjson(path, on_error=on_error, stats=stats)
+        return iter_ndjson(path, on_error=on_error, stats=stats, warn=warn)
     if name.endswith(".bin"):
         return iter_binary(path)
     raise QuickDrawError(

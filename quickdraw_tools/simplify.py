@@ -12,7 +12,6 @@ with the details that make it reproduce Google's files (see its docstring).
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -449,13 +448,9 @@ def simplify_file(
     if out.exists() and source.exists() and out.resolve() == source.resolve():
         raise QuickDrawError(f"output {out} is the input file; choose another --out")
     stats = ReadStats()
-    with warnings.catch_warnings():
-        # the skip count is reported in the result, not as a warning
-        warnings.filterwarnings("ignore", message=r".*skipped \d+ malformed line")
-        records = iter_ndjson(source, on_error=on_error, stats=stats)
-        simplified = simplify_records(records, on_error=on_error, stats=stats)
-        bar = tqdm(
-            simplified, desc=f"simplify {source.name}", unit=" drawings", disable=not progress
-        )
-        written = write(out, bar)
+    # the skip count is reported in the result, not as a warning
+    records = iter_ndjson(source, on_error=on_error, stats=stats, warn=False)
+    simplified = simplify_records(records, on_error=on_error, stats=stats)
+    bar = tqdm(simplified, desc=f"simplify {source.name}", unit=" drawings", disable=not progress)
+    written = write(out, bar)
     return SimplifyStats(written=written, skipped=stats.skipped)
