@@ -161,11 +161,12 @@ def evaluate_checkpoint(
         model, data_state, files, split, train_seed
     )
     total = sum(len(d) for _, d in datasets)
+    on = next(model.parameters()).device  # where load_checkpoint put the model
     with tqdm(total=total, unit="example", desc=f"evaluate {split}", disable=not progress) as bar:
         for category, dataset in datasets:
             t = categories.setdefault(category, Totals())
             for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-                batch = to_device(batch, model_device(model))
+                batch = to_device(batch, on)
                 losses = model(batch, step=None, reduction="none")
                 iw = importance_weighted_nll(model, batch, k)
                 t.add(losses.recon, losses.kl, iw)
@@ -184,10 +185,6 @@ def evaluate_checkpoint(
         "categories": {c: _summarise(model, t) for c, t in categories.items()},
         "overall": _summarise(model, overall),
     }
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def format_table(reports: Sequence[dict]) -> str:
