@@ -106,7 +106,7 @@ def make_pen(radius: float, tolerance: float, scale: float) -> np.ndarray:
     return pen
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _active_cw_vertices(pen, in_dx, in_dy, out_dx, out_dy):
     """`_cairo_pen_find_active_cw_vertices`: the pen vertices of a clockwise fan."""
     n = pen.shape[0]
@@ -143,7 +143,7 @@ def _active_cw_vertices(pen, in_dx, in_dy, out_dx, out_dy):
     return start, i
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _active_ccw_vertices(pen, in_dx, in_dy, out_dx, out_dy):
     """`_cairo_pen_find_active_ccw_vertices`: the pen vertices of a counter-clockwise fan."""
     n = pen.shape[0]
@@ -204,7 +204,7 @@ def _normalize(dx, dy):
     return dx / mag, dy / mag
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _compute_face(px, py, sdx, sdy, scale, inverse, half_width, face):
     """`compute_face` for a slope (sdx, sdy) in fixed point leaving (px, py)."""
     ux, uy = _normalize(sdx / 256.0, sdy / 256.0)
@@ -231,7 +231,7 @@ def _add_point(contour, count, x, y):
     return count + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_fan(pen, in_dx, in_dy, out_dx, out_dy, mx, my, clockwise, contour, count):
     """`add_fan`: pen vertices around (mx, my) from slope `in` to slope `out`."""
     n = pen.shape[0]
@@ -252,7 +252,7 @@ def _add_fan(pen, in_dx, in_dy, out_dx, out_dy, mx, my, clockwise, contour, coun
     return count
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_cap(pen, face, reverse, contour, count):
     """`add_cap` for a round cap; `reverse` makes it `add_leading_cap`."""
     dx, dy = face[_F_DEV], face[_F_DEV + 1]
@@ -264,7 +264,7 @@ def _add_cap(pen, face, reverse, contour, count):
     return _add_point(contour, count, face[end], face[end + 1])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_contour(contour, count, direction, edges, n_edges):
     """`_cairo_polygon_add_contour`: one edge per pair of consecutive points,
     horizontal ones dropped, each stored top to bottom with its direction.
@@ -288,7 +288,7 @@ def _add_contour(contour, count, direction, edges, n_edges):
 
 
 @njit(cache=True)
-def _stroke_polygon(xs, ys, pen, scale, inverse, half_width, cw, ccw, edges):
+def _stroke_polygon(xs, ys, pen, scale, inverse, half_width, path, faces, cw, ccw, edges):
     """The polygon cairo fills for one stroked path of fixed-point points.
 
     The path is ``move_to(p0)`` then ``line_to`` every point (p0 again
@@ -297,8 +297,7 @@ def _stroke_polygon(xs, ys, pen, scale, inverse, half_width, cw, ccw, edges):
     n_edges = 0
     n = len(xs)
     # _cairo_path_fixed_line_to: the points the stroker receives after move_to.
-    path_x = np.empty(n + 1, dtype=np.int64)
-    path_y = np.empty(n + 1, dtype=np.int64)
+    path_x, path_y = path[0], path[1]
     path_x[0], path_y[0] = xs[0], ys[0]  # MOVE_TO
     path_x[1], path_y[1] = xs[0], ys[0]  # LINE_TO p0: kept, the last op was MOVE_TO
     m = 2
@@ -318,9 +317,7 @@ def _stroke_polygon(xs, ys, pen, scale, inverse, half_width, cw, ccw, edges):
         path_x[m], path_y[m] = x, y
         m += 1
 
-    start = np.empty(8, dtype=np.int64)
-    current = np.empty(8, dtype=np.int64)
-    first = np.empty(8, dtype=np.int64)
+    start, current, first = faces[0], faces[1], faces[2]
     has_current = False
     has_first = False
     n_cw = 0
@@ -399,7 +396,13 @@ def _stroke_polygon(xs, ys, pen, scale, inverse, half_width, cw, ccw, edges):
 # and tail, as in cairo's doubly linked lists.
 
 _YTOP, _LEFT, _DIR, _CELL, _XQ, _XR, _DQ, _DR, _FQ, _FR, _DY, _NEXT, _PREV = range(13)
-_FIELDS = 13
+_FIELDS = 16  # a power of two: a row's address is a shift, not a multiply
+
+
+@njit(cache=True, inline="always")
+def _at(e, field):
+    """Index of an edge's field in the flat table (unsigned: no negative-index check)."""
+    return np.uint64(e * _FIELDS + field)
 
 
 @njit(cache=True, inline="always")
@@ -417,65 +420,65 @@ def _wrap16(v):
 
 @njit(cache=True, inline="always")
 def _round_cell(q, r, dy):
-    return q + (1 if r >= dy // 2 else 0)
+    return q + (1 if r >= (dy >> 1) else 0)  # dy >= 0: dy >> 1 == dy / 2
 
 
 @njit(cache=True, inline="always")
 def _step(E, e, q_field, r_field):
     """`step` / `full_step`: advance x by one subsample row or one pixel row."""
-    dy = E[e, _DY]
+    dy = E[_at(e, _DY)]
     if dy == 0:
         return
-    q = E[e, _XQ] + E[e, q_field]
-    r = E[e, _XR] + E[e, r_field]
+    q = E[_at(e, _XQ)] + E[_at(e, q_field)]
+    r = E[_at(e, _XR)] + E[_at(e, r_field)]
     if r < 0:
         q -= 1
         r += dy
     elif r >= dy:
         q += 1
         r -= dy
-    E[e, _XQ] = q
-    E[e, _XR] = r
-    E[e, _CELL] = _round_cell(q, r, dy)
+    E[_at(e, _XQ)] = q
+    E[_at(e, _XR)] = r
+    E[_at(e, _CELL)] = _round_cell(q, r, dy)
 
 
 @njit(cache=True)
 def _merge_sorted(E, head_a, head_b):
     """`merge_sorted_edges`, tie order included (it decides full-row rendering)."""
-    prev = E[head_a, _PREV]
+    prev = E[_at(head_a, _PREV)]
     owner = NULL  # whose `next` the merged list continues from; NULL: `head`
-    if E[head_a, _CELL] <= E[head_b, _CELL]:
+    if E[_at(head_a, _CELL)] <= E[_at(head_b, _CELL)]:
         head = head_a
         from_b = False
     else:
         head = head_b
-        E[head_b, _PREV] = prev
+        E[_at(head_b, _PREV)] = prev
         from_b = True
     while True:
         if not from_b:
-            x = E[head_b, _CELL]
-            while head_a != NULL and E[head_a, _CELL] <= x:
+            x = E[_at(head_b, _CELL)]
+            while head_a != NULL and E[_at(head_a, _CELL)] <= x:
                 prev = head_a
                 owner = head_a
-                head_a = E[head_a, _NEXT]
-            E[head_b, _PREV] = prev
+                head_a = E[_at(head_a, _NEXT)]
+            E[_at(head_b, _PREV)] = prev
             if owner == NULL:
                 head = head_b
             else:
-                E[owner, _NEXT] = head_b
+                E[_at(owner, _NEXT)] = head_b
             if head_a == NULL:
                 return head
         from_b = False
-        x = E[head_a, _CELL]
-        while head_b != NULL and E[head_b, _CELL] <= x:
+        x = E[_at(head_a, _CELL)]
+        while head_b != NULL and E[_at(head_b, _CELL)] <= x:
             prev = head_b
             owner = head_b
-            head_b = E[head_b, _NEXT]
-        E[head_a, _PREV] = prev
+            head_b = E[_at(head_b, _NEXT)]
+        E[_at(head_a, _PREV)] = prev
         if owner == NULL:
             head = head_a
         else:
-            E[owner, _NEXT] = head_a
+            E[_at(owner, _NEXT)] = head_a
         if head_b == NULL:
             return head
 
@@ -486,54 +489,55 @@ def _sort_pair(E, lst):
 
     Returns (head of those two, the rest of the list).
     """
-    other = E[lst, _NEXT]
+    other = E[_at(lst, _NEXT)]
     if other == NULL:
         return lst, NULL
-    remaining = E[other, _NEXT]
-    if E[lst, _CELL] <= E[other, _CELL]:
-        E[other, _NEXT] = NULL
+    remaining = E[_at(other, _NEXT)]
+    if E[_at(lst, _CELL)] <= E[_at(other, _CELL)]:
+        E[_at(other, _NEXT)] = NULL
         return lst, remaining
-    E[other, _PREV] = E[lst, _PREV]
-    E[other, _NEXT] = lst
-    E[lst, _PREV] = other
-    E[lst, _NEXT] = NULL
+    E[_at(other, _PREV)] = E[_at(lst, _PREV)]
+    E[_at(other, _NEXT)] = lst
+    E[_at(lst, _PREV)] = other
+    E[_at(lst, _NEXT)] = NULL
     return other, remaining
 
 
 @njit(cache=True)
-def _sort_edges(E, lst):
+def _sort_edges(E, lst, base):
     """`sort_edges(list, UINT_MAX)`: cairo's bottom-up merge sort of a list.
 
     cairo recurses: ``sort(list, level)`` sorts a pair, then for i < level
     merges in ``sort(rest, i)``. The same calls and merges, in the same order,
-    run here on an explicit stack (numba's cache cannot hold recursive code).
+    run here on an explicit stack, kept in columns 0-2 of the 64 rows of `E`
+    from `base` (numba's cache cannot hold recursive code).
     """
-    levels = np.empty(64, dtype=np.int64)
-    done = np.empty(64, dtype=np.int64)
-    heads = np.empty(64, dtype=np.int64)
-    heads[0], remaining = _sort_pair(E, lst)
-    levels[0] = INT_MAX
-    done[0] = 0
+    # stack columns: 0 the frame's level, 1 its merges done, 2 its sorted head
+    E[_at(base, 2)], remaining = _sort_pair(E, lst)
+    E[_at(base, 0)] = INT_MAX
+    E[_at(base, 1)] = 0
     top = 0
     while True:
-        if done[top] < levels[top] and remaining != NULL:
-            level = done[top]
+        if E[_at(base + top, 1)] < E[_at(base + top, 0)] and remaining != NULL:
+            level = E[_at(base + top, 1)]
             top += 1
-            heads[top], remaining = _sort_pair(E, remaining)
-            levels[top] = level
-            done[top] = 0
+            E[_at(base + top, 2)], remaining = _sort_pair(E, remaining)
+            E[_at(base + top, 0)] = level
+            E[_at(base + top, 1)] = 0
         elif top == 0:
-            return heads[0]
+            return E[_at(base, 2)]
         else:
             top -= 1
-            heads[top] = _merge_sorted(E, heads[top], heads[top + 1])
-            done[top] += 1
+            E[_at(base + top, 2)] = _merge_sorted(
+                E, E[_at(base + top, 2)], E[_at(base + top + 1, 2)]
+            )
+            E[_at(base + top, 1)] += 1
 
 
 @njit(cache=True, inline="always")
 def _unlink(E, e):
-    E[E[e, _PREV], _NEXT] = E[e, _NEXT]
-    E[E[e, _NEXT], _PREV] = E[e, _PREV]
+    E[_at(E[_at(e, _PREV)], _NEXT)] = E[_at(e, _NEXT)]
+    E[_at(E[_at(e, _NEXT)], _PREV)] = E[_at(e, _PREV)]
 
 
 @njit(cache=True, inline="always")
@@ -542,8 +546,8 @@ def _cell_index(x, size):
     return min(max(x + 1, 0), size + 1)
 
 
-@njit(cache=True)
-def _add_subspan(heights, areas, size, x1, x2):
+@njit(cache=True, inline="always")
+def _add_subspan(cells, size, x1, x2):
     """`cell_list_add_subspan`: coverage of [x1, x2) on one subsample row."""
     if x1 == x2:
         return
@@ -551,20 +555,20 @@ def _add_subspan(heights, areas, size, x1, x2):
     i2, f2 = x2 >> 8, x2 & 255
     if i1 != i2:
         c1, c2 = _cell_index(i1, size), _cell_index(i2, size)
-        areas[c1] += 2 * f1
-        heights[c1] += 1
-        areas[c2] -= 2 * f2
-        heights[c2] -= 1
+        cells[1, c1] += 2 * f1
+        cells[0, c1] += 1
+        cells[1, c2] -= 2 * f2
+        cells[0, c2] -= 1
     else:
-        areas[_cell_index(i1, size)] += 2 * (f1 - f2)
+        cells[1, _cell_index(i1, size)] += 2 * (f1 - f2)
 
 
 @njit(cache=True, inline="always")
 def _half_step_back(E, e, q, r):
     """x moved back from a subsample row's centre to the row's top edge."""
-    dy = E[e, _DY]
-    q -= _cdiv(E[e, _DQ], 2)
-    r -= _cdiv(E[e, _DR], 2)
+    dy = E[_at(e, _DY)]
+    q -= _cdiv(E[_at(e, _DQ)], 2)
+    r -= _cdiv(E[_at(e, _DR)], 2)
     if r < 0:
         q -= 1
         r += dy
@@ -575,12 +579,12 @@ def _half_step_back(E, e, q, r):
 
 
 @njit(cache=True)
-def _render_edge(E, e, sign, heights, areas, size):
+def _render_edge(E, e, sign, cells, size):
     """`cell_list_render_edge`: exact coverage of an edge over a whole pixel row."""
-    q1, r1 = E[e, _XQ], E[e, _XR]
+    q1, r1 = E[_at(e, _XQ)], E[_at(e, _XR)]
     _step(E, e, _FQ, _FR)
-    q2, r2 = E[e, _XQ], E[e, _XR]
-    dy = E[e, _DY]
+    q2, r2 = E[_at(e, _XQ)], E[_at(e, _XR)]
+    dy = E[_at(e, _DY)]
     if dy != 0:
         q1, r1 = _half_step_back(E, e, q1, r1)
         q2, r2 = _half_step_back(E, e, q2, r2)
@@ -588,8 +592,8 @@ def _render_edge(E, e, sign, heights, areas, size):
     i2, f2 = q2 >> 8, q2 & 255
     if i1 == i2:
         c = _cell_index(i1, size)
-        heights[c] += sign * GRID_Y
-        areas[c] += sign * (f1 + f2) * GRID_Y
+        cells[0, c] += sign * GRID_Y
+        cells[1, c] += sign * (f1 + f2) * GRID_Y
         return
     if i2 < i1:  # orient left to right
         i1, i2 = i2, i1
@@ -601,8 +605,8 @@ def _render_edge(E, e, sign, heights, areas, size):
     yq = _cdiv(tmp, dx)
     yr = tmp - yq * dx
     c = _cell_index(i1, size)
-    areas[c] += sign * yq * (GRID_X + f1)
-    heights[c] += sign * yq
+    cells[1, c] += sign * yq * (GRID_X + f1)
+    cells[0, c] += sign * yq
     y_last = yq
     if i1 + 1 < i2:
         full = GRID_Y * GRID_X * dy
@@ -616,15 +620,15 @@ def _render_edge(E, e, sign, heights, areas, size):
                 yq += 1
                 yr -= dx
             c = _cell_index(i1, size)
-            areas[c] += sign * (yq - y_last) * GRID_X
-            heights[c] += sign * (yq - y_last)
+            cells[1, c] += sign * (yq - y_last) * GRID_X
+            cells[0, c] += sign * (yq - y_last)
             y_last = yq
             i1 += 1
             if i1 == i2:
                 break
     c = _cell_index(i2, size)
-    areas[c] += sign * (GRID_Y - y_last) * f2
-    heights[c] += sign * (GRID_Y - y_last)
+    cells[1, c] += sign * (GRID_Y - y_last) * f2
+    cells[0, c] += sign * (GRID_Y - y_last)
 
 
 @njit(cache=True, inline="always")
@@ -635,16 +639,16 @@ def _mul8(a, b):
 
 
 @njit(cache=True)
-def _blit(heights, areas, size, canvas, y0, y1, x0, x1):
+def _blit(cells, size, canvas, y0, y1, x0, x1):
     """`blit_a8` + `_fill_a8_lerp_opaque_spans`: white over rows y0..y1-1,
     columns x0..x1-1 (the clip box; cells left of it still add their height)."""
     cover = 0
     for x in range(-1, x0):
-        cover += _wrap16(heights[x + 1])
+        cover += _wrap16(cells[0, x + 1])
     cover = _wrap16(_wrap16(cover) * (GRID_X * 2))
     for x in range(x0, x1):
-        cover = _wrap16(cover + _wrap16(heights[x + 1]) * (GRID_X * 2))
-        area = _wrap16(cover - _wrap16(areas[x + 1]))
+        cover = _wrap16(cover + _wrap16(cells[0, x + 1]) * (GRID_X * 2))
+        area = _wrap16(cover - _wrap16(cells[1, x + 1]))
         a = ((area + (area << 4) + 256) >> 9) & 255
         if a == 0:
             continue
@@ -656,7 +660,7 @@ def _blit(heights, areas, size, canvas, y0, y1, x0, x1):
 
 
 @njit(cache=True)
-def _scan(edges, n_edges, size, E, buckets, heights, areas, canvas):
+def _scan(edges, n_edges, size, E, buckets, sub_buckets, cells, canvas):
     """`glitter_scan_converter_render` of one polygon onto `canvas` (size x size).
 
     The clip box is what cairo's compositor gives the converter: the surface
@@ -667,10 +671,16 @@ def _scan(edges, n_edges, size, E, buckets, heights, areas, canvas):
     head, tail = n_edges, n_edges + 1
     if n_edges == 0:
         return
-    lo_x = min(edges[:n_edges, 0].min(), edges[:n_edges, 2].min())
-    hi_x = max(edges[:n_edges, 0].max(), edges[:n_edges, 2].max())
+    lo_x = INT_MAX
+    hi_x = INT_MIN
+    for k in range(n_edges):
+        lo_x = min(lo_x, edges[k, 0], edges[k, 2])
+        hi_x = max(hi_x, edges[k, 0], edges[k, 2])
     clip_lo = min(max(lo_x >> 8, 0), size)
     clip_hi = min(max((hi_x + 255) >> 8, 0), size)
+    # the cells a row can touch (an edge's whole-row span may reach one past)
+    reset_lo = _cell_index((lo_x >> 8) - 1, size)
+    reset_hi = _cell_index((hi_x >> 8) + 1, size) + 1
     ymax = size * GRID_Y
     for i in range(size):
         buckets[i] = NULL
@@ -681,19 +691,19 @@ def _scan(edges, n_edges, size, E, buckets, heights, areas, canvas):
         ybot = min((GRID_Y * y2 + 128) >> 8, ymax)
         if ybot <= ytop:
             continue
-        E[k, _YTOP] = ytop
-        E[k, _LEFT] = ybot - ytop
-        E[k, _DIR] = direction
+        E[_at(k, _YTOP)] = ytop
+        E[_at(k, _LEFT)] = ybot - ytop
+        E[_at(k, _DIR)] = direction
         if x1 == x2:
-            E[k, _CELL] = x1
-            E[k, _XQ] = x1
-            E[k, _XR] = E[k, _DQ] = E[k, _DR] = E[k, _FQ] = E[k, _FR] = 0
-            E[k, _DY] = 0
+            E[_at(k, _CELL)] = x1
+            E[_at(k, _XQ)] = x1
+            E[_at(k, _XR)] = E[_at(k, _DQ)] = E[_at(k, _DR)] = E[_at(k, _FQ)] = E[_at(k, _FR)] = 0
+            E[_at(k, _DY)] = 0
         else:
             ex = (x2 - x1) * GRID_X
             ey = (y2 - y1) * GRID_Y * 512
-            E[k, _DQ] = _cdiv(ex * 512, ey)
-            E[k, _DR] = ex * 512 - E[k, _DQ] * ey
+            E[_at(k, _DQ)] = _cdiv(ex * 512, ey)
+            E[_at(k, _DR)] = ex * 512 - E[_at(k, _DQ)] * ey
             tmp = ((2 * ytop + 1) << 8) - y1 * GRID_Y * 2
             tmp *= ex
             q = _cdiv(tmp, ey)
@@ -705,34 +715,33 @@ def _scan(edges, n_edges, size, E, buckets, heights, areas, canvas):
             elif r >= ey:
                 q += 1
                 r -= ey
-            E[k, _XQ] = q
-            E[k, _XR] = r
-            if E[k, _LEFT] >= GRID_Y:
+            E[_at(k, _XQ)] = q
+            E[_at(k, _XR)] = r
+            if E[_at(k, _LEFT)] >= GRID_Y:
                 tmp = ex * (2 * GRID_Y << 8)
-                E[k, _FQ] = _cdiv(tmp, ey)
-                E[k, _FR] = tmp - E[k, _FQ] * ey
+                E[_at(k, _FQ)] = _cdiv(tmp, ey)
+                E[_at(k, _FR)] = tmp - E[_at(k, _FQ)] * ey
             else:
-                E[k, _FQ] = E[k, _FR] = 0
-            E[k, _CELL] = _round_cell(q, r, ey)
-            E[k, _DY] = ey
+                E[_at(k, _FQ)] = E[_at(k, _FR)] = 0
+            E[_at(k, _CELL)] = _round_cell(q, r, ey)
+            E[_at(k, _DY)] = ey
         row = ytop // GRID_Y
-        E[k, _NEXT] = buckets[row]
+        E[_at(k, _NEXT)] = buckets[row]
         buckets[row] = k
 
     # active_list_reset
-    E[head, _LEFT] = INT_MAX
-    E[head, _DY] = 0
-    E[head, _CELL] = INT_MIN
-    E[head, _PREV] = NULL
-    E[head, _NEXT] = tail
-    E[tail, _PREV] = head
-    E[tail, _NEXT] = NULL
-    E[tail, _CELL] = INT_MAX
-    E[tail, _LEFT] = INT_MAX
-    E[tail, _DY] = 0
+    E[_at(head, _LEFT)] = INT_MAX
+    E[_at(head, _DY)] = 0
+    E[_at(head, _CELL)] = INT_MIN
+    E[_at(head, _PREV)] = NULL
+    E[_at(head, _NEXT)] = tail
+    E[_at(tail, _PREV)] = head
+    E[_at(tail, _NEXT)] = NULL
+    E[_at(tail, _CELL)] = INT_MAX
+    E[_at(tail, _LEFT)] = INT_MAX
+    E[_at(tail, _DY)] = 0
     min_height = 0
     is_vertical = 1
-    sub_buckets = np.full(GRID_Y, NULL, dtype=np.int64)
 
     i = 0
     while i < size:
@@ -743,24 +752,24 @@ def _scan(edges, n_edges, size, E, buckets, heights, areas, canvas):
         y = i * GRID_Y
         max_sub = 0
         while e != NULL:
-            nxt = E[e, _NEXT]
-            sub = E[e, _YTOP] - y
+            nxt = E[_at(e, _NEXT)]
+            sub = E[_at(e, _YTOP)] - y
             if sub_buckets[sub] != NULL:
-                E[sub_buckets[sub], _PREV] = e
-            E[e, _NEXT] = sub_buckets[sub]
-            E[e, _PREV] = NULL
+                E[_at(sub_buckets[sub], _PREV)] = e
+            E[_at(e, _NEXT)] = sub_buckets[sub]
+            E[_at(e, _PREV)] = NULL
             sub_buckets[sub] = e
-            min_height = min(min_height, E[e, _LEFT])
-            if E[e, _DY] != 0:
+            min_height = min(min_height, E[_at(e, _LEFT)])
+            if E[_at(e, _DY)] != 0:
                 is_vertical = 0
             max_sub = max(max_sub, sub)
             e = nxt
         if max_sub == 0:
             if sub_buckets[0] != NULL:
-                sorted_new = _sort_edges(E, sub_buckets[0])
-                E[head, _NEXT] = _merge_sorted(E, E[head, _NEXT], sorted_new)
+                sorted_new = _sort_edges(E, sub_buckets[0], n_edges + 2)
+                E[_at(head, _NEXT)] = _merge_sorted(E, E[_at(head, _NEXT)], sorted_new)
                 sub_buckets[0] = NULL
-            if E[head, _NEXT] == tail:
+            if E[_at(head, _NEXT)] == tail:
                 min_height = INT_MAX
                 is_vertical = 1
                 while j < size and buckets[j] == NULL:
@@ -771,21 +780,21 @@ def _scan(edges, n_edges, size, E, buckets, heights, areas, canvas):
             if min_height <= 0:
                 min_height = INT_MAX
                 is_vertical = 1
-                e = E[head, _NEXT]
+                e = E[_at(head, _NEXT)]
                 while e != NULL:
-                    min_height = min(min_height, E[e, _LEFT])
-                    if E[e, _DY] != 0:
+                    min_height = min(min_height, E[_at(e, _LEFT)])
+                    if E[_at(e, _DY)] != 0:
                         is_vertical = 0
-                    e = E[e, _NEXT]
+                    e = E[_at(e, _NEXT)]
             if min_height >= GRID_Y:
                 full = True
                 prev_x = INT_MIN
-                e = E[head, _NEXT]
+                e = E[_at(head, _NEXT)]
                 while e != tail:
-                    dy = E[e, _DY]
+                    dy = E[_at(e, _DY)]
                     if dy != 0:
-                        q = E[e, _XQ] + E[e, _FQ]
-                        r = E[e, _XR] + E[e, _FR]
+                        q = E[_at(e, _XQ)] + E[_at(e, _FQ)]
+                        r = E[_at(e, _XR)] + E[_at(e, _FR)]
                         if r < 0:
                             q -= 1
                             r += dy
@@ -794,96 +803,97 @@ def _scan(edges, n_edges, size, E, buckets, heights, areas, canvas):
                             r -= dy
                         cell = _round_cell(q, r, dy)
                     else:
-                        cell = E[e, _CELL]
+                        cell = E[_at(e, _CELL)]
                     if cell < prev_x:
                         full = False
                         break
                     prev_x = cell
-                    e = E[e, _NEXT]
+                    e = E[_at(e, _NEXT)]
 
         if full:
             # full_row
-            left = E[head, _NEXT]
+            left = E[_at(head, _NEXT)]
             while left != tail:
-                E[left, _LEFT] -= GRID_Y
-                if E[left, _LEFT] == 0:
+                E[_at(left, _LEFT)] -= GRID_Y
+                if E[_at(left, _LEFT)] == 0:
                     _unlink(E, left)
                     min_height = -1
-                winding = E[left, _DIR]
-                right = E[left, _NEXT]
+                winding = E[_at(left, _DIR)]
+                right = E[_at(left, _NEXT)]
                 while True:
-                    E[right, _LEFT] -= GRID_Y
-                    if E[right, _LEFT] == 0:
+                    E[_at(right, _LEFT)] -= GRID_Y
+                    if E[_at(right, _LEFT)] == 0:
                         _unlink(E, right)
                         min_height = -1
-                    winding += E[right, _DIR]
-                    if winding == 0 and E[E[right, _NEXT], _CELL] != E[right, _CELL]:
+                    winding += E[_at(right, _DIR)]
+                    if winding == 0 and E[_at(E[_at(right, _NEXT)], _CELL)] != E[_at(right, _CELL)]:
                         break
                     _step(E, right, _FQ, _FR)
-                    right = E[right, _NEXT]
-                _render_edge(E, left, 1, heights, areas, size)
-                _render_edge(E, right, -1, heights, areas, size)
-                left = E[right, _NEXT]
+                    right = E[_at(right, _NEXT)]
+                _render_edge(E, left, 1, cells, size)
+                _render_edge(E, right, -1, cells, size)
+                left = E[_at(right, _NEXT)]
             if is_vertical:
                 while j < size and buckets[j] == NULL and min_height >= 2 * GRID_Y:
                     min_height -= GRID_Y
                     j += 1
                 if j != i + 1:
                     count = (j - (i + 1)) * GRID_Y
-                    e = E[head, _NEXT]
+                    e = E[_at(head, _NEXT)]
                     while e != tail:
-                        E[e, _LEFT] -= count
-                        if E[e, _LEFT] == 0:
+                        E[_at(e, _LEFT)] -= count
+                        if E[_at(e, _LEFT)] == 0:
                             _unlink(E, e)
                             min_height = -1
-                        e = E[e, _NEXT]
+                        e = E[_at(e, _NEXT)]
         else:
             for sub in range(GRID_Y):
                 if sub_buckets[sub] != NULL:
-                    sorted_new = _sort_edges(E, sub_buckets[sub])
-                    E[head, _NEXT] = _merge_sorted(E, E[head, _NEXT], sorted_new)
+                    sorted_new = _sort_edges(E, sub_buckets[sub], n_edges + 2)
+                    E[_at(head, _NEXT)] = _merge_sorted(E, E[_at(head, _NEXT)], sorted_new)
                     sub_buckets[sub] = NULL
                 # sub_row
-                e = E[head, _NEXT]
+                e = E[_at(head, _NEXT)]
                 xstart = INT_MIN
                 prev_x = INT_MIN
                 winding = 0
                 while e != tail:
-                    nxt = E[e, _NEXT]
-                    xend = E[e, _CELL]
-                    E[e, _LEFT] -= 1
-                    if E[e, _LEFT] != 0:
+                    nxt = E[_at(e, _NEXT)]
+                    xend = E[_at(e, _CELL)]
+                    E[_at(e, _LEFT)] -= 1
+                    if E[_at(e, _LEFT)] != 0:
                         _step(E, e, _DQ, _DR)
-                        if E[e, _CELL] < prev_x:
-                            pos = E[e, _PREV]
-                            E[pos, _NEXT] = nxt
-                            E[nxt, _PREV] = pos
+                        if E[_at(e, _CELL)] < prev_x:
+                            pos = E[_at(e, _PREV)]
+                            E[_at(pos, _NEXT)] = nxt
+                            E[_at(nxt, _PREV)] = pos
                             while True:
-                                pos = E[pos, _PREV]
-                                if not E[e, _CELL] < E[pos, _CELL]:
+                                pos = E[_at(pos, _PREV)]
+                                if not E[_at(e, _CELL)] < E[_at(pos, _CELL)]:
                                     break
-                            E[E[pos, _NEXT], _PREV] = e
-                            E[e, _NEXT] = E[pos, _NEXT]
-                            E[e, _PREV] = pos
-                            E[pos, _NEXT] = e
+                            E[_at(E[_at(pos, _NEXT)], _PREV)] = e
+                            E[_at(e, _NEXT)] = E[_at(pos, _NEXT)]
+                            E[_at(e, _PREV)] = pos
+                            E[_at(pos, _NEXT)] = e
                         else:
-                            prev_x = E[e, _CELL]
+                            prev_x = E[_at(e, _CELL)]
                         min_height = -1
                     else:
-                        E[E[e, _PREV], _NEXT] = nxt
-                        E[nxt, _PREV] = E[e, _PREV]
-                    winding += E[e, _DIR]
+                        E[_at(E[_at(e, _PREV)], _NEXT)] = nxt
+                        E[_at(nxt, _PREV)] = E[_at(e, _PREV)]
+                    winding += E[_at(e, _DIR)]
                     if winding == 0:
-                        if E[nxt, _CELL] != xend:
-                            _add_subspan(heights, areas, size, xstart, xend)
+                        if E[_at(nxt, _CELL)] != xend:
+                            _add_subspan(cells, size, xstart, xend)
                             xstart = INT_MIN
                     elif xstart == INT_MIN:
                         xstart = xend
                     e = nxt
 
-        _blit(heights, areas, size, canvas, i, j, clip_lo, clip_hi)
-        heights[:] = 0
-        areas[:] = 0
+        _blit(cells, size, canvas, i, j, clip_lo, clip_hi)
+        for x in range(reset_lo, reset_hi):
+            cells[0, x] = 0
+            cells[1, x] = 0
         min_height -= GRID_Y
         i = j
 
@@ -918,16 +928,18 @@ def render(
     cw = np.empty((cap, 2), dtype=np.int64)
     ccw = np.empty((cap, 2), dtype=np.int64)
     edges = np.empty((3 * cap, 5), dtype=np.int64)
-    table = np.empty((3 * cap + 2, _FIELDS), dtype=np.int64)
+    table = np.empty((3 * cap + 2 + 64) * _FIELDS, dtype=np.int64)  # + sort stack
     buckets = np.empty(size, dtype=np.int64)
-    heights = np.zeros(size + 2, dtype=np.int64)
-    areas = np.zeros(size + 2, dtype=np.int64)
+    sub_buckets = np.full(GRID_Y, NULL, dtype=np.int64)
+    path = np.empty((2, longest + 1), dtype=np.int64)
+    faces = np.empty((3, 8), dtype=np.int64)
+    cells = np.zeros((2, size + 2), dtype=np.int64)  # per column: covered height, uncovered area
     for d in range(len(n_strokes)):
         canvas = out[d].reshape((size, size))
         for s in range(first_stroke[d], first_stroke[d] + n_strokes[d]):
             a = stroke_start[s]
             b = a + stroke_len[s]
             n_edges = _stroke_polygon(
-                xs[a:b], ys[a:b], pen, scale, inverse, half_width, cw, ccw, edges
+                xs[a:b], ys[a:b], pen, scale, inverse, half_width, path, faces, cw, ccw, edges
             )
-            _scan(edges, n_edges, size, table, buckets, heights, areas, canvas)
+            _scan(edges, n_edges, size, table, buckets, sub_buckets, cells, canvas)
