@@ -76,7 +76,7 @@ def test_other_sizes_and_widths_match_the_plain_loop(shared, size, line_width, p
 
 def test_float_coordinates_and_drawings_outside_the_canvas(shared):
     # Raw drawings: float coordinates, far outside 0-255 (drawn alone, as the plain loop does),
-    # and the same rescaled into 0-255 (tiled, with the y snapping doing the work).
+    # and the same rescaled into 0-255 (float points through cairo's matrix and rounding).
     raw = sample(per_category=2, suffix="raw", categories=60)
     rescaled = []
     for d in raw:
@@ -112,10 +112,14 @@ def test_inputs_records_empty_and_bad(shared):
         rasterize_many([drawing], workers=0)
 
 
-def test_missing_cairo_says_what_to_install(monkeypatch):
+def test_missing_cairo_says_what_to_install(shared, monkeypatch):
+    drawing = simplified("cat", 1)[0]
+    expected = rasterize(drawing)
     monkeypatch.setitem(sys.modules, "cairocffi", None)  # makes `import cairocffi` fail
+    # Drawings inside their bitmap never need cairo; one that reaches outside does.
+    np.testing.assert_array_equal(rasterize(drawing), expected)
     with pytest.raises(QuickDrawError, match="apt-get install libcairo2"):
-        raster.rasterize([[[0, 10], [0, 10]]])
+        raster.rasterize(drawing, padding=0)
 
 
 def test_empty_drawings_anywhere_any_iterable_and_error_index(shared):
