@@ -106,7 +106,7 @@ def make_pen(radius: float, tolerance: float, scale: float) -> np.ndarray:
     return pen
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _active_cw_vertices(pen, in_dx, in_dy, out_dx, out_dy):
     """`_cairo_pen_find_active_cw_vertices`: the pen vertices of a clockwise fan."""
     n = pen.shape[0]
@@ -143,7 +143,7 @@ def _active_cw_vertices(pen, in_dx, in_dy, out_dx, out_dy):
     return start, i
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _active_ccw_vertices(pen, in_dx, in_dy, out_dx, out_dy):
     """`_cairo_pen_find_active_ccw_vertices`: the pen vertices of a counter-clockwise fan."""
     n = pen.shape[0]
@@ -204,7 +204,7 @@ def _normalize(dx, dy):
     return dx / mag, dy / mag
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _compute_face(px, py, sdx, sdy, scale, inverse, half_width, face):
     """`compute_face` for a slope (sdx, sdy) in fixed point leaving (px, py)."""
     ux, uy = _normalize(sdx / 256.0, sdy / 256.0)
@@ -231,7 +231,7 @@ def _add_point(contour, count, x, y):
     return count + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _add_fan(pen, in_dx, in_dy, out_dx, out_dy, mx, my, clockwise, contour, count):
     """`add_fan`: pen vertices around (mx, my) from slope `in` to slope `out`."""
     n = pen.shape[0]
@@ -252,7 +252,7 @@ def _add_fan(pen, in_dx, in_dy, out_dx, out_dy, mx, my, clockwise, contour, coun
     return count
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _add_cap(pen, face, reverse, contour, count):
     """`add_cap` for a round cap; `reverse` makes it `add_leading_cap`."""
     dx, dy = face[_F_DEV], face[_F_DEV + 1]
@@ -264,7 +264,7 @@ def _add_cap(pen, face, reverse, contour, count):
     return _add_point(contour, count, face[end], face[end + 1])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _add_contour(contour, count, direction, edges, n_edges):
     """`_cairo_polygon_add_contour`: one edge per pair of consecutive points,
     horizontal ones dropped, each stored top to bottom with its direction.
@@ -395,7 +395,12 @@ def _stroke_polygon(xs, ys, pen, scale, inverse, half_width, path, faces, cw, cc
 # row numbers (NULL = -1), with two sentinel rows for the active list's head
 # and tail, as in cairo's doubly linked lists.
 
-_YTOP, _LEFT, _DIR, _CELL, _XQ, _XR, _DQ, _DR, _FQ, _FR, _DY, _NEXT, _PREV = range(13)
+_YTOP, _LEFT, _DIR, _CELL, _XQ, _XR, _DQ, _DR, _FQ, _FR, _DY, _NEXT, _PREV, _SQ, _SR = range(15)
+# x is a quotient and remainder (0 <= rem < dy) in 1/256 pixel. cairo keeps the
+# per-subsample-row step (DQ, DR) as C's truncated division, which the
+# whole-row rendering halves; the steps themselves use the same increments
+# floored (SQ, SR and FQ, FR: remainders >= 0), which give the same sums
+# with one overflow test instead of two.
 _FIELDS = 16  # a power of two: a row's address is a shift, not a multiply
 
 
@@ -431,10 +436,7 @@ def _step(E, e, q_field, r_field):
         return
     q = E[_at(e, _XQ)] + E[_at(e, q_field)]
     r = E[_at(e, _XR)] + E[_at(e, r_field)]
-    if r < 0:
-        q -= 1
-        r += dy
-    elif r >= dy:
+    if r >= dy:
         q += 1
         r -= dy
     E[_at(e, _XQ)] = q
@@ -698,12 +700,14 @@ def _scan(edges, n_edges, size, E, buckets, sub_buckets, cells, canvas):
             E[_at(k, _CELL)] = x1
             E[_at(k, _XQ)] = x1
             E[_at(k, _XR)] = E[_at(k, _DQ)] = E[_at(k, _DR)] = E[_at(k, _FQ)] = E[_at(k, _FR)] = 0
+            E[_at(k, _SQ)] = E[_at(k, _SR)] = 0
             E[_at(k, _DY)] = 0
         else:
             ex = (x2 - x1) * GRID_X
             ey = (y2 - y1) * GRID_Y * 512
             E[_at(k, _DQ)] = _cdiv(ex * 512, ey)
             E[_at(k, _DR)] = ex * 512 - E[_at(k, _DQ)] * ey
+            E[_at(k, _SQ)], E[_at(k, _SR)] = divmod(ex * 512, ey)
             tmp = ((2 * ytop + 1) << 8) - y1 * GRID_Y * 2
             tmp *= ex
             q = _cdiv(tmp, ey)
@@ -719,8 +723,7 @@ def _scan(edges, n_edges, size, E, buckets, sub_buckets, cells, canvas):
             E[_at(k, _XR)] = r
             if E[_at(k, _LEFT)] >= GRID_Y:
                 tmp = ex * (2 * GRID_Y << 8)
-                E[_at(k, _FQ)] = _cdiv(tmp, ey)
-                E[_at(k, _FR)] = tmp - E[_at(k, _FQ)] * ey
+                E[_at(k, _FQ)], E[_at(k, _FR)] = divmod(tmp, ey)
             else:
                 E[_at(k, _FQ)] = E[_at(k, _FR)] = 0
             E[_at(k, _CELL)] = _round_cell(q, r, ey)
@@ -795,10 +798,7 @@ def _scan(edges, n_edges, size, E, buckets, sub_buckets, cells, canvas):
                     if dy != 0:
                         q = E[_at(e, _XQ)] + E[_at(e, _FQ)]
                         r = E[_at(e, _XR)] + E[_at(e, _FR)]
-                        if r < 0:
-                            q -= 1
-                            r += dy
-                        elif r >= dy:
+                        if r >= dy:
                             q += 1
                             r -= dy
                         cell = _round_cell(q, r, dy)
@@ -862,7 +862,7 @@ def _scan(edges, n_edges, size, E, buckets, sub_buckets, cells, canvas):
                     xend = E[_at(e, _CELL)]
                     E[_at(e, _LEFT)] -= 1
                     if E[_at(e, _LEFT)] != 0:
-                        _step(E, e, _DQ, _DR)
+                        _step(E, e, _SQ, _SR)
                         if E[_at(e, _CELL)] < prev_x:
                             pos = E[_at(e, _PREV)]
                             E[_at(pos, _NEXT)] = nxt
