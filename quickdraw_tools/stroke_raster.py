@@ -641,14 +641,20 @@ def _mul8(a, b):
 
 
 @njit(cache=True)
-def _blit(cells, size, canvas, y0, y1, x0, x1):
-    """`blit_a8` + `_fill_a8_lerp_opaque_spans`: white over rows y0..y1-1,
-    columns x0..x1-1 (the clip box; cells left of it still add their height)."""
+def _blit(cells, canvas, y0, y1, x0, x1, lo, hi):
+    """`blit_a8` + `_fill_a8_lerp_opaque_spans`: white over rows y0..y1-1.
+
+    Columns x0..x1-1 are the clip box; cells of columns left of it still add
+    their height. Only cells lo..hi-1 (cell of column x: x + 1) can be
+    non-zero; they are cleared for the next row.
+    """
     cover = 0
-    for x in range(-1, x0):
-        cover += _wrap16(cells[0, x + 1])
+    for c in range(lo, x0 + 1):  # the columns left of the clip box
+        cover += _wrap16(cells[0, c])
     cover = _wrap16(_wrap16(cover) * (GRID_X * 2))
-    for x in range(x0, x1):
+    for x in range(max(x0, lo - 1), x1):
+        if x + 1 >= hi and cover == 0:
+            break  # no cells left and nothing covered: the rest of the row is clear
         cover = _wrap16(cover + _wrap16(cells[0, x + 1]) * (GRID_X * 2))
         area = _wrap16(cover - _wrap16(cells[1, x + 1]))
         a = ((area + (area << 4) + 256) >> 9) & 255
@@ -659,6 +665,9 @@ def _blit(cells, size, canvas, y0, y1, x0, x1):
                 canvas[y, x] = 255
             else:
                 canvas[y, x] = (_mul8(np.int64(canvas[y, x]), 255 - a) + _mul8(a, 255)) & 255
+    for c in range(lo, hi):
+        cells[0, c] = 0
+        cells[1, c] = 0
 
 
 @njit(cache=True)
@@ -680,7 +689,7 @@ def _scan(edges, n_edges, size, E, buckets, sub_buckets, cells, canvas):
         hi_x = max(hi_x, edges[k, 0], edges[k, 2])
     clip_lo = min(max(lo_x >> 8, 0), size)
     clip_hi = min(max((hi_x + 255) >> 8, 0), size)
-    # the cells a row can touch (an edge's whole-row span may reach one past)
+    # the cells a subsampled row can touch: those of the polygon's columns
     reset_lo = _cell_index((lo_x >> 8) - 1, size)
     reset_hi = _cell_index((hi_x >> 8) + 1, size) + 1
     ymax = size * GRID_Y
@@ -890,10 +899,10 @@ def _scan(edges, n_edges, size, E, buckets, sub_buckets, cells, canvas):
                         xstart = xend
                     e = nxt
 
-        _blit(cells, size, canvas, i, j, clip_lo, clip_hi)
-        for x in range(reset_lo, reset_hi):
-            cells[0, x] = 0
-            cells[1, x] = 0
+        if full:  # a whole-row edge is extrapolated half a subsample row: any cell
+            _blit(cells, canvas, i, j, clip_lo, clip_hi, 0, size + 2)
+        else:
+            _blit(cells, canvas, i, j, clip_lo, clip_hi, reset_lo, reset_hi)
         min_height -= GRID_Y
         i = j
 
