@@ -94,6 +94,21 @@ def _strokes(drawing, index: int) -> list:
     return strokes
 
 
+def _render(flat: _Flat, layout: _Layout, out: np.ndarray) -> np.ndarray:
+    """Draw `flat`'s drawings into the black rows `out` with `stroke_raster`.
+
+    Returns which drawings it drew (those with no points count as drawn);
+    the others could reach outside their bitmap and are left for cairo.
+    """
+    from . import stroke_raster
+
+    pen = stroke_raster.make_pen(layout.line_width / 2.0, _TOLERANCE, layout.scale)
+    return stroke_raster.render(
+        flat.x, flat.y, flat.lengths, flat.counts, pen, layout.scale, 1.0 / layout.scale,
+        layout.line_width / 2.0, layout.half_padding, layout.size, out,
+    )  # fmt: skip
+
+
 class _Layout:
     """Scale and shift shared by the reference loop and the tiled renderer."""
 
@@ -161,10 +176,6 @@ class _Flat:
 
     def __init__(self, x: np.ndarray, y: np.ndarray, lengths: np.ndarray, counts: np.ndarray):
         self.x, self.y, self.lengths, self.counts = x, y, lengths, counts
-        self.first_stroke = np.cumsum(counts) - counts
-        self.first_point = np.cumsum(lengths) - lengths
-        ends = np.concatenate([[0], np.cumsum(lengths)])  # points before each stroke
-        self.points = ends[self.first_stroke + counts] - ends[self.first_stroke]
 
     @classmethod
     def from_drawings(cls, drawings: Sequence, first_index: int = 0) -> _Flat:
@@ -201,77 +212,6 @@ class _Flat:
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             raise QuickDrawError("drawing coordinates must be finite numbers")
         return cls(x, y, np.asarray(lengths, np.int64), np.asarray(counts, np.int64))
-
-    def take(self, rows: np.ndarray) -> _Flat:
-        """The drawings at `rows`, in that order."""
-        strokes = _ranges(self.first_stroke[rows], self.counts[rows])
-        points = _ranges(self.first_point[strokes], self.lengths[strokes])
-        return _Flat(self.x[points], self.y[points], self.lengths[strokes], self.counts[rows])
-
-    def extremes(self) -> tuple[np.ndarray, ...]:
-        """Per drawing (all must have points): min_x, max_x, min_y, max_y."""
-        starts = np.cumsum(self.points) - self.points
-        return (
-            np.minimum.reduceat(self.x, starts),
-            np.maximum.reduceat(self.x, starts),
-            np.minimum.reduceat(self.y, starts),
-            np.maximum.reduceat(self.y, starts),
-        )
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + n)`` for each (s, n), without a Python loop."""
-    total = int(lengths.sum())
-    offsets = np.cumsum(lengths) - lengths
-    return np.repeat(starts - offsets, lengths) + np.arange(total)
-
-
-def _fits(flat: _Flat, layout: _Layout) -> np.ndarray:
-    """Which drawings stay inside their own tile, with a pixel to spare."""
-    s = layout.scale
-    reach = layout.line_width / 2.0 * s + 1.0  # stroke half-width plus antialiasing, in pixels
-    min_x, max_x, min_y, max_y = flat.extremes()
-    inside = np.ones(len(max_x), dtype=bool)
-    for lo, hi in ((min_x, max_x), (min_y, max_y)):
-        shift = (CANVAS - hi) / 2.0 + layout.half_padding
-        inside &= (lo + shift) * s - reach >= 0
-        inside &= (hi + shift) * s + reach <= layout.size
-    return inside
-
-
-def _device_fixed(flat: _Flat, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
-    """Every point in cairo's device space, in 24.8 fixed point, as cairo computes it.
-
-    Each drawing is centred by its max corner in user space (as the reference
-    loop does), mapped by the context's matrix ``x * scale + scale * offset``
-    (cairo's scale-then-translate matrix; the zero off-diagonal terms add
-    nothing) and rounded to the nearest 1/256, ties to even
-    (`_cairo_fixed_from_double`).
-    """
-    _, max_x, _, max_y = flat.extremes()
-    owner = np.repeat(np.arange(len(flat.counts)), flat.points)
-    x = flat.x + ((CANVAS - max_x) / 2.0)[owner]
-    y = flat.y + ((CANVAS - max_y) / 2.0)[owner]
-    s = layout.scale
-    shift = layout.half_padding * s  # the matrix's x0 (= y0)
-    fx = np.rint((s * x + shift) * 256.0).astype(np.int64)
-    fy = np.rint((s * y + shift) * 256.0).astype(np.int64)
-    return fx, fy
-
-
-def _render(flat: _Flat, layout: _Layout) -> np.ndarray:
-    """Drawings that fit their bitmap (each with points), by `stroke_raster`."""
-    from . import stroke_raster
-
-    fx, fy = _device_fixed(flat, layout)
-    pen = stroke_raster.make_pen(layout.line_width / 2.0, _TOLERANCE, layout.scale)
-    size = layout.size
-    out = np.zeros((len(flat.counts), size * size), dtype=np.uint8)
-    stroke_raster.render(
-        fx, fy, flat.first_point, flat.lengths, flat.first_stroke, flat.counts,
-        pen, layout.scale, 1.0 / layout.scale, layout.line_width / 2.0, size, out,
-    )  # fmt: skip
-    return out
 
 
 def rasterize_many(
@@ -316,13 +256,8 @@ def rasterize_many(
         """Convert, check and draw ``drawings[start : start + batch_size]`` into `out`."""
         stop = min(start + batch_size, len(drawings))
         flat = _Flat.from_drawings([drawings[i] for i in range(start, stop)], start)
-        drawn = np.flatnonzero(flat.counts)  # a drawing with no points stays black
-        if len(drawn) == 0:
-            return
-        fits = _fits(flat.take(drawn), layout)
-        if fits.any():
-            out[start + drawn[fits]] = _render(flat.take(drawn[fits]), layout)
-        for i in drawn[~fits]:  # may reach outside its bitmap: cairo draws it
+        drawn = _render(flat, layout, out[start:stop])
+        for i in np.flatnonzero(~drawn):  # may reach outside its bitmap: cairo draws it
             out[start + i] = reference_rasterize([drawings[start + i]], size, line_width, padding)
 
     starts = range(0, len(drawings), batch_size)

@@ -907,32 +907,55 @@ def _scan(edges, n_edges, size, E, buckets, sub_buckets, cells, canvas):
         i = j
 
 
+@njit(cache=True, inline="always")
+def _to_fixed(v, offset, scale, shift):
+    """A user coordinate, moved by `offset`, to cairo's device space in 24.8 fixed point.
+
+    cairo maps it with the context's matrix, ``scale * v + shift`` (the zero
+    off-diagonal terms add nothing), in double precision, and rounds to the
+    nearest 1/256, ties to even (`_cairo_fixed_from_double`).
+    """
+    return np.int64(np.rint((scale * (v + offset) + shift) * 256.0))
+
+
+@njit(cache=True)
+def device_fixed(values, offset, scale, shift):
+    """`_to_fixed` of every value (for tests and callers that want the coordinates)."""
+    out = np.empty(len(values), dtype=np.int64)
+    for i in range(len(values)):
+        out[i] = _to_fixed(values[i], offset, scale, shift)
+    return out
+
+
 @njit(cache=True, nogil=True)
-def render(
-    xs,
-    ys,
-    stroke_start,
-    stroke_len,
-    first_stroke,
-    n_strokes,
-    pen,
-    scale,
-    inverse,
-    half_width,
-    size,
-    out,
-):
+def render(x, y, lengths, counts, pen, scale, inverse, half_width, half_padding, size, out):
     """Draw drawings white on the black rows of `out` (uint8 ``(N, size * size)``).
 
-    xs, ys: every point in device fixed point (int64), strokes one after the
-    other; stroke s is ``stroke_start[s] : stroke_start[s] + stroke_len[s]``
-    and drawing d owns strokes ``first_stroke[d] : first_stroke[d] + n_strokes[d]``.
-    pen: `make_pen`'s table; scale, inverse: the context matrix's scale and
-    its inverse; half_width: half the line width in user units.
+    x, y: every point in user space (the 0-255 drawing space), float64,
+    strokes one after the other; lengths: points per stroke; counts: strokes
+    per drawing. Each drawing is centred by its max corner, as the official
+    renderer does. pen: `make_pen`'s table; scale, inverse: the context
+    matrix's scale and its inverse; half_width: half the line width, and
+    half_padding: the matrix's translation, both in user units.
+
+    Returns, per drawing, whether it was drawn: False for a drawing that could
+    reach outside its bitmap (stroke half-width plus a pixel for the
+    antialiasing), which cairo clips in ways not reproduced here; its row of
+    `out` is left black for the caller to fill.
     """
-    if pen.shape[0] <= 1 or len(stroke_len) == 0:
-        return
-    longest = stroke_len.max()
+    n = len(counts)
+    drawn = np.ones(n, dtype=np.bool_)
+    if n == 0 or len(lengths) == 0:
+        return drawn
+    longest = lengths.max()
+    most = 0  # points in the largest drawing
+    stroke = 0
+    for d in range(n):
+        total = 0
+        for k in range(stroke, stroke + counts[d]):
+            total += lengths[k]
+        most = max(most, total)
+        stroke += counts[d]
     cap = (longest + 4) * (pen.shape[0] + 6) + 2 * pen.shape[0] + 8
     cw = np.empty((cap, 2), dtype=np.int64)
     ccw = np.empty((cap, 2), dtype=np.int64)
@@ -943,12 +966,44 @@ def render(
     path = np.empty((2, longest + 1), dtype=np.int64)
     faces = np.empty((3, 8), dtype=np.int64)
     cells = np.zeros((2, size + 2), dtype=np.int64)  # per column: covered height, uncovered area
-    for d in range(len(n_strokes)):
+    fx = np.empty(most, dtype=np.int64)
+    fy = np.empty(most, dtype=np.int64)
+    shift = half_padding * scale
+    reach = half_width * scale + 1.0  # pixels a stroke may cover beyond its points
+    stroke = 0
+    point = 0
+    for d in range(n):
+        first_stroke, first_point = stroke, point
+        for k in range(stroke, stroke + counts[d]):
+            point += lengths[k]
+        stroke += counts[d]
+        if point == first_point or pen.shape[0] <= 1:
+            continue  # no points, or a pen too small to draw (cairo draws nothing)
+        lo_x = hi_x = x[first_point]
+        lo_y = hi_y = y[first_point]
+        for i in range(first_point, point):
+            lo_x, hi_x = min(lo_x, x[i]), max(hi_x, x[i])
+            lo_y, hi_y = min(lo_y, y[i]), max(hi_y, y[i])
+        off_x = (256.0 - hi_x) / 2.0
+        off_y = (256.0 - hi_y) / 2.0
+        if not (
+            (lo_x + off_x + half_padding) * scale - reach >= 0
+            and (hi_x + off_x + half_padding) * scale + reach <= size
+            and (lo_y + off_y + half_padding) * scale - reach >= 0
+            and (hi_y + off_y + half_padding) * scale + reach <= size
+        ):
+            drawn[d] = False
+            continue
+        for i in range(point - first_point):
+            fx[i] = _to_fixed(x[first_point + i], off_x, scale, shift)
+            fy[i] = _to_fixed(y[first_point + i], off_y, scale, shift)
         canvas = out[d].reshape((size, size))
-        for s in range(first_stroke[d], first_stroke[d] + n_strokes[d]):
-            a = stroke_start[s]
-            b = a + stroke_len[s]
+        a = 0
+        for k in range(first_stroke, stroke):
+            b = a + lengths[k]
             n_edges = _stroke_polygon(
-                xs[a:b], ys[a:b], pen, scale, inverse, half_width, path, faces, cw, ccw, edges
+                fx[a:b], fy[a:b], pen, scale, inverse, half_width, path, faces, cw, ccw, edges
             )
             _scan(edges, n_edges, size, table, buckets, sub_buckets, cells, canvas)
+            a = b
+    return drawn

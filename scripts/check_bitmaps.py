@@ -178,7 +178,8 @@ def main() -> None:
         "machine, not the renderer, limited the threaded figure)"
     )
     layout = raster._Layout(raster.SIZE, raster.LINE_WIDTH, raster.PADDING)
-    compiled = int(raster._fits(raster._Flat.from_drawings(timing), layout).sum())
+    scratch = np.zeros((len(timing), raster.SIZE**2), np.uint8)
+    compiled = int(raster._render(raster._Flat.from_drawings(timing), layout, scratch).sum())
     print(
         f"{compiled}/{len(timing)} drawings drawn by the compiled re-implementation of cairo's "
         "stroker and scan converter (stroke_raster), the rest by cairo"

@@ -131,9 +131,10 @@ def test_device_coordinates_are_cairos():
     xx, yx, xy, yy, x0, y0 = ctx.get_matrix().as_tuple()
     assert (xx, yy, yx, xy) == (layout.scale, layout.scale, 0.0, 0.0)
     assert x0 == y0 == layout.half_padding * layout.scale
-    flat = raster._Flat.from_drawings([[[[0, 17, 255], [3, 250, 128]]]])
-    fx, fy = raster._device_fixed(flat, layout)
-    user = [(x + 0.5, y + 3.0) for x, y in zip(flat.x, flat.y, strict=True)]  # centred
-    device = np.array([ctx.user_to_device(x, y) for x, y in user])
-    np.testing.assert_array_equal(fx, np.rint(device[:, 0] * 256))
-    np.testing.assert_array_equal(fy, np.rint(device[:, 1] * 256))
+    rng = np.random.default_rng(3)
+    values = np.concatenate([np.arange(256.0), rng.uniform(-50, 300, 2000)])
+    for offset in (0.0, 0.5, 3.0, 127.5):
+        fixed = stroke_raster.device_fixed(values, offset, layout.scale, x0)
+        # cairo's own transform of the same user point (x moved as the renderer moves it)
+        device = np.array([ctx.user_to_device(v + offset, 0.0)[0] for v in values])
+        np.testing.assert_array_equal(fixed, np.rint(device * 256))
