@@ -25,4 +25,7 @@ fi
 # The CPU build of torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
 .venv/bin/pip install -q -e '.[dev]'
+# Compile the bitmap renderer's numba kernels now (about 20 s once; cached next to the
+# source), so the first `quickdraw convert` or test does not wait for them.
+.venv/bin/python -c "from quickdraw_tools.raster import rasterize; rasterize([[[0, 255], [0, 255]]])"
 echo "setup: done (.venv)"
