@@ -27,7 +27,42 @@ stay inside their surface take this path: cairo clips edges that leave it,
 which is not reproduced here (`raster` hands those drawings to cairo). The
 tests hold the result to cairo byte for byte on every drawing of the sample
 data and to the official bitmaps.
+
+Licence. Exactness left no room for a different algorithm: this file is a
+translation of those parts of cairo into numba, function by function (the
+names in backquotes are cairo's). cairo is offered under the LGPL 2.1 or the
+Mozilla Public License 1.1; this file, unlike the rest of the project
+(Apache-2.0), is therefore offered under the MPL 1.1, cairo's file-level
+licence: "Copyright 2002 University of Southern California; 2008, 2011 Chris
+Wilson, Intel Corporation; the cairo authors". The scan converter part
+follows glitter-paths, whose notice follows.
 """
+
+# glitter-paths - polygon scan converter
+#
+# Copyright (c) 2008  M Joonas Pihlaja
+# Copyright (c) 2007  David Turner
+#
+# Permission is hereby granted, free of charge, to any person
+# obtaining a copy of this software and associated documentation
+# files (the "Software"), to deal in the Software without
+# restriction, including without limitation the rights to use,
+# copy, modify, merge, publish, distribute, sublicense, and/or sell
+# copies of the Software, and to permit persons to whom the
+# Software is furnished to do so, subject to the following
+# conditions:
+#
+# The above copyright notice and this permission notice shall be
+# included in all copies or substantial portions of the Software.
+#
+# THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND,
+# EXPRESS OR IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES
+# OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
+# NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT
+# HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY,
+# WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING
+# FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR
+# OTHER DEALINGS IN THE SOFTWARE.
 
 from __future__ import annotations
 
@@ -64,7 +99,7 @@ def _slope_compare(adx, ady, bdx, bdy):
         return 1
     if b_zero:
         return -1
-    # Anti-parallel: a is taken as the smaller angle.
+    # Anti-parallel: cairo 1.16 takes a as the smaller when it points right (or down).
     if (adx ^ bdx) < 0 or (ady ^ bdy) < 0:
         if adx > 0 or (adx == 0 and ady > 0):
             return -1
