@@ -479,6 +479,26 @@ def _step(E, e, q_field, r_field):
     E[_at(e, _CELL)] = _round_cell(q, r, dy)
 
 
+@njit(cache=True, inline="always")
+def _take_run(E, run, limit, prev, owner):
+    """Walk `run` while its cells are <= `limit`; returns (the rest, the last edge
+    taken, whose `next` the merged list continues from)."""
+    while run != NULL and E[_at(run, _CELL)] <= limit:
+        prev = run
+        owner = run
+        run = E[_at(run, _NEXT)]
+    return run, prev, owner
+
+
+@njit(cache=True, inline="always")
+def _attach(E, head, owner, e):
+    """Continue the merged list with `e` after `owner` (NULL: `e` starts it); returns its head."""
+    if owner == NULL:
+        return e
+    E[_at(owner, _NEXT)] = e
+    return head
+
+
 @njit(cache=True)
 def _merge_sorted(E, head_a, head_b):
     """`merge_sorted_edges`, tie order included (it decides full-row rendering)."""
@@ -493,29 +513,15 @@ def _merge_sorted(E, head_a, head_b):
         from_b = True
     while True:
         if not from_b:
-            x = E[_at(head_b, _CELL)]
-            while head_a != NULL and E[_at(head_a, _CELL)] <= x:
-                prev = head_a
-                owner = head_a
-                head_a = E[_at(head_a, _NEXT)]
+            head_a, prev, owner = _take_run(E, head_a, E[_at(head_b, _CELL)], prev, owner)
             E[_at(head_b, _PREV)] = prev
-            if owner == NULL:
-                head = head_b
-            else:
-                E[_at(owner, _NEXT)] = head_b
+            head = _attach(E, head, owner, head_b)
             if head_a == NULL:
                 return head
         from_b = False
-        x = E[_at(head_a, _CELL)]
-        while head_b != NULL and E[_at(head_b, _CELL)] <= x:
-            prev = head_b
-            owner = head_b
-            head_b = E[_at(head_b, _NEXT)]
+        head_b, prev, owner = _take_run(E, head_b, E[_at(head_a, _CELL)], prev, owner)
         E[_at(head_a, _PREV)] = prev
-        if owner == NULL:
-            head = head_a
-        else:
-            E[_at(owner, _NEXT)] = head_a
+        head = _attach(E, head, owner, head_a)
         if head_b == NULL:
             return head
 
