@@ -142,68 +142,40 @@ def make_pen(radius: float, tolerance: float, scale: float) -> np.ndarray:
 
 
 @njit(cache=True)
-def _active_cw_vertices(pen, in_dx, in_dy, out_dx, out_dy):
-    """`_cairo_pen_find_active_cw_vertices`: the pen vertices of a clockwise fan."""
+def _active_vertices(pen, in_dx, in_dy, out_dx, out_dy, clockwise):
+    """`_cairo_pen_find_active_cw_vertices` / `..._ccw_vertices`: the pen
+    vertices (start, stop) of a fan from slope `in` to slope `out`.
+
+    cairo writes the two as mirror images: the clockwise one searches the
+    vertices' clockwise slopes, the other their counter-clockwise slopes with
+    the comparisons reversed (`_slope_compare` is antisymmetric).
+    """
     n = pen.shape[0]
+    col = 2 if clockwise else 4  # the slopes searched: cw or ccw
+    other = 6 - col
+    sign = 1 if clockwise else -1
     lo, hi = 0, n
     i = (lo + hi) >> 1
     while True:
-        if _slope_compare(pen[i, 2], pen[i, 3], in_dx, in_dy) < 0:
+        if sign * _slope_compare(pen[i, col], pen[i, col + 1], in_dx, in_dy) < 0:
             lo = i
         else:
             hi = i
         i = (lo + hi) >> 1
         if hi - lo <= 1:
             break
-    if _slope_compare(pen[i, 2], pen[i, 3], in_dx, in_dy) < 0:
+    if sign * _slope_compare(pen[i, col], pen[i, col + 1], in_dx, in_dy) < 0:
         i += 1
         if i == n:
             i = 0
     start = i
-    if _slope_compare(out_dx, out_dy, pen[i, 4], pen[i, 5]) >= 0:
+    if _slope_compare(pen[i, other], pen[i, other + 1], out_dx, out_dy) <= 0:
         lo = i
         hi = i + n
         i = (lo + hi) >> 1
         while True:
             j = i - n if i >= n else i
-            if _slope_compare(pen[j, 2], pen[j, 3], out_dx, out_dy) > 0:
-                hi = i
-            else:
-                lo = i
-            i = (lo + hi) >> 1
-            if hi - lo <= 1:
-                break
-        if i >= n:
-            i -= n
-    return start, i
-
-
-@njit(cache=True)
-def _active_ccw_vertices(pen, in_dx, in_dy, out_dx, out_dy):
-    """`_cairo_pen_find_active_ccw_vertices`: the pen vertices of a counter-clockwise fan."""
-    n = pen.shape[0]
-    lo, hi = 0, n
-    i = (lo + hi) >> 1
-    while True:
-        if _slope_compare(in_dx, in_dy, pen[i, 4], pen[i, 5]) < 0:
-            lo = i
-        else:
-            hi = i
-        i = (lo + hi) >> 1
-        if hi - lo <= 1:
-            break
-    if _slope_compare(in_dx, in_dy, pen[i, 4], pen[i, 5]) < 0:
-        i += 1
-        if i == n:
-            i = 0
-    start = i
-    if _slope_compare(pen[i, 2], pen[i, 3], out_dx, out_dy) <= 0:
-        lo = i
-        hi = i + n
-        i = (lo + hi) >> 1
-        while True:
-            j = i - n if i >= n else i
-            if _slope_compare(out_dx, out_dy, pen[j, 4], pen[j, 5]) > 0:
+            if sign * _slope_compare(pen[j, col], pen[j, col + 1], out_dx, out_dy) > 0:
                 hi = i
             else:
                 lo = i
@@ -271,14 +243,14 @@ def _add_fan(pen, in_dx, in_dy, out_dx, out_dy, mx, my, clockwise, contour, coun
     """`add_fan`: pen vertices around (mx, my) from slope `in` to slope `out`."""
     n = pen.shape[0]
     if clockwise:
-        start, stop = _active_cw_vertices(pen, in_dx, in_dy, out_dx, out_dy)
+        start, stop = _active_vertices(pen, in_dx, in_dy, out_dx, out_dy, True)
         while start != stop:
             count = _add_point(contour, count, mx + pen[start, 0], my + pen[start, 1])
             start += 1
             if start == n:
                 start = 0
     else:
-        start, stop = _active_ccw_vertices(pen, in_dx, in_dy, out_dx, out_dy)
+        start, stop = _active_vertices(pen, in_dx, in_dy, out_dx, out_dy, False)
         while start != stop:
             count = _add_point(contour, count, mx + pen[start, 0], my + pen[start, 1])
             if start == 0:
