@@ -556,6 +556,16 @@ def _unlink(E, e):
 
 
 @njit(cache=True, inline="always")
+def _dec(E, e, h):
+    """`dec`: the edge's remaining height less h; True if it ended (it is unlinked)."""
+    E[_at(e, _LEFT)] -= h
+    if E[_at(e, _LEFT)] == 0:
+        _unlink(E, e)
+        return True
+    return False
+
+
+@njit(cache=True, inline="always")
 def _cell_index(x, size):
     """Dense cell index: 0 gathers every cell left of the clip, size + 1 every one right."""
     return min(max(x + 1, 0), size + 1)
@@ -836,16 +846,12 @@ def _scan(edges, n_edges, size, E, buckets, sub_buckets, cells, canvas):
             # full_row
             left = E[_at(head, _NEXT)]
             while left != tail:
-                E[_at(left, _LEFT)] -= GRID_Y
-                if E[_at(left, _LEFT)] == 0:
-                    _unlink(E, left)
+                if _dec(E, left, GRID_Y):
                     min_height = -1
                 winding = E[_at(left, _DIR)]
                 right = E[_at(left, _NEXT)]
                 while True:
-                    E[_at(right, _LEFT)] -= GRID_Y
-                    if E[_at(right, _LEFT)] == 0:
-                        _unlink(E, right)
+                    if _dec(E, right, GRID_Y):
                         min_height = -1
                     winding += E[_at(right, _DIR)]
                     if winding == 0 and E[_at(E[_at(right, _NEXT)], _CELL)] != E[_at(right, _CELL)]:
@@ -863,9 +869,7 @@ def _scan(edges, n_edges, size, E, buckets, sub_buckets, cells, canvas):
                     count = (j - (i + 1)) * GRID_Y
                     e = E[_at(head, _NEXT)]
                     while e != tail:
-                        E[_at(e, _LEFT)] -= count
-                        if E[_at(e, _LEFT)] == 0:
-                            _unlink(E, e)
+                        if _dec(E, e, count):
                             min_height = -1
                         e = E[_at(e, _NEXT)]
         else:
