@@ -115,10 +115,14 @@ def make_pen(radius: float, tolerance: float, scale: float) -> np.ndarray:
     counter-clockwise slopes, all in 24.8 fixed point. n is 1 when the pen is
     too small to draw anything (cairo then strokes nothing).
     """
-    # _cairo_matrix_transformed_circle_major_axis for a uniform scale.
+    # _cairo_matrix_transformed_circle_major_axis for a uniform scale: the radius
+    # itself when the matrix "has unity scale" (|det^2 - 1| < 1/256).
     i = scale * scale
-    f = 0.5 * (i + i)
-    major_axis = radius * math.sqrt(f + math.hypot(0.5 * (i - i), 0.0))
+    if abs(i * i - 1.0) < 1.0 / 256.0:
+        major_axis = radius
+    else:
+        f = 0.5 * (i + i)
+        major_axis = radius * math.sqrt(f + math.hypot(0.5 * (i - i), 0.0))
     if tolerance >= 4 * major_axis:
         n = 1
     elif tolerance >= major_axis:
@@ -329,57 +333,54 @@ def _stroke_polygon(xs, ys, pen, scale, inverse, half_width, path, faces, cw, cc
     has_first = False
     n_cw = 0
     n_ccw = 0
-    current[0], current[1] = path_x[0], path_y[0]
+    current[_F_POINT], current[_F_POINT + 1] = path_x[0], path_y[0]
     for k in range(1, m):
         x, y = path_x[k], path_y[k]
-        p1x, p1y = current[0], current[1]
+        p1x, p1y = current[_F_POINT], current[_F_POINT + 1]
         if p1x == x and p1y == y:
             continue
         dx, dy = x - p1x, y - p1y
         _compute_face(p1x, p1y, dx, dy, scale, inverse, half_width, start)
         if has_current:
-            turn = _slope_compare(current[6], current[7], dx, dy)
+            turn = _slope_compare(current[_F_DEV], current[_F_DEV + 1], dx, dy)
             if turn != 0:
                 clockwise = turn < 0
                 # outer_join (round): skipped when the faces coincide
                 if not (
-                    current[2] == start[2]
-                    and current[3] == start[3]
-                    and current[4] == start[4]
-                    and current[5] == start[5]
+                    current[_F_CW] == start[_F_CW]
+                    and current[_F_CW + 1] == start[_F_CW + 1]
+                    and current[_F_CCW] == start[_F_CCW]
+                    and current[_F_CCW + 1] == start[_F_CCW + 1]
                 ):
+                    in_dx, in_dy = current[_F_DEV], current[_F_DEV + 1]
                     if clockwise:
-                        n_cw = _add_fan(
-                            pen, current[6], current[7], dx, dy, p1x, p1y, True, cw, n_cw
-                        )
-                        n_cw = _add_point(cw, n_cw, start[2], start[3])
+                        n_cw = _add_fan(pen, in_dx, in_dy, dx, dy, p1x, p1y, True, cw, n_cw)
+                        n_cw = _add_point(cw, n_cw, start[_F_CW], start[_F_CW + 1])
                     else:
-                        n_ccw = _add_fan(
-                            pen, current[6], current[7], dx, dy, p1x, p1y, False, ccw, n_ccw
-                        )
-                        n_ccw = _add_point(ccw, n_ccw, start[4], start[5])
+                        n_ccw = _add_fan(pen, in_dx, in_dy, dx, dy, p1x, p1y, False, ccw, n_ccw)
+                        n_ccw = _add_point(ccw, n_ccw, start[_F_CCW], start[_F_CCW + 1])
                 # inner_join
                 if clockwise:
                     n_ccw = _add_point(ccw, n_ccw, p1x, p1y)
-                    n_ccw = _add_point(ccw, n_ccw, start[4], start[5])
+                    n_ccw = _add_point(ccw, n_ccw, start[_F_CCW], start[_F_CCW + 1])
                 else:
                     n_cw = _add_point(cw, n_cw, p1x, p1y)
-                    n_cw = _add_point(cw, n_cw, start[2], start[3])
+                    n_cw = _add_point(cw, n_cw, start[_F_CW], start[_F_CW + 1])
         else:
             if not has_first:
                 first[:] = start
                 has_first = True
             has_current = True
-            n_cw = _add_point(cw, n_cw, start[2], start[3])
-            n_ccw = _add_point(ccw, n_ccw, start[4], start[5])
+            n_cw = _add_point(cw, n_cw, start[_F_CW], start[_F_CW + 1])
+            n_ccw = _add_point(ccw, n_ccw, start[_F_CCW], start[_F_CCW + 1])
         current[:] = start
-        current[0], current[1] = x, y
-        current[2] += dx
-        current[3] += dy
-        current[4] += dx
-        current[5] += dy
-        n_cw = _add_point(cw, n_cw, current[2], current[3])
-        n_ccw = _add_point(ccw, n_ccw, current[4], current[5])
+        current[_F_POINT], current[_F_POINT + 1] = x, y
+        current[_F_CW] += dx
+        current[_F_CW + 1] += dy
+        current[_F_CCW] += dx
+        current[_F_CCW + 1] += dy
+        n_cw = _add_point(cw, n_cw, current[_F_CW], current[_F_CW + 1])
+        n_ccw = _add_point(ccw, n_ccw, current[_F_CCW], current[_F_CCW + 1])
 
     # add_caps
     if not has_first and not has_current:
@@ -391,7 +392,7 @@ def _stroke_polygon(xs, ys, pen, scale, inverse, half_width, path, faces, cw, cc
         return _add_contour(ccw, n_ccw, -1, edges, n_edges)
     n_ccw = _add_cap(pen, current, False, ccw, n_ccw)
     n_edges = _add_contour(ccw, n_ccw, -1, edges, n_edges)
-    n_ccw = _add_point(ccw, 0, first[2], first[3])
+    n_ccw = _add_point(ccw, 0, first[_F_CW], first[_F_CW + 1])
     n_ccw = _add_cap(pen, first, True, ccw, n_ccw)
     n_edges = _add_contour(ccw, n_ccw, -1, edges, n_edges)
     return _add_contour(cw, n_cw, 1, edges, n_edges)
@@ -413,7 +414,12 @@ _FIELDS = 16  # a power of two: a row's address is a shift, not a multiply
 
 @njit(cache=True, inline="always")
 def _at(e, field):
-    """Index of an edge's field in the flat table (unsigned: no negative-index check)."""
+    """Index of an edge's field in the flat table.
+
+    Unsigned, so numba adds no negative-index test; following a NULL link would
+    read far outside the table instead of failing (the tests compare every row
+    with cairo, and ran with NUMBA_BOUNDSCHECK=1).
+    """
     return np.uint64(e * _FIELDS + field)
 
 
@@ -527,7 +533,8 @@ def _sort_edges(E, lst, base):
     run here on an explicit stack, kept in columns 0-2 of the 64 rows of `E`
     from `base` (numba's cache cannot hold recursive code).
     """
-    # stack columns: 0 the frame's level, 1 its merges done, 2 its sorted head
+    # stack columns (the first three fields of rows past the tail sentinel):
+    # 0 the frame's level, 1 its merges done, 2 its sorted head
     E[_at(base, 2)], remaining = _sort_pair(E, lst)
     E[_at(base, 0)] = INT_MAX
     E[_at(base, 1)] = 0
@@ -665,7 +672,8 @@ def _mul8(a, b):
 
 @njit(cache=True)
 def _blit(cells, canvas, y0, y1, x0, x1, lo, hi):
-    """`blit_a8` + `_fill_a8_lerp_opaque_spans`: white over rows y0..y1-1.
+    """`blit_a8` + `_fill_xrgb32_lerp_opaque_spans` (the A8 twin has the same
+    arithmetic): white over rows y0..y1-1.
 
     Columns x0..x1-1 are the clip box; cells of columns left of it still add
     their height. Only cells lo..hi-1 (cell of column x: x + 1) can be

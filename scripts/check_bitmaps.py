@@ -8,7 +8,7 @@ Prints, from one run:
   point) on the same drawings, with the outputs compared byte for byte: on one
   thread and with --workers threads (default: every usable core), both from
   the same interleaved rounds, and whether each meets the 5x goal;
-- how many drawings the compiled renderer (`stroke_raster`) drew rather than cairo;
+- how many drawings were not sent to cairo (the compiled `stroke_raster` drew them);
 - with --instructions, the same comparison as instruction counts under
   valgrind's callgrind (load-independent, on 4 drawings per category).
 
@@ -190,8 +190,8 @@ def main() -> None:
     scratch = np.zeros((len(timing), raster.SIZE**2), np.uint8)
     compiled = int(raster._render(raster._Flat.from_drawings(timing), layout, scratch).sum())
     print(
-        f"{compiled}/{len(timing)} drawings drawn by the compiled re-implementation of cairo's "
-        "stroker and scan converter (stroke_raster), the rest by cairo"
+        f"{compiled}/{len(timing)} drawings not sent to cairo (drawn by stroke_raster, the "
+        "compiled re-implementation of cairo's stroker and scan converter, or empty)"
     )
     if args.instructions:
         counts = instructions()

@@ -105,9 +105,26 @@ def test_inputs_records_empty_and_bad(shared):
     for bad in ([[[1, 2], [1]]], [[[1, 2]]], 5, [["a", "b"]], [[[float("nan")], [1.0]]]):
         with pytest.raises(QuickDrawError):
             rasterize(bad)
-    for kwargs in ({"size": 0}, {"size": 2.5}, {"line_width": -1}, {"padding": -1}):
-        with pytest.raises(QuickDrawError):
+    for kwargs in (
+        {"size": 0},
+        {"size": 2.5},
+        {"line_width": -1},
+        {"line_width": 0},
+        {"line_width": "16"},
+        {"line_width": True},
+        {"padding": -1},
+        {"padding": None},
+    ):
+        with pytest.raises(QuickDrawError, match=next(iter(kwargs))):
             rasterize(drawing, **kwargs)
+    with pytest.raises(QuickDrawError, match="sequence of drawings"):
+        rasterize_many(None)
+    with pytest.raises(QuickDrawError, match=r"drawing 2: .*finite.*inf"):
+        rasterize_many([drawing, drawing, [[[1.0, float("inf")], [2.0, 3.0]]]])
+    # numpy scalars are plain numbers to the renderer
+    np.testing.assert_array_equal(
+        rasterize(drawing, size=np.int32(28), padding=np.float32(16)), rasterize(drawing)
+    )
     with pytest.raises(QuickDrawError, match="workers"):
         rasterize_many([drawing], workers=0)
 

@@ -68,12 +68,28 @@ def awkward_drawings(rng: np.random.Generator, n: int) -> list[list]:
     return drawings
 
 
-@pytest.mark.parametrize(("size", "line_width"), [(28, 16.0), (28, 3.0), (40, 40.0), (100, 1.0)])
-def test_awkward_strokes_match_cairo(size, line_width):
-    drawings = awkward_drawings(np.random.default_rng(size + int(line_width)), 400)
+def test_the_installed_cairo_is_the_one_reproduced():
+    # stroke_raster follows cairo 1.16, whose bitmaps are the official ones; the
+    # comparisons below are only meaningful against that version.
+    assert cairo.cairo_version_string().startswith("1.16."), cairo.cairo_version_string()
+
+
+@pytest.mark.parametrize(
+    ("size", "line_width", "padding", "count"),
+    [
+        (28, 16.0, 16.0, 400),
+        (28, 3.0, 16.0, 400),  # a 6-vertex pen
+        (28, 2.0, 16.0, 200),  # a 4-vertex pen
+        (40, 40.0, 16.0, 400),
+        (100, 1.0, 16.0, 400),
+        (304, 16.0, 16.1, 40),  # scale within 0.1% of 1: cairo sizes the pen by the radius
+    ],
+)
+def test_awkward_strokes_match_cairo(size, line_width, padding, count):
+    drawings = awkward_drawings(np.random.default_rng(size + int(line_width)), count)
+    options = {"size": size, "line_width": line_width, "padding": padding}
     np.testing.assert_array_equal(
-        rasterize_many(drawings, size=size, line_width=line_width),
-        reference_rasterize(drawings, size=size, line_width=line_width),
+        rasterize_many(drawings, **options), reference_rasterize(drawings, **options)
     )
 
 
