@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .errors import QuickDrawError
+from .strokes import coordinate_arrays
 
 # The official numpy_bitmap settings (all in the 256-unit drawing space but `size`).
 SIZE = 28
@@ -209,13 +210,7 @@ class _Flat:
                     f"drawing {i} is not a list of strokes [xs, ys(, ts)]: {e}"
                 ) from None
             counts.append(n)
-        try:
-            x = np.asarray(xs, dtype=np.float64)
-            y = np.asarray(ys, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise QuickDrawError(f"drawing coordinates must be numbers: {e}") from None
-        if x.ndim != 1 or y.ndim != 1:
-            raise QuickDrawError("drawing coordinates must be numbers (a stroke is [xs, ys])")
+        x, y = coordinate_arrays(xs, ys)
         bad = np.flatnonzero(~(np.isfinite(x) & np.isfinite(y)))
         if len(bad):
             stroke = int(np.searchsorted(np.cumsum(lengths), bad[0], side="right"))

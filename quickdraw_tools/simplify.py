@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .errors import QuickDrawError, check_choice
 from .formats import ReadStats, iter_ndjson, write_binary, write_ndjson
+from .strokes import coordinate_arrays
 
 # ---------------------------------------------------------------------------
 # Ramer-Douglas-Peucker
@@ -284,13 +285,7 @@ def _flatten(drawings: Sequence, single: bool = False):
         if stroke_offsets[-1] == before:
             raise QuickDrawError(f"{name} has no points")
         drawing_offsets.append(len(stroke_offsets) - 1)
-    try:
-        x = np.array(xs, dtype=np.float64)
-        y = np.array(ys, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise QuickDrawError(f"drawing coordinates must be numbers ({e})") from None
-    if x.ndim != 1 or y.ndim != 1:
-        raise QuickDrawError("drawing coordinates must be numbers, not nested lists")
+    x, y = coordinate_arrays(xs, ys)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise QuickDrawError("drawing coordinates must be finite numbers (found NaN or inf)")
     strokes_at, drawings_at = np.array(stroke_offsets), np.array(drawing_offsets)

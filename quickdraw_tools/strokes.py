@@ -30,6 +30,22 @@ from .errors import QuickDrawError
 START_TOKEN = np.array([0, 0, 1, 0, 0], dtype=np.float32)
 
 
+def coordinate_arrays(xs: Sequence, ys: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """Gathered x and y coordinates of drawings as flat float64 arrays.
+
+    Raises QuickDrawError if they are not plain numbers (strings, nested lists).
+    Finiteness is the caller's to check: it knows which drawing to name.
+    """
+    try:
+        x = np.asarray(xs, dtype=np.float64)
+        y = np.asarray(ys, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise QuickDrawError(f"drawing coordinates must be numbers ({e})") from None
+    if x.ndim != 1 or y.ndim != 1:
+        raise QuickDrawError("drawing coordinates must be numbers, not nested lists")
+    return x, y
+
+
 def _check_stroke3(strokes: np.ndarray) -> np.ndarray:
     strokes = np.asarray(strokes)
     if strokes.ndim != 2 or strokes.shape[1] != 3:
