@@ -100,21 +100,6 @@ def _strokes(drawing, index: int) -> list:
     return strokes
 
 
-def _render(flat: _Flat, layout: _Layout, out: np.ndarray) -> np.ndarray:
-    """Draw `flat`'s drawings into the black rows `out` with `stroke_raster`.
-
-    Returns which drawings it drew (those with no points count as drawn);
-    the others could reach outside their bitmap and are left for cairo.
-    """
-    from . import stroke_raster
-
-    pen = stroke_raster.make_pen(layout.line_width / 2.0, _TOLERANCE, layout.scale)
-    return stroke_raster.render(
-        flat.x, flat.y, flat.lengths, flat.counts, pen, layout.scale, 1.0 / layout.scale,
-        layout.line_width / 2.0, layout.half_padding, layout.size, out,
-    )  # fmt: skip
-
-
 class _Layout:
     """Scale and shift shared by the reference loop and the compiled renderer."""
 
@@ -220,6 +205,21 @@ class _Flat:
                 f"({x[bad[0]]!r}, {y[bad[0]]!r})"
             )
         return cls(x, y, np.asarray(lengths, np.int64), np.asarray(counts, np.int64))
+
+
+def _render(flat: _Flat, layout: _Layout, out: np.ndarray) -> np.ndarray:
+    """Draw `flat`'s drawings into the black rows `out` with `stroke_raster`.
+
+    Returns which drawings it drew (those with no points count as drawn);
+    the others could reach outside their bitmap and are left for cairo.
+    """
+    from . import stroke_raster
+
+    pen = stroke_raster.make_pen(layout.line_width / 2.0, _TOLERANCE, layout.scale)
+    return stroke_raster.render(
+        flat.x, flat.y, flat.lengths, flat.counts, pen, layout.scale, 1.0 / layout.scale,
+        layout.line_width / 2.0, layout.half_padding, layout.size, out,
+    )  # fmt: skip
 
 
 def rasterize_many(

@@ -442,16 +442,24 @@ def _round_cell(q, r, dy):
 
 
 @njit(cache=True, inline="always")
-def _step(E, e, q_field, r_field):
-    """`step` / `full_step`: advance x by one subsample row or one pixel row."""
+def _advanced(E, e, q_field, r_field):
+    """x one subsample row (SQ, SR) or one pixel row (FQ, FR) further: (q, r)."""
     dy = E[_at(e, _DY)]
-    if dy == 0:
-        return
     q = E[_at(e, _XQ)] + E[_at(e, q_field)]
     r = E[_at(e, _XR)] + E[_at(e, r_field)]
     if r >= dy:
         q += 1
         r -= dy
+    return q, r
+
+
+@njit(cache=True, inline="always")
+def _step(E, e, q_field, r_field):
+    """`step` / `full_step`: advance x by one subsample row or one pixel row."""
+    dy = E[_at(e, _DY)]
+    if dy == 0:
+        return
+    q, r = _advanced(E, e, q_field, r_field)
     E[_at(e, _XQ)] = q
     E[_at(e, _XR)] = r
     E[_at(e, _CELL)] = _round_cell(q, r, dy)
@@ -835,12 +843,8 @@ def _scan(edges, n_edges, size, E, buckets, sub_buckets, cells, canvas):
                 e = E[_at(head, _NEXT)]
                 while e != tail:
                     dy = E[_at(e, _DY)]
-                    if dy != 0:
-                        q = E[_at(e, _XQ)] + E[_at(e, _FQ)]
-                        r = E[_at(e, _XR)] + E[_at(e, _FR)]
-                        if r >= dy:
-                            q += 1
-                            r -= dy
+                    if dy != 0:  # where a full step would put it
+                        q, r = _advanced(E, e, _FQ, _FR)
                         cell = _round_cell(q, r, dy)
                     else:
                         cell = E[_at(e, _CELL)]
