@@ -77,11 +77,14 @@ def _check_options(size: int, line_width: float, padding: float) -> None:
         raise QuickDrawError(f"size must be a positive integer, got {size!r}")
     if size > _MAX_SURFACE_SIDE:
         raise QuickDrawError(f"size must be at most {_MAX_SURFACE_SIDE}, got {size}")
-    for name, value, least in (("line_width", line_width, "> 0"), ("padding", padding, ">= 0")):
-        real = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-            value, bool
-        )
-        if not real or not np.isfinite(value) or value < 0 or (value == 0 and least == "> 0"):
+    for name, value, positive in (("line_width", line_width, True), ("padding", padding, False)):
+        number = isinstance(value, int | float | np.integer | np.floating)
+        if isinstance(value, bool) or not number or not np.isfinite(value) or value < 0:
+            ok = False
+        else:
+            ok = value > 0 or not positive
+        if not ok:
+            least = "> 0" if positive else ">= 0"
             raise QuickDrawError(f"{name} must be a finite number {least}, got {value!r}")
 
 
