@@ -47,6 +47,7 @@ import numpy as np
 from .atomic import atomic_write
 from .errors import QuickDrawError, check_choice
 from .splits import SPLITS  # the keys of a sketch-rnn .npz are the split names
+from .strokes import drawing_problem
 
 BITMAP_SIDE = 28
 BITMAP_SIZE = BITMAP_SIDE * BITMAP_SIDE
@@ -79,25 +80,6 @@ def _open_text(path: Path) -> IO:
     return open(path, encoding="utf-8-sig")
 
 
-_NUMBER_TYPES = frozenset({int, float})
-
-
-def check_drawing(drawing: Any) -> str | None:
-    """Why `drawing` is not a list of ``[xs, ys(, ts)]`` strokes of numbers; None if it is."""
-    if not isinstance(drawing, list):
-        return f"'drawing' is {type(drawing).__name__}, not a list of strokes"
-    for i, stroke in enumerate(drawing):
-        if not isinstance(stroke, list) or len(stroke) not in (2, 3):
-            return f"stroke {i} is not [xs, ys] or [xs, ys, ts]"
-        n = len(stroke[0]) if isinstance(stroke[0], list) else -1
-        for axis in stroke:
-            if not isinstance(axis, list) or len(axis) != n:
-                return f"stroke {i} has coordinate lists of different lengths"
-            if not _NUMBER_TYPES.issuperset(map(type, axis)):
-                return f"stroke {i} has a coordinate that is not a number"
-    return None
-
-
 def _parse_line(line: str) -> dict:
     """One ndjson line -> record; raises ValueError saying what is wrong."""
     try:
@@ -108,7 +90,7 @@ def _parse_line(line: str) -> dict:
         raise ValueError(f"a record must be a JSON object, got {type(record).__name__}")
     if "drawing" not in record:
         raise ValueError("record has no 'drawing'")
-    why = check_drawing(record["drawing"])
+    why = drawing_problem(record["drawing"])
     if why:
         raise ValueError(why)
     return record

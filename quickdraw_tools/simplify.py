@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .errors import QuickDrawError, check_choice
 from .formats import ReadStats, iter_ndjson, write_binary, write_ndjson
-from .strokes import coordinate_arrays
+from .strokes import flatten_drawing, flatten_drawings
 
 # ---------------------------------------------------------------------------
 # Ramer-Douglas-Peucker
@@ -262,33 +262,13 @@ def resample_stroke(points) -> np.ndarray:
 
 def _flatten(drawings: Sequence, single: bool = False):
     """Drawings -> flat float64 x, y and the stroke/drawing offsets `_simplify_flat` takes."""
-    xs: list = []
-    ys: list = []
-    stroke_offsets = [0]
-    drawing_offsets = [0]
-    for d, drawing in enumerate(drawings):
-        name = "the drawing" if single else f"drawing {d}"
-        if isinstance(drawing, (str, bytes)) or not isinstance(drawing, Sequence | np.ndarray):
-            raise QuickDrawError(f"{name} is not a list of strokes")
-        before = stroke_offsets[-1]
-        for i, stroke in enumerate(drawing):
-            try:
-                if len(stroke) < 2 or len(stroke[0]) != len(stroke[1]):
-                    raise TypeError
-                xs.extend(stroke[0])
-                ys.extend(stroke[1])
-            except TypeError:
-                raise QuickDrawError(
-                    f"{name}: stroke {i} is not [xs, ys(, ts)] with equal lengths"
-                ) from None
-            stroke_offsets.append(len(xs))
-        if stroke_offsets[-1] == before:
-            raise QuickDrawError(f"{name} has no points")
-        drawing_offsets.append(len(stroke_offsets) - 1)
-    x, y = coordinate_arrays(xs, ys)
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise QuickDrawError("drawing coordinates must be finite numbers (found NaN or inf)")
-    strokes_at, drawings_at = np.array(stroke_offsets), np.array(drawing_offsets)
+    flat = flatten_drawing(drawings[0]) if single else flatten_drawings(drawings)
+    empty = np.flatnonzero(flat.counts == 0)
+    if len(empty):
+        raise QuickDrawError(f"{'the drawing' if single else f'drawing {empty[0]}'} has no points")
+    x, y = flat.x, flat.y
+    strokes_at = np.concatenate([[0], np.cumsum(flat.lengths)])
+    drawings_at = np.concatenate([[0], np.cumsum(flat.counts)])
     # Scaling computes (v - min) * 255 in float64: a drawing whose extent overflows that
     # (coordinates beyond ~1e305) would come out as NaN, so refuse it here.
     first_points = strokes_at[drawings_at[:-1]]
@@ -307,8 +287,7 @@ def _unflatten(ox, oy, out_offsets, drawing_offsets) -> list[list[list[list[int]
         strokes = []
         for s in range(drawing_offsets[d], drawing_offsets[d + 1]):
             a, b = cuts[s], cuts[s + 1]
-            if b > a:  # an empty input stroke has nothing to draw: dropped
-                strokes.append([xs[a:b], ys[a:b]])
+            strokes.append([xs[a:b], ys[a:b]])
         drawings.append(strokes)
     return drawings
 

@@ -22,6 +22,7 @@ Randomness arrives as an explicit ``numpy.random.Generator``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,20 +31,167 @@ from .errors import QuickDrawError
 START_TOKEN = np.array([0, 0, 1, 0, 0], dtype=np.float32)
 
 
-def coordinate_arrays(xs: Sequence, ys: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    """Gathered x and y coordinates of drawings as flat float64 arrays.
+# --- drawings: the one validator ------------------------------------------------------
 
-    Raises QuickDrawError if they are not plain numbers (strings, nested lists).
-    Finiteness is the caller's to check: it knows which drawing to name.
+_PLAIN_NUMBERS = frozenset({int, float})
+
+
+def _check_axis(axis, where: str, stroke: int) -> None:
+    """Raise ValueError unless `axis` is a 1-D sequence of real numbers (bools are not)."""
+    if isinstance(axis, np.ndarray):
+        if axis.ndim != 1 or axis.dtype.kind not in "iuf":
+            raise ValueError(
+                f"{where}: stroke {stroke} is a {axis.dtype} array; coordinates must be numbers"
+            )
+        return
+    if not isinstance(axis, list | tuple):
+        raise ValueError(f"{where}: stroke {stroke} is not [xs, ys] or [xs, ys, ts]")
+    if _PLAIN_NUMBERS.issuperset(map(type, axis)):  # the common case, checked at C speed
+        return
+    for v in axis:
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+            raise ValueError(
+                f"{where}: stroke {stroke} has {v!r} among its coordinates, which must be numbers"
+            )
+
+
+def _checked_strokes(drawing, where: str):
+    """The strokes of `drawing` as ``(xs, ys, ts or None)``, shapes and types checked.
+
+    Raises ValueError saying what is wrong (finiteness is checked later, vectorised).
+    """
+    if isinstance(drawing, dict):
+        if "drawing" not in drawing:
+            raise ValueError(f"{where} is a record without a 'drawing'")
+        drawing = drawing["drawing"]
+    if isinstance(drawing, str | bytes | dict) or not isinstance(
+        drawing, list | tuple | np.ndarray
+    ):
+        raise ValueError(
+            f"{where} is {type(drawing).__name__}, not a list of strokes [xs, ys(, ts)]"
+        )
+    out = []
+    for j, stroke in enumerate(drawing):
+        if (
+            isinstance(stroke, str | bytes | dict)
+            or not isinstance(stroke, list | tuple | np.ndarray)
+            or len(stroke) not in (2, 3)
+        ):
+            raise ValueError(f"{where}: stroke {j} is not [xs, ys] or [xs, ys, ts]")
+        for axis in stroke:
+            _check_axis(axis, where, j)
+        if any(len(axis) != len(stroke[0]) for axis in stroke):
+            raise ValueError(
+                f"{where}: stroke {j} has xs, ys (and ts) of different lengths; "
+                "they must have equal lengths"
+            )
+        out.append((stroke[0], stroke[1], stroke[2] if len(stroke) == 3 else None))
+    return out
+
+
+def drawing_problem(drawing) -> str | None:
+    """Why `drawing` is not a drawing (see the module doc), or None if it is one.
+
+    The check every reader and writer of drawings uses: a list of strokes, each
+    ``[xs, ys]`` or ``[xs, ys, ts]`` of equal-length sequences of real numbers
+    (lists or 1-D numpy arrays; bools and strings are not numbers). NaN and
+    infinities are caught where the points are gathered (`flatten_drawings`).
     """
     try:
-        x = np.asarray(xs, dtype=np.float64)
-        y = np.asarray(ys, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise QuickDrawError(f"drawing coordinates must be numbers ({e})") from None
-    if x.ndim != 1 or y.ndim != 1:
-        raise QuickDrawError("drawing coordinates must be numbers, not nested lists")
-    return x, y
+        _checked_strokes(drawing, "the drawing")
+    except ValueError as e:
+        return str(e).removeprefix("the drawing: ")
+    return None
+
+
+@dataclass
+class FlatDrawings:
+    """Drawings as flat arrays: every point of every non-empty stroke, in order.
+
+    x, y: float64 ``(P,)``; t: float64 ``(P,)`` when every stroke has times and
+    they were asked for, else None; lengths: points per stroke ``(S,)``; counts:
+    strokes per drawing ``(D,)`` (0 for a drawing with no points).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    t: np.ndarray | None
+    lengths: np.ndarray
+    counts: np.ndarray
+
+    def strokes(self, drawing: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """The strokes of one drawing as ``(xs, ys, ts or None)`` float64 arrays."""
+        first = int(self.counts[:drawing].sum())
+        bounds = np.concatenate([[0], np.cumsum(self.lengths)])
+        out = []
+        for s in range(first, first + int(self.counts[drawing])):
+            a, b = bounds[s], bounds[s + 1]
+            out.append((self.x[a:b], self.y[a:b], None if self.t is None else self.t[a:b]))
+        return out
+
+
+def flatten_drawing(drawing, times: bool = False) -> FlatDrawings:
+    """`flatten_drawings` for one drawing; errors call it "the drawing"."""
+    return _flatten([drawing], lambda i: "the drawing", times)
+
+
+def flatten_drawings(drawings: Sequence, first_index: int = 0, times: bool = False) -> FlatDrawings:
+    """Check drawings (or ndjson records) and gather their points into `FlatDrawings`.
+
+    Every module that takes drawings (raster, simplify, svg, the stroke
+    formats) goes through this one check; errors name the drawing by its index
+    (``first_index`` is the index of ``drawings[0]`` in the caller's list) and
+    the stroke. Empty strokes are dropped. ``times=True`` also gathers raw
+    timestamps when every stroke has them.
+    """
+    return _flatten(drawings, lambda i: f"drawing {first_index + i}", times)
+
+
+def _flatten(drawings: Sequence, name, times: bool) -> FlatDrawings:
+    if isinstance(drawings, str | bytes | dict) or not isinstance(
+        drawings, list | tuple | np.ndarray
+    ):
+        try:
+            drawings = list(drawings)
+        except TypeError:
+            raise QuickDrawError(
+                f"drawings must be a sequence of drawings, got {type(drawings).__name__}"
+            ) from None
+    xs: list = []
+    ys: list = []
+    ts: list | None = [] if times else None
+    lengths: list[int] = []
+    counts: list[int] = []
+    for i, drawing in enumerate(drawings):
+        try:
+            strokes = _checked_strokes(drawing, name(i))
+        except ValueError as e:
+            raise QuickDrawError(str(e)) from None
+        n = 0
+        for sx, sy, st in strokes:
+            if len(sx):
+                xs.extend(sx)
+                ys.extend(sy)
+                if ts is not None:
+                    if st is None:
+                        ts = None
+                    else:
+                        ts.extend(st)
+                lengths.append(len(sx))
+                n += 1
+        counts.append(n)
+    x = np.asarray(xs, dtype=np.float64)
+    y = np.asarray(ys, dtype=np.float64)
+    bad = np.flatnonzero(~(np.isfinite(x) & np.isfinite(y)))
+    if len(bad):
+        stroke = int(np.searchsorted(np.cumsum(lengths), bad[0], side="right"))
+        drawing = int(np.searchsorted(np.cumsum(counts), stroke, side="right"))
+        raise QuickDrawError(
+            f"{name(drawing)}: coordinates must be finite numbers, got "
+            f"({x[bad[0]]!r}, {y[bad[0]]!r})"
+        )
+    t = np.asarray(ts, dtype=np.float64) if ts is not None else None
+    return FlatDrawings(x, y, t, np.asarray(lengths, np.int64), np.asarray(counts, np.int64))
 
 
 def _check_stroke3(strokes: np.ndarray) -> np.ndarray:
@@ -61,22 +209,12 @@ def drawing_to_stroke3(drawing: Sequence, dtype=np.int16) -> np.ndarray:
     are taken (so offsets add up to the rounded points, without drift), and
     offsets that do not fit `dtype` raise `QuickDrawError` instead of wrapping.
     """
-    points, lifted = [], []
-    for i, stroke in enumerate(drawing):
-        if len(stroke) < 2 or len(stroke[0]) != len(stroke[1]):
-            raise QuickDrawError(f"stroke {i} is not [xs, ys(, ts)] with equal lengths")
-        xy = np.column_stack([np.asarray(stroke[0]), np.asarray(stroke[1])])
-        if len(xy) == 0:
-            continue
-        points.append(xy)
-        pen = np.zeros(len(xy), dtype=np.int64)
-        pen[-1] = 1
-        lifted.append(pen)
-    if not points:
+    flat = flatten_drawing(drawing)
+    if not len(flat.x):
         return np.zeros((0, 3), dtype=dtype)
-    xy = np.concatenate(points).astype(np.float64)
-    if not np.isfinite(xy).all():
-        raise QuickDrawError("drawing coordinates must be finite numbers (found NaN or inf)")
+    xy = np.column_stack([flat.x, flat.y])
+    lifted = np.zeros(len(xy), dtype=np.int64)
+    lifted[np.cumsum(flat.lengths) - 1] = 1
     integer = np.issubdtype(np.dtype(dtype), np.integer)
     if integer:
         xy = np.round(xy)
@@ -88,7 +226,7 @@ def drawing_to_stroke3(drawing: Sequence, dtype=np.int16) -> np.ndarray:
                 f"offsets from {offsets.min():g} to {offsets.max():g} do not fit "
                 f"{np.dtype(dtype)} ({low} to {high})"
             )
-    out = np.column_stack([offsets, np.concatenate(lifted)])
+    out = np.column_stack([offsets, lifted])
     return out.astype(dtype)
 
 

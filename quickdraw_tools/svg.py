@@ -24,7 +24,7 @@ import numpy as np
 
 from .atomic import atomic_write
 from .errors import QuickDrawError, check_choice
-from .strokes import stroke3_to_drawing, stroke5_to_stroke3
+from .strokes import flatten_drawing, stroke3_to_drawing, stroke5_to_stroke3
 
 COLOR_BY = ("none", "stroke", "time")
 
@@ -45,10 +45,6 @@ def as_strokes(sketch) -> Strokes:
     Lists (and records) are drawings; 2-D arrays with 3 or 5 columns are stroke-3
     or stroke-5. Empty strokes are dropped.
     """
-    if isinstance(sketch, dict):
-        if "drawing" not in sketch:
-            raise QuickDrawError("a record must have a 'drawing' key")
-        sketch = sketch["drawing"]
     if isinstance(sketch, np.ndarray) and sketch.ndim == 2 and sketch.dtype != object:
         if sketch.shape[1] == 5:
             sketch = stroke5_to_stroke3(sketch)
@@ -57,21 +53,10 @@ def as_strokes(sketch) -> Strokes:
                 f"an array sketch must be stroke-3 (n, 3) or stroke-5 (n, 5), got {sketch.shape}"
             )
         sketch = stroke3_to_drawing(sketch.astype(np.float64))
-    out: Strokes = []
     try:
-        for stroke in sketch:
-            xs = np.asarray(stroke[0], dtype=np.float64)
-            ys = np.asarray(stroke[1], dtype=np.float64)
-            ts = np.asarray(stroke[2], dtype=np.float64) if len(stroke) > 2 else None
-            if xs.shape != ys.shape or xs.ndim != 1 or (ts is not None and ts.shape != xs.shape):
-                raise ValueError("xs, ys (and ts) must be 1-D of equal length")
-            if len(xs):
-                out.append((xs, ys, ts))
-    except (TypeError, ValueError, IndexError) as e:
+        return flatten_drawing(sketch, times=True).strokes()
+    except QuickDrawError as e:
         raise QuickDrawError(f"not a drawing, stroke-3 or stroke-5 sketch: {e}") from None
-    if any(not (np.isfinite(x).all() and np.isfinite(y).all()) for x, y, _ in out):
-        raise QuickDrawError("sketch coordinates must be finite numbers")
-    return out
 
 
 def fit(strokes: Strokes, width: float, height: float, margin: float) -> list[np.ndarray]:
