@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from quickdraw_tools.errors import QuickDrawError, check_choice
+from ..errors import QuickDrawError, check_choice
 
 SPLITS = ("train", "valid", "test")
 
@@ -76,8 +76,8 @@ def _category_datasets(model, data_state: dict, files: Sequence[Path], split: st
     some of them trained on.
     """
     if model.name == "sketch-rnn":
-        from models.sketch_rnn import StrokeDataset, load_splits
-        from quickdraw_tools import strokes as S
+        from .. import strokes as S
+        from ..models.sketch_rnn import StrokeDataset, load_splits
 
         cfg, scale = model.config, data_state["scale_factor"]
         out = []
@@ -87,7 +87,7 @@ def _category_datasets(model, data_state: dict, files: Sequence[Path], split: st
             out.append((path.stem, StrokeDataset(normed, cfg, augment=False)))
         return out
     if model.name == "draw":
-        from models.draw import BitmapDataset, build_datasets
+        from ..models.draw import BitmapDataset, build_datasets
 
         out = []
         for path in files:
@@ -142,7 +142,7 @@ def evaluate_checkpoint(
     """
     from tqdm import tqdm
 
-    from models.trainer import load_checkpoint, to_device
+    from ..models.trainer import load_checkpoint, to_device
 
     check_choice("split", split, SPLITS)
     if k < 1:

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from quickdraw_tools.errors import check_choice
+from ..errors import check_choice
 
 # registry key -> module that defines the model, imported on first use
-MODEL_MODULES = {"sketch-rnn": "models.sketch_rnn", "draw": "models.draw"}
+MODEL_MODULES = {"sketch-rnn": ".sketch_rnn", "draw": ".draw"}
 
 
 @dataclass
@@ -56,4 +56,4 @@ class DataBundle:
 def model_module(name: str):
     """The module that defines model `name` ("sketch-rnn" or "draw")."""
     check_choice("model", name, MODEL_MODULES)
-    return importlib.import_module(MODEL_MODULES[name])
+    return importlib.import_module(MODEL_MODULES[name], __package__)

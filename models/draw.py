@@ -40,10 +40,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from models.base import DataBundle, Losses
-from quickdraw_tools.atomic import atomic_write
-from quickdraw_tools.errors import QuickDrawError, check_choice
-from quickdraw_tools.formats import load_bitmaps
+from ..atomic import atomic_write
+from ..errors import QuickDrawError, check_choice
+from ..formats import load_bitmaps
+from .base import DataBundle, Losses
 
 BINARIZE_MODES = ("dynamic", "threshold", "grey")
 OPTIMIZERS = ("rmsprop", "adam")
@@ -442,7 +442,7 @@ def sample_cli(model: Draw, data_state: dict, args) -> int:
     the --index rows of an --input bitmap `.npy` and shows the read (green) and
     write (red) windows at every step.
     """
-    from models import draw_viz
+    from . import draw_viz
 
     out = Path(args.out)
     if out.suffix.lower() not in SAMPLE_SUFFIXES:

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from models.draw import DrawTrace
-from quickdraw_tools.atomic import atomic_write
-from quickdraw_tools.errors import QuickDrawError
+from ..atomic import atomic_write
+from ..errors import QuickDrawError
+from .draw import DrawTrace
 
 READ_COLOUR = (0, 170, 0)
 WRITE_COLOUR = (220, 0, 0)

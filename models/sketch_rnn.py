@@ -33,9 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from quickdraw_tools import strokes as S
-from quickdraw_tools.errors import QuickDrawError, check_choice
-
+from .. import strokes as S
+from ..errors import QuickDrawError, check_choice
 from .base import DataBundle, Losses
 
 DECODERS = ("lstm", "layer_norm", "hyper")
@@ -631,7 +630,7 @@ class StrokeDataset(Dataset):
 
 def load_splits(files: Sequence[str | Path]) -> dict[str, list[np.ndarray]]:
     """Concatenate the train/valid/test splits of sketch-rnn ``.npz`` files."""
-    from quickdraw_tools.formats import load_sketchrnn_npz
+    from ..formats import load_sketchrnn_npz
 
     if not files:
         raise QuickDrawError("no .npz files given")
@@ -678,7 +677,7 @@ def build_datasets(cfg: SketchRNNConfig, files: Sequence[str | Path], seed: int 
 
 def read_sketches(path: str | Path, split: str = "test") -> list[np.ndarray]:
     """Stroke-3 sketches from a sketch-rnn ``.npz`` (one split) or an ndjson/.bin file."""
-    from quickdraw_tools import formats
+    from .. import formats
 
     path = Path(path)
     if path.suffix == ".npz":
@@ -690,7 +689,7 @@ def read_sketches(path: str | Path, split: str = "test") -> list[np.ndarray]:
 
 def write_sketches(path: str | Path, sketches: list[np.ndarray], cols: int, captions=None) -> None:
     """Stroke-3 sketches -> an SVG grid (``.svg``) or drawings (``.ndjson``), atomically."""
-    from quickdraw_tools import formats, svg
+    from .. import formats, svg
 
     path = Path(path)
     check_choice("output suffix", path.suffix, [".svg", ".ndjson"])

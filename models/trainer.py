@@ -58,9 +58,8 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from quickdraw_tools.atomic import atomic_write
-from quickdraw_tools.errors import QuickDrawError, check_choice
-
+from ..atomic import atomic_write
+from ..errors import QuickDrawError, check_choice
 from .base import DataBundle, Losses, model_module
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes

@@ -26,18 +26,17 @@ from pathlib import Path
 import numpy as np
 from _machine import cpu_name
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from quickdraw_tools import formats  # noqa: E402
-from quickdraw_tools.simplify import (  # noqa: E402
+from quickdraw_tools import formats
+from quickdraw_tools.simplify import (
     EPSILON,
     rdp,
     scale_drawing,
     simplify_drawings,
     simplify_file,
 )
-from quickdraw_tools.strokes import drawing_to_stroke3  # noqa: E402
+from quickdraw_tools.strokes import drawing_to_stroke3
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MIRROR = ROOT.parent / "shared" / "quickdraw" / "mirror"
 

@@ -26,9 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from models.draw import (  # noqa: E402
+from quickdraw_tools.models.draw import (
     TRAIN_DEFAULTS,
     Draw,
     DrawConfig,

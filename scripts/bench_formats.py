@@ -22,10 +22,9 @@ from pathlib import Path
 import numpy as np
 from _machine import cpu_name
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from quickdraw_tools import download, formats
 
-from quickdraw_tools import download, formats  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared" / "quickdraw"
 MIRROR = SHARED / "mirror"

@@ -31,11 +31,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from quickdraw_tools import strokes as S
+from quickdraw_tools.models import sketch_rnn as R
 
-from models import sketch_rnn as R  # noqa: E402
-from quickdraw_tools import strokes as S  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared" / "quickdraw"
 LABML = dict(batch=100, enc=256, dec=512, m=20, nz=128, lr=1e-3, clip=1.0, max_len=200)
@@ -148,7 +147,7 @@ def bench_training(steps: int, block: int, category: str) -> dict:
 
 def bench_sampling(checkpoint: str | None, n: int = 100) -> dict:
     if checkpoint:
-        from models.trainer import load_checkpoint
+        from quickdraw_tools.models.trainer import load_checkpoint
 
         model, state, _ = load_checkpoint(checkpoint)
         scale = state["scale_factor"]

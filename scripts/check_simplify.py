@@ -26,11 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from quickdraw_tools import formats  # noqa: E402
-from quickdraw_tools.simplify import (  # noqa: E402
+from quickdraw_tools import formats
+from quickdraw_tools.simplify import (
     EPSILON,
     SIZE,
     rdp,
@@ -38,6 +35,8 @@ from quickdraw_tools.simplify import (  # noqa: E402
     scale_drawing,
     simplify_drawings,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MIRROR = ROOT.parent / "shared" / "quickdraw" / "mirror"
 

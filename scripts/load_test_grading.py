@@ -34,10 +34,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from quickdraw_tools.eval.grading.store import GRADES, GradeStore
 
-from eval.grading.store import GRADES, GradeStore  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared" / "quickdraw"
 

@@ -34,14 +34,13 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Subset
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from quickdraw_tools.atomic import atomic_write
+from quickdraw_tools.errors import QuickDrawError
+from quickdraw_tools.models import draw_viz
+from quickdraw_tools.models.draw import TRAIN_DEFAULTS, Draw, DrawConfig, build_datasets
+from quickdraw_tools.models.trainer import TrainConfig, load_checkpoint, train
 
-from models import draw_viz  # noqa: E402
-from models.draw import TRAIN_DEFAULTS, Draw, DrawConfig, build_datasets  # noqa: E402
-from models.trainer import TrainConfig, load_checkpoint, train  # noqa: E402
-from quickdraw_tools.atomic import atomic_write  # noqa: E402
-from quickdraw_tools.errors import QuickDrawError  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CAT = ROOT.parent / "shared/quickdraw/mirror/full/numpy_bitmap/cat.npy"
 DEFAULT_DATA = [CAT, ROOT / "runs/draw-data/bitmap"]

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from quickdraw_tools import svg
+from quickdraw_tools.models import sketch_rnn as R
+from quickdraw_tools.models.trainer import evaluate, load_checkpoint
 
-from models import sketch_rnn as R  # noqa: E402
-from models.trainer import evaluate, load_checkpoint  # noqa: E402
-from quickdraw_tools import svg  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PAPER = "Ha & Eck (2018) Table 1, cat, conditional, w_KL = 1.00: L_R = -0.98 (70,000 train)"
 

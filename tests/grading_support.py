@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from eval.grading.sources import build_pool, parse_source
-from eval.grading.store import GradeStore
+from quickdraw_tools.eval.grading.sources import build_pool, parse_source
+from quickdraw_tools.eval.grading.store import GradeStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from models import draw_viz
-from models.base import model_module
-from models.draw import (
+from quickdraw_tools.atomic import atomic_write
+from quickdraw_tools.errors import QuickDrawError
+from quickdraw_tools.models import draw_viz
+from quickdraw_tools.models.base import model_module
+from quickdraw_tools.models.draw import (
     TRAIN_DEFAULTS,
     Draw,
     DrawConfig,
@@ -27,8 +29,6 @@ from models.draw import (
     split_indices,
     write_patch,
 )
-from quickdraw_tools.atomic import atomic_write
-from quickdraw_tools.errors import QuickDrawError
 
 TINY = dict(T=3, read_n=3, write_n=3, z_size=4, enc_size=16, dec_size=16)
 
@@ -398,8 +398,8 @@ TINY_FLAGS = [
 
 
 def test_cli_trains_draw_with_its_optimiser_and_resumes(tmp_path, shared, capsys):
-    from models.trainer import load_checkpoint
     from quickdraw_tools.cli import main
+    from quickdraw_tools.models.trainer import load_checkpoint
 
     cat = str(shared / "mirror/full/numpy_bitmap/cat.npy")
     out = tmp_path / "run"

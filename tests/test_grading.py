@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 from grading_support import ROOT, Client, make_session, session_sources, start_server, stop
 
-from eval.grading.report import (
+from quickdraw_tools.cli import main
+from quickdraw_tools.errors import QuickDrawError
+from quickdraw_tools.eval.grading.report import (
     build_report,
     fleiss_kappa,
     format_report,
@@ -29,11 +31,9 @@ from eval.grading.report import (
     write_chart,
     write_csv,
 )
-from eval.grading.server import MAX_BODY, GradingApp, make_server
-from eval.grading.sources import as_bitmaps, build_pool, parse_source
-from eval.grading.store import GRADES, REAL_SOURCE, GradeStore, Sketch
-from quickdraw_tools.cli import main
-from quickdraw_tools.errors import QuickDrawError
+from quickdraw_tools.eval.grading.server import MAX_BODY, GradingApp, make_server
+from quickdraw_tools.eval.grading.sources import as_bitmaps, build_pool, parse_source
+from quickdraw_tools.eval.grading.store import GRADES, REAL_SOURCE, GradeStore, Sketch
 
 
 @pytest.fixture
@@ -647,7 +647,7 @@ def tiny_checkpoint(tmp_path: Path, name: str, config: dict, data_state: dict) -
 
     import torch
 
-    from models.trainer import CHECKPOINT_FORMAT, model_class, save_checkpoint
+    from quickdraw_tools.models.trainer import CHECKPOINT_FORMAT, model_class, save_checkpoint
 
     torch.manual_seed(0)
     cls = model_class(name)

@@ -16,8 +16,8 @@ import pytest
 from grading_support import make_session, start_server, stop
 from playwright.sync_api import expect, sync_playwright
 
-from eval.grading.store import GRADES, GradeStore
 from quickdraw_tools.cli import main
+from quickdraw_tools.eval.grading.store import GRADES, GradeStore
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

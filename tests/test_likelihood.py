@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from eval.likelihood import evaluate_checkpoint, importance_weighted_nll
-from models.draw import Draw, DrawConfig
-from models.draw import build_datasets as draw_datasets
-from models.sketch_rnn import Model as SketchRNN
-from models.sketch_rnn import SketchRNNConfig
-from models.sketch_rnn import build_datasets as sketch_datasets
-from models.trainer import TrainConfig, evaluate, train
 from quickdraw_tools.cli import main
 from quickdraw_tools.convert import Source, convert
 from quickdraw_tools.errors import QuickDrawError
+from quickdraw_tools.eval.likelihood import evaluate_checkpoint, importance_weighted_nll
+from quickdraw_tools.models.draw import Draw, DrawConfig
+from quickdraw_tools.models.draw import build_datasets as draw_datasets
+from quickdraw_tools.models.sketch_rnn import Model as SketchRNN
+from quickdraw_tools.models.sketch_rnn import SketchRNNConfig
+from quickdraw_tools.models.sketch_rnn import build_datasets as sketch_datasets
+from quickdraw_tools.models.trainer import TrainConfig, evaluate, train
 
 TINY_RNN = dict(max_seq_len=80, enc_size=8, dec_size=16, z_size=4, num_mixture=3)
 TINY_DRAW = dict(T=3, enc_size=16, dec_size=16, z_size=4, read_n=3, write_n=3)
@@ -70,7 +70,7 @@ def test_sketch_rnn_report_equals_training_path(rnn_checkpoint, monkeypatch):
 
     # With the noise switched off (z = mu) the report is exactly the trainer's own
     # validation of the same split: one code path, and the scale factor from training.
-    from models.trainer import load_checkpoint
+    from quickdraw_tools.models.trainer import load_checkpoint
 
     monkeypatch.setattr(torch, "randn_like", torch.zeros_like)
     quiet = evaluate_checkpoint(ckpt, files, split="valid", progress=False)["overall"]
@@ -84,7 +84,7 @@ def test_sketch_rnn_report_equals_training_path(rnn_checkpoint, monkeypatch):
 
 
 def test_importance_weighting_tightens_the_bound(rnn_checkpoint):
-    from models.trainer import load_checkpoint
+    from quickdraw_tools.models.trainer import load_checkpoint
 
     ckpt, files = rnn_checkpoint
     model, _, _ = load_checkpoint(ckpt)
@@ -104,7 +104,7 @@ def test_importance_weighting_tightens_the_bound(rnn_checkpoint):
 
 
 def test_iw_k1_is_an_unbiased_elbo_sample_on_a_fixed_batch(rnn_checkpoint):
-    from models.trainer import load_checkpoint
+    from quickdraw_tools.models.trainer import load_checkpoint
 
     ckpt, files = rnn_checkpoint
     model, _, _ = load_checkpoint(ckpt)
@@ -163,8 +163,8 @@ def test_draw_holds_out_the_training_runs_split(npz_files, tmp_path, monkeypatch
 def test_draw_train_split_is_binarised_once_for_the_report(draw_checkpoint):
     # dynamic binarisation resamples grey levels at every call: the k importance weights of
     # one example must all score the same binary image, as the held-out splits do
-    from eval.likelihood import _category_datasets
-    from models.trainer import load_checkpoint
+    from quickdraw_tools.eval.likelihood import _category_datasets
+    from quickdraw_tools.models.trainer import load_checkpoint
 
     ckpt, files = draw_checkpoint
     model, state, _ = load_checkpoint(ckpt)

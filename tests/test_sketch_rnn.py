@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
-from models import sketch_rnn as R
-from models.trainer import TrainConfig, load_checkpoint, train
 from quickdraw_tools import formats
 from quickdraw_tools import strokes as S
 from quickdraw_tools.cli import main
 from quickdraw_tools.errors import QuickDrawError
+from quickdraw_tools.models import sketch_rnn as R
+from quickdraw_tools.models.trainer import TrainConfig, load_checkpoint, train
 
 
 def tiny(**kw) -> R.SketchRNNConfig:

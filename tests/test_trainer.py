@@ -12,8 +12,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from models.base import DataBundle, Losses
-from models.trainer import (
+from quickdraw_tools.errors import QuickDrawError
+from quickdraw_tools.models.base import DataBundle, Losses
+from quickdraw_tools.models.trainer import (
     CHECKPOINT_FORMAT,
     TrainConfig,
     TrainingDiverged,
@@ -21,7 +22,6 @@ from models.trainer import (
     read_checkpoint,
     train,
 )
-from quickdraw_tools.errors import QuickDrawError
 
 ROOT = Path(__file__).resolve().parents[1]
 

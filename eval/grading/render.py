@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import svgwrite
 
-from quickdraw_tools.strokes import stroke3_to_drawing
-
+from ...strokes import stroke3_to_drawing
 from .store import Sketch
 
 BOX = 256.0  # the viewBox side

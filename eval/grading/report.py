@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from quickdraw_tools.atomic import atomic_write
-from quickdraw_tools.errors import QuickDrawError
-
+from ...atomic import atomic_write
+from ...errors import QuickDrawError
 from .store import GRADES, REAL_SOURCE, GradeStore
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile

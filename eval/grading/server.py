@@ -31,8 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
-from quickdraw_tools.errors import QuickDrawError
-
+from ...errors import QuickDrawError
 from .render import sketch_svg
 from .store import GRADES, GradeConflict, GradeStore, Rater
 
@@ -72,7 +71,7 @@ class Response:
 
 def load_static() -> dict[str, tuple[bytes, str]]:
     """The page's files, read once from the package: URL path -> (bytes, content type)."""
-    folder = resources.files("eval.grading") / "static"
+    folder = resources.files(__package__) / "static"
     return {url: ((folder / name).read_bytes(), ctype) for url, (name, ctype) in STATIC.items()}
 
 

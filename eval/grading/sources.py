@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from quickdraw_tools.errors import QuickDrawError, check_choice
-from quickdraw_tools.formats import SPLITS, iter_drawings, load_bitmaps, load_sketchrnn_npz
-from quickdraw_tools.strokes import drawing_to_stroke3, stroke3_to_drawing
-
+from ...errors import QuickDrawError, check_choice
+from ...formats import SPLITS, iter_drawings, load_bitmaps, load_sketchrnn_npz
+from ...strokes import drawing_to_stroke3, stroke3_to_drawing
 from .store import REAL_SOURCE, Sketch
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -113,7 +112,7 @@ def _sample_checkpoint(path: Path, n: int, seed: int, temperature: float) -> lis
     model (sketch-rnn's `sample`), ink levels from a bitmap model (DRAW's `generate`)."""
     import torch
 
-    from models.trainer import load_checkpoint
+    from ...models.trainer import load_checkpoint
 
     model, data_state, _ = load_checkpoint(path)
     generator = torch.Generator().manual_seed(seed)
@@ -284,7 +283,7 @@ def unit_drawing(strokes: np.ndarray) -> list:
 def as_bitmaps(pool: Sequence[Sketch]) -> list[Sketch]:
     """Every sketch as a bitmap of the size the bitmap sources use (the official renderer draws
     the stroke sketches), so a bitmap model is judged against real sketches shown alike."""
-    from quickdraw_tools.raster import rasterize_many
+    from ...raster import rasterize_many
 
     sizes = {s.image.shape for s in pool if s.image is not None}
     if len(sizes) != 1 or len(next(iter(sizes))) != 2 or len(set(next(iter(sizes)))) != 1:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quickdraw_tools.errors import QuickDrawError
+from ...errors import QuickDrawError
 
 # The three grades of the protocol, in the order of the page's buttons (keys 1, 2, 3).
 GRADES = ("real", "possibly_real", "fake")

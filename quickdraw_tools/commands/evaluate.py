@@ -41,8 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eval.likelihood import evaluate_checkpoint, format_table
-    from quickdraw_tools.atomic import atomic_write
+    from ..atomic import atomic_write
+    from ..eval.likelihood import evaluate_checkpoint, format_table
 
     reports = [
         evaluate_checkpoint(

@@ -102,9 +102,9 @@ def add_parser(subparsers) -> None:
 
 
 def run_serve(args) -> int:
-    from eval.grading.server import GradingApp, check_exposure, make_server, session_url
-    from eval.grading.sources import build_pool, parse_source
-    from eval.grading.store import GradeStore
+    from ..eval.grading.server import GradingApp, check_exposure, make_server, session_url
+    from ..eval.grading.sources import build_pool, parse_source
+    from ..eval.grading.store import GradeStore
 
     # every check that needs no data comes first: a refusal must not leave a half-made session
     if not 0 <= args.port <= 65535:
@@ -172,8 +172,8 @@ def _check_same_session(spec: dict, args) -> None:
 
 
 def run_report(args) -> int:
-    from eval.grading.report import build_report, format_report, write_chart, write_csv
-    from eval.grading.store import GradeStore
+    from ..eval.grading.report import build_report, format_report, write_chart, write_csv
+    from ..eval.grading.store import GradeStore
 
     with GradeStore(args.db, readonly=True) as store:
         if not store.has_session():

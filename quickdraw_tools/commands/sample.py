@@ -53,10 +53,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.base import model_module
-    from models.trainer import load_checkpoint
-
     from ..errors import QuickDrawError, check_choice
+    from ..models.base import model_module
+    from ..models.trainer import load_checkpoint
 
     check_choice("mode", args.mode, MODES)
     if args.n < 1:

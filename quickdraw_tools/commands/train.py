@@ -98,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
     check_choice("model", args.model, MODELS)
     import torch
 
-    from models.base import model_module
-    from models.trainer import TrainConfig, model_class, read_checkpoint, train
+    from ..models.base import model_module
+    from ..models.trainer import TrainConfig, model_class, read_checkpoint, train
 
     model_cls = model_class(args.model)
     config_cls = model_cls.config_class  # type: ignore[attr-defined]
