@@ -34,8 +34,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import QuickDrawError, check_choice
-
-SPLITS = ("train", "valid", "test")
+from ..formats import file_stem
+from ..splits import SPLITS
+from .labels import path_labels
 
 
 @dataclass
@@ -68,60 +69,25 @@ def importance_weighted_nll(model: torch.nn.Module, batch, k: int) -> torch.Tens
     return -(torch.logsumexp(log_w.double(), dim=0) - math.log(k))
 
 
-def _category_datasets(model, data_state: dict, files: Sequence[Path], split: str, seed: int):
+def _category_datasets(model, data_state: dict, files: Sequence[Path], split: str, settings):
     """[(category, dataset)] for one split of the given files, prepared as in training.
 
-    `seed` is the training run's: DRAW splits files that carry no split of their own (the
-    official numpy_bitmap ones) with it, so another seed would hold out other images,
-    some of them trained on.
+    Each file is one category; the model builds its datasets itself, with the data state
+    and settings of the training run (so DRAW holds out the rows it held out, binarised
+    alike, and sketch-rnn uses the training scale factor).
     """
-    if model.name == "sketch-rnn":
-        from .. import strokes as S
-        from ..models.sketch_rnn import StrokeDataset, load_splits
-
-        cfg, scale = model.config, data_state["scale_factor"]
-        out = []
-        for path in files:
-            sketches = S.filter_by_length(load_splits([path])[split], cfg.max_seq_len)
-            normed = [S.normalize(S.clip_offsets(s), scale) for s in sketches]
-            out.append((path.stem, StrokeDataset(normed, cfg, augment=False)))
-        return out
-    if model.name == "draw":
-        from ..models.draw import BitmapDataset, build_datasets
-
-        out = []
-        for path in files:
-            data = getattr(build_datasets(model.config, [path], seed), split)
-            if split == "train" and model.config.binarize == "dynamic":
-                # binarised once, as the held-out splits are: otherwise `forward` and each of
-                # the k importance samples would score a different binarisation of x
-                images = torch.bernoulli(data.images, generator=torch.Generator().manual_seed(seed))
-                data = BitmapDataset(images, data.labels, data.categories)
-            out.append((path.stem, data))
-        return out
-    raise QuickDrawError(f"no likelihood evaluation for model {model.name!r}")
+    out = []
+    for path in files:
+        data = type(model).build_datasets(model.config, [path], settings, state=data_state)
+        out.append((file_stem(path), getattr(data, split)))
+    return out
 
 
-def _summarise(model, t: Totals) -> dict[str, float]:
+def _summarise(model, t: Totals, data_state: dict) -> dict:
     """Means of one category (or all) with the model's own names for the terms."""
     if t.n == 0:
         return {"n": 0}
-    recon, kl, iw = t.recon / t.n, t.kl / t.n, t.iw / t.n
-    if model.name == "sketch-rnn":
-        return {"n": t.n, "L_R": recon, "L_KL": kl, "iw_nll_nats": iw}
-    pixels = model.config.height * model.config.width
-    out = {
-        "n": t.n,
-        "L_x": recon,
-        "L_z": kl,
-        "L_x+L_z": recon + kl,
-        "bits_per_pixel": (recon + kl) / (pixels * math.log(2)),
-        "iw_nll_nats": iw,
-        "iw_bits_per_pixel": iw / (pixels * math.log(2)),
-    }
-    if model.config.binarize == "grey":
-        out["note"] = "grey-level targets: L_x is a cross-entropy, not a log-likelihood"
-    return out
+    return {"n": t.n, **model.report_terms(t.recon / t.n, t.kl / t.n, t.iw / t.n, data_state)}
 
 
 @torch.no_grad()
@@ -142,7 +108,7 @@ def evaluate_checkpoint(
     """
     from tqdm import tqdm
 
-    from ..models.trainer import load_checkpoint, to_device
+    from ..models.trainer import checkpoint_settings, load_checkpoint, to_device
 
     check_choice("split", split, SPLITS)
     if k < 1:
@@ -156,9 +122,8 @@ def evaluate_checkpoint(
     model, data_state, ckpt = load_checkpoint(checkpoint, device)
     torch.manual_seed(seed)
     categories: dict[str, Totals] = {}
-    train_seed = ckpt.get("train_config", {}).get("seed", 0)
     datasets: list[tuple[str, Dataset]] = _category_datasets(
-        model, data_state, files, split, train_seed
+        model, data_state, files, split, checkpoint_settings(ckpt)
     )
     total = sum(len(d) for _, d in datasets)
     on = next(model.parameters()).device  # where load_checkpoint put the model
@@ -182,17 +147,18 @@ def evaluate_checkpoint(
         "step": ckpt.get("step"),
         "split": split,
         "k": k,
-        "categories": {c: _summarise(model, t) for c, t in categories.items()},
-        "overall": _summarise(model, overall),
+        "categories": {c: _summarise(model, t, data_state) for c, t in categories.items()},
+        "overall": _summarise(model, overall, data_state),
     }
 
 
 def format_table(reports: Sequence[dict]) -> str:
     """One readable table for one or more reports (rows: checkpoint x category)."""
     rows = []
-    for rep in reports:
+    labels = path_labels([rep["checkpoint"] for rep in reports])
+    for rep, run in zip(reports, labels, strict=True):
         for name, values in [*rep["categories"].items(), ("overall", rep["overall"])]:
-            rows.append((Path(rep["checkpoint"]).parent.name or rep["checkpoint"], name, values))
+            rows.append((run, name, values))
     keys = [k for k in rows[0][2] if k not in ("n", "note")] if rows else []
     header = ["run", "category", "n", *keys]
     lines = [header]

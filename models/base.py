@@ -1,32 +1,33 @@
-"""The contract between the models and the shared trainer.
+"""The contract between the models, the shared trainer and evaluation.
 
-Every model module (`models/sketch_rnn.py`, `models/draw.py`) provides:
-
-- a config dataclass (paper defaults, a comment on every field);
-- a `torch.nn.Module` subclass with class attributes `name` (the registry key,
-  "sketch-rnn" or "draw") and `config_class`, built as `Model(config)`, whose
-  `forward(batch, step=None, reduction="mean")` returns `Losses`;
-- `build_datasets(config, files, seed) -> DataBundle`: train/valid/test
-  datasets built from the files `quickdraw convert` writes, plus the state
-  derived from the *training* split only (e.g. sketch-rnn's scale factor) that
-  must travel inside the checkpoint.
-
-The trainer (`models/trainer.py`) knows nothing else about a model.
+A model is a class that keeps the `GenerativeModel` protocol below; the
+registry `MODELS` names the two there are. The trainer
+(`quickdraw_tools.models.trainer`), the likelihood report
+(`quickdraw_tools.eval.likelihood`), the grading sources and the `quickdraw`
+commands talk to a model only through this protocol: none of them asks which
+model it holds.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..errors import check_choice
 
-# registry key -> module that defines the model, imported on first use
-MODEL_MODULES = {"sketch-rnn": ".sketch_rnn", "draw": ".draw"}
+if TYPE_CHECKING:
+    from .trainer import TrainConfig
+
+# registry key -> (module, class), imported on first use
+MODELS = {"sketch-rnn": (".sketch_rnn", "SketchRNN"), "draw": (".draw", "Draw")}
+OUTPUTS = ("strokes", "bitmap")  # what a model's samples are
 
 
 @dataclass
@@ -53,7 +54,91 @@ class DataBundle:
     state: dict[str, Any]  # from the training split only; saved in checkpoints
 
 
-def model_module(name: str):
-    """The module that defines model `name` ("sketch-rnn" or "draw")."""
-    check_choice("model", name, MODEL_MODULES)
-    return importlib.import_module(MODEL_MODULES[name], __package__)
+class GenerativeModel(Protocol):
+    """What every model provides (`SketchRNN`, `Draw`).
+
+    Class attributes:
+        name: the registry key ("sketch-rnn", "draw"), saved in checkpoints.
+        config_class: the model's config dataclass (the architecture and its
+            loss; paper defaults, a comment on every field).
+        settings_class: its training settings, `TrainConfig` or a subclass of
+            it with the model's own defaults and data settings (DRAW: RMSprop,
+            constant learning rate, binarisation). Fields of both become
+            ``quickdraw train`` flags.
+        output: "strokes" (samples are stroke-3 arrays) or "bitmap" (uint8 images).
+        sample_modes: the ``quickdraw sample --mode`` values it supports.
+
+    Data flows one way: `build_datasets` reads the files ``quickdraw convert``
+    writes and returns datasets whose batches `forward` and
+    `log_importance_weight` take as they are.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+    settings_class: ClassVar[type[TrainConfig]]
+    output: ClassVar[str]
+    sample_modes: ClassVar[tuple[str, ...]]
+    config: Any
+
+    @classmethod
+    def build_datasets(
+        cls,
+        config: Any,
+        files: Sequence[str | Path],
+        settings: TrainConfig,
+        state: dict | None = None,
+    ) -> DataBundle:
+        """Train/valid/test datasets from data files (one category per file).
+
+        The splits are the ones `quickdraw_tools.splits` made (or makes, keyed
+        by the same seed, for files that carry none). Without `state`, the data
+        state (e.g. sketch-rnn's scale factor) is derived from the training
+        split; with the `state` of a trained model, that state is used and
+        every split is prepared for evaluation (no augmentation, fixed targets).
+        """
+        ...
+
+    def forward(self, batch: Any, step: int | None = None, reduction: str = "mean") -> Losses:
+        """The training loss terms of a batch; ``step=None`` means evaluation (no annealing)."""
+        ...
+
+    def log_importance_weight(self, batch: Any) -> torch.Tensor:
+        """log p(x, z) - log q(z | x) per example, (B,), at one fresh z ~ q(z | x)."""
+        ...
+
+    def configure_optimizer(self, settings: TrainConfig) -> torch.optim.Optimizer:
+        """The optimiser this model trains with, at ``settings.lr``."""
+        ...
+
+    def sample_sketches(
+        self,
+        n: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        data_state: dict | None = None,
+    ) -> list[np.ndarray]:
+        """`n` new sketches: stroke-3 float arrays in data units, or uint8 (H, W) ink images."""
+        ...
+
+    def report_terms(self, recon: float, kl: float, iw_nll: float, data_state: dict) -> dict:
+        """Mean loss terms and the importance-weighted bound under the model's own names."""
+        ...
+
+    def parameters(self, recurse: bool = True): ...
+
+    def state_dict(self, *args, **kwargs): ...
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False): ...
+
+
+def model_class(name: str) -> type:
+    """The model class registered as `name` ("sketch-rnn" or "draw")."""
+    check_choice("model", name, MODELS)
+    module, cls = MODELS[name]
+    return getattr(importlib.import_module(module, __package__), cls)
+
+
+def trained_category(data_state: dict) -> str | None:
+    """The category a model was trained on, when it was trained on one; else None."""
+    names = data_state.get("categories") or []
+    return str(names[0]) if len(names) == 1 else None

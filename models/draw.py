@@ -20,17 +20,19 @@ it to Quick, Draw! bitmaps. Equations are numbered as in the paper:
 Pixel coordinates are 1-based (a = 1..A), as in the paper, so g̃ = 0 puts the
 grid centre exactly at the image centre ((A+1)/2).
 
-Targets: dynamic binarisation (a fresh Bernoulli sample of the grey levels each
-time an image is seen) by default, or a fixed threshold. The report's mode,
-grey levels used directly as Bernoulli targets ("grey"), trains fine but its
-L^x is a cross-entropy, **not a log-likelihood**: never report it as one.
+Targets are data, made by the dataset (`BitmapDataset`) from the training
+settings (`DrawTraining.binarize`): dynamic binarisation (a fresh Bernoulli
+sample of the grey levels each time an image is seen) by default, or a fixed
+threshold. The report's mode, grey levels used directly as Bernoulli targets
+("grey"), trains fine but its L^x is a cross-entropy, **not a
+log-likelihood**: never report it as one. The model scores whatever targets in
+[0, 1] it is given.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +42,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..atomic import atomic_write
+from .. import splits
 from ..errors import QuickDrawError, check_choice
-from ..formats import load_bitmaps
+from ..formats import file_kind, file_stem, load_bitmaps
 from .base import DataBundle, Losses
+from .trainer import TrainConfig
 
 BINARIZE_MODES = ("dynamic", "threshold", "grey")
 OPTIMIZERS = ("rmsprop", "adam")
@@ -52,9 +55,8 @@ REDUCTIONS = ("mean", "none")
 
 @dataclass
 class DrawConfig:
-    """DRAW hyperparameters; defaults are the DRAW report's for Quick, Draw! bitmaps."""
+    """DRAW's architecture; defaults are the DRAW report's for Quick, Draw! bitmaps."""
 
-    # model
     T: int = 20  # glimpses (decoder steps) per image
     height: int = 28  # B in the paper: image rows
     width: int = 28  # A in the paper: image columns
@@ -66,48 +68,32 @@ class DrawConfig:
     z_size: int = 10  # latent dimensions per step
     enc_size: int = 256  # encoder LSTM units
     dec_size: int = 256  # decoder LSTM units
-    # targets
-    binarize: str = "dynamic"  # "dynamic" | "threshold" | "grey" (grey: not a likelihood)
-    threshold: float = 0.5  # grey level in [0, 1] above which a pixel is on ("threshold" mode)
-    # training (batch size, learning rate and clipping are TrainConfig's: see TRAIN_DEFAULTS)
-    optimizer: str = "rmsprop"  # "rmsprop" (the report) | "adam"
-    # data
-    valid_fraction: float = 0.05  # share of each category held out for validation
-    test_fraction: float = 0.1  # share of each category held out for the test bound
-    max_per_category: int = 0  # cap rows per category, split as above (0: all)
 
     def __post_init__(self):
-        check_choice("binarize mode", self.binarize, BINARIZE_MODES)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("T", "height", "width", "z_size", "enc_size", "dec_size"):
             if getattr(self, name) < 1:
                 raise QuickDrawError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("read_n", "write_n"):
             if getattr(self, name) < 2:
                 raise QuickDrawError(f"{name} must be >= 2 (δ divides by N − 1)")
-        if self.max_per_category and self.max_per_category < 3:
-            raise QuickDrawError(
-                f"max_per_category must be 0 (all) or >= 3, got {self.max_per_category}"
-            )
+
+
+@dataclass
+class DrawTraining(TrainConfig):
+    """`TrainConfig` with the DRAW report's training settings, and DRAW's targets."""
+
+    lr_decay: float = 1.0  # lr multiplier per step (the report keeps the lr constant)
+    grad_clip: float = 5.0  # max global gradient norm; 0 disables clipping
+    optimizer: str = "rmsprop"  # rmsprop (the report) | adam
+    binarize: str = "dynamic"  # targets: dynamic | threshold | grey (grey: not a likelihood)
+    threshold: float = 0.5  # grey level in [0, 1] above which a pixel is on ("threshold" mode)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_choice("binarize mode", self.binarize, BINARIZE_MODES)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if not 0.0 <= self.threshold <= 1.0:
             raise QuickDrawError(f"threshold must be in [0, 1], got {self.threshold}")
-        if self.valid_fraction < 0 or self.test_fraction < 0:
-            raise QuickDrawError("valid_fraction and test_fraction must be >= 0")
-        if self.valid_fraction + self.test_fraction >= 1:
-            raise QuickDrawError(
-                f"valid_fraction + test_fraction must be < 1, got "
-                f"{self.valid_fraction} + {self.test_fraction}"
-            )
-
-
-# The report's training settings, as `models.trainer.TrainConfig` fields (the trainer owns
-# them; `quickdraw train draw` flags of the same names override them).
-TRAIN_DEFAULTS = {
-    "batch_size": 100,  # images per optimiser step
-    "lr": 1e-3,  # learning rate
-    "lr_decay": 1.0,  # the report keeps the learning rate constant
-    "grad_clip": 5.0,  # max global gradient norm (clip_grad_norm_)
-}
 
 
 def report_kl_offset(config: DrawConfig) -> float:
@@ -224,6 +210,9 @@ class Draw(nn.Module):
 
     name = "draw"
     config_class = DrawConfig
+    settings_class = DrawTraining
+    output = "bitmap"
+    sample_modes = ("sample", "reconstruct")
 
     def __init__(self, config: DrawConfig):
         super().__init__()
@@ -337,20 +326,6 @@ class Draw(nn.Module):
             )
         return x.view(-1, c.height, c.width)
 
-    def targets(self, x: torch.Tensor) -> torch.Tensor:
-        """The Bernoulli targets for grey levels x: a fresh binarisation, a threshold, or x.
-
-        In "dynamic" mode x is resampled every call; 0/1 images (the held-out
-        splits, binarised once at build time) are their own sample, so
-        validation and test bounds are deterministic in the data.
-        """
-        mode = self.config.binarize
-        if mode == "dynamic":
-            return torch.bernoulli(x)
-        if mode == "threshold":
-            return (x > self.config.threshold).to(x.dtype)
-        return x  # "grey": cross-entropy against grey levels, not a likelihood
-
     def forward(self, batch, step: int | None = None, reduction: str = "mean") -> Losses:
         """Losses of a batch in nats: recon = L^x, kl = L^z (eqs. 9-12), total = mean(L^x + L^z).
 
@@ -358,7 +333,7 @@ class Draw(nn.Module):
         and kl are per example, shape (B,).
         """
         check_choice("reduction", reduction, REDUCTIONS)
-        x = self.targets(self.images(batch))
+        x = self.images(batch)
         canvas, kl, _ = self._unroll(x)
         recon = F.binary_cross_entropy_with_logits(canvas, x, reduction="none").sum((1, 2))
         total = (recon + kl).mean()
@@ -372,17 +347,54 @@ class Draw(nn.Module):
         For the importance-weighted bound (Burda et al. 2016) in `eval.likelihood`:
         its expectation is −(L^x + L^z), the same targets and likelihood as `forward`.
         """
-        x = self.targets(self.images(batch))
+        x = self.images(batch)
         canvas, log_ratio, _ = self._unroll(x, log_ratio=True)
         log_px = -F.binary_cross_entropy_with_logits(canvas, x, reduction="none").sum((1, 2))
         return log_px + log_ratio
 
-    def configure_optimizer(self, lr: float = TRAIN_DEFAULTS["lr"]) -> torch.optim.Optimizer:
-        """The optimiser the config names (RMSprop as in the report, or Adam) at `lr`."""
-        c = self.config
-        if c.optimizer == "adam":
-            return torch.optim.Adam(self.parameters(), lr=lr)
-        return torch.optim.RMSprop(self.parameters(), lr=lr)
+    def configure_optimizer(self, settings: TrainConfig) -> torch.optim.Optimizer:
+        """The optimiser the settings name (RMSprop as in the report, or Adam)."""
+        if getattr(settings, "optimizer", "rmsprop") == "adam":
+            return torch.optim.Adam(self.parameters(), lr=settings.lr)
+        return torch.optim.RMSprop(self.parameters(), lr=settings.lr)
+
+    def report_terms(self, recon: float, kl: float, iw_nll: float, data_state: dict) -> dict:
+        """L^x, L^z and their sum in nats per image and in bits per pixel, and the bound."""
+        bits = self.config.height * self.config.width * math.log(2)
+        out: dict = {
+            "L_x": recon,
+            "L_z": kl,
+            "L_x+L_z": recon + kl,
+            "bits_per_pixel": (recon + kl) / bits,
+            "iw_nll_nats": iw_nll,
+            "iw_bits_per_pixel": iw_nll / bits,
+        }
+        if data_state.get("binarize") == "grey":
+            out["note"] = "grey-level targets: L_x is a cross-entropy, not a log-likelihood"
+        return out
+
+    def sample_sketches(
+        self,
+        n: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        data_state: dict | None = None,
+    ) -> list[np.ndarray]:
+        """`n` images from the prior (`generate`) as uint8 (H, W) ink levels, 255·σ(c_T)."""
+        final = self.generate(n, generator=generator, temperature=temperature).final
+        ink = np.rint(final.detach().cpu().numpy() * 255).clip(0, 255).astype(np.uint8)
+        return list(ink)
+
+    @classmethod
+    def build_datasets(
+        cls,
+        config: DrawConfig,
+        files,
+        settings: TrainConfig | None = None,
+        state: dict | None = None,
+    ) -> DataBundle:
+        """See `build_datasets`."""
+        return build_datasets(config, files, settings, state)
 
     # -- using a trained model --------------------------------------------
 
@@ -426,87 +438,56 @@ class Draw(nn.Module):
 
 
 # ---------------------------------------------------------------------------
-# `quickdraw sample` for DRAW
-
-SAMPLE_SUFFIXES = (".png", ".gif", ".npy")
-
-
-def sample_cli(model: Draw, data_state: dict, args) -> int:
-    """`quickdraw sample CHECKPOINT` for DRAW (modes: sample, reconstruct).
-
-    --out decides what is written: `.png` a grid of the finished drawings plus
-    `<out>.steps.png` (one row per drawing, one column per step); `.gif` the
-    canvases building up with their attention windows; `.npy` the finished
-    canvases as uint8 (n, 784), the official bitmap layout. --temperature
-    scales the prior's standard deviation (z_t ~ N(0, τ²I)). reconstruct reads
-    the --index rows of an --input bitmap `.npy` and shows the read (green) and
-    write (red) windows at every step.
-    """
-    from . import draw_viz
-
-    out = Path(args.out)
-    if out.suffix.lower() not in SAMPLE_SUFFIXES:
-        raise QuickDrawError(
-            f"DRAW draws bitmaps: --out must end in .png, .gif or .npy, not {out.name!r}"
-        )
-    if args.mode not in ("sample", "reconstruct"):
-        raise QuickDrawError(f"DRAW supports --mode sample and reconstruct, not {args.mode!r}")
-    temperature = args.temperature[0]
-    device = model.to_q.weight.device
-    if args.mode == "sample":
-        generator = torch.Generator(device=device).manual_seed(args.seed)
-        trace = model.generate(args.n, generator=generator, temperature=temperature)
-        originals = None
-    else:
-        if not args.input:
-            raise QuickDrawError("--mode reconstruct needs --input (a bitmap .npy file)")
-        pool = load_bitmaps(args.input)
-        index = args.index if args.index is not None else [0, 1, 2]
-        for i in index:
-            if not 0 <= i < len(pool):
-                raise QuickDrawError(f"--index {i} is out of range: {args.input} has {len(pool)}")
-        originals = model.images(torch.from_numpy(pool[index]))
-        torch.manual_seed(args.seed)
-        trace = model.reconstruct(originals)
-    trace = trace.cpu()
-    cols = args.cols or math.ceil(math.sqrt(trace.canvases.shape[1]))
-    if out.suffix.lower() == ".npy":
-        bitmaps = (trace.final.flatten(1) * 255).round().to(torch.uint8).numpy()
-        with atomic_write(out, "wb") as f:
-            np.save(f, bitmaps, allow_pickle=False)
-        written = [out]
-    elif out.suffix.lower() == ".gif":
-        written = [draw_viz.save_gif(trace, out, max_images=len(trace.final), cols=cols)]
-    elif originals is not None:
-        written = [draw_viz.save_reconstructions(originals.cpu(), trace, out)]
-    else:
-        steps_path = out.with_name(out.stem + ".steps.png")
-        written = [
-            draw_viz.save_sample_grid(trace, out, cols=cols),
-            draw_viz.save_step_grid(trace, steps_path, max_images=16),
-        ]
-    print(f"wrote {args.mode} ({trace.canvases.shape[1]} images): " + ", ".join(map(str, written)))
-    return 0
-
-
-# ---------------------------------------------------------------------------
 # Data: official-layout bitmap files (uint8, (N, 784))
 
 
 class BitmapDataset(Dataset):
-    """Images as float32 (784,) rows in [0, 1] (grey levels, or 0/1 once binarised)."""
+    """Bitmaps as float32 (784,) Bernoulli targets in [0, 1], made as the settings say.
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, categories: list[str]):
+    ``binarize="dynamic"`` with ``resample=True`` draws a fresh binarisation of
+    item ``i`` in every epoch from an rng seeded by ``(seed, epoch, i)`` (so a
+    resumed run sees the same targets); with ``resample=False`` the images
+    are binarised once, here, so held-out bounds are deterministic in the
+    data. "threshold" and "grey" are fixed either way.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        categories: list[str],
+        binarize: str = "dynamic",
+        threshold: float = 0.5,
+        seed: int = 0,
+        resample: bool = True,
+    ):
         assert images.ndim == 2 and len(images) == len(labels)
-        self.images = images
+        check_choice("binarize mode", binarize, BINARIZE_MODES)
+        grey = images.astype(np.float32) / 255 if images.dtype == np.uint8 else images
         self.labels = labels  # index into `categories`, for per-category results
         self.categories = categories
+        self.seed, self.epoch = seed, 0
+        self.resample = binarize == "dynamic" and resample
+        if binarize == "threshold":
+            grey = (grey > threshold).astype(np.float32)
+        elif binarize == "dynamic" and not resample:
+            rng = np.random.default_rng([seed, len(grey)])
+            grey = (rng.random(grey.shape, dtype=np.float32) < grey).astype(np.float32)
+        self.images = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i]
+        if not self.resample:
+            return self.images[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        grey = self.images[i].numpy()
+        on = rng.random(grey.shape, dtype=np.float32) < grey
+        return torch.from_numpy(on.astype(np.float32))
 
 
 def bitmap_files(files) -> list[Path]:
@@ -523,7 +504,7 @@ def bitmap_files(files) -> list[Path]:
             if not npys:
                 raise QuickDrawError(f"no .npy bitmap files in {inner}")
             found.extend(npys)
-        elif path.suffix == ".npy":
+        elif file_kind(path) == "bitmap":
             if not path.is_file():
                 raise QuickDrawError(f"bitmap file not found: {path}")
             found.append(path)
@@ -537,94 +518,67 @@ def bitmap_files(files) -> list[Path]:
     return found
 
 
-def convert_splits(path: Path, n: int) -> dict[str, np.ndarray] | None:
-    """The split `quickdraw convert` recorded beside `path` (`<category>.splits.json`: row
-    counts, rows in train, valid, test order), or None for a file without one."""
-    meta_path = path.with_suffix(".splits.json")
-    if not meta_path.is_file():
-        return None
-    try:
-        meta = json.loads(meta_path.read_text())
-        sizes = [int(meta[s]) for s in ("train", "valid", "test")]
-    except (ValueError, KeyError, TypeError) as e:
-        raise QuickDrawError(f"{meta_path}: not a split file written by convert ({e})") from e
-    if (
-        meta.get("order", ["train", "valid", "test"]) != ["train", "valid", "test"]
-        or sum(sizes) != n
-    ):
-        raise QuickDrawError(f"{meta_path}: split sizes {sizes} do not match {n} rows in {path}")
-    bounds = np.cumsum([0, *sizes])
-    return {
-        s: np.arange(bounds[i], bounds[i + 1]) for i, s in enumerate(("train", "valid", "test"))
-    }
+def category_split(path: Path, rows: np.ndarray, seed: int) -> splits.Split:
+    """The split of one category's bitmap rows: the one `quickdraw convert` recorded beside
+    the file, else the keyed split `quickdraw_tools.splits` makes of the rows themselves
+    (the official numpy_bitmap files carry none)."""
+    recorded = splits.read_sidecar(path, len(rows))
+    if recorded is not None:
+        return recorded
+    return splits.split_bitmaps(rows, file_stem(path), seed)
 
 
-def split_indices(n: int, config: DrawConfig, seed: int, key: str) -> dict[str, np.ndarray]:
-    """Seeded train/valid/test row indices for one category file (`key` = its name), so
-    a category's split does not depend on which other categories are trained with it."""
-    rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
-    order = rng.permutation(n)
-    n_test = math.ceil(config.test_fraction * n)
-    n_valid = math.ceil(config.valid_fraction * n)
-    return {
-        "test": np.sort(order[:n_test]),
-        "valid": np.sort(order[n_test : n_test + n_valid]),
-        "train": np.sort(order[n_test + n_valid :]),
-    }
-
-
-def _share(config: DrawConfig, split: str) -> int:
-    """How many rows of `split` `max_per_category` allows."""
-    n = config.max_per_category
-    held_out = {"valid": config.valid_fraction, "test": config.test_fraction}
-    if split in held_out:
-        return max(1, math.ceil(held_out[split] * n))
-    return n - sum(max(1, math.ceil(f * n)) for f in held_out.values())
-
-
-def build_datasets(config: DrawConfig, files, seed: int) -> DataBundle:
+def build_datasets(
+    config: DrawConfig,
+    files: Sequence[str | Path] | str | Path,
+    settings: TrainConfig | None = None,
+    state: dict | None = None,
+) -> DataBundle:
     """Bitmap files -> train/valid/test `BitmapDataset`s, split per category.
 
     A file that `quickdraw convert` wrote comes with its split (so no drawing
     crosses splits between formats); other files, such as the official
-    `numpy_bitmap` ones, are split here with `seed`.
-
-    In "dynamic" mode the held-out splits are binarised once here (seeded),
-    so their bounds are deterministic; the training split keeps grey levels
-    and is resampled at every step.
+    `numpy_bitmap` ones, get the same keyed split, by the settings' seed.
+    The training split is binarised afresh every epoch ("dynamic"); the
+    held-out splits are binarised once, and so is the training split when
+    `state` is given (evaluating a trained model).
     """
+    settings = settings if settings is not None else DrawTraining()
+    binarize = getattr(settings, "binarize", "dynamic")
+    threshold = getattr(settings, "threshold", 0.5)
     paths = bitmap_files(files)
-    categories = [p.stem for p in paths]
+    categories = [file_stem(p) for p in paths]
     if len(set(categories)) != len(categories):
         raise QuickDrawError(f"two bitmap files with the same category name: {categories}")
-    parts: dict[str, list[tuple[np.ndarray, int]]] = {"train": [], "valid": [], "test": []}
+    pixels = config.height * config.width
+    parts: dict[str, list[tuple[np.ndarray, int]]] = {s: [] for s in splits.SPLITS}
     sizes = {}
     for label, (path, category) in enumerate(zip(paths, categories, strict=True)):
         array = load_bitmaps(path)
-        splits = convert_splits(path, len(array))
-        if splits is None:
-            splits = split_indices(len(array), config, seed, category)
-        if config.max_per_category:  # the first rows of each split
-            splits = {s: rows[: _share(config, s)] for s, rows in splits.items()}
-        sizes[category] = sum(len(rows) for rows in splits.values())
-        for split, rows in splits.items():
-            parts[split].append((array[rows], label))
-    generator = torch.Generator().manual_seed(seed)
+        if array.shape[1] != pixels:
+            raise QuickDrawError(
+                f"{path}: rows of {array.shape[1]} pixels, but the model draws "
+                f"{config.height}x{config.width}"
+            )
+        kept = splits.limit(category_split(path, array, settings.seed), settings.max_per_category)
+        sizes[category] = sum(len(rows) for rows in kept.values())
+        for split, rows in kept.items():
+            parts[split].append((array[np.asarray(rows, dtype=np.int64)], label))
     datasets = {}
-    for split, chunks in parts.items():
-        images = torch.from_numpy(np.concatenate([a for a, _ in chunks])).float() / 255
-        labels = torch.cat([torch.full((len(a),), lab, dtype=torch.long) for a, lab in chunks])
-        if split != "train" and config.binarize == "dynamic":
-            images = torch.bernoulli(images, generator=generator)
-        datasets[split] = BitmapDataset(images, labels, categories)
-    if len(datasets["train"]) == 0:
+    for i, (split, chunks) in enumerate(parts.items()):
+        images = np.concatenate([a for a, _ in chunks])
+        labels = np.concatenate([np.full(len(a), lab, dtype=np.int64) for a, lab in chunks])
+        resample = split == "train" and state is None
+        datasets[split] = BitmapDataset(
+            images, labels, categories, binarize, threshold, settings.seed + i, resample
+        )
+    if len(datasets["train"]) == 0 and state is None:
         raise QuickDrawError("no training images left after the split")
-    state = {
-        "categories": categories,
-        "sizes": sizes,
-        "split_sizes": {s: len(d) for s, d in datasets.items()},
-    }
+    if state is None:
+        state = {
+            "categories": categories,
+            "sizes": sizes,
+            "split_sizes": {s: len(d) for s, d in datasets.items()},
+            "binarize": binarize,
+        }
     return DataBundle(datasets["train"], datasets["valid"], datasets["test"], state)
-
-
-Model = Draw  # the name `models.trainer` looks up in every model module

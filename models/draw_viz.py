@@ -232,31 +232,6 @@ def plot_curves(csv_path, path, title: str | None = None) -> Path:
     return Path(path)
 
 
-def write_samples(
-    model, out_dir, n: int = 64, seed: int = 0, temperature: float = 1.0, cols: int = 8
-) -> list[Path]:
-    """Draw n images from a trained model's prior and write what people look at:
-
-    - `samples.png`: the finished drawings, `cols` wide;
-    - `steps.png`: the first 16 drawings at every step (one row each);
-    - `samples.gif`: the canvases building up, with the write windows;
-    - `samples.npy`: the finished canvases as uint8 (n, H·W), the official
-      numpy_bitmap layout (255·σ(c_T), pixel probabilities, not binarised).
-    """
-    out = Path(out_dir)
-    generator = torch.Generator(device=model.to_q.weight.device).manual_seed(seed)
-    trace = model.generate(n, generator=generator, temperature=temperature).cpu()
-    paths = [
-        save_sample_grid(trace, out / "samples.png", cols=cols),
-        save_step_grid(trace, out / "steps.png", max_images=16),
-        save_gif(trace, out / "samples.gif", max_images=16, cols=4),
-    ]
-    bitmaps = (trace.final.flatten(1) * 255).round().to(torch.uint8).numpy()
-    with atomic_write(out / "samples.npy", "wb") as f:
-        np.save(f, bitmaps, allow_pickle=False)
-    return [*paths, out / "samples.npy"]
-
-
 def save_reconstructions(
     originals: torch.Tensor, trace: DrawTrace, path, steps=None, scale: int = 3
 ) -> Path:

@@ -33,9 +33,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from .. import formats, splits
 from .. import strokes as S
 from ..errors import QuickDrawError, check_choice
 from .base import DataBundle, Losses
+from .trainer import TrainConfig
 
 DECODERS = ("lstm", "layer_norm", "hyper")
 
@@ -56,8 +58,21 @@ class SketchRNNConfig:
     kl_weight_start: float = 0.01  # eta_min, the annealed KL weight's start
     kl_decay_rate: float = 0.99995  # R, the annealing rate per step
     kl_tolerance: float = 0.2  # KL_min, the floor under L_KL
+
+
+@dataclass
+class SketchRNNTraining(TrainConfig):
+    """`TrainConfig` plus sketch-rnn's data augmentation (magenta's defaults)."""
+
     random_scale: float = 0.15  # augmentation: scale x, y by U[1 - a, 1 + a] independently
     augment_prob: float = 0.10  # augmentation: drop interior points with this probability
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.random_scale < 1:
+            raise QuickDrawError(f"random_scale must be in [0, 1), got {self.random_scale}")
+        if not 0 <= self.augment_prob <= 1:
+            raise QuickDrawError(f"augment_prob must be in [0, 1], got {self.augment_prob}")
 
 
 def kl_weight(step: int | None, cfg: SketchRNNConfig) -> float:
@@ -172,17 +187,22 @@ class LSTMDecoder(nn.Module):
 
     def forward(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
         """x (B, T, in) -> outputs (B, T, H), final state."""
+        if self.training and self.drop > 0:
+            return self.loop(x, state)
         h, c = state
-        if not (self.training and self.drop > 0):
-            out, (h, c) = self.lstm(x, (h[None], c[None]))
-            return out, (h[0], c[0])
+        out, (h, c) = self.lstm(x, (h[None], c[None]))
+        return out, (h[0], c[0])
+
+    def loop(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """The same LSTM as a loop over time steps, with recurrent dropout in training."""
+        h, c = state
         l = self.lstm
         # torch orders gates (i, f, g, o); the input projection is done once for all steps
         xw = F.linear(x, l.weight_ih_l0, l.bias_ih_l0 + l.bias_hh_l0)
         outs = []
         for t in range(x.shape[1]):
             gi, gf, gg, go = (xw[:, t] + F.linear(h, l.weight_hh_l0)).chunk(4, dim=-1)
-            h, c = _lstm_update(torch.cat([gi, gg, gf, go], -1), c, self.drop, True)
+            h, c = _lstm_update(torch.cat([gi, gg, gf, go], -1), c, self.drop, self.training)
             outs.append(h)
         return torch.stack(outs, 1), (h, c)
 
@@ -276,15 +296,19 @@ def _lstm_direction(lstm: nn.LSTM, suffix: str, x: torch.Tensor) -> torch.Tensor
 # --- the model ----------------------------------------------------------------------
 
 
-class Model(nn.Module):
+class SketchRNN(nn.Module):
     """sketch-rnn. `forward(batch, step, reduction)` -> `Losses` (recon = L_R, kl = L_KL).
 
     A batch is ``(strokes5, lengths)``: stroke-5 ``(B, N_max + 1, 5)`` with the
-    start token, in normalised units, and the number of points ``(B,)``.
+    start token, in normalised units, and the number of points ``(B,)``. Keeps
+    the `base.GenerativeModel` contract.
     """
 
     name = "sketch-rnn"
     config_class = SketchRNNConfig
+    settings_class = SketchRNNTraining
+    output = "strokes"
+    sample_modes = ("sample", "reconstruct", "interpolate", "analogy", "complete")
 
     def __init__(self, config: SketchRNNConfig):
         super().__init__()
@@ -394,6 +418,36 @@ class Model(nn.Module):
         n_max = self.config.max_seq_len
         log_px = -n_max * reconstruction_loss(params, strokes5[:, 1:], lengths, n_max)
         return log_px + log_ratio
+
+    def configure_optimizer(self, settings: TrainConfig) -> torch.optim.Optimizer:
+        """Adam, as in the paper and magenta."""
+        return torch.optim.Adam(self.parameters(), lr=settings.lr)
+
+    def report_terms(self, recon: float, kl: float, iw_nll: float, data_state: dict) -> dict:
+        """L_R and L_KL as the paper defines them (eqs. 9-10), and the bound in nats."""
+        return {"L_R": recon, "L_KL": kl, "iw_nll_nats": iw_nll}
+
+    def sample_sketches(
+        self,
+        n: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        data_state: dict | None = None,
+    ) -> list[np.ndarray]:
+        """`n` sketches from the prior (`sample`), in the training data's units."""
+        scale = float((data_state or {}).get("scale_factor", 1.0))
+        return self.sample(n, temperature=temperature, generator=generator, scale=scale)
+
+    @classmethod
+    def build_datasets(
+        cls,
+        config: SketchRNNConfig,
+        files: Sequence[str | Path],
+        settings: TrainConfig | None = None,
+        state: dict | None = None,
+    ) -> DataBundle:
+        """See `build_datasets`."""
+        return build_datasets(config, files, settings, state)
 
     # using a trained model
 
@@ -601,15 +655,19 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 class StrokeDataset(Dataset):
     """Sketches (normalised stroke-3) -> ``(stroke-5 (N_max + 1, 5) float32, length)``.
 
-    With `augment`, each item is randomly scaled and has points dropped
+    With `augment` (the training settings), each item is randomly scaled and has points dropped
     (`strokes.random_scale`, `strokes.augment_strokes`) by an rng seeded from
     ``(seed, epoch, index)``, so a resumed run sees the same items.
     """
 
     def __init__(
-        self, sketches: list[np.ndarray], cfg: SketchRNNConfig, augment: bool, seed: int = 0
+        self,
+        sketches: list[np.ndarray],
+        max_seq_len: int,
+        augment: SketchRNNTraining | None = None,
+        seed: int = 0,
     ):
-        self.sketches, self.cfg, self.augment = sketches, cfg, augment
+        self.sketches, self.max_seq_len, self.augment = sketches, max_seq_len, augment
         self.seed, self.epoch = seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -620,134 +678,70 @@ class StrokeDataset(Dataset):
 
     def __getitem__(self, i: int):
         s = self.sketches[i]
-        if self.augment:
+        if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, i])
-            s = S.random_scale(s, rng, self.cfg.random_scale)
-            s = S.augment_strokes(s, rng, self.cfg.augment_prob)
-        big = S.stroke3_to_stroke5(s, self.cfg.max_seq_len)
+            s = S.random_scale(s, rng, self.augment.random_scale)
+            s = S.augment_strokes(s, rng, self.augment.augment_prob)
+        big = S.stroke3_to_stroke5(s, self.max_seq_len)
         return torch.from_numpy(big), torch.tensor(len(s))
 
 
-def load_splits(files: Sequence[str | Path]) -> dict[str, list[np.ndarray]]:
-    """Concatenate the train/valid/test splits of sketch-rnn ``.npz`` files."""
-    from ..formats import load_sketchrnn_npz
-
+def load_splits(
+    files: Sequence[str | Path], max_per_category: int = 0
+) -> dict[str, list[np.ndarray]]:
+    """Concatenate the train/valid/test splits of sketch-rnn ``.npz`` files (one category
+    each), taking at most `max_per_category` sketches of each file (0: all; see `splits.limit`)."""
     if not files:
         raise QuickDrawError("no .npz files given")
-    splits: dict[str, list[np.ndarray]] = {"train": [], "valid": [], "test": []}
+    out: dict[str, list[np.ndarray]] = {s: [] for s in splits.SPLITS}
     for path in files:
-        for name, sketches in load_sketchrnn_npz(path).items():
-            splits[name].extend(sketches)
-    return splits
+        parts = formats.load_sketchrnn_npz(path)
+        everything = splits.Split({s: list(range(len(parts[s]))) for s in splits.SPLITS})
+        kept = splits.limit(everything, max_per_category)
+        for name in splits.SPLITS:
+            out[name].extend(parts[name][i] for i in kept[name])
+    return out
 
 
-def build_datasets(cfg: SketchRNNConfig, files: Sequence[str | Path], seed: int = 0) -> DataBundle:
+def build_datasets(
+    cfg: SketchRNNConfig,
+    files: Sequence[str | Path],
+    settings: TrainConfig | None = None,
+    state: dict | None = None,
+) -> DataBundle:
     """Datasets from sketch-rnn ``.npz`` files (``DIR/sketchrnn/<category>.npz``).
 
     As magenta's loader: drop sketches longer than N_max, clamp offsets to
     ±1000, divide by the scale factor of the *training* split (saved in
-    ``state["scale_factor"]``); only the training set is augmented.
+    ``state["scale_factor"]``); only the training set is augmented. Given the
+    `state` of a trained model, its scale factor is used and nothing is augmented.
     """
-    splits = load_splits(files)
+    settings = settings if settings is not None else SketchRNNTraining()
+    raw = load_splits(files, settings.max_per_category)
     kept = {}
-    for name, sketches in splits.items():
+    for name, sketches in raw.items():
         kept[name] = [S.clip_offsets(s) for s in S.filter_by_length(sketches, cfg.max_seq_len)]
-        if not kept[name]:
+        if not kept[name] and state is None:
             raise QuickDrawError(
                 f"no {name} sketches with 1..{cfg.max_seq_len} points in {list(map(str, files))}"
             )
-    scale = S.normalizing_scale_factor(kept["train"])
+    if state is None:
+        scale = S.normalizing_scale_factor(kept["train"])
+        state = {
+            "scale_factor": scale,
+            "files": [str(f) for f in files],
+            "categories": [formats.file_stem(Path(f)) for f in files],
+            "sizes": {k: len(v) for k, v in kept.items()},
+            "dropped_too_long": {k: len(raw[k]) - len(kept[k]) for k in raw},
+        }
+        augment = settings if isinstance(settings, SketchRNNTraining) else SketchRNNTraining()
+    else:
+        scale, augment = state["scale_factor"], None
     norm = {k: [S.normalize(s, scale) for s in v] for k, v in kept.items()}
-    state = {
-        "scale_factor": scale,
-        "files": [str(f) for f in files],
-        "sizes": {k: len(v) for k, v in norm.items()},
-        "dropped_too_long": {k: len(splits[k]) - len(kept[k]) for k in splits},
-    }
+    n_max = cfg.max_seq_len
     return DataBundle(
-        train=StrokeDataset(norm["train"], cfg, augment=True, seed=seed),
-        valid=StrokeDataset(norm["valid"], cfg, augment=False),
-        test=StrokeDataset(norm["test"], cfg, augment=False),
+        train=StrokeDataset(norm["train"], n_max, augment, seed=settings.seed),
+        valid=StrokeDataset(norm["valid"], n_max),
+        test=StrokeDataset(norm["test"], n_max),
         state=state,
     )
-
-
-# --- the `quickdraw sample` hook ------------------------------------------------------
-
-
-def read_sketches(path: str | Path, split: str = "test") -> list[np.ndarray]:
-    """Stroke-3 sketches from a sketch-rnn ``.npz`` (one split) or an ndjson/.bin file."""
-    from .. import formats
-
-    path = Path(path)
-    if path.suffix == ".npz":
-        splits = formats.load_sketchrnn_npz(path)
-        check_choice("split", split, list(splits))
-        return splits[split]
-    return [S.drawing_to_stroke3(r["drawing"]) for r in formats.iter_drawings(path)]
-
-
-def write_sketches(path: str | Path, sketches: list[np.ndarray], cols: int, captions=None) -> None:
-    """Stroke-3 sketches -> an SVG grid (``.svg``) or drawings (``.ndjson``), atomically."""
-    from .. import formats, svg
-
-    path = Path(path)
-    check_choice("output suffix", path.suffix, [".svg", ".ndjson"])
-    if path.suffix == ".svg":
-        svg.svg_grid(sketches, cols, captions, path)
-    else:
-        records = [
-            {"word": c or "", "drawing": S.stroke3_to_drawing(np.round(s, 2))}
-            for s, c in zip(sketches, captions or [None] * len(sketches), strict=True)
-        ]
-        formats.write_ndjson(path, records)
-
-
-def sample_cli(model: Model, data_state: dict, args) -> int:
-    """`quickdraw sample` for sketch-rnn: see that command's --help for the modes."""
-    scale = data_state["scale_factor"]
-    gen = torch.Generator().manual_seed(args.seed)
-    temps = args.temperature
-    if args.mode == "sample":
-        out = model.sample(args.n, temperature=temps[0], generator=gen, scale=scale)
-        cols = args.cols or math.ceil(math.sqrt(len(out)))
-        write_sketches(args.out, out, cols, [f"τ={temps[0]:g}"] * len(out))
-        print(f"wrote {len(out)} samples to {args.out}")
-        return 0
-    if not args.input:
-        raise QuickDrawError(f"--mode {args.mode} needs --input (a .npz or .ndjson file)")
-    pool = read_sketches(args.input, args.split)
-    wanted = {"reconstruct": 3, "interpolate": 2, "analogy": 3, "complete": 1}[args.mode]
-    index = args.index if args.index is not None else list(range(wanted))
-    for i in index:
-        if not 0 <= i < len(pool):
-            raise QuickDrawError(f"--index {i} is out of range: {args.input} has {len(pool)}")
-    picked = [pool[i] for i in index]
-    if args.mode in ("interpolate", "analogy", "complete") and len(picked) != wanted:
-        raise QuickDrawError(f"--mode {args.mode} takes {wanted} --index value(s)")
-    if args.mode == "reconstruct":
-        rows, captions = [], []
-        for i, s in zip(index, picked, strict=True):
-            rows += [s] + model.reconstruct(s, scale, temps, gen)
-            captions += [f"#{i}"] + [f"τ={t:g}" for t in temps]
-        cols = 1 + len(temps)
-    elif args.mode == "interpolate":
-        path = model.interpolate(*picked, scale, args.steps, args.method, temps[0], gen)
-        rows = [picked[0], *path, picked[1]]
-        captions = ["a", *[f"{k / max(1, args.steps - 1):.2f}" for k in range(args.steps)], "b"]
-        cols = args.cols or len(rows)
-    elif args.mode == "analogy":
-        out = model.analogy(*picked, scale, args.n, temps[0], gen)
-        rows, captions = [*picked, *out], ["a", "b", "c", *["a-b+c"] * len(out)]
-        cols = args.cols or len(rows)
-    else:
-        sketch = picked[0]
-        k = args.prefix if args.prefix is not None else max(1, len(sketch) // 2)
-        if not 1 <= k <= len(sketch):
-            raise QuickDrawError(f"--prefix must be in 1..{len(sketch)}, got {k}")
-        out = model.complete(sketch[:k], scale, args.n, temps[0], gen)
-        rows, captions = [sketch, sketch[:k], *out], ["whole", "given", *["ending"] * len(out)]
-        cols = args.cols or math.ceil(math.sqrt(len(rows)))
-    write_sketches(args.out, rows, cols, captions)
-    print(f"wrote {args.mode} ({len(rows)} sketches) to {args.out}")
-    return 0

@@ -1,29 +1,26 @@
-"""One training loop for every model in `models.base`'s registry (sketch-rnn, DRAW).
+"""One training loop for every model of `base.MODELS` (sketch-rnn, DRAW).
 
-The contract a model module keeps (see also `models/base.py`):
+The trainer talks to a model only through `base.GenerativeModel`:
+``cls.build_datasets(config, files, settings)`` gives the data,
+``model.configure_optimizer(settings)`` the optimiser, and
+``model(batch, step=step)`` the `base.Losses` whose ``total`` it minimises.
+``step`` is the training step (for annealing such as sketch-rnn's KL weight);
+validation calls ``model(batch, step=None, reduction="none")``, which means
+"evaluate: no annealing". ``losses.extra`` scalars are logged. Dataset items
+are tensors (or tuples/dicts of them) the default collate can stack; a
+dataset with randomness (augmentation, binarisation) defines
+``set_epoch(epoch)``, which the trainer calls before every epoch, so that item
+``i`` of epoch ``e`` is the same in an uninterrupted and a resumed run (the
+item's ``np.random.Generator`` comes from ``(seed, epoch, i)``).
 
-- the model class (any class name) is an ``nn.Module`` built as ``cls(config)``,
-  with class attributes ``name`` (registry key) and ``config_class`` (a
-  dataclass whose fields become ``quickdraw train`` flags; they must not clash
-  with `TrainConfig`'s); ``model.config`` holds the instance.
-- ``model(batch, step=step)`` returns `models.base.Losses`; the trainer
-  minimises ``losses.total``. ``step`` is the training step (for annealing such
-  as sketch-rnn's KL weight); validation calls ``model(batch, step=None)``,
-  which means "evaluate: no annealing", with ``reduction="none"`` (per-example
-  ``recon`` and ``kl``). ``losses.extra`` scalars are logged.
-- ``build_datasets(config, files, seed) -> DataBundle``; dataset items are
-  tensors (or tuples/dicts of tensors) that the default collate can stack.
-  A dataset with randomness (augmentation) may define ``set_epoch(epoch)``;
-  the trainer calls it before every epoch so that item ``i`` of epoch ``e`` is
-  the same in an uninterrupted and a resumed run (derive the item's
-  ``np.random.Generator`` from ``(seed, epoch, i)``).
-- `load_checkpoint` finds the class as the ``nn.Module`` in the model's module
-  whose ``name`` is the registry key; ``quickdraw sample`` then calls the
-  module's ``sample_cli(model, data_state, args) -> int`` (see
-  `quickdraw_tools/commands/sample.py` for the shared flags).
-- Model randomness (noise, dropout) uses torch's global generator; the
-  trainer seeds it, saves it in checkpoints, and runs validation inside
-  ``torch.random.fork_rng`` so validating never changes what training does.
+The settings of a run are the model's `settings_class` (`TrainConfig` or a
+subclass with the model's own defaults); `run_configs` merges the defaults, a
+resumed run's saved settings and the flags given, in that order, and is the
+one place that does.
+
+Model randomness (noise, dropout) uses torch's global generator; the trainer
+seeds it, saves it in checkpoints, and runs validation inside
+``torch.random.fork_rng`` so validating never changes what training does.
 
 What the trainer does, top to bottom in `train`: pick the device, seed,
 optionally resume from ``RUN_DIR/last.pt``, then for every step: set the
@@ -47,7 +44,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +57,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_write
 from ..errors import QuickDrawError, check_choice
-from .base import DataBundle, Losses, model_module
+from .base import DataBundle, GenerativeModel, Losses, model_class
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.csv"
@@ -68,7 +65,7 @@ LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.csv"
 
 @dataclass
 class TrainConfig:
-    """Training settings, shared by all models (the model's own live in its config)."""
+    """Training settings shared by all models (a model's `settings_class` may add its own)."""
 
     steps: int = 10_000  # optimiser steps in total (a resumed run stops here too)
     batch_size: int = 100  # sketches/images per step, per process under torchrun
@@ -81,13 +78,16 @@ class TrainConfig:
     eval_every: int = 500  # validate every N steps (and at the last step)
     checkpoint_every: int = 500  # write last.pt every N steps (and at the last step)
     log_every: int = 10  # write a metrics.csv row every N steps
-    seed: int = 0  # seeds data order, augmentation and model noise
+    seed: int = 0  # seeds the split of files without one, data order, augmentation, noise
+    max_per_category: int = 0  # use at most N drawings of each category, split alike (0: all)
     workers: int = 0  # DataLoader worker processes
+    threads: int = 0  # torch threads in this process (0: torch's default)
 
     def __post_init__(self):
         check_choice("device", self.device, ["auto", "cpu", "cuda"])
         at_least = {"steps": 0, "batch_size": 1, "eval_every": 1, "checkpoint_every": 1}
-        at_least.update(log_every=1, workers=0, min_lr=0, grad_clip=0)
+        at_least.update(log_every=1, workers=0, threads=0, min_lr=0, grad_clip=0)
+        at_least.update(max_per_category=0)
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise QuickDrawError(f"{name} must be >= {low}, got {getattr(self, name)}")
@@ -137,6 +137,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def _config_from_dict(cls, values: dict):
+    """`cls(**values)` for the fields `cls` has (a checkpoint may name fields since removed)."""
     known = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -160,14 +161,41 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
-def model_class(name: str) -> type[nn.Module]:
-    """The nn.Module subclass whose class attribute `name` is the registry key `name`."""
-    module = model_module(name)
-    for value in vars(module).values():
-        if isinstance(value, type) and issubclass(value, nn.Module):
-            if getattr(value, "name", None) == name and hasattr(value, "config_class"):
-                return value
-    raise QuickDrawError(f"{module.__name__} defines no nn.Module with name = {name!r}")
+def checkpoint_settings(ckpt: dict) -> TrainConfig:
+    """The training settings a checkpoint was written with (its model's `settings_class`)."""
+    return _config_from_dict(model_class(ckpt["model"]).settings_class, ckpt["train_config"])
+
+
+def run_configs(
+    model_cls: type, given: dict[str, Any], resume_from: dict | None = None
+) -> tuple[Any, TrainConfig]:
+    """(model config, training settings) of a run, from the flags `given` (field -> value).
+
+    A new run starts from the defaults of the model's `config_class` and
+    `settings_class`; a resumed one (`resume_from` = its checkpoint) keeps the
+    checkpoint's model and settings. Given training settings override either
+    (e.g. a larger ``steps``); a resumed run refuses model flags.
+    """
+    model_fields = {f.name for f in fields(model_cls.config_class)}
+    settings_fields = {f.name for f in fields(model_cls.settings_class)}
+    overlap = model_fields & settings_fields
+    assert not overlap, f"config fields clash with the training settings: {overlap}"
+    unknown = sorted(given.keys() - model_fields - settings_fields)
+    if unknown:
+        raise QuickDrawError(f"unknown settings for {model_cls.name}: {unknown}")
+    if resume_from is None:
+        model_cfg = model_cls.config_class(**{k: given[k] for k in model_fields & given.keys()})
+        settings = model_cls.settings_class()
+    else:
+        changed = sorted(model_fields & given.keys())
+        if changed:
+            raise QuickDrawError(
+                f"--resume keeps the checkpoint's model; drop the model flag(s) {changed}"
+            )
+        model_cfg = _config_from_dict(model_cls.config_class, resume_from["model_config"])
+        settings = checkpoint_settings(resume_from)
+    settings = replace(settings, **{k: given[k] for k in settings_fields & given.keys()})
+    return model_cfg, settings
 
 
 def load_checkpoint(
@@ -182,8 +210,7 @@ def load_checkpoint(
     """
     ckpt = read_checkpoint(path)
     model_cls = model_class(ckpt["model"])
-    config = _config_from_dict(model_cls.config_class, ckpt["model_config"])
-    model = model_cls(config)
+    model = model_cls(_config_from_dict(model_cls.config_class, ckpt["model_config"]))
     model.load_state_dict(ckpt["weights"])
     model.to(resolve_device(device) if isinstance(device, str) else device).eval()
     return model, ckpt["data_state"], ckpt
@@ -352,7 +379,7 @@ class TrainResult:
 
 
 def train(
-    model: nn.Module,
+    model: GenerativeModel,
     data: DataBundle,
     cfg: TrainConfig,
     out_dir: str | os.PathLike,
@@ -374,14 +401,11 @@ def train(
         torch.cuda.set_device(device)
     is_main = rank == 0
 
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     _seed_everything(cfg.seed + rank)
     model.to(device)
-    # a model may choose its optimiser (DRAW: RMSprop as in its report, or Adam)
-    make_optimizer = getattr(model, "configure_optimizer", None)
-    if make_optimizer is not None:
-        optimizer = make_optimizer(cfg.lr)
-    else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = model.configure_optimizer(cfg)
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16
     if use_amp and not torch.cuda.is_bf16_supported():
@@ -538,12 +562,13 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingDiverged",
+    "checkpoint_settings",
     "evaluate",
     "learning_rate",
     "load_checkpoint",
-    "model_class",
     "read_checkpoint",
     "resolve_device",
+    "run_configs",
     "save_checkpoint",
     "train",
 ]

@@ -24,7 +24,6 @@ byte-identical to a serial run.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal
 from collections.abc import Sequence
@@ -37,9 +36,8 @@ import numpy as np
 from tqdm import tqdm
 
 from . import formats
-from .atomic import atomic_write
 from .errors import QuickDrawError, check_choice
-from .splits import SPLITS, split_records
+from .splits import SPLITS, split_records, write_sidecar
 from .strokes import drawing_to_stroke3
 
 FORMATS = ("sketchrnn", "bitmap", "mnist")
@@ -275,8 +273,7 @@ def _write_category(result, parts, out, wanted, seed, label, mnist_parts) -> Non
     if "bitmap" in wanted:
         path = out / "bitmap" / f"{result.category}.npy"
         formats.save_bitmaps(path, bitmaps)
-        with atomic_write(path.with_suffix(".splits.json"), "w") as f:
-            json.dump({**result.sizes, "seed": seed, "order": list(SPLITS)}, f, indent=1)
+        write_sidecar(path, result.sizes, seed)
         result.outputs.append(str(path))
     if "mnist" in wanted:
         mnist_parts["train"].append((bitmaps[bounds[0] : bounds[1]], label))

@@ -39,6 +39,7 @@ from tqdm import tqdm
 from .atomic import atomic_write
 from .categories import check_category
 from .errors import QuickDrawError, check_choice
+from .formats import SUFFIXES
 
 DEFAULT_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/"
 BASE_URL_ENV = "QUICKDRAW_BASE_URL"
@@ -289,10 +290,10 @@ def download(
 
 # File suffixes each format may have in a local folder of files (flat layout).
 _LOCAL_SUFFIXES = {
-    "raw": (".ndjson", ".ndjson.gz"),
-    "simplified": (".ndjson", ".ndjson.gz"),
-    "binary": (".bin",),
-    "numpy_bitmap": (".npy",),
+    "raw": SUFFIXES["ndjson"],
+    "simplified": SUFFIXES["ndjson"],
+    "binary": SUFFIXES["binary"],
+    "numpy_bitmap": SUFFIXES["bitmap"],
     "sketchrnn": (".npz",),
     "sketchrnn_full": (".full.npz",),
 }

@@ -47,10 +47,52 @@ import numpy as np
 from .atomic import atomic_write
 from .errors import QuickDrawError, check_choice
 from .splits import SPLITS  # the keys of a sketch-rnn .npz are the split names
-from .strokes import drawing_problem
+from .strokes import drawing_problem, drawing_to_stroke3
 
 BITMAP_SIDE = 28
 BITMAP_SIZE = BITMAP_SIDE * BITMAP_SIDE
+
+# ---------------------------------------------------------------------------
+# File kinds: the one table of suffixes (matched case-insensitively, longest first)
+
+SUFFIXES = {
+    "ndjson": (".ndjson", ".ndjson.gz", ".jsonl"),  # raw or simplified drawings
+    "binary": (".bin",),  # the official binary drawings
+    "bitmap": (".npy",),  # numpy_bitmap rows, uint8 (N, 784)
+    "sketchrnn": (".full.npz", ".npz"),  # sketch-rnn stroke-3 splits
+    "checkpoint": (".pt", ".pth", ".ckpt"),  # what `quickdraw train` writes
+}
+DRAWING_KINDS = ("ndjson", "binary")  # files of drawings (records)
+
+
+def _suffix_of(path: str | Path) -> tuple[str | None, str]:
+    name = Path(path).name
+    lower = name.lower()
+    pairs = sorted(
+        ((suffix, kind) for kind, ss in SUFFIXES.items() for suffix in ss),
+        key=lambda p: -len(p[0]),
+    )
+    for suffix, kind in pairs:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return kind, name[: -len(suffix)]
+    return None, Path(path).stem
+
+
+def file_kind(path: str | Path) -> str | None:
+    """Which of `SUFFIXES` the file's name says it is ("ndjson", "bitmap", ...), or None."""
+    return _suffix_of(path)[0]
+
+
+def file_stem(path: str | Path) -> str:
+    """The name without its kind's suffix: ``cat.ndjson.gz`` -> ``cat``, ``cat.full.npz`` ->
+    ``cat``; the category of a one-category file."""
+    return _suffix_of(path)[1]
+
+
+def suffix_list(*kinds: str) -> str:
+    """``'.ndjson', '.ndjson.gz', ...`` for error messages."""
+    return ", ".join(repr(s) for k in kinds for s in SUFFIXES[k])
+
 
 # ---------------------------------------------------------------------------
 # ndjson
@@ -347,14 +389,25 @@ def iter_drawings(
     `on_error`, `stats` and `warn` apply to ndjson (a ``.bin`` has no lines to skip).
     """
     path = Path(path)
-    name = path.name.lower()
-    if name.endswith((".ndjson", ".ndjson.gz", ".jsonl")):
+    kind = file_kind(path)
+    if kind == "ndjson":
         return iter_ndjson(path, on_error=on_error, stats=stats, warn=warn)
-    if name.endswith(".bin"):
+    if kind == "binary":
         return iter_binary(path)
     raise QuickDrawError(
-        f"cannot read drawings from {path}: unknown suffix; valid: '.ndjson', '.ndjson.gz', '.bin'"
+        f"cannot read drawings from {path}: unknown suffix; valid: {suffix_list(*DRAWING_KINDS)}"
     )
+
+
+def read_stroke3(path: str | Path, split: str = "test") -> list[np.ndarray]:
+    """Stroke-3 sketches ``(n, 3)`` from a sketch-rnn ``.npz`` (its `split`) or from the
+    drawings of an ndjson / ``.bin`` file (every record; `split` does not apply)."""
+    path = Path(path)
+    if file_kind(path) == "sketchrnn":
+        splits = load_sketchrnn_npz(path)
+        check_choice("split", split, list(splits))
+        return splits[split]
+    return [drawing_to_stroke3(r["drawing"]) for r in iter_drawings(path)]
 
 
 # ---------------------------------------------------------------------------

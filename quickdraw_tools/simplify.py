@@ -20,7 +20,15 @@ from numba import njit
 from tqdm import tqdm
 
 from .errors import QuickDrawError, check_choice
-from .formats import ReadStats, iter_ndjson, write_binary, write_ndjson
+from .formats import (
+    DRAWING_KINDS,
+    ReadStats,
+    file_kind,
+    iter_ndjson,
+    suffix_list,
+    write_binary,
+    write_ndjson,
+)
 from .strokes import flatten_drawing, flatten_drawings
 
 # ---------------------------------------------------------------------------
@@ -413,12 +421,13 @@ def simplify_file(
     """
     check_choice("on_error mode", on_error, ["raise", "skip"])
     source, out = Path(source), Path(out)
-    if out.name.endswith(".bin"):
+    kind = file_kind(out)
+    if kind == "binary":
         write = write_binary
-    elif out.name.endswith((".ndjson", ".ndjson.gz", ".jsonl")):
+    elif kind == "ndjson":
         write = write_ndjson
     else:  # writing ndjson under another name would make a file nothing reads right
-        raise QuickDrawError(f"output {out} must end in .ndjson, .ndjson.gz or .bin")
+        raise QuickDrawError(f"output {out} must end in one of {suffix_list(*DRAWING_KINDS)}")
     if out.exists() and source.exists() and out.resolve() == source.resolve():
         raise QuickDrawError(f"output {out} is the input file; choose another --out")
     stats = ReadStats()

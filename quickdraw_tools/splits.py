@@ -7,17 +7,28 @@ A drawing's split depends only on (seed, category, the drawing's identity),
 never on the order of the file or on the machine: each drawing is ranked by a
 keyed hash of its identity, and the ranks are cut into train, valid and test.
 The identity is the `key_id` when the record has one, else a hash of its
-strokes, and duplicates are dropped first, so no drawing lands in two splits.
+strokes (a bitmap row: a hash of its bytes), and duplicates are dropped first,
+so no drawing lands in two splits.
+
+A file whose rows are already in split order (``bitmap/<category>.npy`` from
+`quickdraw convert`) carries its split in a sidecar,
+``<category>.splits.json``; `write_sidecar` and `read_sidecar` are the only
+code that knows its format.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from .atomic import atomic_write
 from .errors import QuickDrawError
 
 SPLITS = ("train", "valid", "test")
@@ -49,6 +60,11 @@ def drawing_identity(record: dict[str, Any]) -> str:
     return "sha1:" + hashlib.sha1(blob).hexdigest()
 
 
+def bitmap_identity(row: np.ndarray) -> str:
+    """A digest of a bitmap row's bytes: the identity of a drawing known only by its pixels."""
+    return "sha1:" + hashlib.sha1(np.ascontiguousarray(row).tobytes()).hexdigest()
+
+
 def _rank(seed: int, category: str, identity: str) -> bytes:
     return hashlib.blake2b(f"{seed}\0{category}\0{identity}".encode(), digest_size=16).digest()
 
@@ -74,11 +90,20 @@ def split_records(
     records: Sequence[dict[str, Any]] | Iterable[dict[str, Any]], category: str, seed: int = 0
 ) -> Split:
     """Assign each record of one category to train, valid or test (see module doc)."""
+    return split_identities((drawing_identity(r) for r in records), category, seed)
+
+
+def split_bitmaps(rows: np.ndarray, category: str, seed: int = 0) -> Split:
+    """`split_records` for bitmap rows ``(N, pixels)`` that carry no split (no sidecar)."""
+    return split_identities((bitmap_identity(r) for r in rows), category, seed)
+
+
+def split_identities(identities: Iterable[str], category: str, seed: int = 0) -> Split:
+    """Assign items, known by their identities (in file order), to train, valid or test."""
     seen: set[str] = set()
     ranked: list[tuple[bytes, int]] = []
     duplicates = 0
-    for i, record in enumerate(records):
-        identity = drawing_identity(record)
+    for i, identity in enumerate(identities):
         if identity in seen:
             duplicates += 1
             continue
@@ -91,3 +116,55 @@ def split_records(
         indices[name] = sorted(i for _, i in ranked[start : start + sizes[name]])
         start += sizes[name]
     return Split(indices=indices, duplicates=duplicates, unused=len(ranked) - start)
+
+
+def limit(split: Split, n: int) -> dict[str, list[int]]:
+    """At most `n` items of `split` (0: all): the first ones of each split, in the
+    proportions `split_sizes(n)` gives, so a smaller run is a prefix of a larger one."""
+    if n < 0:
+        raise QuickDrawError(f"max_per_category must be >= 0 (0: all), got {n}")
+    if n == 0 or n >= sum(split.sizes.values()):
+        return split.indices
+    want = split_sizes(n)
+    return {s: split.indices[s][: want[s]] for s in SPLITS}
+
+
+# --- the sidecar of a file whose rows are in split order ---------------------------------
+
+SIDECAR_SUFFIX = ".splits.json"
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """``bitmap/cat.npy`` -> ``bitmap/cat.splits.json``."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(path.suffix) + SIDECAR_SUFFIX)
+
+
+def write_sidecar(path: str | os.PathLike, sizes: Mapping[str, int], seed: int) -> Path:
+    """Record, beside the file at `path`, that its rows are train, valid, test in that order."""
+    sidecar = sidecar_path(path)
+    with atomic_write(sidecar, "w") as f:
+        json.dump({**{s: int(sizes[s]) for s in SPLITS}, "seed": seed, "order": list(SPLITS)}, f)
+    return sidecar
+
+
+def read_sidecar(path: str | os.PathLike, rows: int) -> Split | None:
+    """The split recorded beside the file at `path` (which has `rows` rows), or None if
+    there is no sidecar. A sidecar that does not describe `rows` rows is an error."""
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file():
+        return None
+    try:
+        meta = json.loads(sidecar.read_text())
+        sizes = [int(meta[s]) for s in SPLITS]
+        order = meta.get("order", list(SPLITS))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise QuickDrawError(f"{sidecar}: not a split file written by convert ({e})") from None
+    if order != list(SPLITS) or min(sizes) < 0 or sum(sizes) != rows:
+        raise QuickDrawError(
+            f"{sidecar}: split sizes {dict(zip(SPLITS, sizes, strict=True))} do not match "
+            f"the {rows} rows of {path}"
+        )
+    bounds = np.cumsum([0, *sizes]).tolist()
+    indices = {s: list(range(bounds[i], bounds[i + 1])) for i, s in enumerate(SPLITS)}
+    return Split(indices=indices)

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import formats
 from .atomic import atomic_write
 from .errors import QuickDrawError, check_choice
+from .formats import file_kind, file_stem
 from .strokes import flatten_drawing, stroke3_to_drawing, stroke5_to_stroke3
 
 COLOR_BY = ("none", "stroke", "time")
@@ -329,17 +331,16 @@ def _read_sketches(path: Path, split: str | None, limit: int | None):
     """Check the input, then return an iterator of (name, sketch, captions by kind)."""
     if not path.is_file():
         raise QuickDrawError(f"input file not found: {path}")
-    if path.suffix != ".npz" and split is not None:
+    if file_kind(path) != "sketchrnn" and split is not None:
         raise QuickDrawError(f"--split applies to sketch-rnn .npz files, not {path.name}")
     return _iter_sketches(path, split, limit)
 
 
 def _iter_sketches(path: Path, split: str | None, limit: int | None):
-    from . import formats
 
-    stem = path.name.split(".")[0]
+    stem = file_stem(path)
     count = 0
-    if path.suffix == ".npz":
+    if file_kind(path) == "sketchrnn":
         data = formats.load_sketchrnn_npz(path)
         splits = [check_choice("split", split, list(data))] if split else list(data)
         for s in splits:
@@ -387,7 +388,7 @@ def export(
         raise QuickDrawError(f"--limit must be >= 1, got {limit}")
     layout = parse_grid(grid) if grid else None
     input_path, out_dir = Path(input_path), Path(out_dir)
-    stem = input_path.name.split(".")[0]
+    stem = file_stem(input_path)
     written: list[Path] = []
 
     cell = 256.0 if layout is None else 128.0

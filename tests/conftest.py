@@ -139,3 +139,23 @@ def mirror_server(shared):
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+# --- checkpoints made by the trainer itself ---------------------------------------------------
+
+
+def train_checkpoint(out: Path, model: str, config: dict, files: list, steps: int = 0, **settings):
+    """`RUN_DIR/last.pt` of a tiny `model` trained `steps` steps on `files` by the trainer (with
+    ``steps=0``: initial weights, saved as `quickdraw train` saves every checkpoint)."""
+    import torch
+
+    from quickdraw_tools.models.base import model_class
+    from quickdraw_tools.models.trainer import train
+
+    cls = model_class(model)
+    cfg = cls.config_class(**config)
+    base = dict(steps=steps, batch_size=4, eval_every=10**6, checkpoint_every=10**6, device="cpu")
+    run = cls.settings_class(**{**base, **settings})
+    torch.manual_seed(run.seed)
+    data = cls.build_datasets(cfg, files, run)
+    return train(cls(cfg), data, run, out, progress=False).last_checkpoint

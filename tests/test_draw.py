@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from quickdraw_tools.atomic import atomic_write
+from quickdraw_tools import splits
 from quickdraw_tools.errors import QuickDrawError
 from quickdraw_tools.models import draw_viz
-from quickdraw_tools.models.base import model_module
+from quickdraw_tools.models.base import model_class
 from quickdraw_tools.models.draw import (
-    TRAIN_DEFAULTS,
+    BitmapDataset,
     Draw,
     DrawConfig,
+    DrawTraining,
     Window,
     attention_window,
     build_datasets,
@@ -26,7 +25,6 @@ from quickdraw_tools.models.draw import (
     kl_standard_normal,
     read_glimpse,
     report_kl_offset,
-    split_indices,
     write_patch,
 )
 
@@ -42,6 +40,11 @@ def cats(shared) -> torch.Tensor:
     """The first 64 official cat bitmaps, uint8 (64, 784)."""
     rows = np.load(shared / "mirror/full/numpy_bitmap/cat.npy", mmap_mode="r")[:64]
     return torch.from_numpy(np.array(rows))
+
+
+def on(images: torch.Tensor) -> torch.Tensor:
+    """Grey levels -> fixed 0/1 targets (what the "threshold" mode makes)."""
+    return (images.float() / 255 > 0.5).float()
 
 
 def window(batch=4, n=5, size=28, seed=0) -> Window:
@@ -116,27 +119,30 @@ def test_report_kl_offset_is_90_nats_at_the_report_defaults():
     assert report_kl_offset(DrawConfig()) == 90.0
 
 
-def test_config_defaults_are_the_reports():
+def test_config_and_training_defaults_are_the_reports():
     c = DrawConfig()
     assert (c.T, c.read_n, c.write_n, c.z_size, c.enc_size, c.dec_size) == (20, 5, 5, 10, 256, 256)
-    assert (c.optimizer, c.binarize) == ("rmsprop", "dynamic")
-    assert TRAIN_DEFAULTS == {"batch_size": 100, "lr": 1e-3, "lr_decay": 1.0, "grad_clip": 5.0}
-    assert isinstance(Draw(c).configure_optimizer(), torch.optim.RMSprop)
-    assert isinstance(Draw(tiny(optimizer="adam")).configure_optimizer(), torch.optim.Adam)
+    t = DrawTraining()
+    assert (t.optimizer, t.binarize, t.batch_size, t.lr) == ("rmsprop", "dynamic", 100, 1e-3)
+    assert (t.lr_decay, t.grad_clip) == (1.0, 5.0)
+    assert isinstance(Draw(c).configure_optimizer(t), torch.optim.RMSprop)
+    adam = Draw(tiny()).configure_optimizer(DrawTraining(optimizer="adam", lr=0.01))
+    assert isinstance(adam, torch.optim.Adam) and adam.param_groups[0]["lr"] == 0.01
 
 
 @pytest.mark.parametrize(
-    "changes,match",
+    "make,changes,match",
     [
-        ({"binarize": "gray"}, "did you mean 'grey'"),
-        ({"optimizer": "sgd"}, "valid: 'rmsprop', 'adam'"),
-        ({"read_n": 1}, "read_n"),
-        ({"test_fraction": 0.6, "valid_fraction": 0.5}, "must be < 1"),
+        (DrawTraining, {"binarize": "gray"}, "did you mean 'grey'"),
+        (DrawTraining, {"optimizer": "sgd"}, "valid: 'rmsprop', 'adam'"),
+        (DrawTraining, {"threshold": 1.5}, "threshold"),
+        (DrawTraining, {"max_per_category": -1}, "max_per_category"),
+        (tiny, {"read_n": 1}, "read_n"),
     ],
 )
-def test_bad_config_names_the_problem(changes, match):
+def test_bad_config_names_the_problem(make, changes, match):
     with pytest.raises(QuickDrawError, match=match):
-        tiny(**changes)
+        make(**changes)
 
 
 # --- the model ------------------------------------------------------------------------
@@ -147,12 +153,11 @@ def test_bad_config_names_the_problem(changes, match):
     [(True, True, False), (False, False, False), (True, False, True)],
 )
 def test_forward_per_example_and_mean(cats, read_attn, write_attn, learn_canvas):
-    config = tiny(read_attn=read_attn, write_attn=write_attn, learn_canvas=learn_canvas)
-    model = Draw(dataclasses.replace(config, binarize="threshold"))
+    model = Draw(tiny(read_attn=read_attn, write_attn=write_attn, learn_canvas=learn_canvas))
     torch.manual_seed(0)
-    per = model(cats[:8], reduction="none")
+    per = model(on(cats[:8]), reduction="none")
     torch.manual_seed(0)
-    mean = model(cats[:8])
+    mean = model(on(cats[:8]))
     assert per.recon.shape == per.kl.shape == (8,)
     assert (per.recon > 0).all() and (per.kl >= 0).all()
     torch.testing.assert_close(mean.recon, per.recon.mean())
@@ -181,12 +186,12 @@ def test_no_attention_reads_the_whole_image():
 
 
 def test_recon_is_bernoulli_nll_of_the_final_canvas(cats):
-    model = Draw(tiny(binarize="threshold"))
-    x = (cats[:4].float() / 255 > 0.5).float().view(4, 28, 28)
+    model = Draw(tiny())
+    x = on(cats[:4]).view(4, 28, 28)
     torch.manual_seed(3)
     canvas, kl, _ = model._unroll(x)
     torch.manual_seed(3)
-    losses = model(cats[:4], reduction="none")
+    losses = model(on(cats[:4]), reduction="none")
     p = torch.distributions.Bernoulli(logits=canvas)
     torch.testing.assert_close(losses.recon, -p.log_prob(x).sum((1, 2)))
     torch.testing.assert_close(losses.kl, kl)
@@ -208,14 +213,23 @@ def test_noise_is_fresh_at_every_step(monkeypatch):
     assert all(not torch.equal(draws[0], d) for d in draws[1:])
 
 
-def test_dynamic_binarisation_resamples_and_threshold_does_not():
-    x = torch.full((2, 784), 0.5)
-    dynamic, fixed = Draw(tiny()), Draw(tiny(binarize="threshold", threshold=0.4))
-    a, b = dynamic.targets(dynamic.images(x)), dynamic.targets(dynamic.images(x))
-    assert set(a.unique().tolist()) == {0.0, 1.0} and not torch.equal(a, b)
-    assert torch.equal(fixed.targets(fixed.images(x)), torch.ones(2, 28, 28))
-    grey = Draw(tiny(binarize="grey"))
-    assert torch.equal(grey.targets(grey.images(x)), x.view(2, 28, 28))
+def test_dynamic_binarisation_resamples_per_epoch_and_threshold_does_not():
+    x = np.full((3, 784), 128, dtype=np.uint8)
+    labels = np.zeros(3, dtype=np.int64)
+    dynamic = BitmapDataset(x, labels, ["cat"], "dynamic", seed=4)
+    a = dynamic[1]
+    assert set(a.unique().tolist()) == {0.0, 1.0} and 200 < a.sum() < 600
+    assert torch.equal(a, dynamic[1])  # item i of epoch e is always the same sample
+    assert not torch.equal(a, dynamic[2])
+    dynamic.set_epoch(1)
+    assert not torch.equal(a, dynamic[1])  # and a fresh one in the next epoch
+    once = BitmapDataset(x, labels, ["cat"], "dynamic", seed=4, resample=False)
+    once.set_epoch(3)
+    assert set(once[0].unique().tolist()) == {0.0, 1.0} and torch.equal(once[0], once.images[0])
+    fixed = BitmapDataset(x, labels, ["cat"], "threshold", threshold=0.4)
+    assert torch.equal(fixed[0], torch.ones(784))
+    grey = BitmapDataset(x, labels, ["cat"], "grey")
+    torch.testing.assert_close(grey[0], torch.full((784,), 128 / 255))
 
 
 def test_bad_image_shape_is_a_clear_error():
@@ -225,15 +239,15 @@ def test_bad_image_shape_is_a_clear_error():
 
 def test_loss_falls_in_seconds_on_cpu(cats):
     torch.manual_seed(0)
-    model = Draw(tiny(optimizer="adam", binarize="threshold"))
-    optimizer = model.configure_optimizer(lr=1e-2)
-    batch = cats[:32]
+    model = Draw(tiny())
+    optimizer = model.configure_optimizer(DrawTraining(optimizer="adam", lr=1e-2))
+    batch = on(cats[:32])
     first = model(batch).total.item()
     for _ in range(40):
         loss = model(batch).total
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), TRAIN_DEFAULTS["grad_clip"])
+        torch.nn.utils.clip_grad_norm_(model.parameters(), DrawTraining().grad_clip)
         optimizer.step()
     assert model(batch).total.item() < 0.7 * first
 
@@ -259,8 +273,8 @@ def test_reconstruct_records_read_and_write_windows(cats):
 
 
 def test_registry_finds_the_model():
-    module = model_module("draw")
-    assert module.Model is Draw and Draw.name == "draw" and Draw.config_class is DrawConfig
+    assert model_class("draw") is Draw and Draw.name == "draw" and Draw.config_class is DrawConfig
+    assert Draw.settings_class is DrawTraining and Draw.output == "bitmap"
 
 
 # --- data -------------------------------------------------------------------------------
@@ -268,53 +282,66 @@ def test_registry_finds_the_model():
 
 def test_build_datasets_from_the_official_cat_file(shared):
     path = shared / "mirror/full/numpy_bitmap/cat.npy"
-    config = tiny(max_per_category=200)
-    data = build_datasets(config, [path], seed=0)
-    assert (len(data.train), len(data.valid), len(data.test)) == (170, 10, 20)
-    assert data.state["categories"] == ["cat"]
+    settings = DrawTraining(max_per_category=200)
+    data = build_datasets(tiny(), [path], settings)
+    assert (len(data.train), len(data.valid), len(data.test)) == (186, 7, 7)  # split_sizes(200)
+    assert data.state["categories"] == ["cat"] and data.state["binarize"] == "dynamic"
     train = data.train.images
     assert train.dtype == torch.float32 and train.shape[1] == 784 and 0 < train.max() <= 1
     # held-out splits are binarised once (seeded), the training split keeps grey levels
     assert set(data.test.images.unique().tolist()) == {0.0, 1.0}
     assert len(train.unique()) > 2
-    again = build_datasets(config, [path], seed=0)
+    again = build_datasets(tiny(), [path], settings)
     assert torch.equal(again.test.images, data.test.images)
-    other = build_datasets(config, [path], seed=1)
-    assert not torch.equal(other.test.images, data.test.images)
-    # the training split holds exactly the rows the seeded split gives it
-    rows = split_indices(3000, config, 0, "cat")
-    assert sorted(np.concatenate(list(rows.values()))) == list(range(3000))
-    train_rows = np.load(path, mmap_mode="r")[rows["train"][:170]]
-    torch.testing.assert_close(train * 255, torch.from_numpy(np.array(train_rows)).float())
+    # the split is the one `quickdraw_tools.splits` makes, keyed by the rows themselves
+    rows = np.load(path)
+    split = splits.split_bitmaps(rows, "cat", seed=0)
+    assert sorted(i for s in split.indices.values() for i in s) == sorted(
+        set(range(3000)) - set(_duplicate_rows(rows))
+    )
+    kept = splits.limit(split, 200)
+    torch.testing.assert_close(train * 255, torch.from_numpy(rows[kept["train"]]).float())
+    other = build_datasets(tiny(), [path], DrawTraining(max_per_category=200, seed=1))
+    assert not torch.equal(other.train.images, train)  # another seed holds out other rows
+
+
+def _duplicate_rows(rows: np.ndarray) -> list[int]:
+    seen, dupes = set(), []
+    for i, r in enumerate(rows):
+        key = r.tobytes()
+        if key in seen:
+            dupes.append(i)
+        seen.add(key)
+    return dupes
 
 
 def test_build_datasets_uses_converts_split(tmp_path, shared):
     rows = np.load(shared / "mirror/full/numpy_bitmap/fish.npy", mmap_mode="r")[:40]
     (tmp_path / "bitmap").mkdir()
     np.save(tmp_path / "bitmap" / "fish.npy", np.array(rows))
-    with atomic_write(tmp_path / "bitmap" / "fish.splits.json", "w") as f:
-        json.dump(
-            {"train": 30, "valid": 4, "test": 6, "seed": 0, "order": ["train", "valid", "test"]}, f
-        )
-    data = build_datasets(tiny(binarize="grey"), [tmp_path], seed=0)
+    splits.write_sidecar(tmp_path / "bitmap" / "fish.npy", {"train": 30, "valid": 4, "test": 6}, 0)
+    data = build_datasets(tiny(), [tmp_path], DrawTraining(binarize="grey"))
     assert (len(data.train), len(data.valid), len(data.test)) == (30, 4, 6)
     torch.testing.assert_close(
         data.test.images * 255, torch.from_numpy(np.array(rows[34:])).float()
     )
+    (tmp_path / "bitmap" / "fish.splits.json").write_text('{"train": 30, "valid": 4, "test": 5}')
+    with pytest.raises(QuickDrawError, match="do not match the 40 rows"):
+        build_datasets(tiny(), [tmp_path], DrawTraining())
 
 
 def test_build_datasets_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((3, 100), dtype=np.uint8))
     with pytest.raises(QuickDrawError, match="bad.npy"):
-        build_datasets(tiny(), [bad], seed=0)
+        build_datasets(tiny(), [bad])
     with pytest.raises(QuickDrawError, match="not found|no such"):
-        build_datasets(tiny(), [tmp_path / "missing.npy"], seed=0)
+        build_datasets(tiny(), [tmp_path / "missing.npy"])
     with pytest.raises(QuickDrawError, match="convert"):
-        build_datasets(tiny(), [tmp_path / "cat.ndjson"], seed=0)
+        build_datasets(tiny(), [tmp_path / "cat.ndjson"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(QuickDrawError, match="no .npy"):
-        build_datasets(tiny(), [tmp_path / "empty"], seed=0)
+        build_datasets(tiny(), [tmp_path / "empty"])
 
 
 # --- pictures --------------------------------------------------------------------------
@@ -374,17 +401,7 @@ def test_benchmark_reference_gives_the_same_losses(cats):
     spec = importlib.util.spec_from_file_location("bench_draw", script)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    assert bench.check_same_losses(tiny(binarize="threshold"), cats[:4]) < 1e-4
-
-
-def test_write_samples_writes_pictures_and_official_layout_bitmaps(tmp_path):
-    model = Draw(tiny(T=3)).eval()
-    paths = draw_viz.write_samples(model, tmp_path / "out", n=5, seed=1, cols=3)
-    assert [p.name for p in paths] == ["samples.png", "steps.png", "samples.gif", "samples.npy"]
-    bitmaps = np.load(tmp_path / "out" / "samples.npy")
-    assert bitmaps.dtype == np.uint8 and bitmaps.shape == (5, 784)
-    again = draw_viz.write_samples(model, tmp_path / "again", n=5, seed=1)
-    assert np.array_equal(np.load(again[-1]), bitmaps)  # the seed makes it reproducible
+    assert bench.check_same_losses(tiny(), on(cats[:4])) < 1e-4
 
 
 # --- the CLI ----------------------------------------------------------------------------
@@ -411,10 +428,9 @@ def test_cli_trains_draw_with_its_optimiser_and_resumes(tmp_path, shared, capsys
     # the trainer builds the model's own optimiser: RMSprop keeps `square_avg`
     assert "square_avg" in ckpt["optimizer"]["state"][0]
     # and starts from the report's training settings unless a flag says otherwise
-    assert {k: ckpt["train_config"][k] for k in TRAIN_DEFAULTS} == {
-        **TRAIN_DEFAULTS,
-        "batch_size": ckpt["train_config"]["batch_size"],
-    }
+    report = DrawTraining()
+    for key in ("lr", "lr_decay", "grad_clip", "optimizer", "binarize"):
+        assert ckpt["train_config"][key] == getattr(report, key)
     assert main([*args, "--steps", "1", "--grad-clip", "2", "--out", str(tmp_path / "c")]) == 0
     assert load_checkpoint(tmp_path / "c" / "last.pt")[2]["train_config"]["grad_clip"] == 2
     resume = ["train", "draw", "--data", cat, "--out", str(out), "--resume", "--quiet"]
@@ -428,8 +444,8 @@ def test_cli_trains_draw_with_its_optimiser_and_resumes(tmp_path, shared, capsys
 def test_log_importance_weight_averages_to_minus_the_bound(cats):
     """E_q[log p(x, z) − log q(z | x)] = −(L^x + L^z): check on many noise samples."""
     torch.manual_seed(0)
-    model = Draw(tiny(T=2, z_size=2, binarize="threshold")).eval()
-    batch = cats[:2].repeat(2000, 1)
+    model = Draw(tiny(T=2, z_size=2)).eval()
+    batch = on(cats[:2]).repeat(2000, 1)
     with torch.no_grad():
         log_w = model.log_importance_weight(batch).view(2000, 2)
         losses = model(batch, reduction="none")
@@ -465,8 +481,8 @@ def test_cli_sample_and_reconstruct(tmp_path, shared, capsys):
     assert main([*args, "--out", str(tmp_path / "r.png")]) == 0
     capsys.readouterr()
     assert main(["sample", ckpt, "--mode", "interpolate", "--out", str(grid)]) == 1
-    assert "sample and reconstruct" in capsys.readouterr().err
+    assert "supports --mode sample, reconstruct, not 'interpolate'" in capsys.readouterr().err
     assert main(["sample", ckpt, "--out", str(tmp_path / "s.svg")]) == 1
-    assert ".png, .gif or .npy, not 's.svg'" in capsys.readouterr().err
+    assert ".png, .gif, .npy, not 's.svg'" in capsys.readouterr().err
     assert main([*args[:3], "reconstruct", "--out", str(grid)]) == 1
     assert "needs --input" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import train_checkpoint
 from grading_support import ROOT, Client, make_session, session_sources, start_server, stop
 
 from quickdraw_tools.cli import main
@@ -110,7 +111,9 @@ def test_source_errors_name_the_problem(tmp_path, shared):
         parse_source(str(shared / "other" / "aaron_sheep.npz"))
     with pytest.raises(QuickDrawError, match="did you mean 'test'"):
         parse_source(str(shared / "other" / "aaron_sheep.npz") + ":tset")
-    with pytest.raises(QuickDrawError, match=r"expected FILE.ndjson \(.ndjson.gz, .bin\)"):
+    with pytest.raises(
+        QuickDrawError, match=r"expected drawings \('.ndjson', '.ndjson.gz', '.jsonl', '.bin'\)"
+    ):
         parse_source(str(shared / "README.md"))
     with pytest.raises(QuickDrawError, match="no such file"):
         parse_source(str(tmp_path / "missing.ndjson"))
@@ -591,7 +594,7 @@ def test_cli_errors_are_one_line(tmp_path, shared, capsys):
         (["--generated", generated[0], "--token", "short"], "at least 8"),
         (["--generated", generated[0], "--port", "70000"], "0-65535"),
         ([], "at least one --generated"),
-        (["--generated", str(shared / "README.md")], "expected FILE.ndjson"),
+        (["--generated", str(shared / "README.md")], "expected drawings ('.ndjson'"),
         (["--generated", str(tmp_path / "none.ndjson")], "no such file"),
         (["--generated", generated[0], "--per-source", "0"], "--per-source must be at least 1"),
         (["--generated", generated[0], "--temperature", "0"], "--temperature must be > 0"),
@@ -641,44 +644,28 @@ def test_load_test_script_small(tmp_path):
 # --- checkpoints as sources --------------------------------------------------------------------
 
 
-def tiny_checkpoint(tmp_path: Path, name: str, config: dict, data_state: dict) -> Path:
-    """An untrained tiny model saved the way `quickdraw train` saves checkpoints."""
-    from dataclasses import asdict
-
-    import torch
-
-    from quickdraw_tools.models.trainer import CHECKPOINT_FORMAT, model_class, save_checkpoint
-
-    torch.manual_seed(0)
-    cls = model_class(name)
-    model = cls(cls.config_class(**config))
-    path = tmp_path / f"{name}.pt"
-    state = {
-        "format_version": CHECKPOINT_FORMAT,
-        "model": name,
-        "model_config": asdict(model.config),
-        "weights": model.state_dict(),
-        "data_state": data_state,
-    }
-    save_checkpoint(path, state)
-    return path
+def cat_bitmaps(shared: Path) -> Path:
+    return shared / "mirror" / "full" / "numpy_bitmap" / "cat.npy"
 
 
-TINY_SKETCH_RNN = dict(max_seq_len=30, enc_size=8, dec_size=16, z_size=4, num_mixture=2)
+def tiny_checkpoint(tmp_path: Path, name: str, config: dict, files: list) -> Path:
+    """An untrained tiny model on real `files`, saved by the trainer as `quickdraw train` does."""
+    return train_checkpoint(tmp_path / name, name, config, files, max_per_category=60)
+
+
+TINY_SKETCH_RNN = dict(max_seq_len=120, enc_size=8, dec_size=16, z_size=4, num_mixture=2)
 TINY_DRAW = dict(T=2, enc_size=8, dec_size=8, z_size=2, read_n=2, write_n=2)
 
 
 def test_sketch_rnn_checkpoint_is_sampled_as_strokes(tmp_path, shared):
     sheep = str(shared / "other" / "aaron_sheep.npz")
-    ckpt = tiny_checkpoint(
-        tmp_path, "sketch-rnn", TINY_SKETCH_RNN, {"scale_factor": 20.0, "files": [sheep]}
-    )
+    ckpt = tiny_checkpoint(tmp_path, "sketch-rnn", TINY_SKETCH_RNN, [sheep])
     real = parse_source(sheep + ":test")
     pool, spec = build_pool(real, [parse_source(str(ckpt))], 4, seed=3, temperature=0.5)
     assert spec["display"] == "strokes" and spec["labels"] == ["sketch-rnn"]
     generated = [s for s in pool if s.source == "sketch-rnn"]
     assert len(generated) == 4 and all(s.category == "aaron_sheep" for s in generated)
-    assert all(s.strokes.shape[1] == 3 and 0 < len(s.strokes) <= 30 for s in generated)
+    assert all(s.strokes.shape[1] == 3 and 0 < len(s.strokes) <= 120 for s in generated)
     again, _ = build_pool(real, [parse_source(str(ckpt))], 4, seed=3, temperature=0.5)
     assert all(
         np.array_equal(a.strokes, b.strokes) for a, b in zip(pool, again, strict=True)
@@ -686,8 +673,9 @@ def test_sketch_rnn_checkpoint_is_sampled_as_strokes(tmp_path, shared):
 
 
 def test_draw_checkpoint_makes_a_bitmap_session(tmp_path, shared):
-    draw = tiny_checkpoint(tmp_path, "draw", TINY_DRAW, {"categories": ["cake"]})
-    rnn = tiny_checkpoint(tmp_path, "sketch-rnn", TINY_SKETCH_RNN, {"scale_factor": 20.0})
+    draw = tiny_checkpoint(tmp_path, "draw", TINY_DRAW, [cat_bitmaps(shared)])
+    sheep = shared / "other" / "aaron_sheep.npz"
+    rnn = tiny_checkpoint(tmp_path, "sketch-rnn", TINY_SKETCH_RNN, [sheep])
     real = parse_source(str(shared / "training" / "cake.ndjson"))
     pool, spec = build_pool(real, [parse_source(str(draw)), parse_source(str(rnn))], 3, seed=0)
     assert spec["display"] == "bitmap"
@@ -717,7 +705,7 @@ def test_draw_checkpoint_makes_a_bitmap_session(tmp_path, shared):
 
 
 def test_npy_bitmaps_are_a_real_source(tmp_path, shared):
-    draw = tiny_checkpoint(tmp_path, "draw", TINY_DRAW, {"categories": ["cat"]})
+    draw = tiny_checkpoint(tmp_path, "draw", TINY_DRAW, [cat_bitmaps(shared)])
     real = parse_source(str(shared / "mirror" / "full" / "numpy_bitmap" / "cat.npy"))
     pool, spec = build_pool(real, [parse_source(str(draw))], 2, seed=0)
     assert spec["display"] == "bitmap"
@@ -751,7 +739,7 @@ def test_gzipped_and_binary_drawings_are_sources(tmp_path, shared):
 
 def test_serve_a_checkpoint_with_one_command_and_resume(tmp_path, shared, capsys):
     sheep = str(shared / "other" / "aaron_sheep.npz")
-    ckpt = tiny_checkpoint(tmp_path, "sketch-rnn", TINY_SKETCH_RNN, {"scale_factor": 20.0})
+    ckpt = tiny_checkpoint(tmp_path, "sketch-rnn", TINY_SKETCH_RNN, [sheep])
     db = tmp_path / "g.sqlite"
     args = ["--db", str(db), "--real", sheep + ":test", "--generated", str(ckpt)]
     proc, url = start_server([*args, "--per-source", "2", "--seed", "1"])

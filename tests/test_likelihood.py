@@ -13,20 +13,19 @@ from quickdraw_tools.cli import main
 from quickdraw_tools.convert import Source, convert
 from quickdraw_tools.errors import QuickDrawError
 from quickdraw_tools.eval.likelihood import evaluate_checkpoint, importance_weighted_nll
-from quickdraw_tools.models.draw import Draw, DrawConfig
+from quickdraw_tools.models.draw import Draw, DrawConfig, DrawTraining
 from quickdraw_tools.models.draw import build_datasets as draw_datasets
-from quickdraw_tools.models.sketch_rnn import Model as SketchRNN
-from quickdraw_tools.models.sketch_rnn import SketchRNNConfig
+from quickdraw_tools.models.sketch_rnn import SketchRNN, SketchRNNConfig, SketchRNNTraining
 from quickdraw_tools.models.sketch_rnn import build_datasets as sketch_datasets
-from quickdraw_tools.models.trainer import TrainConfig, evaluate, train
+from quickdraw_tools.models.trainer import checkpoint_settings, evaluate, read_checkpoint, train
 
 TINY_RNN = dict(max_seq_len=80, enc_size=8, dec_size=16, z_size=4, num_mixture=3)
 TINY_DRAW = dict(T=3, enc_size=16, dec_size=16, z_size=4, read_n=3, write_n=3)
 
 
-def _train_cfg(**kw):
+def _train_cfg(cls=SketchRNNTraining, **kw):
     base = dict(steps=4, batch_size=16, eval_every=4, checkpoint_every=4, device="cpu", seed=0)
-    return TrainConfig(**{**base, **kw})
+    return cls(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,8 @@ def rnn_checkpoint(npz_files, tmp_path_factory):
     files = sorted((npz_files / "sketchrnn").glob("*.npz"))
     cfg = SketchRNNConfig(**TINY_RNN)
     run = tmp_path_factory.mktemp("rnn")
-    train(SketchRNN(cfg), sketch_datasets(cfg, files, seed=0), _train_cfg(), run, progress=False)
+    settings = _train_cfg()
+    train(SketchRNN(cfg), sketch_datasets(cfg, files, settings), settings, run, progress=False)
     return run / "last.pt", files
 
 
@@ -51,7 +51,8 @@ def draw_checkpoint(npz_files, tmp_path_factory):
     files = sorted((npz_files / "bitmap").glob("*.npy"))
     cfg = DrawConfig(**TINY_DRAW)
     run = tmp_path_factory.mktemp("draw")
-    train(Draw(cfg), draw_datasets(cfg, files, seed=0), _train_cfg(), run, progress=False)
+    settings = _train_cfg(DrawTraining)
+    train(Draw(cfg), draw_datasets(cfg, files, settings), settings, run, progress=False)
     return run / "last.pt", files
 
 
@@ -75,7 +76,7 @@ def test_sketch_rnn_report_equals_training_path(rnn_checkpoint, monkeypatch):
     monkeypatch.setattr(torch, "randn_like", torch.zeros_like)
     quiet = evaluate_checkpoint(ckpt, files, split="valid", progress=False)["overall"]
     model, state, _ = load_checkpoint(ckpt)
-    bundle = sketch_datasets(model.config, files, seed=0)
+    bundle = sketch_datasets(model.config, files)
     assert state["scale_factor"] == pytest.approx(bundle.state["scale_factor"])
     assert quiet["n"] == len(bundle.valid)
     ref = evaluate(model, bundle.valid, batch_size=100, device=torch.device("cpu"))
@@ -135,27 +136,28 @@ def test_draw_report_in_nats_and_bits(draw_checkpoint):
     assert set(report["categories"]) == {"cake", "snowman"}
 
 
-def test_draw_holds_out_the_training_runs_split(npz_files, tmp_path, monkeypatch):
+def test_draw_holds_out_the_training_runs_split(npz_files, tmp_path):
     # an official-layout file (no .splits.json) is split with the training seed; the report
-    # used its own --seed (default 0), so a run trained with --seed 3 was "tested" on
+    # once used its own --seed (default 0), so a run trained with --seed 3 was "tested" on
     # images it had trained on
-    import models.draw
-
     official = tmp_path / "cake.npy"
     official.write_bytes((npz_files / "bitmap" / "cake.npy").read_bytes())
     cfg = DrawConfig(**TINY_DRAW)
     run = tmp_path / "run"
-    bundle = draw_datasets(cfg, [official], seed=3)
-    train(Draw(cfg), bundle, _train_cfg(steps=1, seed=3), run, progress=False)
-    seen = []
-    split_indices = models.draw.split_indices
-    monkeypatch.setattr(
-        models.draw,
-        "split_indices",
-        lambda n, c, seed, key: seen.append(seed) or split_indices(n, c, seed, key),
-    )
+    settings = _train_cfg(DrawTraining, steps=1, seed=3, binarize="grey")
+    bundle = draw_datasets(cfg, [official], settings)
+    train(Draw(cfg), bundle, settings, run, progress=False)
+    assert checkpoint_settings(read_checkpoint(run / "last.pt")).seed == 3
+    from quickdraw_tools.eval.likelihood import _category_datasets
+    from quickdraw_tools.models.trainer import load_checkpoint
+
+    model, state, ckpt = load_checkpoint(run / "last.pt")
+    ((_, test),) = _category_datasets(model, state, [official], "test", checkpoint_settings(ckpt))
+    assert torch.equal(test.images, bundle.test.images)  # the rows held out in training
+    seed0 = draw_datasets(cfg, [official], _train_cfg(DrawTraining, seed=0, binarize="grey"))
+    assert not torch.equal(seed0.test.images, bundle.test.images)
     report = evaluate_checkpoint(run / "last.pt", [official], split="test", progress=False)
-    assert seen == [3] and report["overall"]["n"] == len(bundle.test)
+    assert report["overall"]["n"] == len(bundle.test)
     with pytest.raises(QuickDrawError, match="batch_size must be >= 1"):
         evaluate_checkpoint(run / "last.pt", [official], batch_size=0, progress=False)
 
@@ -167,21 +169,24 @@ def test_draw_train_split_is_binarised_once_for_the_report(draw_checkpoint):
     from quickdraw_tools.models.trainer import load_checkpoint
 
     ckpt, files = draw_checkpoint
-    model, state, _ = load_checkpoint(ckpt)
+    model, state, raw = load_checkpoint(ckpt)
     for split in ("train", "test"):
-        for _, data in _category_datasets(model, state, files[:1], split, seed=0):
+        for _, data in _category_datasets(model, state, files[:1], split, checkpoint_settings(raw)):
             assert set(data.images.unique().tolist()) <= {0.0, 1.0}
+            assert torch.equal(data[0], data[0]) and not data.resample
 
 
 def test_cli_compares_checkpoints_on_one_split(rnn_checkpoint, tmp_path, capsys):
     ckpt, files = rnn_checkpoint
     out = tmp_path / "r.json"
     args = ["evaluate", str(ckpt), str(ckpt), "--data", *map(str, files), "--k", "2"]
-    assert main([*args, "--json", str(out), "--quiet"]) == 0
+    assert main([*args, "--json-out", str(out), "--quiet"]) == 0
     table = capsys.readouterr().out
     assert "L_R" in table and "overall" in table and "cake" in table
     reports = json.loads(out.read_text())
     assert len(reports) == 2 and reports[0]["split"] == "test" and reports[0]["k"] == 2
+    assert main([*args, "--json", "--quiet"]) == 0  # --json: the same JSON on stdout
+    assert json.loads(capsys.readouterr().out) == reports
 
     assert main(["evaluate", str(tmp_path / "nope.pt"), "--data", str(files[0])]) == 1
     assert "nope.pt" in capsys.readouterr().err

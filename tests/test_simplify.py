@@ -292,5 +292,5 @@ def test_cli_simplify_to_binary_and_refuses_other_suffixes(shared, tmp_path, cap
     expected = [simplify_drawing(r["drawing"]) for r in formats.iter_ndjson(raw)]
     assert [r["drawing"] for r in formats.iter_binary(out)] == expected
     assert main(["simplify", str(raw), "--out", str(tmp_path / "tower.json"), "--quiet"]) == 1
-    assert "must end in .ndjson, .ndjson.gz or .bin" in capsys.readouterr().err
+    assert "must end in one of '.ndjson', '.ndjson.gz', '.jsonl', '.bin'" in capsys.readouterr().err
     assert not (tmp_path / "tower.json").exists()

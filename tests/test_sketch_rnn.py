@@ -21,7 +21,7 @@ from quickdraw_tools.models.trainer import TrainConfig, load_checkpoint, train
 def tiny(**kw) -> R.SketchRNNConfig:
     base = dict(
         max_seq_len=40, enc_size=12, dec_size=16, z_size=6, num_mixture=3,
-        hyper_size=8, hyper_embedding=4, augment_prob=0.1,
+        hyper_size=8, hyper_embedding=4,
     )  # fmt: skip
     return R.SketchRNNConfig(**{**base, **kw})
 
@@ -103,7 +103,7 @@ def test_total_floors_the_batch_kl(tiny_npz):
     cfg = tiny()
     data = R.build_datasets(cfg, [tiny_npz])
     torch.manual_seed(0)
-    model = R.Model(cfg).eval()
+    model = R.SketchRNN(cfg).eval()
     torch.manual_seed(1)
     losses = model(batch_of(data), step=None, reduction="none")
     assert losses.recon.shape == (6,) and losses.kl.shape == (6,)
@@ -120,7 +120,7 @@ def test_step_by_step_decoding_matches_teacher_forcing(tiny_npz, decoder):
     cfg = tiny(decoder=decoder)
     data = R.build_datasets(cfg, [tiny_npz])
     torch.manual_seed(0)
-    model = R.Model(cfg).eval()
+    model = R.SketchRNN(cfg).eval()
     strokes5, lengths = batch_of(data, 3)
     z = torch.randn(3, cfg.z_size)
     full, _ = model.decode(strokes5[:, :-1], z)
@@ -146,20 +146,19 @@ def test_step_by_step_decoding_matches_teacher_forcing(tiny_npz, decoder):
 def test_recurrent_dropout_is_a_drop_probability(tiny_npz):
     cfg = tiny(recurrent_dropout=0.3)
     torch.manual_seed(0)
-    model = R.Model(cfg)
+    model = R.SketchRNN(cfg)
     x = torch.randn(2, 7, 5 + cfg.z_size)
     state = model.initial_state(None, 2, "cpu")
     model.eval()
-    a, _ = model.decoder(x, state)
+    fused, (h, c) = model.decoder(x, state)  # eval: torch's fused LSTM
+    looped, (h2, c2) = model.decoder.loop(x, state)  # the hand-written loop, dropout off
+    torch.testing.assert_close(looped, fused)  # the two paths agree without dropout
+    torch.testing.assert_close((h2, c2), (h, c))
     model.train()
-    b, _ = model.decoder(x, state)
-    assert not torch.allclose(a, b)  # the custom loop drops units in training
-    cfg = tiny(recurrent_dropout=0.0)
-    model.decoder.drop = 0.0
-    c, _ = model.decoder(x, state)
-    torch.testing.assert_close(a, c)  # the fused LSTM and the loop agree without dropout
+    dropped, _ = model.decoder(x, state)  # training with dropout: the loop, units dropped
+    assert not torch.allclose(dropped, fused)
     with pytest.raises(QuickDrawError, match="drop probability"):
-        R.Model(tiny(recurrent_dropout=1.0))
+        R.SketchRNN(tiny(recurrent_dropout=1.0))
 
 
 # --- sampling and latent operations -------------------------------------------------
@@ -168,7 +167,7 @@ def test_recurrent_dropout_is_a_drop_probability(tiny_npz):
 @pytest.mark.parametrize("conditional", [True, False])
 def test_seeded_sampling_is_reproducible(conditional):
     torch.manual_seed(0)
-    model = R.Model(tiny(conditional=conditional))
+    model = R.SketchRNN(tiny(conditional=conditional))
     draw = lambda seed: model.sample(  # noqa: E731
         5, temperature=0.7, generator=torch.Generator().manual_seed(seed), scale=3.0
     )
@@ -183,7 +182,7 @@ def test_seeded_sampling_is_reproducible(conditional):
 def test_reconstruct_interpolate_analogy_complete(tiny_npz):
     cfg = tiny()
     torch.manual_seed(0)
-    model = R.Model(cfg)
+    model = R.SketchRNN(cfg)
     sketches = formats.load_sketchrnn_npz(tiny_npz)["test"]
     gen = torch.Generator().manual_seed(0)
     assert len(model.reconstruct(sketches[0], 5.0, (0.1, 1.0), gen)) == 2
@@ -208,7 +207,7 @@ def test_reconstruct_interpolate_analogy_complete(tiny_npz):
 
 def test_batched_sampling_uses_one_decoder_call_per_step(monkeypatch):
     torch.manual_seed(0)
-    model = R.Model(tiny())
+    model = R.SketchRNN(tiny())
     calls = []
     original = model.decode
     monkeypatch.setattr(model, "decode", lambda *a, **k: calls.append(1) or original(*a, **k))
@@ -221,7 +220,7 @@ def test_batched_sampling_uses_one_decoder_call_per_step(monkeypatch):
 
 def test_build_datasets_scale_from_train_and_seeded_augmentation(tiny_npz):
     cfg = tiny()
-    data = R.build_datasets(cfg, [tiny_npz], seed=3)
+    data = R.build_datasets(cfg, [tiny_npz], R.SketchRNNTraining(seed=3))
     splits = formats.load_sketchrnn_npz(tiny_npz)
     expected = S.normalizing_scale_factor([S.clip_offsets(s) for s in splits["train"]])
     assert data.state["scale_factor"] == pytest.approx(expected)
@@ -242,7 +241,7 @@ def test_build_datasets_scale_from_train_and_seeded_augmentation(tiny_npz):
 def test_loss_falls_on_a_tiny_config(tiny_npz, tmp_path):
     cfg = tiny(recurrent_dropout=0.0)
     torch.manual_seed(0)
-    model = R.Model(cfg)
+    model = R.SketchRNN(cfg)
     data = R.build_datasets(cfg, [tiny_npz])
     tc = TrainConfig(steps=60, batch_size=20, lr=5e-3, eval_every=30, log_every=1)
     result = train(model, data, tc, tmp_path, progress=False)
@@ -250,7 +249,7 @@ def test_loss_falls_on_a_tiny_config(tiny_npz, tmp_path):
         recon = [float(r["recon"]) for r in csv.DictReader(f) if r["split"] == "train"]
     assert np.mean(recon[-10:]) < 0.8 * np.mean(recon[:10])
     loaded, state, ckpt = load_checkpoint(result.last_checkpoint)
-    assert isinstance(loaded, R.Model) and not loaded.training
+    assert isinstance(loaded, R.SketchRNN) and not loaded.training
     assert state["scale_factor"] == data.state["scale_factor"] and ckpt["step"] == 60
 
 
@@ -303,12 +302,13 @@ def test_cli_errors_are_one_line(tiny_npz, tmp_path, capsys):
     assert main(["sample", str(tmp_path / "none.pt"), "--out", "x.svg"]) == 1
     assert main([*run, "--steps", "1", *TINY_FLAGS]) == 0
     ckpt = str(tmp_path / "r" / "last.pt")
-    assert main(["sample", ckpt, "--mode", "dream", "--out", "x.svg"]) == 1
-    assert "unknown mode 'dream'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse's choices: usage and exit status 2
+        main(["sample", ckpt, "--mode", "dream", "--out", "x.svg"])
+    assert "invalid choice: 'dream'" in capsys.readouterr().err
     assert main(["sample", ckpt, "--mode", "reconstruct", "--out", "x.svg"]) == 1
     assert "needs --input" in capsys.readouterr().err
     assert main(["sample", ckpt, "--out", str(tmp_path / "x.png")]) == 1
-    assert "unknown output suffix" in capsys.readouterr().err
+    assert "--out must end in .svg, .ndjson, not 'x.png'" in capsys.readouterr().err
     # these were tracebacks (torch.stack of an empty list; an empty grid)
     assert main(["sample", ckpt, "--cols", "-1", "--out", str(tmp_path / "x.svg")]) == 1
     assert "--cols must be at least 1, got -1" in capsys.readouterr().err
@@ -325,7 +325,7 @@ def test_encoder_reads_only_each_sketch_like_packed_sequences(tiny_npz):
     cfg = tiny()
     data = R.build_datasets(cfg, [tiny_npz])
     torch.manual_seed(0)
-    model = R.Model(cfg)
+    model = R.SketchRNN(cfg)
     strokes5, lengths = batch_of(data, 5)
     packed = torch.nn.utils.rnn.pack_padded_sequence(
         strokes5[:, 1:], lengths, batch_first=True, enforce_sorted=False

@@ -37,6 +37,7 @@ class Toy(nn.Module):
 
     name = "toy"
     config_class = ToyConfig
+    settings_class = TrainConfig
 
     def __init__(self, config: ToyConfig):
         super().__init__()
@@ -52,6 +53,9 @@ class Toy(nn.Module):
         mean = per.mean()
         value = per if reduction == "none" else mean
         return Losses(recon=value, kl=torch.zeros_like(value), total=mean)
+
+    def configure_optimizer(self, settings: TrainConfig) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=settings.lr)
 
 
 class Augmented(Dataset):

@@ -1,10 +1,11 @@
 """Sketches as SVG for the grading page, every sketch rendered the same way.
 
 Blindness depends on this: real sketches have integer coordinates and generated ones floats, so
-every sketch is fitted into the same box and its points rounded to the same precision before it
-reaches the page. The SVG carries no id, no metadata, no source. In a bitmap session (a model
-such as DRAW draws pixels) every sketch is a bitmap of the same size, drawn as one square per
-inked pixel with its ink level quantised to 1/255.
+every sketch is fitted into the same box (`quickdraw_tools.svg.fit`, as every SVG of the project)
+and its points rounded to the same precision before it reaches the page. The SVG carries no id,
+no metadata, no source. In a bitmap session (a model such as DRAW draws pixels) every sketch is
+a bitmap of the same size, drawn as one square per inked pixel with its ink level quantised to
+1/255.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import svgwrite
 
-from ...strokes import stroke3_to_drawing
+from ...svg import as_strokes, fit
 from .store import Sketch
 
 BOX = 256.0  # the viewBox side
@@ -45,15 +46,9 @@ def bitmap_svg(image: np.ndarray) -> str:
 
 def strokes_svg(strokes: np.ndarray) -> str:
     """Stroke-3 ``(n, 3)`` -> an SVG document (string) that scales to its container."""
-    drawing = stroke3_to_drawing(np.asarray(strokes, dtype=np.float64))
     dwg = svgwrite.Drawing(size=("100%", "100%"), viewBox=f"0 0 {BOX:g} {BOX:g}", debug=False)
-    points = [np.column_stack(stroke[:2]) for stroke in drawing]
+    points = fit(as_strokes(np.asarray(strokes, dtype=np.float64)), BOX, BOX, PADDING)
     if points:
-        xy = np.concatenate(points)
-        lo, hi = xy.min(axis=0), xy.max(axis=0)
-        side = max(float((hi - lo).max()), 1e-9)
-        scale = (BOX - 2 * PADDING) / side
-        offset = (BOX - (hi - lo) * scale) / 2  # centre the sketch in the box
         group = dwg.g(
             fill="none",
             stroke="black",
@@ -62,7 +57,7 @@ def strokes_svg(strokes: np.ndarray) -> str:
             stroke_linejoin="round",
         )
         for p in points:
-            q = np.round((p - lo) * scale + offset, 1)
+            q = np.round(p, 1)
             if len(q) == 1:  # a dot: a zero-length line shows as a round cap
                 q = np.vstack([q, q])
             group.add(dwg.polyline([(float(x), float(y)) for x, y in q]))

@@ -6,8 +6,8 @@ A SOURCE is one of
     sketches.npz:SPLIT       a sketch-rnn ``.npz`` file and one of its splits; category = file stem
     bitmaps.npy              official-layout 28x28 bitmaps, uint8 (N, 784); category = file stem
     model.pt (.pth, .ckpt)   a model checkpoint, loaded by `models.trainer.load_checkpoint` and
-                             sampled with the model's own method: sketch-rnn's `sample` (strokes)
-                             or DRAW's `generate` (bitmaps)
+                             sampled with the model's `sample_sketches`: strokes from a stroke
+                             model (sketch-rnn), ink images from a bitmap model (DRAW)
 
 A session shows every sketch the same way, so nothing on the page tells real from generated:
 as strokes (stroke-3 ``(n, 3)`` float64) when every source gives strokes, and as bitmaps when
@@ -25,12 +25,22 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import QuickDrawError, check_choice
-from ...formats import SPLITS, iter_drawings, load_bitmaps, load_sketchrnn_npz
+from ...formats import (
+    DRAWING_KINDS,
+    file_kind,
+    file_stem,
+    iter_drawings,
+    load_bitmaps,
+    load_sketchrnn_npz,
+    suffix_list,
+)
+from ...splits import SPLITS
 from ...strokes import drawing_to_stroke3, stroke3_to_drawing
+from ..labels import path_labels
 from .store import REAL_SOURCE, Sketch
 
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-DRAWING_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".bin")
+# file kind (`formats.SUFFIXES`) -> source kind
+KINDS = {"ndjson": "drawings", "binary": "drawings", "sketchrnn": "npz"}
 
 
 @dataclass(frozen=True)
@@ -39,43 +49,22 @@ class SourceSpec:
     path: Path
     split: str | None = None  # the .npz split
 
-    @property
-    def label(self) -> str:
-        """The name the report uses for this source (never shown to raters)."""
-        return f"{file_stem(self.path)}:{self.split}" if self.split else file_stem(self.path)
-
     def __str__(self) -> str:
         return f"{self.path}:{self.split}" if self.split else str(self.path)
-
-
-def file_stem(path: Path) -> str:
-    """The name without its format suffix: ``cat.ndjson.gz`` -> ``cat``."""
-    name = path.name
-    for suffix in (*DRAWING_SUFFIXES, ".npz", ".npy", *CHECKPOINT_SUFFIXES):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
 
 
 def parse_source(text: str) -> SourceSpec:
     """Parse a SOURCE argument; raise QuickDrawError naming the accepted forms."""
     path, split = Path(text), None
-    if ".npz:" in text:
+    if ".npz:" in text.lower():
         head, _, split = text.rpartition(":")
         path = Path(head)
-    name = path.name.lower()
-    if name.endswith(DRAWING_SUFFIXES):
-        kind = "drawings"
-    elif name.endswith(".npz"):
-        kind = "npz"
-    elif name.endswith(CHECKPOINT_SUFFIXES):
-        kind = "checkpoint"
-    elif name.endswith(".npy"):
-        kind = "bitmap"
-    else:
+    found = file_kind(path)
+    kind = KINDS.get(found, found) if found else None
+    if kind is None:
         raise QuickDrawError(
-            f"source {text!r}: expected FILE.ndjson (.ndjson.gz, .bin), FILE.npz:SPLIT, "
-            f"FILE.npy (bitmaps) or a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
+            f"source {text!r}: expected drawings ({suffix_list(*DRAWING_KINDS)}), "
+            f"FILE.npz:SPLIT, FILE.npy (bitmaps) or a checkpoint ({suffix_list('checkpoint')})"
         )
     if not path.is_file():
         raise QuickDrawError(f"source {text!r}: no such file {path}")
@@ -108,37 +97,27 @@ def _read_npz(path: Path, split: str) -> list[Sketch]:
 
 
 def _sample_checkpoint(path: Path, n: int, seed: int, temperature: float) -> list[Sketch]:
-    """`n` sketches drawn from a checkpoint through the trainer's loader: strokes from a stroke
-    model (sketch-rnn's `sample`), ink levels from a bitmap model (DRAW's `generate`)."""
+    """`n` sketches drawn from a checkpoint with its model's `sample_sketches`: strokes from a
+    stroke model (sketch-rnn), ink levels from a bitmap model (DRAW)."""
     import torch
 
+    from ...models.base import trained_category
     from ...models.trainer import load_checkpoint
 
     model, data_state, _ = load_checkpoint(path)
     generator = torch.Generator().manual_seed(seed)
-    category = _checkpoint_category(data_state, path)
-    if hasattr(model, "sample"):
-        scale = float(data_state.get("scale_factor", 1.0))
-        out: list[Sketch] = []
-        for _ in range(5):  # an empty sample (end of sketch at once) is drawn again
-            for s in model.sample(n, temperature=temperature, generator=generator, scale=scale):
-                s = np.asarray(s, dtype=np.float64)
-                if len(s) and len(out) < n:
-                    out.append(Sketch(REAL_SOURCE, category, strokes=s))
-            if len(out) == n:
-                break
-        return out
-    if hasattr(model, "generate"):
-        final = model.generate(n, generator=generator, temperature=temperature).final
-        ink = np.rint(final.detach().cpu().numpy() * 255).clip(0, 255).astype(np.uint8)
-        return [Sketch(REAL_SOURCE, category, image=im) for im in ink]
-    raise QuickDrawError(f"{path}: the model {model.name!r} has neither sample() nor generate()")
-
-
-def _checkpoint_category(data_state: dict, path: Path) -> str:
-    """The category a checkpoint was trained on, when it was one category; else "mixed"."""
-    names = data_state.get("categories") or [Path(f).stem for f in data_state.get("files", [])]
-    return str(names[0]) if len(names) == 1 else "mixed"
+    category = trained_category(data_state) or "mixed"
+    out: list[Sketch] = []
+    for _ in range(5):  # an empty sample (end of sketch at once, a blank canvas) is drawn again
+        for s in model.sample_sketches(n, temperature, generator, data_state):
+            if len(out) < n and np.asarray(s).any():
+                if model.output == "strokes":
+                    out.append(Sketch(REAL_SOURCE, category, strokes=np.asarray(s, np.float64)))
+                else:
+                    out.append(Sketch(REAL_SOURCE, category, image=np.asarray(s, np.uint8)))
+        if len(out) == n:
+            break
+    return out
 
 
 def _read_bitmaps(path: Path) -> list[Sketch]:
@@ -173,22 +152,10 @@ def read_source(
 
 
 def source_labels(specs: Sequence[SourceSpec]) -> list[str]:
-    """Distinct report labels for the generated sources (parent folder added on a clash)."""
-    labels = [s.label for s in specs]
-    counts = Counter(labels)
-    labels = [
-        f"{s.path.parent.name}/{lab}" if counts[lab] > 1 else lab
-        for s, lab in zip(specs, labels, strict=True)
-    ]
-    counts = Counter(labels)
-    seen: Counter = Counter()
-    out = []
-    for lab in labels:
-        seen[lab] += 1
-        out.append(f"{lab}#{seen[lab]}" if counts[lab] > 1 else lab)
-    if REAL_SOURCE in out:
-        out = [f"{lab} (generated)" if lab == REAL_SOURCE else lab for lab in out]
-    return out
+    """Distinct report labels for the generated sources (`eval.labels`: a checkpoint is named
+    by its run, a file by its category, lengthened where two clash)."""
+    out = path_labels([s.path for s in specs], [f":{s.split}" if s.split else "" for s in specs])
+    return [f"{lab} (generated)" if lab == REAL_SOURCE else lab for lab in out]
 
 
 def build_pool(
@@ -264,20 +231,17 @@ def _match_categories(
 
 
 def unit_drawing(strokes: np.ndarray) -> list:
-    """Stroke-3 -> drawing in the simplified files' space: top-left at 0, uniformly scaled so
-    the larger side spans 0-255 (how Google prepared the simplified drawings). A drawing
-    already in that space (every point in [0, 255], some coordinate at 255) is kept as it is,
-    so a simplified Quick, Draw! drawing renders exactly as its official bitmap."""
+    """Stroke-3 -> drawing in the simplified files' space: aligned and scaled as Google's
+    recipe does (`simplify.scale_drawing`: top-left at 0, the larger side spanning 0-255). A
+    drawing already in that space (every point in [0, 255], some coordinate at 255) is kept as
+    it is, so a simplified Quick, Draw! drawing renders exactly as its official bitmap."""
+    from ...simplify import scale_drawing
+
     drawing = stroke3_to_drawing(np.asarray(strokes, dtype=np.float64))
     xy = np.concatenate([np.column_stack(stroke[:2]) for stroke in drawing])
     if xy.min() >= 0 and xy.max() == 255:
         return drawing
-    lo = xy.min(axis=0)
-    k = 255.0 / max(float((xy.max(axis=0) - lo).max()), 1e-9)
-    return [
-        [((np.asarray(xs) - lo[0]) * k).tolist(), ((np.asarray(ys) - lo[1]) * k).tolist()]
-        for xs, ys in drawing
-    ]
+    return [[p[:, 0].tolist(), p[:, 1].tolist()] for p in scale_drawing(drawing)]
 
 
 def as_bitmaps(pool: Sequence[Sketch]) -> list[Sketch]:

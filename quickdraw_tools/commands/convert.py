@@ -9,7 +9,6 @@ from ..errors import QuickDrawError
 from .download import add_cache_arguments
 
 SOURCE_FORMATS = ("simplified", "raw", "binary")
-LOCAL_SUFFIXES = (".ndjson", ".ndjson.gz", ".bin")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "categories",
         nargs="+",
         metavar="CATEGORY",
-        help="official category name (quote names with spaces), or a local .ndjson, .ndjson.gz"
-        " or .bin file (its name without the suffix is the category)",
+        help="official category name (quote names with spaces), or a local .ndjson, .ndjson.gz,"
+        " .jsonl or .bin file (its name without the suffix is the category)",
     )
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
     p.add_argument(
@@ -92,15 +91,15 @@ def resolve_sources(args: argparse.Namespace) -> list:
     """CATEGORY arguments -> `Source`s: local files, an input folder, or downloads."""
     from .. import categories, download
     from ..convert import Source
+    from ..formats import DRAWING_KINDS, file_kind, file_stem
 
     sources = []
     for name in args.categories:
         path = Path(name)
-        suffix = next((s for s in LOCAL_SUFFIXES if path.name.endswith(s)), None)
-        if suffix is not None:
+        if file_kind(path) in DRAWING_KINDS:
             if not path.is_file():
                 raise QuickDrawError(f"no such file: {name}")
-            sources.append(Source(category=path.name.removesuffix(suffix), path=path))
+            sources.append(Source(category=file_stem(path), path=path))
             continue
         category = categories.check_category(name)
         local = download.fetch(

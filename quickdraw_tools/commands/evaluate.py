@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from ..splits import SPLITS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,32 +21,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "bits per pixel) and an importance-weighted bound with --k samples (k=1 is the ELBO; "
         "larger k is tighter). Several checkpoints are evaluated on the same split, for "
         "comparison.",
-        epilog="example:\n  quickdraw evaluate runs/cat/best.pt runs/cat2/best.pt "
-        "--data data/sketchrnn/cat.npz --split test --k 10 --json report.json",
+        epilog="examples:\n  quickdraw evaluate runs/cat/best.pt runs/cat2/best.pt "
+        "--data data/sketchrnn/cat.npz --split test --k 10\n"
+        "  quickdraw evaluate runs/draw-cat/best.pt --data data/bitmap/cat.npy --json "
+        "> report.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="best.pt / last.pt files")
     p.add_argument(
-        "--data", nargs="+", required=True, type=Path, help="data files (one per category)"
-    )
-    p.add_argument("--split", default="test", choices=("train", "valid", "test"))
+        "--data", nargs="+", required=True, type=Path, metavar="FILE",
+        help="data files, one per category (the files the models were trained on, or others)",
+    )  # fmt: skip
+    p.add_argument(
+        "--split", default="test", choices=SPLITS,
+        help="which split of each file to score (default test)",
+    )  # fmt: skip
     p.add_argument("--k", type=int, default=1, help="importance samples (default 1 = ELBO)")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--batch-size", type=int, default=100, help="examples per batch (default 100)")
+    p.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"),
+        help="where the models run (default auto: CUDA when available)",
+    )  # fmt: skip
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own)")
     p.add_argument(
         "--seed", type=int, default=0,
         help="seed for the z samples (the held-out split and its binarisation are the "
         "training run's, from the checkpoint)",
     )  # fmt: skip
-    p.add_argument("--json", type=Path, help="also write the report(s) to this JSON file")
+    p.add_argument(
+        "--json", action="store_true", help="print the report(s) as JSON instead of the table"
+    )
+    p.add_argument("--json-out", type=Path, metavar="FILE", help="also write the JSON to FILE")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from ..atomic import atomic_write
+    from ..errors import QuickDrawError
     from ..eval.likelihood import evaluate_checkpoint, format_table
 
+    if args.threads < 0:
+        raise QuickDrawError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     reports = [
         evaluate_checkpoint(
             ckpt,
@@ -57,12 +80,18 @@ def run(args: argparse.Namespace) -> int:
         )
         for ckpt in args.checkpoints
     ]
+    payload = reports if len(reports) > 1 else reports[0]
+    if args.json_out:
+        with atomic_write(args.json_out, "w") as f:
+            json.dump(payload, f, indent=2)
+    if args.json:
+        json.dump(payload, sys.stdout, indent=2)
+        print()
+        return 0
     models = {r["model"] for r in reports}
     if len(models) > 1:
         print(f"note: comparing different models ({', '.join(sorted(models))})")
     print(format_table(reports))
-    if args.json:
-        with atomic_write(args.json, "w") as f:
-            json.dump(reports if len(reports) > 1 else reports[0], f, indent=2)
-        print(f"wrote {args.json}")
+    if args.json_out:
+        print(f"wrote {args.json_out}")
     return 0

@@ -1,75 +1,247 @@
 """`quickdraw sample CHECKPOINT [...] --out FILE`: use a trained model.
 
-The checkpoint names its model; this command loads it and hands over to that
-model module's hook ``sample_cli(model, data_state, args) -> int`` (sketch-rnn:
-`models.sketch_rnn.sample_cli`; DRAW defines its own), so each model decides
-what its modes mean. The flags below are shared by all models; a model
-rejects a mode it does not support with a clear error.
+The checkpoint names its model; the model says what its samples are
+(``output``: strokes or bitmaps) and which modes it supports
+(``sample_modes``). This command runs the mode and writes the file: the models
+themselves know nothing of files or flags.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
+
+from ..errors import QuickDrawError
 
 MODES = ["sample", "reconstruct", "interpolate", "analogy", "complete"]
+OUTPUT_SUFFIXES = {"strokes": (".svg", ".ndjson"), "bitmap": (".png", ".gif", ".npy")}
+WANTED = {"reconstruct": 3, "interpolate": 2, "analogy": 3, "complete": 1}  # --index values
 
 
 def add_parser(subparsers) -> None:
+    from ..splits import SPLITS
+
     p = subparsers.add_parser(
         "sample",
         help="draw samples (and reconstructions, interpolations...) from a checkpoint",
-        description="Load a checkpoint written by `quickdraw train` and write samples. "
-        "Modes (sketch-rnn): sample = N new sketches; reconstruct = each --index sketch of "
-        "--input and its decodings at every --temperature; interpolate = the latent path "
-        "between two --index sketches (--method slerp|lerp, --steps); analogy = "
-        "z(a) - z(b) + z(c) for three --index sketches; complete = N endings of the first "
-        "--prefix points of an --index sketch. --out for sketch-rnn: .svg (a grid) or "
-        ".ndjson (drawings); for draw: .png, .gif or .npy.",
-        epilog="example: quickdraw sample runs/cat/best.pt --n 16 --temperature 0.5 "
-        "--seed 0 --out grid.svg",
+        description="Load a checkpoint written by `quickdraw train` and write samples.\n\n"
+        "modes (sketch-rnn has all five, DRAW sample and reconstruct):\n"
+        "  sample       --n new sketches from the prior\n"
+        "  reconstruct  each --index sketch of --input, then its decodings at every --temperature\n"
+        "               (DRAW: the read and write windows at every step)\n"
+        "  interpolate  the latent path between two --index sketches (--method, --steps)\n"
+        "  analogy      z(a) - z(b) + z(c) for three --index sketches, decoded --n times\n"
+        "  complete     --n endings of the first --prefix points of one --index sketch\n\n"
+        "--out: sketch-rnn writes .svg (a grid) or .ndjson (drawings, `word` = the category\n"
+        "it was trained on); DRAW writes .png (a grid, plus OUT.steps.png with every step),\n"
+        ".gif (the canvas building up) or .npy (uint8 (n, 784) bitmaps).",
+        epilog="examples:\n"
+        "  quickdraw sample runs/cat/best.pt --n 16 --temperature 0.5 --seed 0 --out samples.svg\n"
+        "  quickdraw sample runs/cat/best.pt --mode interpolate --input data/sketchrnn/cat.npz"
+        " --index 0 5 --out path.svg\n"
+        "  quickdraw sample runs/draw-cat/best.pt --n 64 --out draw.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("checkpoint", help="a .pt file from `quickdraw train` (last.pt or best.pt)")
     p.add_argument(
         "--out", required=True, help="output file (sketch-rnn: .svg/.ndjson; draw: .png/.gif/.npy)"
     )
-    p.add_argument("--mode", default="sample", help=f"one of {', '.join(MODES)} (default sample)")
+    p.add_argument("--mode", default="sample", choices=MODES, help="what to draw (default sample)")
     p.add_argument("--n", type=int, default=16, help="how many samples / endings (default 16)")
     p.add_argument(
         "--temperature", type=float, nargs="+", default=[0.5],
-        help="sampling temperature(s) > 0; lower is tidier (default 0.5)",
+        help="sampling temperature(s) > 0, lower is tidier (default 0.5); reconstruct: several",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--device", default="cpu", help="auto, cpu or cuda (default cpu)")
-    p.add_argument("--cols", type=int, default=None, help="grid columns (default: a square)")
-    p.add_argument("--input", help="sketches to reconstruct/interpolate/complete: .npz/.ndjson")
-    p.add_argument("--split", default="test", help="split of an --input .npz (default test)")
     p.add_argument(
-        "--index", type=int, nargs="+", default=None, help="which --input sketches (default 0 1 2)"
+        "--device", default="auto", choices=("auto", "cpu", "cuda"),
+        help="where the model runs (default auto: CUDA when available)",
+    )  # fmt: skip
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own)")
+    p.add_argument("--cols", type=int, default=None, help="grid columns (default: a square)")
+    p.add_argument(
+        "--input", help="sketches for reconstruct/interpolate/analogy/complete: .npz, .ndjson, "
+        ".bin (sketch-rnn) or .npy bitmaps (DRAW)",
+    )  # fmt: skip
+    p.add_argument(
+        "--split", default="test", choices=SPLITS, help="split of an --input .npz (default test)"
     )
+    p.add_argument(
+        "--index", type=int, nargs="+", default=None,
+        help="which --input sketches (default the first ones the mode needs)",
+    )  # fmt: skip
     p.add_argument("--steps", type=int, default=8, help="interpolation points (default 8)")
-    p.add_argument("--method", default="slerp", help="interpolation: slerp or lerp")
+    p.add_argument(
+        "--method", default="slerp", choices=("slerp", "lerp"),
+        help="interpolation path (default slerp, the paper's)",
+    )  # fmt: skip
     p.add_argument("--prefix", type=int, default=None, help="complete: points kept (default: half)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import QuickDrawError, check_choice
-    from ..models.base import model_module
+    import torch
+
     from ..models.trainer import load_checkpoint
 
-    check_choice("mode", args.mode, MODES)
     if args.n < 1:
         raise QuickDrawError(f"--n must be at least 1, got {args.n}")
     for t in args.temperature:
-        if t <= 0:
+        if not t > 0:
             raise QuickDrawError(f"--temperature must be > 0, got {t}")
     if args.cols is not None and args.cols < 1:
         raise QuickDrawError(f"--cols must be at least 1, got {args.cols}")
     if args.steps < 2:
         raise QuickDrawError(f"--steps must be at least 2 (the path's two ends), got {args.steps}")
-    model, data_state, ckpt = load_checkpoint(args.checkpoint, args.device)
-    module = model_module(ckpt["model"])
-    hook = getattr(module, "sample_cli", None)
-    if hook is None:
-        raise QuickDrawError(f"the {ckpt['model']} model has no sample_cli hook yet")
-    return hook(model, data_state, args)
+    if args.threads < 0:
+        raise QuickDrawError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, data_state, _ = load_checkpoint(args.checkpoint, args.device)
+    if args.mode not in model.sample_modes:
+        raise QuickDrawError(
+            f"the {model.name} model supports --mode {', '.join(model.sample_modes)}, "
+            f"not {args.mode!r}"
+        )
+    out = Path(args.out)
+    valid = OUTPUT_SUFFIXES[model.output]
+    if out.suffix.lower() not in valid:
+        raise QuickDrawError(
+            f"{model.name} draws {model.output}: --out must end in {', '.join(valid)}, "
+            f"not {out.name!r}"
+        )
+    if args.mode != "sample" and not args.input:
+        raise QuickDrawError(f"--mode {args.mode} needs --input (the sketches to start from)")
+    if model.output == "strokes":
+        count = _strokes(model, data_state, args, out)
+    else:
+        count = _bitmaps(model, args, out)
+    print(f"wrote {args.mode} ({count} sketches) to {out}")
+    return 0
+
+
+def _picked(pool_size: int, args) -> list[int]:
+    """The --index values (default the first ones the mode needs), checked against the pool."""
+    wanted = WANTED[args.mode]
+    index = args.index if args.index is not None else list(range(min(wanted, pool_size)))
+    for i in index:
+        if not 0 <= i < pool_size:
+            raise QuickDrawError(f"--index {i} is out of range: {args.input} has {pool_size}")
+    if args.mode in ("interpolate", "analogy", "complete") and len(index) != wanted:
+        raise QuickDrawError(f"--mode {args.mode} takes {wanted} --index value(s)")
+    return index
+
+
+def _square(n: int) -> int:
+    return math.ceil(math.sqrt(n))
+
+
+# --- strokes (sketch-rnn) -------------------------------------------------------------------
+
+
+def _strokes(model, data_state: dict, args, out: Path) -> int:
+    import torch
+
+    from ..formats import read_stroke3
+    from ..models.base import trained_category
+
+    scale = data_state["scale_factor"]
+    gen = torch.Generator().manual_seed(args.seed)
+    temps = args.temperature
+    if args.mode == "sample":
+        rows = model.sample(args.n, temperature=temps[0], generator=gen, scale=scale)
+        captions = [f"τ={temps[0]:g}"] * len(rows)
+        cols = args.cols or _square(len(rows))
+    else:
+        pool = read_stroke3(args.input, args.split)
+        index = _picked(len(pool), args)
+        picked = [pool[i] for i in index]
+        if args.mode == "reconstruct":
+            rows, captions = [], []
+            for i, s in zip(index, picked, strict=True):
+                rows += [s, *model.reconstruct(s, scale, temps, gen)]
+                captions += [f"#{i}"] + [f"τ={t:g}" for t in temps]
+            cols = 1 + len(temps)
+        elif args.mode == "interpolate":
+            path = model.interpolate(*picked, scale, args.steps, args.method, temps[0], gen)
+            rows = [picked[0], *path, picked[1]]
+            captions = ["a", *[f"{k / (args.steps - 1):.2f}" for k in range(args.steps)], "b"]
+            cols = args.cols or len(rows)
+        elif args.mode == "analogy":
+            found = model.analogy(*picked, scale, args.n, temps[0], gen)
+            rows, captions = [*picked, *found], ["a", "b", "c", *["a-b+c"] * len(found)]
+            cols = args.cols or _square(len(rows))
+        else:
+            sketch = picked[0]
+            k = args.prefix if args.prefix is not None else max(1, len(sketch) // 2)
+            if not 1 <= k <= len(sketch):
+                raise QuickDrawError(f"--prefix must be in 1..{len(sketch)}, got {k}")
+            endings = model.complete(sketch[:k], scale, args.n, temps[0], gen)
+            rows = [sketch, sketch[:k], *endings]
+            captions = ["whole", "given", *["ending"] * len(endings)]
+            cols = args.cols or _square(len(rows))
+    write_strokes(out, rows, cols, captions, trained_category(data_state) or "")
+    return len(rows)
+
+
+def write_strokes(path: Path, sketches: list, cols: int, captions: list[str], word: str) -> None:
+    """Stroke-3 sketches -> an SVG grid (``.svg``) or drawings (``.ndjson``), atomically.
+
+    ndjson records carry ``word`` (the model's category) and the caption as ``caption``.
+    """
+    import numpy as np
+
+    from .. import formats, svg
+    from ..strokes import stroke3_to_drawing
+
+    if path.suffix.lower() == ".svg":
+        svg.svg_grid(sketches, cols, captions, path)
+        return
+    records = [
+        {"word": word, "caption": c, "drawing": stroke3_to_drawing(np.round(s, 2))}
+        for s, c in zip(sketches, captions, strict=True)
+    ]
+    formats.write_ndjson(path, records)
+
+
+# --- bitmaps (DRAW) -------------------------------------------------------------------------
+
+
+def _bitmaps(model, args, out: Path) -> int:
+    import numpy as np
+    import torch
+
+    from ..atomic import atomic_write
+    from ..formats import load_bitmaps
+    from ..models import draw_viz
+
+    device = next(model.parameters()).device
+    originals = None
+    if args.mode == "sample":
+        generator = torch.Generator(device=device).manual_seed(args.seed)
+        trace = model.generate(args.n, generator=generator, temperature=args.temperature[0])
+    else:
+        pool = load_bitmaps(args.input)
+        index = _picked(len(pool), args)
+        originals = model.images(torch.from_numpy(pool[index]))
+        torch.manual_seed(args.seed)
+        trace = model.reconstruct(originals)
+    trace = trace.cpu()
+    n = trace.canvases.shape[1]
+    cols = args.cols or _square(n)
+    suffix = out.suffix.lower()
+    if suffix == ".npy":
+        bitmaps = (trace.final.flatten(1) * 255).round().to(torch.uint8).numpy()
+        with atomic_write(out, "wb") as f:
+            np.save(f, bitmaps, allow_pickle=False)
+    elif suffix == ".gif":
+        draw_viz.save_gif(trace, out, max_images=n, cols=cols)
+    elif originals is not None:
+        draw_viz.save_reconstructions(originals.cpu(), trace, out)
+    else:
+        draw_viz.save_sample_grid(trace, out, cols=cols)
+        steps = out.with_name(out.stem + ".steps.png")
+        draw_viz.save_step_grid(trace, steps, max_images=16)
+        print(f"wrote every step of the first {min(n, 16)} to {steps}")
+    return n

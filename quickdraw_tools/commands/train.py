@@ -1,10 +1,13 @@
 """`quickdraw train MODEL --data FILES --out RUN_DIR [flags]`: train sketch-rnn or DRAW.
 
-Every field of the model's config dataclass and of `models.trainer.TrainConfig`
-is a flag (``dec_size`` -> ``--dec-size``; booleans also as ``--no-...``), with
-the field's comment as its help: ``quickdraw train sketch-rnn --help`` lists
-them. The model's flags are parsed only once the model is known, so torch is
-imported only when `train` runs.
+Every field of the model's config dataclass and of its training settings (its
+``settings_class``: `TrainConfig` or a subclass with the model's defaults) is
+a flag (``dec_size`` -> ``--dec-size``; booleans also as ``--no-...``), with
+the field's comment and its default as help: ``quickdraw train sketch-rnn
+--help`` lists them. The model's flags are parsed only once the model is
+known, so torch is imported only when `train` runs. Which value wins (the
+defaults, a resumed checkpoint's, the flags) is the trainer's business
+(`run_configs`).
 """
 
 from __future__ import annotations
@@ -30,27 +33,34 @@ def add_parser(subparsers) -> None:
         "steps), RUN_DIR/best.pt (best validation loss) and RUN_DIR/metrics.csv. "
         "Run `quickdraw train MODEL --help` for the model's and the trainer's flags. "
         "Several GPUs: torchrun --nproc_per_node N -m quickdraw_tools.cli train ...",
-        epilog="example: quickdraw train sketch-rnn --data out/sketchrnn/cat.npz "
-        "--out runs/cat --steps 20000",
+        epilog="examples:\n"
+        "  quickdraw train sketch-rnn --data data/sketchrnn/cat.npz --out runs/cat\n"
+        "  quickdraw train draw --data data/bitmap/cat.npy --out runs/draw-cat\n"
+        "  quickdraw train sketch-rnn --help     # the model's and the trainer's flags",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL", help="sketch-rnn or draw")
+    p.add_argument("model", metavar="MODEL", choices=MODELS, help="sketch-rnn or draw")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="--data, --out and the model's flags")
     p.set_defaults(func=run)
 
 
 def field_comments(cls) -> dict[str, str]:
-    """Field name -> its trailing ``# comment`` in the dataclass source."""
-    try:
-        source = textwrap.dedent(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return {}
-    lines = source.splitlines()
-    comments = {}
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            line = lines[node.lineno - 1]
-            if "#" in line:
-                comments[node.target.id] = line.split("#", 1)[1].strip()
+    """Field name -> its trailing ``# comment`` in the dataclass source (a subclass's
+    comment wins over its base class's)."""
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            continue
+        lines = source.splitlines()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                line = lines[node.lineno - 1]
+                if "#" in line:
+                    comments[node.target.id] = line.split("#", 1)[1].strip()
     return comments
 
 
@@ -74,23 +84,39 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, title: str) -> Non
             )  # fmt: skip
 
 
-def model_parser(model: str, model_config_cls, train_config_cls) -> argparse.ArgumentParser:
+EXAMPLES = {
+    "sketch-rnn": "  quickdraw train sketch-rnn --data data/sketchrnn/cat.npz --out runs/cat\n"
+    "  quickdraw train sketch-rnn --data data/sketchrnn/cat.npz data/sketchrnn/pig.npz \\\n"
+    "      --decoder hyper --dec-size 2048 --steps 100000 --out runs/cat-pig\n"
+    "  quickdraw train sketch-rnn --data data/sketchrnn/cat.npz --out runs/cat --resume "
+    "--steps 20000",
+    "draw": "  quickdraw train draw --data data/bitmap/cat.npy --out runs/draw-cat\n"
+    "  quickdraw train draw --data data --learn-canvas --optimizer adam --out runs/draw-all\n"
+    "  quickdraw train draw --data ../shared/quickdraw/mirror/full/numpy_bitmap/cat.npy "
+    "--steps 600 --out runs/draw-official",
+}
+
+
+def model_parser(model_cls) -> argparse.ArgumentParser:
+    config_cls, settings_cls = model_cls.config_class, model_cls.settings_class
     parser = argparse.ArgumentParser(
-        prog=f"quickdraw train {model}",
-        description=f"Train {model}. Flags map onto {model_config_cls.__name__} "
-        "and TrainConfig; with --resume the model's flags come from the checkpoint and "
-        "only the given training flags change (e.g. a larger --steps).",
+        prog=f"quickdraw train {model_cls.name}",
+        description=f"Train {model_cls.name}. Flags map onto {config_cls.__name__} (the model) "
+        f"and {settings_cls.__name__} (training); with --resume the model's flags come from "
+        "the checkpoint and only the given training flags change (e.g. a larger --steps).",
+        epilog="examples:\n" + EXAMPLES.get(model_cls.name, ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--data", nargs="+", required=True, metavar="FILE",
-        help="converted data files (sketch-rnn: .npz from `quickdraw convert`, several "
-        "files are concatenated; draw: bitmap files)",
+        help="converted data files, one category each (sketch-rnn: .npz from `quickdraw "
+        "convert`, several are concatenated; draw: bitmap .npy files or folders of them)",
     )  # fmt: skip
     parser.add_argument("--out", required=True, help="run directory for checkpoints and metrics")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_dataclass_flags(parser, model_config_cls, f"model ({model_config_cls.__name__})")
-    add_dataclass_flags(parser, train_config_cls, "training (TrainConfig)")
+    add_dataclass_flags(parser, config_cls, f"model ({config_cls.__name__})")
+    add_dataclass_flags(parser, settings_cls, f"training ({settings_cls.__name__})")
     return parser
 
 
@@ -98,43 +124,25 @@ def run(args: argparse.Namespace) -> int:
     check_choice("model", args.model, MODELS)
     import torch
 
-    from ..models.base import model_module
-    from ..models.trainer import TrainConfig, model_class, read_checkpoint, train
+    from ..models.base import model_class
+    from ..models.trainer import read_checkpoint, run_configs, train
 
     model_cls = model_class(args.model)
-    config_cls = model_cls.config_class  # type: ignore[attr-defined]
-    opts = model_parser(args.model, config_cls, TrainConfig).parse_args(args.rest)
-    given = vars(opts)
-    model_fields = {f.name for f in dataclasses.fields(config_cls)}
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    overlap = model_fields & train_fields
-    assert not overlap, f"config fields clash with TrainConfig: {overlap}"
-
+    opts = model_parser(model_cls).parse_args(args.rest)
+    given = {k: v for k, v in vars(opts).items() if k not in ("data", "out", "resume", "quiet")}
     for path in opts.data:
         if not Path(path).exists():
             raise QuickDrawError(
                 f"data file {path!r} not found (write it with `quickdraw convert`)"
             )
     out = Path(opts.out)
-    if opts.resume:
-        ckpt = read_checkpoint(out / "last.pt")
-        model_cfg = config_cls(**ckpt["model_config"])
-        changed = sorted(model_fields & given.keys())
-        if changed:
-            raise QuickDrawError(
-                f"--resume keeps the checkpoint's model; drop the model flag(s) {changed}"
-            )
-        train_cfg = TrainConfig(**ckpt["train_config"])
-    else:
-        model_cfg = config_cls(**{k: given[k] for k in model_fields & given.keys()})
-        # a model may name its paper's training settings (DRAW: constant lr, clip 5)
-        train_cfg = TrainConfig(**getattr(model_module(args.model), "TRAIN_DEFAULTS", {}))
-    train_cfg = dataclasses.replace(train_cfg, **{k: given[k] for k in train_fields & given.keys()})
+    checkpoint = read_checkpoint(out / "last.pt") if opts.resume else None
+    model_cfg, settings = run_configs(model_cls, given, checkpoint)
 
-    torch.manual_seed(train_cfg.seed)  # the same initial weights for the same seed
+    torch.manual_seed(settings.seed)  # the same initial weights for the same seed
     model = model_cls(model_cfg)
-    data = model_module(args.model).build_datasets(model_cfg, opts.data, train_cfg.seed)
-    result = train(model, data, train_cfg, out, resume=opts.resume, progress=not opts.quiet)
+    data = model_cls.build_datasets(model_cfg, opts.data, settings)
+    result = train(model, data, settings, out, resume=opts.resume, progress=not opts.quiet)
     best = f"{result.best_valid:.4f}" if result.best_valid is not None else "n/a"
     print(f"trained {args.model} to step {result.step}: best validation loss {best}")
     print(f"checkpoints: {result.last_checkpoint}, {result.best_checkpoint}; metrics: "
