@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 # registry key -> (module, class), imported on first use
 MODELS = {"sketch-rnn": (".sketch_rnn", "SketchRNN"), "draw": (".draw", "Draw")}
-OUTPUTS = ("strokes", "bitmap")  # what a model's samples are
 
 
 @dataclass

@@ -415,9 +415,9 @@ class Draw(nn.Module):
         _, (h_dec, s_dec), canvas = self._initial_state(n, weight)
         canvases, writes = [], []
         for _ in range(c.T):
-            z = torch.randn(
-                n, c.z_size, generator=generator, device=weight.device, dtype=weight.dtype
-            )
+            # drawn where the generator lives, so a seed gives the same images on any device
+            where = generator.device if generator is not None else weight.device
+            z = torch.randn(n, c.z_size, generator=generator, device=where).to(weight)
             h_dec, s_dec = self.decoder(temperature * z, (h_dec, s_dec))
             update, window = self._write(h_dec)
             canvas = canvas + update

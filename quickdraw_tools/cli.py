@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+from . import __version__
 from .errors import QuickDrawError
 
 # One entry per subcommand module, in the order `--help` lists them.
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Quick, Draw! toolkit: download and convert the official files, "
         "train and sample DRAW and sketch-rnn, evaluate models.",
     )
+    parser.add_argument("--version", action="version", version=f"quickdraw {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"quickdraw_tools.commands.{name}").add_parser(sub)
@@ -46,13 +49,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, so a closed pipe is met inside this `try`
+        return status
     except QuickDrawError as e:
         print(f"quickdraw {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"quickdraw {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `quickdraw download --list | head`: the reader has gone, so end quietly (and keep
+        # Python from complaining when it flushes stdout on the way out)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer whose pipe closed
     except OSError as e:
         # "[Errno 13] Permission denied: 'x'" -> "x: Permission denied"
         message = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else e.strerror or e

@@ -95,13 +95,22 @@ def _process_chunk(args: tuple[list, bool, tuple[str, ...], int]) -> dict[str, A
 
 
 def _read_category(
-    source: Source, on_error: str, max_per_category: int | None
+    source: Source, on_error: str, max_per_category: int | None, progress: bool = False
 ) -> tuple[list[dict], formats.ReadStats]:
     stats = formats.ReadStats()
     records = []
     # skipped lines are counted in the result (and the summary), not warned about
     drawings = formats.iter_drawings(source.path, on_error=on_error, stats=stats, warn=False)
-    for index, record in enumerate(drawings):
+    reading = tqdm(
+        drawings,
+        desc=f"read {source.category}",
+        unit=" drawings",
+        total=max_per_category,
+        leave=False,
+        disable=not progress,
+        delay=0.5,  # a quick read shows no bar at all
+    )
+    for index, record in enumerate(reading):
         if not any(len(stroke[0]) for stroke in record["drawing"]):
             # nothing to learn from or draw; a raw one would fail in simplify, unnamed
             where = f":{stats.lines}" if stats.lines else f": drawing {index}"  # ndjson/.bin
@@ -161,7 +170,7 @@ def convert(
     pool = _pool(workers) if workers > 1 else None
     results: list[CategoryResult] = []
     mnist_parts: dict[str, list[tuple[np.ndarray, int]]] = {"train": [], "test": []}
-    bar = tqdm(unit=" drawings", desc="convert", disable=not progress)
+    bar = _Bar(progress)
     try:
         # Category k's chunks run in the pool while category k+1 is read and split;
         # its files are written once all its chunks are back, in submission order.
@@ -223,7 +232,7 @@ def _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar):
     """Read and split one category, then queue (or, serially, run) its chunks."""
     if source is None:
         return None
-    records, stats = _read_category(source, on_error, max_per_category)
+    records, stats = _read_category(source, on_error, max_per_category, bar.progress)
     if not records:
         raise QuickDrawError(f"no drawings in {source.path} for {source.category!r}")
     split = split_records(records, source.category, seed=seed)
@@ -231,8 +240,7 @@ def _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar):
     read = len(records)
     del records
     raw = any(is_raw(d) for d in drawings[:50])
-    bar.total = (bar.total or 0) + len(drawings)
-    bar.refresh()
+    bar.add(len(drawings))
     result = CategoryResult(
         category=source.category,
         source=str(source.path),
@@ -256,7 +264,32 @@ def _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar):
     return result, futures
 
 
-def _tick(bar: tqdm, n: int, _future: Future) -> None:
+class _Bar:
+    """The drawings-converted bar, made once the first category has been read (so it never
+    shows an empty "0 drawings" bar while a file is read; that has its own bar)."""
+
+    def __init__(self, progress: bool) -> None:
+        self.progress = progress
+        self.bar: tqdm | None = None
+
+    def add(self, n: int) -> None:
+        """`n` more drawings to convert."""
+        if self.bar is None:
+            self.bar = tqdm(total=n, unit=" drawings", desc="convert", disable=not self.progress)
+        else:
+            self.bar.total += n
+            self.bar.refresh()
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _tick(bar: _Bar, n: int, _future: Future) -> None:
     bar.update(n)
 
 

@@ -118,7 +118,7 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
 
 
 def _byte_bar(total: int | None, desc: str, progress: bool, initial: int = 0) -> tqdm:
-    """A progress bar in bytes (KiB, MiB, ...) that disappears when the file is done."""
+    """A progress bar in bytes (KiB, MiB, ...); it stays, at 100%, once the file is done."""
     return tqdm(
         total=total,
         initial=initial,
@@ -127,7 +127,6 @@ def _byte_bar(total: int | None, desc: str, progress: bool, initial: int = 0) ->
         unit_divisor=1024,
         desc=desc,
         disable=not progress,
-        leave=False,
     )
 
 

@@ -45,9 +45,6 @@ IDX_TYPES: dict[int, np.dtype] = {
 }
 _CODE_OF = {dtype.newbyteorder("="): code for code, dtype in IDX_TYPES.items()}
 
-IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
-LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
-
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),

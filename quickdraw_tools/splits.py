@@ -81,10 +81,6 @@ class Split:
     def __post_init__(self) -> None:
         self.sizes = {s: len(self.indices[s]) for s in SPLITS}
 
-    def assignment(self) -> dict[int, str]:
-        """Record index -> split name."""
-        return {i: s for s in SPLITS for i in self.indices[s]}
-
 
 def split_records(
     records: Sequence[dict[str, Any]] | Iterable[dict[str, Any]], category: str, seed: int = 0

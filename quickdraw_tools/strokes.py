@@ -289,11 +289,6 @@ def stroke5_to_stroke3(big: np.ndarray) -> np.ndarray:
     return out
 
 
-def seq_len(big: np.ndarray) -> int:
-    """Number of real points in a stroke-5 array (with start token)."""
-    return int(np.argmax(big[1:, 4] > 0.5)) if big[1:, 4].any() else len(big) - 1
-
-
 def bounds(strokes: np.ndarray) -> tuple[float, float, float, float]:
     """(min_x, max_x, min_y, max_y) of the absolute points of a stroke-3 sketch."""
     xy = np.cumsum(_check_stroke3(strokes)[:, :2].astype(np.float64), axis=0)

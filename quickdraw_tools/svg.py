@@ -246,17 +246,6 @@ def sketch_to_svg(
     return svg_grid([sketch], 1, captions, path, cell=size, **options)
 
 
-def sketches_to_svg_grid(
-    sketches: Sequence,
-    cols: int,
-    captions: Sequence[str] | None = None,
-    path: str | os.PathLike | None = None,
-    **options,
-) -> str:
-    """Stroke-3 / stroke-5 arrays (or drawings) as an SVG grid: what models call on samples."""
-    return svg_grid(sketches, cols, captions, path, **options)
-
-
 def png_grid(
     sketches: Sequence,
     cols: int,

@@ -94,9 +94,9 @@ class Ours:
         )  # fmt: skip
         scale = S.normalizing_scale_factor(sketches)
         data = [S.normalize(S.clip_offsets(s), scale) for s in sketches]
-        self.model = R.Model(cfg)
+        self.model = R.SketchRNN(cfg)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LABML["lr"])
-        dataset = R.StrokeDataset(data, cfg, augment=True)
+        dataset = R.StrokeDataset(data, cfg.max_seq_len, augment=R.SketchRNNTraining())
         loader = DataLoader(dataset, LABML["batch"], shuffle=True, drop_last=True)
         self.batches = _forever(loader)
         self.step_count = 0
@@ -154,7 +154,7 @@ def bench_sampling(checkpoint: str | None, n: int = 100) -> dict:
         what = checkpoint
     else:
         torch.manual_seed(0)
-        model = R.Model(R.SketchRNNConfig(max_seq_len=100, enc_size=256, dec_size=512))
+        model = R.SketchRNN(R.SketchRNNConfig(max_seq_len=100, enc_size=256, dec_size=512))
         with torch.no_grad():  # an untrained model ends at once; make it draw ~max_len
             model.to_params.bias[-1] = -6.0
         scale, what = 1.0, "an untrained model (default config, N_max 100)"

@@ -37,45 +37,44 @@ from torch.utils.data import DataLoader, Subset
 from quickdraw_tools.atomic import atomic_write
 from quickdraw_tools.errors import QuickDrawError
 from quickdraw_tools.models import draw_viz
-from quickdraw_tools.models.draw import TRAIN_DEFAULTS, Draw, DrawConfig, build_datasets
-from quickdraw_tools.models.trainer import TrainConfig, load_checkpoint, train
+from quickdraw_tools.models.draw import (
+    Draw,
+    DrawConfig,
+    DrawTraining,
+    build_datasets,
+    report_kl_offset,
+)
+from quickdraw_tools.models.trainer import checkpoint_settings, load_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
 CAT = ROOT.parent / "shared/quickdraw/mirror/full/numpy_bitmap/cat.npy"
 DEFAULT_DATA = [CAT, ROOT / "runs/draw-data/bitmap"]
 
-REPORT = {"optimizer": "rmsprop", "binarize": "grey"}
-# name -> (what it is, DrawConfig changes, TrainConfig changes)
+REPORT = {"optimizer": "rmsprop", "binarize": "grey"}  # the report's training settings
+ADAM = {"optimizer": "adam", "binarize": "grey"}
+OURS = {"optimizer": "adam", "binarize": "dynamic"}
+# name -> (what it is, DrawConfig changes, DrawTraining changes)
 CONFIGS = {
-    "report-b100-n5": ("report, batch 100, read N 5", {**REPORT}, {"batch_size": 100}),
-    "report-b64-n5": ("report, batch 64, read N 5", {**REPORT}, {"batch_size": 64}),
-    "report-b100-n2": ("report, batch 100, read N 2", {**REPORT, "read_n": 2}, {}),
-    "adam": ("+ Adam", {"optimizer": "adam", "binarize": "grey"}, {}),
-    "adam-dynamic": ("+ dynamic binarisation", {"optimizer": "adam", "binarize": "dynamic"}, {}),
-    "ours": (
-        "+ learned c_0 (ours)",
-        {"optimizer": "adam", "binarize": "dynamic", "learn_canvas": True},
-        {},
-    ),
-    "ours-w8": (
-        "ours + write N 8",
-        {"optimizer": "adam", "binarize": "dynamic", "learn_canvas": True, "write_n": 8},
-        {},
-    ),
+    "report-b100-n5": ("report, batch 100, read N 5", {}, {**REPORT, "batch_size": 100}),
+    "report-b64-n5": ("report, batch 64, read N 5", {}, {**REPORT, "batch_size": 64}),
+    "report-b100-n2": ("report, batch 100, read N 2", {"read_n": 2}, REPORT),
+    "adam": ("+ Adam", {}, ADAM),
+    "adam-dynamic": ("+ dynamic binarisation", {}, OURS),
+    "ours": ("+ learned c_0 (ours)", {"learn_canvas": True}, OURS),
+    "ours-w8": ("ours + write N 8", {"learn_canvas": True, "write_n": 8}, OURS),
 }
 
 
-def train_config(name: str, steps: int, seed: int) -> TrainConfig:
-    changes = {**TRAIN_DEFAULTS, **CONFIGS[name][2]}
-    return TrainConfig(
+def train_config(name: str, steps: int, seed: int) -> DrawTraining:
+    return DrawTraining(
         steps=steps,
         seed=seed,
         device="cpu",
         eval_every=max(1, steps // 4),
         checkpoint_every=max(1, steps // 8),
         log_every=10,
-        **changes,
+        **CONFIGS[name][2],
     )
 
 
@@ -89,11 +88,12 @@ def run(name: str, data_paths, steps: int, seed: int, out: Path) -> Path:
         if ckpt["step"] >= steps:
             return run_dir
     config = DrawConfig(**CONFIGS[name][1])
+    settings = train_config(name, steps, seed)
     torch.manual_seed(seed)
     model = Draw(config)
-    data = build_datasets(config, data_paths, seed)
+    data = build_datasets(config, data_paths, settings)
     print(f"{name}: training {steps} steps on {len(data.train)} images", flush=True)
-    train(model, data, train_config(name, steps, seed), run_dir, resume=resume)
+    train(model, data, settings, run_dir, resume=resume)
     return run_dir
 
 
@@ -119,7 +119,7 @@ def optimizer_used(ckpt: dict) -> str:
 
 def test_sets(data_paths, seed: int):
     """The held-out test images binarised once (seeded), all and cat only."""
-    data = build_datasets(DrawConfig(binarize="dynamic"), data_paths, seed)
+    data = build_datasets(DrawConfig(), data_paths, DrawTraining(seed=seed, binarize="dynamic"))
     test = data.test
     cat = [i for i, label in enumerate(test.labels.tolist()) if test.categories[label] == "cat"]
     return {"all": test, "cat": Subset(test, cat)}, data
@@ -162,10 +162,10 @@ def report(names, data_paths, steps: int, seed: int, out: Path) -> pd.DataFrame:
         model, _, ckpt = load_checkpoint(out / name / "last.pt")
         if ckpt["step"] != steps:
             raise QuickDrawError(f"{out / name} is at step {ckpt['step']}, not {steps}")
-        if optimizer_used(ckpt) != model.config.optimizer:  # the trainer must honour it
+        wanted = checkpoint_settings(ckpt).optimizer
+        if optimizer_used(ckpt) != wanted:  # the trainer must honour it
             raise QuickDrawError(
-                f"{out / name} was trained with {optimizer_used(ckpt)}, "
-                f"not the configured {model.config.optimizer}"
+                f"{out / name} was trained with {optimizer_used(ckpt)}, not the configured {wanted}"
             )
         row = {"configuration": CONFIGS[name][0], "run": name}
         batch = ckpt["train_config"]["batch_size"]
@@ -176,7 +176,7 @@ def report(names, data_paths, steps: int, seed: int, out: Path) -> pd.DataFrame:
             row[f"L_z {split}"] = kl.mean().item()
             row[f"L_x+L_z {split}"] = bound.mean().item()
             row[f"± {split}"] = (bound.std() / len(bound) ** 0.5).item()  # standard error
-        offset = 0.5 * model.config.T * (model.config.z_size - 1)
+        offset = report_kl_offset(model.config)
         row["report's L_z"] = row["L_z all"] + offset if name.startswith("report") else None
         row["batch"] = int(batch)
         row["steps/s (shared CPU)"] = speed(out / name)

@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 from quickdraw_tools import svg
+from quickdraw_tools.formats import read_stroke3
 from quickdraw_tools.models import sketch_rnn as R
-from quickdraw_tools.models.trainer import evaluate, load_checkpoint
+from quickdraw_tools.models.trainer import checkpoint_settings, evaluate, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,7 @@ PAPER = "Ha & Eck (2018) Table 1, cat, conditional, w_KL = 1.00: L_R = -0.98 (70
 def report_run(run: Path, out: Path, seed: int, temperature: float) -> dict:
     model, state, ckpt = load_checkpoint(run / "best.pt")
     cfg = model.config
-    data = R.build_datasets(cfg, state["files"], seed)
+    data = R.build_datasets(cfg, state["files"], checkpoint_settings(ckpt), state)
     row = {
         "run": run.name,
         "step": ckpt["step"],
@@ -45,7 +46,7 @@ def report_run(run: Path, out: Path, seed: int, temperature: float) -> dict:
         row[f"{split} L_R"], row[f"{split} L_KL"] = losses["recon"], losses["kl"]
 
     scale = state["scale_factor"]
-    test = R.read_sketches(state["files"][0], "test")
+    test = read_stroke3(state["files"][0], "test")
     test = [s for s in test if len(s) <= cfg.max_seq_len]
     gen = torch.Generator().manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)

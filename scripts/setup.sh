@@ -25,7 +25,7 @@ fi
 # The CPU build of torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
 .venv/bin/pip install -q -e '.[dev]'
-# Compile the bitmap renderer's numba kernels now (about 20 s once; cached next to the
-# source), so the first `quickdraw convert` or test does not wait for them.
-.venv/bin/python -c "from quickdraw_tools.raster import rasterize; rasterize([[[0, 255], [0, 255]]])"
+# Compile the simplifier's numba kernels (RDP, resampling) now, once (cached next to the
+# source), so the first `quickdraw simplify` or raw `convert` does not wait for them.
+.venv/bin/python -c "from quickdraw_tools.simplify import simplify_drawing as s; s([[[0, 3, 9], [0, 5, 1]]])"
 echo "setup: done (.venv)"

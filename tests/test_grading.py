@@ -574,7 +574,7 @@ def test_cli_report(store, tmp_path, capsys):
     csv, png = tmp_path / "r.csv", tmp_path / "r.png"
     db = str(store.path)
     assert (
-        main(["grade", "report", "--db", db, "--json", "--csv", str(csv), "--png", str(png)]) == 0
+        main(["grade", "report", "--db", db, "--json", "--csv", str(csv), "--chart", str(png)]) == 0
     )
     report = json.loads(capsys.readouterr().out)
     assert report["raters"] == 2 and report["agreement"]["fleiss_kappa"] == pytest.approx(-1.0)
@@ -614,7 +614,7 @@ def test_cli_help_explains(capsys):
     out = capsys.readouterr().out
     assert "--per-source" in out and "possibly real" in out and "npz:SPLIT" in out
     # the example is copy-pasteable: its line break is a shell continuation, not lost
-    assert "checkpoint.pt \\\n      --per-source 50" in out
+    assert "best.pt \\\n      --per-source 50" in out
 
 
 def test_load_test_script_small(tmp_path):

@@ -60,6 +60,8 @@ def test_whole_session_in_chromium(browser, tmp_path, shared, capsys):
         page = browser.new_context(viewport={"width": 800, "height": 900}).new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        failed: list[str] = []  # e.g. a favicon the page asks for and the server lacks
+        page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
         page.goto(url)
         expect(page.locator("#start")).to_be_visible()
         screenshot(page, tmp_path, "1-start")
@@ -96,8 +98,18 @@ def test_whole_session_in_chromium(browser, tmp_path, shared, capsys):
         expect(page.locator(f"#grade-{plan[5]}")).to_be_enabled()
         page.locator(f"#grade-{plan[5]}").dblclick()
         expect(page.locator("#progress-text")).to_have_text("6 / 12")
-        page.wait_for_timeout(400)
+        # once the buttons take input again, both clicks have been dealt with
+        expect(page.locator(f"#grade-{plan[6]}")).to_be_enabled()
         expect(page.locator("#progress-text")).to_have_text("6 / 12")
+        # the clicked button does not stay tinted (hovered, focused) on the next sketch ...
+        clicked = page.locator(f"#grade-{plan[5]}")
+        background = "getComputedStyle(document.getElementById('grade-%s')).backgroundColor"
+        plain = page.evaluate(background % plan[6 if plan[6] != plan[5] else 7])
+        assert page.evaluate(background % plan[5]) == plain
+        assert page.evaluate("document.activeElement.classList.contains('grade')") is False
+        box = clicked.bounding_box()
+        page.mouse.move(box["x"] + 5, box["y"] + 5)  # ... until the pointer moves again
+        assert page.evaluate(background % plan[5]) != plain
 
         for i in range(6, 12):
             grade_one(page, plan[i], use_key=i % 2 == 0)
@@ -108,7 +120,7 @@ def test_whole_session_in_chromium(browser, tmp_path, shared, capsys):
         page.reload()
         expect(page.locator("#done")).to_be_visible()
         assert "sheep" not in page.content() and "teapot" not in page.content()
-        assert errors == []
+        assert errors == [] and failed == []
     finally:
         stop(proc)
 

@@ -89,13 +89,13 @@ def test_drawings_raw_and_simplified(shared):
 def test_stroke3_and_stroke5_from_the_python_api(tmp_path, shared):
     sheep = formats.load_sketchrnn_npz(SHEEP)["valid"][:6]
     out = tmp_path / "samples.svg"
-    text = svg.sketches_to_svg_grid(sheep, 3, captions=None, path=out)
+    text = svg.svg_grid(sheep, 3, captions=None, path=out)
     assert out.read_text().endswith(text + "\n")
     check_grid(text, sheep, cell=128, cols=3)
     big = [stroke3_to_stroke5(s, max_len=len(s) + 4) for s in sheep]
-    assert svg.sketches_to_svg_grid(big, 3) == text  # stroke-5 gives the same picture
+    assert svg.svg_grid(big, 3) == text  # stroke-5 gives the same picture
     floats = [s.astype(np.float32) / 7.5 for s in sheep]  # normalized model output
-    check_grid(svg.sketches_to_svg_grid(floats, 2), floats, cell=128, cols=2)
+    check_grid(svg.svg_grid(floats, 2), floats, cell=128, cols=2)
     # a drawing and its stroke-3 give the same picture
     drawing = records(SIMPLIFIED_CAT, 1)[0]["drawing"]
     assert svg.sketch_to_svg(drawing) == svg.sketch_to_svg(drawing_to_stroke3(drawing))

@@ -186,12 +186,18 @@ def _pct(x: float) -> str:
     return "   -" if math.isnan(x) else f"{100 * x:4.0f}"
 
 
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    """``1 rater``, ``2 raters``; ``1 sketch``, ``2 sketches``."""
+    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
+
+
 def format_report(report: dict) -> str:
     """A table a person reads in a terminal."""
     out = io.StringIO()
     out.write(
-        f"{report['db']}: {report['raters']} raters, {report['gradings']} gradings of "
-        f"{report['sketches_graded']} of {report['pool']} sketches "
+        f"{report['db']}: {_count(report['raters'], 'rater')}, "
+        f"{_count(report['gradings'], 'grading')} of "
+        f"{report['sketches_graded']} of {_count(report['pool'], 'sketch', 'sketches')} "
         "(the latest grade per rater and sketch counts)\n"
         "categories: " + ", ".join(report["categories"]) + "\n"
         "graded by rater: "
@@ -224,9 +230,10 @@ def format_report(report: dict) -> str:
     alpha, kappa = a["krippendorff_alpha"], a["fleiss_kappa"]
     out.write(
         f"\nAgreement between raters: Krippendorff's alpha (nominal) "
-        f"{'n/a' if math.isnan(alpha) else f'{alpha:.3f}'} over {a['alpha_units']} sketches "
+        f"{'n/a' if math.isnan(alpha) else f'{alpha:.3f}'} over "
+        f"{_count(a['alpha_units'], 'sketch', 'sketches')} "
         f"graded by 2+ raters; Fleiss' kappa {'n/a' if math.isnan(kappa) else f'{kappa:.3f}'} "
-        f"over {a['fleiss_units']} sketches graded by every rater.\n"
+        f"over {_count(a['fleiss_units'], 'sketch', 'sketches')} graded by every rater.\n"
     )
     return out.getvalue()
 
@@ -253,7 +260,7 @@ def write_chart(report: dict, path: str | Path) -> None:
     colours = {"real": "#4caf50", "possibly_real": "#ffb300", "fake": "#e53935"}
     width = 0.26
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(rows) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(rows) + 2), 4.4), layout="constrained")
     for j, g in enumerate(GRADES):
         frac = np.array([r[f"frac_{g}"] for r in rows], dtype=float)
         lo = np.array([r[f"frac_{g}_lo"] for r in rows], dtype=float)
@@ -273,9 +280,9 @@ def write_chart(report: dict, path: str | Path) -> None:
     ax.set_xticks(x, [f"{r['source']}\n(n={r['n']})" for r in rows])
     ax.set_ylim(0, 1)
     ax.set_ylabel("fraction of gradings")
-    ax.set_title("Human grading: real, possibly real or fake? (95% Wilson intervals)")
+    # two short lines: one long line was cut off on a narrow (one-source) chart
+    ax.set_title("Human grading: real, possibly real or fake?\n(bars: 95% Wilson intervals)")
     ax.legend(frameon=False, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
-    fig.tight_layout()
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=120)
     plt.close(fig)

@@ -4,7 +4,7 @@
 Routes (everything else is 404; no request path ever reaches the file system: the static files
 are read once from the package into a whitelist dict):
 
-    GET  /  /app.js  /style.css          the page
+    GET  /  /app.js  /style.css          the page (and its icon, /favicon.svg)
     POST /api/raters   {name}            start or resume the rater called `name`
     GET  /api/state?rater=T              {name, total, graded, done}
     GET  /api/item?rater=T&index=I       the I-th sketch of T's order: {index, id, svg, grade}
@@ -40,6 +40,7 @@ STATIC = {  # URL path -> (file in eval/grading/static, content type)
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }
 REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 TOKEN_HEADER = "X-Grading-Token"

@@ -96,7 +96,9 @@ def _read_npz(path: Path, split: str) -> list[Sketch]:
     ]
 
 
-def _sample_checkpoint(path: Path, n: int, seed: int, temperature: float) -> list[Sketch]:
+def _sample_checkpoint(
+    path: Path, n: int, seed: int, temperature: float, device: str = "cpu"
+) -> list[Sketch]:
     """`n` sketches drawn from a checkpoint with its model's `sample_sketches`: strokes from a
     stroke model (sketch-rnn), ink levels from a bitmap model (DRAW)."""
     import torch
@@ -104,8 +106,8 @@ def _sample_checkpoint(path: Path, n: int, seed: int, temperature: float) -> lis
     from ...models.base import trained_category
     from ...models.trainer import load_checkpoint
 
-    model, data_state, _ = load_checkpoint(path)
-    generator = torch.Generator().manual_seed(seed)
+    model, data_state, _ = load_checkpoint(path, device)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on any device
     category = trained_category(data_state) or "mixed"
     out: list[Sketch] = []
     for _ in range(5):  # an empty sample (end of sketch at once, a blank canvas) is drawn again
@@ -129,14 +131,19 @@ def _read_bitmaps(path: Path) -> list[Sketch]:
 
 
 def read_source(
-    spec: SourceSpec, label: str, n: int | None, rng: np.random.Generator, temperature: float = 1.0
+    spec: SourceSpec,
+    label: str,
+    n: int | None,
+    rng: np.random.Generator,
+    temperature: float = 1.0,
+    device: str = "cpu",
 ) -> list[Sketch]:
     """Up to `n` sketches (all if None) from `spec`, chosen at random, labelled `label`."""
     if spec.kind == "checkpoint":
         if n is None:
             raise QuickDrawError("sampling from a checkpoint needs a count")
         seed = int(rng.integers(2**31))
-        sketches = _sample_checkpoint(spec.path, n, seed, temperature)
+        sketches = _sample_checkpoint(spec.path, n, seed, temperature, device)
     elif spec.kind == "drawings":
         sketches = _read_drawings(spec.path)
     elif spec.kind == "bitmap":
@@ -164,6 +171,7 @@ def build_pool(
     per_source: int,
     seed: int | None = None,
     temperature: float = 1.0,
+    device: str = "cpu",
 ) -> tuple[list[Sketch], dict]:
     """The session's pool: `per_source` sketches from each generated source and as many real
     sketches as generated ones in total, so half of what a rater sees is real.
@@ -183,7 +191,7 @@ def build_pool(
     labels = source_labels(generated)
     fake: list[Sketch] = []
     for spec, label in zip(generated, labels, strict=True):
-        fake += read_source(spec, label, per_source, rng, temperature)
+        fake += read_source(spec, label, per_source, rng, temperature, device)
     everything_real = read_source(real, REAL_SOURCE, None, rng)
     if len(everything_real) < len(fake):
         raise QuickDrawError(

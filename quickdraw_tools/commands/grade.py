@@ -24,9 +24,10 @@ DRAW bitmaps; with any bitmap source every sketch is shown as a bitmap.
 Send the printed link to colleagues on this machine; to open the session to other machines
 give --host 0.0.0.0 --token auto and send the printed link (it holds the token).
 
-example:
-  quickdraw grade serve --real sheep.npz:test --generated runs/sheep/checkpoint.pt \\
+examples:
+  quickdraw grade serve --real data/sketchrnn/cat.npz:test --generated runs/cat/best.pt \\
       --per-source 50 --db grades.sqlite
+  quickdraw grade serve --db grades.sqlite          # resume the session stored there
 """
 
 REPORT_HELP = """\
@@ -36,8 +37,9 @@ passes (more than half of its sketches graded real or possibly real while real s
 mostly graded real), and agreement between raters (Krippendorff's alpha, Fleiss' kappa).
 The latest grade of each rater for each sketch counts. Safe to run while the server runs.
 
-example:
-  quickdraw grade report --db grades.sqlite --csv grades.csv --png grades.png
+examples:
+  quickdraw grade report --db grades.sqlite --csv grades.csv --chart grades.png
+  quickdraw grade report --db grades.sqlite --json > report.json
 """
 
 
@@ -85,7 +87,12 @@ def add_parser(subparsers) -> None:
     serve.add_argument(
         "--temperature", type=float, default=1.0, help="sampling temperature for checkpoints"
     )
+    serve.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"),
+        help="where checkpoints are sampled (default auto: CUDA when available)",
+    )  # fmt: skip
     serve.add_argument("--verbose", action="store_true", help="log every request")
+    serve.add_argument("--quiet", action="store_true", help="print only the grading link")
     serve.set_defaults(func=run_serve)
 
     report = sub.add_parser(
@@ -96,8 +103,11 @@ def add_parser(subparsers) -> None:
     )
     report.add_argument("--db", required=True, help="the session's SQLite file")
     report.add_argument("--csv", metavar="OUT.csv", help="write the table as CSV")
-    report.add_argument("--png", metavar="CHART.png", help="write a bar chart")
-    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.add_argument("--chart", metavar="CHART.png", help="write a bar chart (PNG)")
+    report.add_argument(
+        "--json", action="store_true", help="print the report as JSON instead of the table"
+    )
+    report.add_argument("--json-out", metavar="FILE", help="also write the JSON to FILE")
     report.set_defaults(func=run_report)
 
 
@@ -105,6 +115,10 @@ def run_serve(args) -> int:
     from ..eval.grading.server import GradingApp, check_exposure, make_server, session_url
     from ..eval.grading.sources import build_pool, parse_source
     from ..eval.grading.store import GradeStore
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, flush=True)
 
     # every check that needs no data comes first: a refusal must not leave a half-made session
     if not 0 <= args.port <= 65535:
@@ -128,7 +142,7 @@ def run_serve(args) -> int:
     with GradeStore(args.db) as store:
         if store.has_session():
             _check_same_session(store.spec(), args)
-            print(f"resuming the session in {args.db}", flush=True)
+            say(f"resuming the session in {args.db}")
         else:
             if not args.real or not args.generated:
                 raise QuickDrawError(
@@ -139,17 +153,19 @@ def run_serve(args) -> int:
                 parse_source(args.real),
                 [parse_source(g) for g in args.generated],
             )
-            pool, spec = build_pool(real, generated, args.per_source, args.seed, args.temperature)
+            pool, spec = build_pool(
+                real, generated, args.per_source, args.seed, args.temperature, args.device
+            )
             store.create_session(pool, spec)
-            print(f"new session in {args.db}: {len(pool)} sketches", flush=True)
+            say(f"new session in {args.db}: {len(pool)} sketches")
         app = GradingApp(store, token)
         server = make_server(app, args.host, args.port, quiet=not args.verbose)
         print(f"grading page: {session_url(server, args.host, token)}", flush=True)
-        print("stop with Ctrl-C; every grade is already saved", flush=True)
+        say("stop with Ctrl-C; every grade is already saved")
         try:
             server.serve_forever()
         except KeyboardInterrupt:  # the normal way to end a session
-            print(f"stopped; {store.counts()['grades']} grade rows in {args.db}", flush=True)
+            say(f"stopped; {store.counts()['grades']} grade rows in {args.db}")
         finally:
             server.server_close()
     return 0
@@ -172,6 +188,7 @@ def _check_same_session(spec: dict, args) -> None:
 
 
 def run_report(args) -> int:
+    from ..atomic import atomic_write
     from ..eval.grading.report import build_report, format_report, write_chart, write_csv
     from ..eval.grading.store import GradeStore
 
@@ -181,14 +198,17 @@ def run_report(args) -> int:
         report = build_report(store)
     if args.csv:
         write_csv(report, args.csv)
-    if args.png:
-        write_chart(report, args.png)
+    if args.chart:
+        write_chart(report, args.chart)
+    if args.json_out:
+        with atomic_write(args.json_out, "w", encoding="utf-8") as f:
+            json.dump(_json_safe(report), f, indent=2)
     if args.json:
         json.dump(_json_safe(report), sys.stdout, indent=2)
         print()
     else:
         print(format_report(report), end="")
-    for what, path in (("CSV", args.csv), ("chart", args.png)):
+    for what, path in (("CSV", args.csv), ("chart", args.chart), ("JSON", args.json_out)):
         if path:
             print(f"{what} written to {path}", file=sys.stderr if args.json else sys.stdout)
     return 0

@@ -216,10 +216,9 @@ def _bitmaps(model, args, out: Path) -> int:
     from ..formats import load_bitmaps
     from ..models import draw_viz
 
-    device = next(model.parameters()).device
     originals = None
     if args.mode == "sample":
-        generator = torch.Generator(device=device).manual_seed(args.seed)
+        generator = torch.Generator().manual_seed(args.seed)  # CPU: the same images anywhere
         trace = model.generate(args.n, generator=generator, temperature=args.temperature[0])
     else:
         pool = load_bitmaps(args.input)

@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="text under each drawing: its category, its position in the file, or its country",
     )
     p.add_argument("--png", action="store_true", help="also write a PNG next to each SVG")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         png=args.png,
         caption=args.caption,
+        progress=not args.quiet,
     )
     svgs = sum(p.suffix == ".svg" for p in written)
     pngs = len(written) - svgs

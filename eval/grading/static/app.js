@@ -65,6 +65,10 @@ const LABELS = { real: "Real", possibly_real: "Possibly real", fake: "Fake" };
 function showItem(item) {
   current = item;
   requestId = newRequestId();
+  // the button just clicked must not look chosen on the next sketch: no focus, no hover tint
+  // until the pointer moves (style.css)
+  if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
+  $("buttons").classList.add("fresh");
   $("sketch").innerHTML = item.svg;
   for (const b of document.querySelectorAll("button.grade")) {
     b.classList.toggle("chosen", b.dataset.grade === item.grade);
@@ -162,6 +166,7 @@ $("name-form").addEventListener("submit", async (event) => {
   }
 });
 
+$("buttons").addEventListener("pointermove", () => $("buttons").classList.remove("fresh"));
 for (const b of document.querySelectorAll("button.grade")) {
   b.addEventListener("click", () => submit(b.dataset.grade));
 }
