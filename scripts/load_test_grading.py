@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+from _server import start_server, stop
 
 from quickdraw_tools.eval.grading.store import GRADES, GradeStore
 
@@ -41,22 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "quickdraw"
 
 
-def start_server(db: Path, per_source: int) -> tuple[subprocess.Popen, str]:
+def start_grading(db: Path, per_source: int) -> tuple[subprocess.Popen, str]:
     real = SHARED / "training" / "cake.ndjson"
     generated = f"{SHARED / 'other' / 'aaron_sheep.npz'}:test"
-    cmd = [sys.executable, "-m", "quickdraw_tools.cli", "grade", "serve", "--db", str(db)]
-    cmd += ["--real", str(real), "--generated", generated, "--per-source", str(per_source)]
-    cmd += ["--port", "0", "--seed", "0"]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    output = []
-    for line in proc.stdout:
-        output.append(line)
-        if line.startswith("grading page: "):
-            return proc, line.split(": ", 1)[1].strip()
-    proc.wait()
-    sys.exit("the server did not start:\n" + "".join(output))
+    args = ["--db", str(db), "--real", str(real), "--generated", generated]
+    return start_server([*args, "--per-source", str(per_source), "--seed", "0"])
 
 
 class Rater(threading.Thread):
@@ -124,7 +114,7 @@ def main() -> int:
         db = args.db or Path(tmp) / "load.sqlite"
         if db.exists():
             parser.error(f"{db} exists; give a new --db")
-        proc, url = start_server(db, per_source)
+        proc, url = start_grading(db, per_source)
         try:
             deadline = time.monotonic() + args.timeout
             counts = [per_rater] * args.raters
@@ -137,9 +127,7 @@ def main() -> int:
                 r.join(max(0.0, deadline - time.monotonic()) + 5)
             wall = time.perf_counter() - start
         finally:
-            proc.terminate()
-            proc.wait(10)
-            proc.stdout.close()
+            stop(proc)
         errors = [f"{r.name}: {r.error}" for r in raters if r.error or r.is_alive()]
         acked = [rid for r in raters for rid in r.acked]
         with GradeStore(db) as store:

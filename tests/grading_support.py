@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,6 +12,11 @@ from quickdraw_tools.eval.grading.sources import build_pool, parse_source
 from quickdraw_tools.eval.grading.store import GradeStore
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))  # the server launcher the scripts use too
+
+from _server import output, start_server, stop  # noqa: E402
+
+__all__ = ["Client", "make_session", "output", "session_sources", "start_server", "stop"]
 
 
 def session_sources(shared: Path) -> tuple[str, list[str]]:
@@ -34,35 +38,6 @@ def make_session(db: Path, shared: Path, per_source: int = 3, seed: int = 0) -> 
     store = GradeStore(db)
     store.create_session(pool, spec)
     return store
-
-
-def start_server(args: list[str], timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """Run `quickdraw grade serve ARGS --port 0` and return (process, page URL)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "quickdraw_tools.cli", "grade", "serve", *args, "--port", "0"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if line.startswith("grading page: "):
-            return proc, line.split(": ", 1)[1].strip()
-    proc.wait(timeout)
-    raise AssertionError("server did not start:\n" + "".join(lines))
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    proc.stdout.close()
 
 
 class Client:

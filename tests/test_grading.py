@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import train_checkpoint
-from grading_support import ROOT, Client, make_session, session_sources, start_server, stop
+from grading_support import (
+    ROOT,
+    Client,
+    make_session,
+    output,
+    session_sources,
+    start_server,
+    stop,
+)
 
 from quickdraw_tools.cli import main
 from quickdraw_tools.errors import QuickDrawError
@@ -718,7 +726,7 @@ def test_ctrl_c_stops_the_server_cleanly(served):
     assert status == 201
     proc.send_signal(signal.SIGINT)
     assert proc.wait(20) == 0
-    assert "stopped; 0 grade rows" in proc.stdout.read()
+    assert "stopped; 0 grade rows" in output(proc)
 
 
 def test_gzipped_and_binary_drawings_are_sources(tmp_path, shared):

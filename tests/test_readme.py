@@ -40,3 +40,65 @@ def test_main_job_runs(shared, tmp_path, monkeypatch):
             784,
         )
     assert (tmp_path / "data" / "mnist" / "train-images-idx3-ubyte").is_file()
+
+
+# Flags the test adds to a README command (by its first two words) so it runs in seconds on
+# the sample data: tiny models, few steps, one sketch per source. Everything else runs as
+# written, in order, in one folder, each command reading what the ones before it wrote.
+TINY = {
+    ("train", "sketch-rnn"): "--steps 2 --enc-size 8 --dec-size 8 --z-size 4 --num-mixture 2 "
+    "--batch-size 4 --eval-every 1 --max-seq-len 150 --quiet",
+    ("train", "draw"): "--steps 2 --T 2 --enc-size 8 --dec-size 8 --z-size 2 --batch-size 4 "
+    "--eval-every 1 --quiet",
+    ("grade", "serve"): "--per-source 1",
+    ("download", "cat"): "--quiet",
+    ("convert", "cat"): "--quiet",
+    ("evaluate", "runs/cat/best.pt"): "--quiet",
+}
+
+
+def readme_commands() -> list[list[str]]:
+    """The `quickdraw ...` lines of the README's command block, as argument lists."""
+    (block,) = [b for b in _code_blocks() if b.startswith("quickdraw ")]
+    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+
+
+def test_every_readme_command_runs(shared, tmp_path, monkeypatch, capsys):
+    import json
+    import os
+    import sys
+
+    from grading_support import Client, start_server, stop
+
+    commands = readme_commands()
+    assert len(commands) >= 10 and all(c[0] == "quickdraw" for c in commands)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QUICKDRAW_BASE_URL", str(shared / "mirror"))  # no internet here
+    ran = []
+    for argv in commands:
+        args = argv[1:] + shlex.split(TINY.get(tuple(argv[1:3]), ""))
+        if args[:2] == ["grade", "serve"]:  # serves until stopped: grade one sketch, then stop
+            cmd = [sys.executable, "-m", "quickdraw_tools.cli", "grade", "serve"]
+            env_cwd = {"cwd": tmp_path}
+            proc, url = start_server(args[2:], command=cmd, **env_cwd)
+            try:
+                client = Client(url)
+                status, rater = client.request("POST", "/api/raters", {"name": "readme"})
+                assert status == 201
+                _, item = client.request("GET", f"/api/item?rater={rater['rater']}&index=0")
+                grade = {"rater": rater["rater"], "sketch": item["id"], "grade": "real"}
+                status, _ = client.request("POST", "/api/grades", {**grade, "request_id": "r" * 8})
+                assert status == 201
+            finally:
+                stop(proc)
+        else:
+            assert main(args) == 0, (args, capsys.readouterr().err)
+        ran.append(args[:2])
+    assert len(ran) == len(commands)
+    assert os.path.isfile("cache/full/raw/cat.ndjson") and os.path.isfile("cat.simplified.ndjson")
+    for path in ("data/mnist/categories.txt", "pictures/cat_grid_000.png", "samples.svg",
+                 "draw-samples.png", "grades.csv", "grades.png"):  # fmt: skip
+        assert os.path.isfile(path), path
+    capsys.readouterr()
+    assert main(["grade", "report", "--db", "grades.sqlite", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gradings"] == 1
