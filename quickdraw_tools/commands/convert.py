@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import QuickDrawError
-from .download import add_cache_arguments
+from .common import add_cache_arguments
 
 SOURCE_FORMATS = ("simplified", "raw", "binary")
 
@@ -58,7 +58,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_cache_arguments(p)
     p.add_argument(
-        "--max-per-category", type=int, metavar="N", help="use only the first N drawings"
+        "--max-per-category",
+        type=int,
+        metavar="N",
+        help="use at most the first N drawings of each category (before the split)",
     )
     p.add_argument(
         "--workers",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..errors import QuickDrawError
+from .common import add_cache_arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,26 +55,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--list", action="store_true", help="print the 345 category names and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-def add_cache_arguments(p: argparse.ArgumentParser) -> None:
-    """``--cache`` and ``--base-url``, for every command that may download."""
-    from ..download import BASE_URL_ENV, CACHE_ENV
-
-    p.add_argument(
-        "--cache",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help=f"download cache (default: ${CACHE_ENV} or ~/.cache/quickdraw)",
-    )
-    p.add_argument(
-        "--base-url",
-        default=None,
-        metavar="URL",
-        help="mirror to download from: http(s):// URL, file:// URL or a local directory in "
-        f"the official layout (default: ${BASE_URL_ENV} or the official bucket)",
-    )
 
 
 def run(args: argparse.Namespace) -> int:

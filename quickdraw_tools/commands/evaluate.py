@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..splits import SPLITS
+from .common import add_device_arguments, use_threads
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,11 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--k", type=int, default=1, help="importance samples (default 1 = ELBO)")
     p.add_argument("--batch-size", type=int, default=100, help="examples per batch (default 100)")
-    p.add_argument(
-        "--device", default="auto", choices=("auto", "cpu", "cuda"),
-        help="where the models run (default auto: CUDA when available)",
-    )  # fmt: skip
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own)")
+    add_device_arguments(p, "the models run")
     p.add_argument(
         "--seed", type=int, default=0,
         help="seed for the z samples (the held-out split and its binarisation are the "
@@ -57,16 +54,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from ..atomic import atomic_write
-    from ..errors import QuickDrawError
     from ..eval.likelihood import evaluate_checkpoint, format_table
 
-    if args.threads < 0:
-        raise QuickDrawError(f"--threads must be >= 0, got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     reports = [
         evaluate_checkpoint(
             ckpt,

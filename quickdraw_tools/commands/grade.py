@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import QuickDrawError
+from .common import add_device_arguments, use_threads
 
 SERVE_HELP = """\
 Serve a blind grading page. Each rater types a name and sees the whole pool, one sketch at a
@@ -87,10 +88,7 @@ def add_parser(subparsers) -> None:
     serve.add_argument(
         "--temperature", type=float, default=1.0, help="sampling temperature for checkpoints"
     )
-    serve.add_argument(
-        "--device", default="auto", choices=("auto", "cpu", "cuda"),
-        help="where checkpoints are sampled (default auto: CUDA when available)",
-    )  # fmt: skip
+    add_device_arguments(serve, "checkpoints are sampled")
     serve.add_argument("--verbose", action="store_true", help="log every request")
     serve.add_argument("--quiet", action="store_true", help="print only the grading link")
     serve.set_defaults(func=run_serve)
@@ -131,6 +129,7 @@ def run_serve(args) -> int:
         raise QuickDrawError(f"--per-source must be at least 1, got {args.per_source}")
     if args.temperature <= 0:
         raise QuickDrawError(f"--temperature must be > 0, got {args.temperature}")
+    use_threads(args.threads)
     sources = None
     if not Path(args.db).is_file():
         if not args.real or not args.generated:

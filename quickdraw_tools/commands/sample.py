@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from ..errors import QuickDrawError
+from .common import add_device_arguments, use_threads
 
 MODES = ["sample", "reconstruct", "interpolate", "analogy", "complete"]
 OUTPUT_SUFFIXES = {"strokes": (".svg", ".ndjson"), "bitmap": (".png", ".gif", ".npy")}
@@ -54,11 +55,7 @@ def add_parser(subparsers) -> None:
         help="sampling temperature(s) > 0, lower is tidier (default 0.5); reconstruct: several",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument(
-        "--device", default="auto", choices=("auto", "cpu", "cuda"),
-        help="where the model runs (default auto: CUDA when available)",
-    )  # fmt: skip
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own)")
+    add_device_arguments(p, "the model runs")
     p.add_argument("--cols", type=int, default=None, help="grid columns (default: a square)")
     p.add_argument(
         "--input", help="sketches for reconstruct/interpolate/analogy/complete: .npz, .ndjson, "
@@ -81,7 +78,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from ..models.trainer import load_checkpoint
 
@@ -94,10 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise QuickDrawError(f"--cols must be at least 1, got {args.cols}")
     if args.steps < 2:
         raise QuickDrawError(f"--steps must be at least 2 (the path's two ends), got {args.steps}")
-    if args.threads < 0:
-        raise QuickDrawError(f"--threads must be >= 0, got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     model, data_state, _ = load_checkpoint(args.checkpoint, args.device)
     if args.mode not in model.sample_modes:
         raise QuickDrawError(
