@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..splits import SPLITS
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -36,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--split",
-        choices=("train", "valid", "test"),
+        choices=SPLITS,
         help="for a sketch-rnn .npz: draw only this split (default: all, in that order)",
     )
     p.add_argument("--limit", type=int, metavar="N", help="draw at most N drawings (default: all)")
