@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import check_choice
+from ..errors import QuickDrawError, check_choice
 
 if TYPE_CHECKING:
     from .trainer import TrainConfig
@@ -135,6 +135,16 @@ def model_class(name: str) -> type:
     check_choice("model", name, MODELS)
     module, cls = MODELS[name]
     return getattr(importlib.import_module(module, __package__), cls)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available; asking for CUDA without it is an error."""
+    check_choice("device", name, ["auto", "cpu", "cuda"])
+    if name == "cuda" and not torch.cuda.is_available():
+        raise QuickDrawError("--device cuda was asked for, but torch sees no CUDA GPU")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
 
 
 def trained_category(data_state: dict) -> str | None:

@@ -57,9 +57,20 @@ from tqdm import tqdm
 
 from ..atomic import atomic_write
 from ..errors import QuickDrawError, check_choice
-from .base import DataBundle, GenerativeModel, Losses, model_class
+from .base import DataBundle, GenerativeModel, Losses, resolve_device
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    RESUME_KEYS,
+    check_keys,
+    checkpoint_settings,
+    config_from_dict,
+    load_checkpoint,
+    read_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
-CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.csv"
 
 
@@ -106,16 +117,6 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     return (cfg.lr - cfg.min_lr) * cfg.lr_decay**step + cfg.min_lr
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available; asking for CUDA without it is an error."""
-    check_choice("device", name, ["auto", "cpu", "cuda"])
-    if name == "cuda" and not torch.cuda.is_available():
-        raise QuickDrawError("--device cuda was asked for, but torch sees no CUDA GPU")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 def to_device(batch: Any, device: torch.device) -> Any:
     """Move a tensor, or a tuple/list/dict of them, to `device`."""
     if isinstance(batch, torch.Tensor):
@@ -127,43 +128,7 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-# --- checkpoints -------------------------------------------------------------
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save `state` to `path` atomically (temporary file, then rename)."""
-    with atomic_write(path, "wb") as f:
-        torch.save(state, f)
-
-
-def _config_from_dict(cls, values: dict):
-    """`cls(**values)` for the fields `cls` has (a checkpoint may name fields since removed)."""
-    known = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in known})
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """The raw checkpoint dict, with a clear error for a missing or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise QuickDrawError(f"checkpoint {str(path)!r} not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises many types for a corrupt file
-        raise QuickDrawError(f"{path} is not a readable checkpoint: {e}") from e
-    if not isinstance(ckpt, dict) or "format_version" not in ckpt:
-        raise QuickDrawError(f"{path} is not a checkpoint written by `quickdraw train`")
-    if ckpt["format_version"] > CHECKPOINT_FORMAT:
-        raise QuickDrawError(
-            f"{path} has checkpoint format {ckpt['format_version']}; this version reads "
-            f"up to {CHECKPOINT_FORMAT}: upgrade quickdraw-tools"
-        )
-    return ckpt
-
-
-def checkpoint_settings(ckpt: dict) -> TrainConfig:
-    """The training settings a checkpoint was written with (its model's `settings_class`)."""
-    return _config_from_dict(model_class(ckpt["model"]).settings_class, ckpt["train_config"])
+# --- run settings -------------------------------------------------------------
 
 
 def run_configs(
@@ -192,28 +157,10 @@ def run_configs(
             raise QuickDrawError(
                 f"--resume keeps the checkpoint's model; drop the model flag(s) {changed}"
             )
-        model_cfg = _config_from_dict(model_cls.config_class, resume_from["model_config"])
+        model_cfg = config_from_dict(model_cls.config_class, resume_from["model_config"])
         settings = checkpoint_settings(resume_from)
     settings = replace(settings, **{k: given[k] for k in settings_fields & given.keys()})
     return model_cfg, settings
-
-
-def load_checkpoint(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict, dict]:
-    """Rebuild a trained model from a checkpoint, for sampling or evaluation.
-
-    Returns ``(model, data_state, checkpoint)``: the model in eval mode on
-    `device`, the data state saved at training time (e.g. sketch-rnn's
-    ``scale_factor``), and the raw checkpoint dict (``step``, ``train_config``,
-    ``best_valid``...).
-    """
-    ckpt = read_checkpoint(path)
-    model_cls = model_class(ckpt["model"])
-    model = model_cls(_config_from_dict(model_cls.config_class, ckpt["model_config"]))
-    model.load_state_dict(ckpt["weights"])
-    model.to(resolve_device(device) if isinstance(device, str) else device).eval()
-    return model, ckpt["data_state"], ckpt
 
 
 # --- data order ----------------------------------------------------------------
@@ -339,24 +286,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
-    state["python"] = random.getstate()
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        # a run may resume on a machine with fewer (or more) GPUs than it was saved on
-        for i, gpu_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(gpu_state, i)
-
-
 def _distributed() -> tuple[int, int, int]:
     """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) without it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -415,6 +344,7 @@ def train(
     step, best_valid = 0, None
     if resume:
         ckpt = read_checkpoint(out_dir / LAST)
+        check_keys(ckpt, out_dir / LAST, RESUME_KEYS)
         if ckpt["model"] != model.name:
             raise QuickDrawError(
                 f"{out_dir / LAST} holds a {ckpt['model']!r} model, not {model.name!r}"
@@ -425,7 +355,7 @@ def train(
             # a disabled scaler saves {}: a run resumed on an fp16 GPU starts a fresh scale
             scaler.load_state_dict(ckpt["scaler"])
         step, best_valid = ckpt["step"], ckpt["best_valid"]
-        _set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
+        set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
         if step >= cfg.steps:
             raise QuickDrawError(
                 f"{out_dir / LAST} is already at step {step}; raise --steps above {step} "
@@ -445,10 +375,10 @@ def train(
 
     def checkpoint(path: Path, gather: bool = True) -> None:
         """Write a checkpoint; with `gather` every rank must call it (collective)."""
-        rng = [_rng_state()]
+        rng = [rng_state()]
         if world > 1 and gather:  # every rank's generator, so a resumed DDP run is exact
             rng = [None] * world
-            dist.all_gather_object(rng, _rng_state())
+            dist.all_gather_object(rng, rng_state())
         if is_main:
             save_checkpoint(
                 path,
