@@ -1,19 +1,46 @@
-"""Atomic file writes: a temporary file in the target's folder, then a rename.
+"""All-or-nothing writes: one file (`atomic_write`), or a set of files (`staged_output`).
 
-A reader never sees a half-written file, and a crash leaves the previous file
-(if any) in place.
+`atomic_write` writes a temporary file in the target's folder and renames it
+over the target: a reader never sees a half-written file, and a crash leaves
+the previous file (if any) in place.
+
+`staged_output` does the same for everything one command writes into a folder
+(`quickdraw convert`, `quickdraw svg`): the files are written under a hidden
+staging folder beside them, and only once all of them are complete does a
+commit journal (one small file, written atomically) name them; then each is
+renamed into place and the journal removed. A run that fails or is killed
+before the journal exists leaves the folder exactly as it was (its staging
+folder is removed, or, if the process was killed, by the next run). A run
+killed after it is finished by the next command that writes there
+(`recover`), and readers that find a journal say so instead of reading a half
+swapped set (`check_no_commit`).
+
+Disks fill: a write that runs out of space says ``no space left on device
+writing FILE`` and leaves what was there before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import re
+import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from .errors import QuickDrawError
+
+# when this process started: temporaries of ours older than that belong to killed runs
+_STARTED = time.time()
+_TEMP = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp")  # what mkstemp makes below
+JOURNAL_PREFIX = ".commit-"
+STAGING_PREFIX = ".staging-"
 
 
 def _mode_for(path: Path) -> int:
@@ -24,6 +51,38 @@ def _mode_for(path: Path) -> int:
         umask = os.umask(0)  # reading the umask means setting it; put it straight back
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def _out_of_space(error: BaseException, folder: Path) -> bool:
+    """Whether a failed write ran out of disk: ENOSPC, or a short write (numpy's "N requested
+    and M written", torch's writer) on a file system with (almost) no free space left."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if isinstance(error, OSError | RuntimeError) and re.search(
+        r"requested and \d+ written|write failed|unexpected pos|No space left", str(error)
+    ):
+        try:
+            disk = os.statvfs(folder)
+        except OSError:
+            return False
+        return disk.f_bfree * disk.f_frsize < 1 << 20
+    return False
+
+
+def remove_stale_temporaries(folder: Path, name: str | None = None) -> None:
+    """Delete temporaries that killed writes of ours left in `folder` (of `name`, or any):
+    only files matching `atomic_write`'s own pattern, last touched before this run began."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        found = _TEMP.fullmatch(entry.name)
+        if not found or (name is not None and found.group("name") != name):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < _STARTED:
+                os.unlink(entry.path)
 
 
 @contextlib.contextmanager
@@ -37,21 +96,141 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterato
         raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a directory")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent, path.name)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except FileExistsError:  # mkdir met a file where a folder should be
         raise NotADirectoryError(
             errno.ENOTDIR, f"cannot write {path}: a file is in the way of its folder"
         ) from None
     except OSError as e:  # name the file asked for, not a folder above it or the temporary file
+        if _out_of_space(e, path.parent):
+            raise QuickDrawError(f"no space left on device writing {path}") from None
         raise type(e)(e.errno, f"cannot write {path}: {e.strerror}") from None
     try:
-        os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600: private to its owner
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600: private to its owner
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if _out_of_space(e, path.parent):
+            raise QuickDrawError(f"no space left on device writing {path}") from None
         raise
+
+
+# --- a set of files, all or nothing ----------------------------------------------------------
+
+
+class StagedOutput:
+    """A staging folder whose files `commit` moves into `target`, all of them or none."""
+
+    def __init__(self, target: Path, staging: Path):
+        self.target, self.path = target, staging
+        self.removed: list[str] = []  # files of `target` to delete at the commit
+        self.journal = target / f"{JOURNAL_PREFIX}{staging.name.removeprefix(STAGING_PREFIX)}"
+
+    def file(self, rel: str | os.PathLike) -> Path:
+        """Where to write what will become ``target / rel``."""
+        return self.path / rel
+
+    def remove(self, rel: str | os.PathLike) -> None:
+        """Delete ``target / rel`` (if it exists) when the new files go in."""
+        self.removed.append(str(rel))
+
+    def staged(self) -> list[str]:
+        return sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file())
+
+    def commit(self) -> list[Path]:
+        """Put every staged file in place; returns their final paths."""
+        files = self.staged()
+        with atomic_write(self.journal, "w", encoding="utf-8") as f:
+            record = {"staging": self.path.name, "files": files, "removed": self.removed}
+            json.dump(record, f)
+        _finish(self.target, self.journal)  # from here on the new set is certain to land
+        return [self.target / rel for rel in files]
+
+
+def _finish(target: Path, journal: Path) -> None:
+    """Carry out a commit journal: move what is still staged into place, delete what it says,
+    then remove the journal and the staging folder. Safe to repeat after a crash."""
+    record = json.loads(journal.read_text(encoding="utf-8"))
+    staging = target / record["staging"]
+    for rel in record["removed"]:
+        if rel not in record["files"]:
+            (target / rel).unlink(missing_ok=True)
+    for rel in record["files"]:
+        source, dest = staging / rel, target / rel
+        if source.exists():  # else moved already, before a crash
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, dest)
+    journal.unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def recover(target: Path) -> None:
+    """Finish the commits a killed run left in `target`, and remove the staging folders of
+    runs killed before they committed. Call it holding the folder's writer lock: a live run
+    holds that lock while it stages, so every other staging folder is a dead run's."""
+    if not target.is_dir():
+        return
+    for journal in sorted(target.glob(f"{JOURNAL_PREFIX}*")):
+        if journal.is_file() and _TEMP.fullmatch(journal.name) is None:
+            _finish(target, journal)
+    for staging in target.glob(f"{STAGING_PREFIX}*"):
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+    remove_stale_temporaries(target)
+
+
+def check_no_commit(folder: Path) -> None:
+    """Raise if a commit into `folder` was interrupted: its files may be half old, half new."""
+    if any(
+        p.is_file() and _TEMP.fullmatch(p.name) is None for p in folder.glob(f"{JOURNAL_PREFIX}*")
+    ):
+        raise QuickDrawError(
+            f"{folder} was being written by a run that was interrupted while putting its files "
+            "in place; run the same command again (or any convert into it) to finish it"
+        )
+
+
+@contextlib.contextmanager
+def _writer_lock(target: Path) -> Iterator[None]:
+    """One staged writer per folder at a time: an advisory lock on the folder itself."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise QuickDrawError(
+                f"another run is writing to {target}; wait for it to finish"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def staged_output(target: str | os.PathLike) -> Iterator[StagedOutput]:
+    """Stage files for `target`; the caller calls `commit()` when all are written. On an
+    exception (or without a commit) the staging folder is removed and `target` is unchanged."""
+    target = Path(target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise QuickDrawError(f"cannot write into {target}: it is a file, not a folder") from None
+    with _writer_lock(target):
+        recover(target)
+        stage = StagedOutput(target, Path(tempfile.mkdtemp(dir=target, prefix=STAGING_PREFIX)))
+        try:
+            yield stage
+        finally:
+            if not stage.journal.exists():  # else committed: the next writer finishes it
+                shutil.rmtree(stage.path, ignore_errors=True)

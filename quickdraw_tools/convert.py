@@ -26,6 +26,8 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -35,7 +37,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from . import formats
+from . import formats, manifest
+from .atomic import staged_output
 from .errors import QuickDrawError, check_choice
 from .splits import SPLITS, split_records, write_sidecar
 from .strokes import drawing_to_stroke3
@@ -46,10 +49,15 @@ CHUNK = 2_000  # drawings per unit of work
 
 @dataclass
 class Source:
-    """Where one category's drawings come from."""
+    """Where one category's drawings come from.
+
+    kind: "raw" (every drawing is simplified here), "simplified" (every drawing must
+    already be simplified), or None (a local file: each drawing is looked at on its own).
+    """
 
     category: str
     path: Path
+    kind: str | None = None
 
 
 @dataclass
@@ -60,13 +68,14 @@ class CategoryResult:
     skipped: int
     skip_reasons: list[str]  # the first few ("file:line: why"), when lines were skipped
     duplicates: int
-    raw: bool
+    raw: int  # how many of the drawings were raw (and simplified here)
     sizes: dict[str, int]
     outputs: list[str] = field(default_factory=list)
 
 
 def is_raw(drawing: Sequence) -> bool:
-    """A raw drawing has timestamps (three arrays per stroke) or float coordinates."""
+    """A raw drawing has timestamps (three arrays per stroke), coordinates that are not
+    whole numbers, or coordinates outside 0-255 (a simplified drawing has none of these)."""
     for stroke in drawing:
         if len(stroke) == 3:
             return True
@@ -77,13 +86,16 @@ def is_raw(drawing: Sequence) -> bool:
     return False
 
 
-def _process_chunk(args: tuple[list, bool, tuple[str, ...], int]) -> dict[str, Any]:
-    """Worker: drawings -> (simplified) -> stroke-3 list and/or bitmaps."""
+def _process_chunk(args: tuple[list, list[bool], tuple[str, ...], int]) -> dict[str, Any]:
+    """Worker: drawings -> (the raw ones simplified) -> stroke-3 list and/or bitmaps."""
     drawings, raw, wanted, size = args
-    if raw:
-        from .simplify import simplify_drawing
+    todo = [i for i, flag in enumerate(raw) if flag]
+    if todo:
+        from .simplify import simplify_drawings
 
-        drawings = [simplify_drawing(d) for d in drawings]
+        drawings = list(drawings)
+        for i, d in zip(todo, simplify_drawings([drawings[i] for i in todo]), strict=True):
+            drawings[i] = d
     out: dict[str, Any] = {}
     if "sketchrnn" in wanted:
         out["stroke3"] = [drawing_to_stroke3(d) for d in drawings]
@@ -96,9 +108,10 @@ def _process_chunk(args: tuple[list, bool, tuple[str, ...], int]) -> dict[str, A
 
 def _read_category(
     source: Source, on_error: str, max_per_category: int | None, progress: bool = False
-) -> tuple[list[dict], formats.ReadStats]:
+) -> tuple[list[dict], list[bool], formats.ReadStats]:
+    """The category's records, whether each is raw, and what the reader skipped."""
     stats = formats.ReadStats()
-    records = []
+    records, raw = [], []
     # skipped lines are counted in the result (and the summary), not warned about
     drawings = formats.iter_drawings(source.path, on_error=on_error, stats=stats, warn=False)
     reading = tqdm(
@@ -111,18 +124,28 @@ def _read_category(
         delay=0.5,  # a quick read shows no bar at all
     )
     for index, record in enumerate(reading):
+        where = f":{stats.lines}" if stats.lines else f": drawing {index}"  # ndjson / .bin
+        problem, looks_raw = None, False
         if not any(len(stroke[0]) for stroke in record["drawing"]):
             # nothing to learn from or draw; a raw one would fail in simplify, unnamed
-            where = f":{stats.lines}" if stats.lines else f": drawing {index}"  # ndjson/.bin
-            message = f"{source.path}{where}: the drawing has no points"
+            problem = "the drawing has no points"
+        elif source.kind != "raw":
+            looks_raw = is_raw(record["drawing"])
+            if looks_raw and source.kind == "simplified":
+                problem = (
+                    "a raw drawing (times, or coordinates not integers 0-255) in simplified data"
+                )
+        if problem is not None:
+            message = f"{source.path}{where}: {problem}"
             if on_error == "raise":
                 raise QuickDrawError(message + " (--on-error skip leaves such drawings out)")
             stats.note_skip(message)
             continue
         records.append(record)
+        raw.append(source.kind == "raw" or looks_raw)
         if max_per_category is not None and len(records) >= max_per_category:
             break
-    return records, stats
+    return records, raw, stats
 
 
 def check_formats(formats_wanted: Sequence[str], size: int = formats.BITMAP_SIDE) -> None:
@@ -167,55 +190,97 @@ def convert(
         raise QuickDrawError(f"a category is given twice: {names}")
     out = Path(out)
     wanted = tuple(formats_wanted)
-    pool = _pool(workers) if workers > 1 else None
     results: list[CategoryResult] = []
     mnist_parts: dict[str, list[tuple[np.ndarray, int]]] = {"train": [], "test": []}
-    bar = _Bar(progress)
-    try:
-        # Category k's chunks run in the pool while category k+1 is read and split;
-        # its files are written once all its chunks are back, in submission order.
-        pending: tuple[CategoryResult, list[Future]] | None = None
-        for source in [*sources, None]:
-            queued = _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar)
-            if pending is not None:
-                result, futures = pending
-                parts = [f.result() for f in futures]
-                _write_category(result, parts, out, wanted, seed, len(results), mnist_parts)
-                results.append(result)
-            pending = queued
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-
-    if "mnist" in wanted:
-        from . import mnist
-
-        rng = np.random.default_rng(seed)
-        arrays = {}
-        for split, items in mnist_parts.items():
-            images = np.concatenate([a for a, _ in items])
-            labels = np.concatenate([np.full(len(a), lab, dtype=np.int64) for a, lab in items])
-            perm = rng.permutation(len(images))  # MNIST files are not sorted by label
-            arrays[split] = (images[perm].reshape(-1, size, size), labels[perm])
-        mnist.write_mnist(out / "mnist", arrays["train"], arrays["test"], names, gzip=gzip_mnist)
-        for result in results:
-            result.outputs.append(str(out / "mnist"))
+    written: dict[str, dict] = {}  # staged file -> its manifest fields
+    # everything is written under a staging folder and put in place together at the end:
+    # a run that fails (or is killed) part-way leaves `out` as it was
+    with staged_output(out) as stage:
+        pool = _pool(workers) if workers > 1 else None
+        bar = _Bar(progress)
+        try:
+            # Category k's chunks run in the pool while category k+1 is read and split;
+            # its files are written once all its chunks are back, in submission order.
+            pending: tuple[CategoryResult, list[Future]] | None = None
+            for source in [*sources, None]:
+                queued = _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar)
+                if pending is not None:
+                    result, futures = pending
+                    parts = [f.result() for f in futures]
+                    label, where = len(results), (stage, wanted, seed)
+                    written |= _write_category(result, parts, *where, label, mnist_parts)
+                    results.append(result)
+                pending = queued
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        if "mnist" in wanted:
+            written |= _write_mnist(stage, mnist_parts, names, seed, size, gzip_mnist)
+            for result in results:
+                result.outputs.append(str(out / "mnist"))
+        run = manifest.run_record(
+            seed=seed,
+            formats=list(wanted),
+            sources={r.category: r.source for r in results},
+            max_per_category=max_per_category,
+        )
+        manifest.write(stage.path, manifest.build(stage.path, out, run, written))
+        stage.commit()
     return results
 
 
+def _write_mnist(stage, parts, names, seed: int, size: int, gzip: bool) -> dict[str, dict]:
+    """The MNIST files of all categories together (shuffled: MNIST is not sorted by label)."""
+    from . import mnist
+
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, items in parts.items():
+        images = np.concatenate([a for a, _ in items])
+        labels = np.concatenate([np.full(len(a), lab, dtype=np.int64) for a, lab in items])
+        perm = rng.permutation(len(images))
+        arrays[split] = (images[perm].reshape(-1, size, size), labels[perm])
+    paths = mnist.write_mnist(stage.file("mnist"), arrays["train"], arrays["test"], names, gzip)
+    for other in mnist.variant_names(not gzip):  # a previous run's other variant goes
+        stage.remove(f"mnist/{other}")
+    files = [*paths.values(), stage.file("mnist") / manifest.MANIFEST]
+    return {p.relative_to(stage.path).as_posix(): {"seed": seed} for p in files}
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes that leave Ctrl-C to the main one.
+    """Worker processes that leave Ctrl-C to the main one and die with it.
 
     The terminal sends SIGINT to every process of the group; the main process
     cancels the pool and reports "interrupted", so the workers need not (they
-    would each print a KeyboardInterrupt traceback).
+    would each print a KeyboardInterrupt traceback). If the main process is
+    killed (kill -9 runs no clean-up), its workers end too instead of running
+    on as orphans.
     """
-    return ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    return ProcessPoolExecutor(
+        max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),)
+    )
 
 
-def _ignore_sigint() -> None:
+def _worker_init(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # Linux: the kernel signals us the moment the parent dies
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    """Elsewhere (or as a second line): exit once the parent is gone (we are reparented)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 class _Done:
@@ -232,14 +297,15 @@ def _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar):
     """Read and split one category, then queue (or, serially, run) its chunks."""
     if source is None:
         return None
-    records, stats = _read_category(source, on_error, max_per_category, bar.progress)
+    records, raw_flags, stats = _read_category(source, on_error, max_per_category, bar.progress)
     if not records:
         raise QuickDrawError(f"no drawings in {source.path} for {source.category!r}")
     split = split_records(records, source.category, seed=seed)
-    drawings = [records[i]["drawing"] for s in SPLITS for i in split.indices[s]]
+    order = [i for s in SPLITS for i in split.indices[s]]
+    drawings = [records[i]["drawing"] for i in order]
+    raw = [raw_flags[i] for i in order]
     read = len(records)
     del records
-    raw = any(is_raw(d) for d in drawings[:50])
     bar.add(len(drawings))
     result = CategoryResult(
         category=source.category,
@@ -248,12 +314,12 @@ def _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar):
         skipped=stats.skipped,
         skip_reasons=stats.errors,
         duplicates=split.duplicates,
-        raw=raw,
+        raw=sum(raw),
         sizes=split.sizes,
     )
     futures = []
     for i in range(0, len(drawings), CHUNK):
-        job = (drawings[i : i + CHUNK], raw, wanted, size)
+        job = (drawings[i : i + CHUNK], raw[i : i + CHUNK], wanted, size)
         if pool is None:
             futures.append(_Done(_process_chunk(job)))
             bar.update(len(job[0]))
@@ -293,24 +359,34 @@ def _tick(bar: _Bar, n: int, _future: Future) -> None:
     bar.update(n)
 
 
-def _write_category(result, parts, out, wanted, seed, label, mnist_parts) -> None:
+def _write_category(result, parts, stage, wanted, seed, label, mnist_parts) -> dict[str, dict]:
+    """Stage one category's files; returns them (relative paths) with their manifest fields."""
     bounds = np.cumsum([0] + [result.sizes[s] for s in SPLITS])
+    entry = {"category": result.category, "seed": seed, "source": result.source}
+    staged = []
     if "sketchrnn" in wanted:
         stroke3 = [s for p in parts for s in p["stroke3"]]
         splits = {s: stroke3[bounds[j] : bounds[j + 1]] for j, s in enumerate(SPLITS)}
-        path = out / "sketchrnn" / f"{result.category}.npz"
-        formats.save_sketchrnn_npz(path, splits)
-        result.outputs.append(str(path))
+        rel = f"sketchrnn/{result.category}.npz"
+        formats.save_sketchrnn_npz(stage.file(rel), splits)
+        staged.append(rel)
     if "bitmap" in wanted or "mnist" in wanted:
         bitmaps = np.concatenate([p["bitmap"] for p in parts])
     if "bitmap" in wanted:
-        path = out / "bitmap" / f"{result.category}.npy"
-        formats.save_bitmaps(path, bitmaps)
-        write_sidecar(path, result.sizes, seed)
-        result.outputs.append(str(path))
+        rel = f"bitmap/{result.category}.npy"
+        formats.save_bitmaps(stage.file(rel), bitmaps)
+        sidecar = write_sidecar(stage.file(rel), result.sizes, seed)
+        staged += [rel, sidecar.relative_to(stage.path).as_posix()]
     if "mnist" in wanted:
         mnist_parts["train"].append((bitmaps[bounds[0] : bounds[1]], label))
         mnist_parts["test"].append((bitmaps[bounds[2] : bounds[3]], label))
+    result.outputs += [str(stage.target / rel) for rel in staged if not rel.endswith(".json")]
+    return {rel: entry for rel in staged}
+
+
+def _kind(r: CategoryResult) -> str:
+    total = sum(r.sizes.values())
+    return "simplified" if r.raw == 0 else "raw" if r.raw == total else f"{r.raw} raw"
 
 
 def summary_table(results: Sequence[CategoryResult]) -> str:
@@ -325,7 +401,7 @@ def summary_table(results: Sequence[CategoryResult]) -> str:
             r.sizes["train"],
             r.sizes["valid"],
             r.sizes["test"],
-            ("raw" if r.raw else "simplified") + " " + Path(r.source).name,
+            _kind(r) + " " + Path(r.source).name,
         )
         for r in results
     ]

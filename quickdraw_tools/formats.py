@@ -44,6 +44,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from . import manifest
 from .atomic import atomic_write
 from .errors import QuickDrawError, check_choice
 from .splits import SPLITS  # the keys of a sketch-rnn .npz are the split names
@@ -435,6 +436,7 @@ def load_bitmaps(path: str | Path, mmap: bool = False) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise QuickDrawError(f"no such bitmap file: {path}")
+    manifest.verify(path)
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
@@ -540,6 +542,7 @@ def load_sketchrnn_npz(path: str | Path) -> dict[str, list[np.ndarray]]:
     path = Path(path)
     if not path.is_file():
         raise QuickDrawError(f"no such sketch-rnn file: {path}")
+    manifest.verify(path)
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile:

@@ -21,7 +21,6 @@ loaders hard-wired to MNIST's 0x00000801 will refuse.
 
 from __future__ import annotations
 
-import contextlib
 import gzip as gzip_module
 import os
 import zlib
@@ -31,7 +30,8 @@ from typing import IO
 
 import numpy as np
 
-from .atomic import atomic_write
+from . import manifest
+from .atomic import atomic_write, staged_output
 from .errors import QuickDrawError
 
 # IDX element type code -> numpy dtype (big-endian where it matters).
@@ -145,6 +145,12 @@ def _check_split(name: str, images: np.ndarray, labels: np.ndarray, n_classes: i
     return images, labels
 
 
+def variant_names(gzip: bool) -> list[str]:
+    """The four IDX file names, plain or with ``.gz``."""
+    suffix = ".gz" if gzip else ""
+    return [name + suffix for files in FILES.values() for name in files]
+
+
 def write_mnist(
     directory: str | os.PathLike,
     train: tuple[np.ndarray, np.ndarray],
@@ -160,10 +166,11 @@ def write_mnist(
 
     Returns the written paths by role (``train-images``, ..., ``categories``).
 
-    The five files replace the previous ones together: all are checked and written
-    to temporary files first, so bad input or Ctrl-C part-way leaves the previous
-    set whole, never a mix of two runs. The other variant of a previous run
-    (``.gz`` or plain), which `read_mnist` could read instead, is removed.
+    The five files replace the previous ones together, all or nothing
+    (`atomic.staged_output`), with a ``manifest.json`` that `read_mnist` checks:
+    bad input, Ctrl-C or a kill part-way leaves the previous set whole, never a
+    mix of two runs. The other variant of a previous run (``.gz`` or plain),
+    which `read_mnist` could read instead, is removed in the same commit.
     """
     names = [str(c) for c in categories]
     if not names:
@@ -181,19 +188,19 @@ def write_mnist(
         payloads[image_file] = idx_bytes(images)
         payloads[label_file] = idx_bytes(labels.astype(label_dtype))
     written: dict[str, Path] = {}
-    with contextlib.ExitStack() as renames:  # each file is renamed into place on exit
+    with staged_output(directory) as stage:
         for name, payload in payloads.items():
-            path = directory / (name + suffix)
-            _write_payload(renames.enter_context(atomic_write(path, "wb")), payload, gzip)
-            written[name.split("-idx")[0]] = path  # "train-images", ..., "t10k-labels"
-        path = directory / CATEGORIES_FILE
-        renames.enter_context(atomic_write(path, "w", encoding="utf-8")).write(
-            "".join(name + "\n" for name in names)
-        )
-        written["categories"] = path
-    other = "" if gzip else ".gz"
-    for name in payloads:
-        (directory / (name + other)).unlink(missing_ok=True)
+            with open(stage.file(name + suffix), "wb") as f:
+                _write_payload(f, payload, gzip)
+            written[name.split("-idx")[0]] = directory / (name + suffix)  # "train-images", ...
+        stage.file(CATEGORIES_FILE).write_text("".join(n + "\n" for n in names), "utf-8")
+        written["categories"] = directory / CATEGORIES_FILE
+        for other in variant_names(not gzip):
+            stage.remove(other)
+        files = {p.name: {} for p in written.values()}
+        run = manifest.run_record(categories=len(names))
+        manifest.write(stage.path, manifest.build(stage.path, directory, run, files))
+        stage.commit()
     return written
 
 
@@ -201,7 +208,9 @@ def read_mnist(directory: str | os.PathLike) -> dict:
     """Read what `write_mnist` wrote (plain or gzipped).
 
     Returns ``{"train": (images, labels), "test": (images, labels),
-    "categories": [names]}``; images uint8 (N, rows, cols), labels int64.
+    "categories": [names]}``; images uint8 (N, rows, cols), labels int64. Files
+    that `write_mnist` listed in the folder's ``manifest.json`` must still be the
+    ones it wrote (a mix of two runs' files is refused).
     """
     directory = Path(directory)
     out: dict = {}
@@ -211,6 +220,8 @@ def read_mnist(directory: str | os.PathLike) -> dict:
             path = directory / name
             if not path.exists() and (directory / (name + ".gz")).exists():
                 path = directory / (name + ".gz")
+            if path.exists():
+                manifest.verify(path)  # a set written by one run, nothing mixed in
             arrays.append(read_idx(path))
         images, labels = arrays
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -221,6 +232,7 @@ def read_mnist(directory: str | os.PathLike) -> dict:
     categories_path = directory / CATEGORIES_FILE
     if not categories_path.is_file():
         raise QuickDrawError(f"{categories_path} not found (it maps labels to category names)")
+    manifest.verify(categories_path)
     out["categories"] = categories_path.read_text(encoding="utf-8").splitlines()
     n = len(out["categories"])
     for split in FILES:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from . import manifest
 from .atomic import atomic_write
 from .errors import QuickDrawError
 
@@ -150,6 +151,7 @@ def read_sidecar(path: str | os.PathLike, rows: int) -> Split | None:
     sidecar = sidecar_path(path)
     if not sidecar.is_file():
         return None
+    manifest.verify(sidecar)
     try:
         meta = json.loads(sidecar.read_text())
         sizes = [int(meta[s]) for s in SPLITS]

@@ -20,11 +20,18 @@ from quickdraw_tools.strokes import drawing_to_stroke3
 
 
 def _tree_digest(root):
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    """SHA-256 of every file below `root`; of a manifest, the digests it lists (its run ids
+    and times differ from run to run)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name == "manifest.json":
+            files = json.loads(p.read_text())["files"]
+            out[str(p.relative_to(root))] = {
+                k: v["sha256"] for k, v in files.items() if not k.endswith("manifest.json")
+            }
+        elif p.is_file():
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
 
 
 def test_convert_all_formats_from_one_split(shared, tmp_path):
@@ -78,7 +85,7 @@ def test_parallel_output_is_byte_identical(shared, tmp_path, monkeypatch):
     convert(sources, tmp_path / "serial", ["sketchrnn", "bitmap", "mnist"], **kw)
     convert(sources, tmp_path / "parallel", ["sketchrnn", "bitmap", "mnist"], workers=2, **kw)
     a, b = _tree_digest(tmp_path / "serial"), _tree_digest(tmp_path / "parallel")
-    assert len(a) == 3 * 3 + 5 and a == b
+    assert len(a) == 3 * 3 + 5 + 2 and a == b  # + the manifests of the folder and of mnist/
 
 
 def test_stroke3_in_npz_matches_the_source_drawings(shared, tmp_path):
@@ -232,3 +239,146 @@ def test_no_sources_or_the_same_category_twice(shared, tmp_path):
     with pytest.raises(QuickDrawError, match="given twice"):
         convert([cake, cake], tmp_path, ["sketchrnn"], progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- all or nothing ------------------------------------------------------------------------
+
+
+def _snapshot(root):
+    """Every file below `root` (hidden ones too) and its bytes."""
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_a_convert_that_fails_part_way_leaves_the_folder_as_it_was(shared, tmp_path):
+    """It used to leave the first categories of the new run beside the rest of the old one
+    (test cakes of the old MNIST set ended up in the new train split)."""
+    src = shared / "training"
+    out = tmp_path / "data"
+    wanted = ["sketchrnn", "bitmap", "mnist"]
+    convert([Source(c, src / f"{c}.ndjson") for c in ("cake", "snowman")], out, wanted,
+            max_per_category=120, progress=False)  # fmt: skip
+    before = _snapshot(out)
+    bad = tmp_path / "teapot.ndjson"
+    bad.write_text((src / "teapot.ndjson").read_text().splitlines()[0] + "\n{not json\n")
+    sources = [Source("snowman", src / "snowman.ndjson"), Source("cake", src / "cake.ndjson")]
+    with pytest.raises(QuickDrawError, match="teapot.ndjson:2"):
+        convert([*sources, Source("teapot", bad)], out, wanted, seed=5, progress=False)
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bitmap",
+        "manifest.json",
+        "mnist",
+        "sketchrnn",
+    ]
+
+
+def test_every_reader_refuses_a_file_from_another_run(shared, tmp_path):
+    src = shared / "training"
+    for seed, out in ((0, tmp_path / "a"), (1, tmp_path / "b")):
+        convert([Source("cake", src / "cake.ndjson")], out, ["sketchrnn", "bitmap"], seed=seed,
+                max_per_category=90, progress=False)  # fmt: skip
+    for rel in ("sketchrnn/cake.npz", "bitmap/cake.npy", "bitmap/cake.splits.json"):
+        shutil.copy(tmp_path / "b" / rel, tmp_path / "a" / rel)
+    with pytest.raises(QuickDrawError, match="cake.npz is not the file .*manifest.json lists"):
+        formats.load_sketchrnn_npz(tmp_path / "a" / "sketchrnn" / "cake.npz")
+    with pytest.raises(QuickDrawError, match="cake.npy is not the file"):
+        formats.load_bitmaps(tmp_path / "a" / "bitmap" / "cake.npy")
+    from quickdraw_tools.splits import read_sidecar
+
+    with pytest.raises(QuickDrawError, match="cake.splits.json is not the file"):
+        read_sidecar(tmp_path / "a" / "bitmap" / "cake.npy", 90)
+    # a file no manifest lists (an official download, say) is read as it is
+    assert len(formats.load_bitmaps(shared / "mirror/full/numpy_bitmap/cat.npy")) == 3000
+
+
+KILL_SCRIPT = """
+import sys, time
+from pathlib import Path
+from quickdraw_tools import convert as C
+real = C._write_category
+def slow(*args, **kwargs):  # a category takes a while: the test kills the run meanwhile
+    out = real(*args, **kwargs)
+    print("wrote a category", flush=True)
+    time.sleep(60)
+    return out
+C._write_category = slow
+src = Path(sys.argv[1])
+sources = [C.Source(c, src / f"{c}.ndjson") for c in ("cake", "piano")]
+C.convert(sources, sys.argv[2], ["sketchrnn", "bitmap", "mnist"], workers=2,
+          max_per_category=100, progress=False)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    with open(path) as f:
+        return [int(c) for c in f.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # not a zombie
+    except FileNotFoundError:
+        return False
+
+
+def test_kill_9_leaves_the_folder_as_it_was_and_no_workers(shared, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "data"
+    convert([Source("cake", shared / "training" / "cake.ndjson")], out, ["sketchrnn"],
+            max_per_category=60, progress=False)  # fmt: skip
+    before = _snapshot(out)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(shared / "training"), str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout.readline() == "wrote a category\n"  # mid-run, the pool is up
+        workers = _children(proc.pid)
+        assert len(workers) >= 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+        proc.stdout.close()
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers), "workers outlived their killed parent"
+    staged = [p for p in out.iterdir() if p.name.startswith(".staging-")]
+    assert staged  # what the killed run had written lies hidden, outside the output
+    visible = {k: v for k, v in _snapshot(out).items() if not k.startswith(".staging-")}
+    assert visible == before
+    # the next run there removes the killed run's leftovers and writes its own
+    convert([Source("piano", shared / "training" / "piano.ndjson")], out, ["sketchrnn"],
+            max_per_category=60, progress=False)  # fmt: skip
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert {"sketchrnn/cake.npz", "sketchrnn/piano.npz"} <= set(_snapshot(out))
+
+
+def test_raw_drawings_anywhere_in_a_local_file_are_simplified(shared, tmp_path):
+    """convert once looked at the first 50 drawings only: a raw one after them went in as it
+    was (raw coordinates in a sketch-rnn file)."""
+    simplified = (shared / "mirror/full/simplified/monkey.ndjson").read_text().splitlines()[:60]
+    raw_line = (shared / "mirror/full/raw/cat.ndjson").read_text().splitlines()[0]
+    mixed = tmp_path / "mixed.ndjson"
+    mixed.write_text("\n".join([*simplified, raw_line]) + "\n")
+    (r,) = convert([Source("mixed", mixed)], tmp_path / "o", ["sketchrnn"], progress=False)
+    assert r.raw == 1
+    from quickdraw_tools.simplify import simplify_drawing
+
+    expected = drawing_to_stroke3(simplify_drawing(json.loads(raw_line)["drawing"]))
+    npz = formats.load_sketchrnn_npz(tmp_path / "o" / "sketchrnn" / "mixed.npz")
+    assert any(np.array_equal(a, expected) for v in npz.values() for a in v)
+    # data said to be simplified (an official simplified file) is checked, drawing by drawing
+    with pytest.raises(QuickDrawError, match=r"mixed.ndjson:61: a raw drawing"):
+        convert([Source("mixed", mixed, kind="simplified")], tmp_path / "p", ["sketchrnn"],
+                progress=False)  # fmt: skip

@@ -68,7 +68,7 @@ def test_write_mnist_headers_and_round_trip(tmp_path, use_gzip):
         np.testing.assert_array_equal(back[split][1], labels)
     # no temporary files left behind, and gzip output is reproducible (no time stamp)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [n + suffix for n in expected.values()] + ["categories.txt"]
+        [n + suffix for n in expected.values()] + ["categories.txt", "manifest.json"]
     )
     again = tmp_path / "again"
     mnist.write_mnist(again, train, test, names, gzip=use_gzip)
@@ -139,5 +139,50 @@ def test_the_files_are_replaced_together(tmp_path):
     # gzipped files replace the plain ones, which read_mnist would otherwise prefer
     second = make_split(5, 3, 4), make_split(2, 3, 5)
     mnist.write_mnist(tmp_path, *second, ["a", "b", "c"], gzip=True)
-    assert all(p.suffix == ".gz" for p in tmp_path.iterdir() if p.name != "categories.txt")
+    others = ("categories.txt", "manifest.json")
+    assert all(p.suffix == ".gz" for p in tmp_path.iterdir() if p.name not in others)
     np.testing.assert_array_equal(mnist.read_mnist(tmp_path)["train"][0], second[0][0])
+
+
+def test_a_mixed_set_is_refused(tmp_path):
+    """Images of one run beside labels of another (same sizes) used to load without a word."""
+    mnist.write_mnist(tmp_path / "a", make_split(6, 2, 0), make_split(3, 2, 1), ["a", "b"])
+    mnist.write_mnist(tmp_path / "b", make_split(6, 2, 7), make_split(3, 2, 8), ["a", "b"])
+    name = "train-labels-idx1-ubyte"
+    (tmp_path / "a" / name).write_bytes((tmp_path / "b" / name).read_bytes())
+    with pytest.raises(QuickDrawError, match=f"{name} is not the file .*manifest.json lists"):
+        mnist.read_mnist(tmp_path / "a")
+
+
+def test_a_write_killed_while_putting_files_in_place_is_finished_or_refused(tmp_path):
+    """kill -9 between the renames of a set: readers refuse it, the next writer finishes it."""
+    from quickdraw_tools import atomic
+
+    first, second = (
+        (make_split(6, 2, 0), make_split(3, 2, 1)),
+        (make_split(5, 2, 3), make_split(2, 2, 4)),
+    )
+    mnist.write_mnist(tmp_path, *first, ["a", "b"])
+    real = atomic._finish
+    calls = []
+
+    def killed(target, journal):  # the process dies after moving one file
+        record = __import__("json").loads(journal.read_text())
+        staging = target / record["staging"]
+        (staging / record["files"][0]).replace(target / record["files"][0])
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    atomic._finish = killed
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            mnist.write_mnist(tmp_path, *second, ["a", "b"])
+    finally:
+        atomic._finish = real
+    assert calls
+    with pytest.raises(QuickDrawError, match="interrupted while putting its files in place"):
+        mnist.read_mnist(tmp_path)
+    atomic.recover(tmp_path)  # what the next write there does first
+    back = mnist.read_mnist(tmp_path)
+    np.testing.assert_array_equal(back["train"][0], second[0][0])
+    np.testing.assert_array_equal(back["test"][1], second[1][1])

@@ -113,7 +113,9 @@ def resolve_sources(args: argparse.Namespace) -> list:
             base_url=args.base_url,
             progress=not args.quiet,
         )
-        sources.append(Source(category=category, path=Path(local)))
+        # the official file of --source-format: trusted (raw: simplify all; else check all)
+        kind = "raw" if args.source_format == "raw" else "simplified"
+        sources.append(Source(category=category, path=Path(local), kind=kind))
     return sources
 
 
