@@ -33,6 +33,7 @@ import gzip
 import io
 import json
 import pickle
+import re
 import struct
 import warnings
 import zipfile
@@ -123,10 +124,30 @@ def _open_text(path: Path) -> IO:
     return open(path, encoding="utf-8-sig")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a drawing can hold (JSON has no {name})")
+
+
+# a number too long or too large to be an ordinary float: checked one by one (rarely needed)
+_BIG_NUMBER = re.compile(r"\d{17}|[eE]\+?\d{3}")
+
+
+def _check_magnitudes(drawing: list) -> None:
+    """Every coordinate must be a finite float64 (a 400-digit integer is not)."""
+    for i, stroke in enumerate(drawing):
+        for axis in stroke:
+            try:
+                values = np.asarray(axis, dtype=np.float64)
+            except OverflowError:
+                values = np.array([np.inf])
+            if not np.isfinite(values).all():
+                raise ValueError(f"stroke {i} has a number too large for a coordinate")
+
+
 def _parse_line(line: str) -> dict:
     """One ndjson line -> record; raises ValueError saying what is wrong."""
     try:
-        record = json.loads(line)
+        record = json.loads(line, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise ValueError(f"invalid JSON ({e.msg} at column {e.colno})") from None
     if not isinstance(record, dict):
@@ -136,12 +157,18 @@ def _parse_line(line: str) -> dict:
     why = drawing_problem(record["drawing"])
     if why:
         raise ValueError(why)
+    if _BIG_NUMBER.search(line):
+        _check_magnitudes(record["drawing"])
     return record
 
 
 def iter_ndjson(
-    path: str | Path, on_error: str = "raise", stats: ReadStats | None = None, warn: bool = True
-) -> Iterator[dict]:
+    path: str | Path,
+    on_error: str = "raise",
+    stats: ReadStats | None = None,
+    warn: bool = True,
+    numbered: bool = False,
+) -> Iterator:
     """Stream the records of a raw or simplified ``.ndjson`` (or ``.ndjson.gz``) file.
 
     Each record is a dict with ``drawing`` and whichever optional fields the line
@@ -150,15 +177,20 @@ def iter_ndjson(
     ``on_error="skip"`` it is skipped, counted in ``stats.skipped`` (pass a
     `ReadStats` to see it) and a warning says how many were skipped (``warn=False``
     leaves the reporting to a caller that reads `stats`). Blank lines are ignored.
+    With ``numbered=True`` it yields ``(line number, record)`` pairs (lines count
+    from 1), for callers that name a record's line later.
     """
     check_choice("on_error mode", on_error, ["raise", "skip"])
     path = Path(path)
     if not path.is_file():
         raise QuickDrawError(f"no such ndjson file: {path}")
-    return _iter_ndjson(path, on_error, stats if stats is not None else ReadStats(), warn)
+    stats = stats if stats is not None else ReadStats()
+    return _iter_ndjson(path, on_error, stats, warn, numbered)
 
 
-def _iter_ndjson(path: Path, on_error: str, stats: ReadStats, warn: bool) -> Iterator[dict]:
+def _iter_ndjson(
+    path: Path, on_error: str, stats: ReadStats, warn: bool, numbered: bool
+) -> Iterator:
     try:
         with _open_text(path) as f:
             for lineno, line in enumerate(f, start=1):
@@ -173,7 +205,7 @@ def _iter_ndjson(path: Path, on_error: str, stats: ReadStats, warn: bool) -> Ite
                     stats.note_skip(f"{path}:{lineno}: {e}")
                     continue
                 stats.records += 1
-                yield record
+                yield (lineno, record) if numbered else record
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise QuickDrawError(f"{path}: not a readable ndjson file ({e})") from None
     if stats.skipped and warn:
@@ -201,16 +233,22 @@ def write_ndjson(path: str | Path, records: Iterable[Mapping]) -> int:
     path = Path(path)
     n = 0
     with atomic_write(path, "wb") as raw:
-        f = gzip.GzipFile(fileobj=raw, mode="wb") if path.suffix == ".gz" else raw
+        # no time stamp and no name in the gzip header: the same records give the same bytes
+        zipped = path.suffix == ".gz"
+        f = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if zipped else raw
         text = io.TextIOWrapper(f, encoding="utf-8", newline="\n")
         for record in records:
             if not isinstance(record, Mapping) or "drawing" not in record:
                 raise QuickDrawError(f"record {n} is not a mapping with a 'drawing'")
             try:
                 line = json.dumps(
-                    dict(record), separators=(",", ":"), ensure_ascii=False, default=_json_default
+                    dict(record),
+                    separators=(",", ":"),
+                    ensure_ascii=False,
+                    default=_json_default,
+                    allow_nan=False,  # NaN and Infinity are not JSON: no reader would take them
                 )
-            except TypeError as e:
+            except (TypeError, ValueError) as e:
                 raise QuickDrawError(f"record {n} cannot be written as JSON: {e}") from None
             text.write(line)
             text.write("\n")
@@ -482,14 +520,35 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return getattr(__import__(module, fromlist=[name]), name)
 
 
-def _read_npy_member(f: IO, where: str) -> np.ndarray:
+# What one split of a sketch-rnn file may declare before anything is read: the official
+# files hold 70,000 drawings per split (the .full ones a few hundred thousand, ~100 MB).
+MAX_DRAWINGS = 5_000_000
+MAX_MEMBER_BYTES = 4 << 30
+
+
+def _read_npy_member(f: IO, where: str, size: int) -> np.ndarray:
+    """One .npy member of `size` bytes (uncompressed, as the zip declares it), its declared
+    shape checked against `size` and the limits above before its data is read."""
+    if size > MAX_MEMBER_BYTES:
+        raise QuickDrawError(
+            f"{where}: declares {size:,} bytes uncompressed; at most {MAX_MEMBER_BYTES:,} are read"
+        )
     version = np.lib.format.read_magic(f)
     if version == (1, 0):
         shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
     else:
         shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    count = int(np.prod(shape, dtype=object))  # in Python ints: a crafted shape cannot wrap
+    if dtype.hasobject and count > MAX_DRAWINGS:
+        raise QuickDrawError(
+            f"{where}: declares {count:,} drawings; a split holds at most {MAX_DRAWINGS:,}"
+        )
     if not dtype.hasobject:
-        count = int(np.prod(shape))
+        if count * dtype.itemsize > size:
+            raise QuickDrawError(
+                f"{where}: declares shape {shape} ({count * dtype.itemsize:,} bytes) but the "
+                f"member holds {size:,} bytes"
+            )
         raw = f.read(count * dtype.itemsize)
         if len(raw) < count * dtype.itemsize:
             raise QuickDrawError(f"{where}: array data ends early")
@@ -559,8 +618,9 @@ def load_sketchrnn_npz(path: str | Path) -> dict[str, list[np.ndarray]]:
         for split in SPLITS:
             where = f"{path}[{split}]"
             try:
-                with zf.open(members[split]) as f:
-                    array = _read_npy_member(f, where)
+                info = zf.getinfo(members[split])
+                with zf.open(info) as f:
+                    array = _read_npy_member(f, where, info.file_size)
             except (ValueError, zipfile.BadZipFile, EOFError) as e:
                 raise QuickDrawError(f"{where}: not a valid .npy member ({e})") from None
             if array.ndim != 1:

@@ -197,7 +197,7 @@ def write_mnist(
         written["categories"] = directory / CATEGORIES_FILE
         for other in variant_names(not gzip):
             stage.remove(other)
-        files = {p.name: {} for p in written.values()}
+        files: dict[str, dict] = {p.name: {} for p in written.values()}
         run = manifest.run_record(categories=len(names))
         manifest.write(stage.path, manifest.build(stage.path, directory, run, files))
         stage.commit()

@@ -12,7 +12,7 @@ with the details that make it reproduce Google's files (see its docstring).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -351,14 +351,16 @@ def simplify_records(
     on_error: str = "raise",
     stats: ReadStats | None = None,
     batch_size: int = 1024,
+    where: Callable[[int], str] | None = None,
 ) -> Iterator[dict]:
     """Stream raw records -> the same records with ``drawing`` simplified.
 
     Other fields are kept as they are. Records are simplified `batch_size` at a
     time (one compiled call per batch). A record whose drawing cannot be
     simplified (no points, not numbers, not finite) raises `QuickDrawError`
-    naming it; with ``on_error="skip"`` it is left out and counted in
-    ``stats.skipped`` (a `formats.ReadStats`).
+    naming it (``where(i)`` for the i-th record, counting from 0: e.g. its file
+    and line; by default "record i"); with ``on_error="skip"`` it is left out
+    and counted in ``stats.skipped`` (a `formats.ReadStats`).
     """
     check_choice("on_error mode", on_error, ["raise", "skip"])
     if batch_size < 1:
@@ -368,14 +370,14 @@ def simplify_records(
     for record in records:
         batch.append(record)
         if len(batch) == batch_size:
-            yield from _simplify_batch(batch, index, on_error, stats)
+            yield from _simplify_batch(batch, index, on_error, stats, where)
             index += len(batch)
             batch = []
     if batch:
-        yield from _simplify_batch(batch, index, on_error, stats)
+        yield from _simplify_batch(batch, index, on_error, stats, where)
 
 
-def _simplify_batch(batch: list[Mapping], first: int, on_error: str, stats) -> list[dict]:
+def _simplify_batch(batch: list[Mapping], first: int, on_error: str, stats, where) -> list[dict]:
     try:
         drawings = simplify_drawings([_drawing_of(r, first + i) for i, r in enumerate(batch)])
         return [{**r, "drawing": d} for r, d in zip(batch, drawings, strict=True)]
@@ -386,11 +388,13 @@ def _simplify_batch(batch: list[Mapping], first: int, on_error: str, stats) -> l
         try:
             out.append({**record, "drawing": simplify_drawing(_drawing_of(record, i))})
         except QuickDrawError as e:
-            where = f"record {i}" + (f" (key_id {record['key_id']})" if "key_id" in record else "")
+            name = where(i) if where else f"record {i}"
+            if isinstance(record, Mapping) and "key_id" in record:
+                name += f" (key_id {record['key_id']})"
             if on_error == "raise":
-                raise QuickDrawError(f"{where}: {e}") from None
+                raise QuickDrawError(f"{name}: {e}") from None
             if stats is not None:
-                stats.note_skip(f"{where}: {e}")
+                stats.note_skip(f"{name}: {e}")
     return out
 
 
@@ -432,8 +436,18 @@ def simplify_file(
         raise QuickDrawError(f"output {out} is the input file; choose another --out")
     stats = ReadStats()
     # the skip count is reported in the result, not as a warning
-    records = iter_ndjson(source, on_error=on_error, stats=stats, warn=False)
-    simplified = simplify_records(records, on_error=on_error, stats=stats)
+    numbered = iter_ndjson(source, on_error=on_error, stats=stats, warn=False, numbered=True)
+    lines: dict[int, int] = {}  # record index -> its line, for the batch being simplified
+
+    def records() -> Iterator[Mapping]:
+        for i, (line, record) in enumerate(numbered):
+            lines[i] = line
+            lines.pop(i - 4096, None)  # batches are 1024 records: older ones are done
+            yield record
+
+    simplified = simplify_records(
+        records(), on_error=on_error, stats=stats, where=lambda i: f"{source}:{lines[i]}"
+    )
     bar = tqdm(simplified, desc=f"simplify {source.name}", unit=" drawings", disable=not progress)
     written = write(out, bar)
     return SimplifyStats(written=written, skipped=stats.skipped)

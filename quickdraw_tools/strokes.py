@@ -130,6 +130,13 @@ class FlatDrawings:
         return out
 
 
+def _as_float(v) -> float:
+    try:
+        return float(v)
+    except OverflowError:
+        return np.inf  # reported below as not finite, with the drawing named
+
+
 def flatten_drawing(drawing, times: bool = False) -> FlatDrawings:
     """`flatten_drawings` for one drawing; errors call it "the drawing"."""
     return _flatten([drawing], lambda i: "the drawing", times)
@@ -180,15 +187,19 @@ def _flatten(drawings: Sequence, name, times: bool) -> FlatDrawings:
                 lengths.append(len(sx))
                 n += 1
         counts.append(n)
-    x = np.asarray(xs, dtype=np.float64)
-    y = np.asarray(ys, dtype=np.float64)
+    try:
+        x = np.asarray(xs, dtype=np.float64)
+        y = np.asarray(ys, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64 (a 400-digit coordinate)
+        x = np.array([_as_float(v) for v in xs])
+        y = np.array([_as_float(v) for v in ys])
     bad = np.flatnonzero(~(np.isfinite(x) & np.isfinite(y)))
     if len(bad):
         stroke = int(np.searchsorted(np.cumsum(lengths), bad[0], side="right"))
         drawing = int(np.searchsorted(np.cumsum(counts), stroke, side="right"))
         raise QuickDrawError(
-            f"{name(drawing)}: coordinates must be finite numbers, got "
-            f"({x[bad[0]]!r}, {y[bad[0]]!r})"
+            f"{name(drawing)}: coordinates must be finite numbers (not NaN, infinite or beyond "
+            f"float64), got ({float(x[bad[0]]):g}, {float(y[bad[0]]):g})"
         )
     t = np.asarray(ts, dtype=np.float64) if ts is not None else None
     return FlatDrawings(x, y, t, np.asarray(lengths, np.int64), np.asarray(counts, np.int64))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import formats
-from .atomic import atomic_write
+from .atomic import atomic_write, staged_output
 from .errors import QuickDrawError, check_choice
 from .formats import file_kind, file_stem
 from .strokes import flatten_drawing, stroke3_to_drawing, stroke5_to_stroke3
@@ -369,7 +369,6 @@ def export(
     Without `grid`: one ``<name>.svg`` per sketch. With ``grid="COLSxROWS"``:
     ``<stem>_grid_000.svg``, ... holding COLS*ROWS sketches each.
     """
-    from tqdm import tqdm
 
     check_choice("color_by", color_by, COLOR_BY)
     check_choice("caption", caption, CAPTIONS)
@@ -377,9 +376,23 @@ def export(
         raise QuickDrawError(f"--limit must be >= 1, got {limit}")
     layout = parse_grid(grid) if grid else None
     input_path, out_dir = Path(input_path), Path(out_dir)
+    items = _read_sketches(input_path, split, limit)  # the input is checked before out_dir is made
+    # every file is staged and they go into out_dir together: a bad drawing late in the
+    # input leaves out_dir as it was, not half the grids of this run
+    with staged_output(out_dir) as stage:
+        written = _export(items, stage.path, input_path, layout, color_by, png, caption, progress)
+        if not written:
+            raise QuickDrawError(f"no drawings in {input_path}")
+        stage.commit()
+    return [out_dir / p.relative_to(stage.path) for p in written]
+
+
+def _export(items, out_dir: Path, input_path: Path, layout, color_by, png, caption, progress):
+    """Write the SVGs (and PNGs) of `items` into `out_dir`; returns the files."""
+    from tqdm import tqdm
+
     stem = file_stem(input_path)
     written: list[Path] = []
-
     cell = 256.0 if layout is None else 128.0
 
     def emit(name: str, sketches: list, captions: list[str] | None, cols: int) -> None:
@@ -399,7 +412,6 @@ def export(
     pages = 0
     page: list = []
     page_captions: list[str] = []
-    items = _read_sketches(input_path, split, limit)
     # disable=None: a bar only on a terminal
     bar = tqdm(items, desc="svg", unit=" sketches", disable=None if progress else True)
     for name, sketch, captions in bar:
@@ -422,6 +434,4 @@ def export(
             None if caption == "none" else page_captions,
             layout[0],
         )
-    if not written:
-        raise QuickDrawError(f"no drawings in {input_path}")
     return written

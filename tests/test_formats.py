@@ -14,6 +14,7 @@ import pytest
 from conftest import MIRROR
 
 from quickdraw_tools import formats as F
+from quickdraw_tools.cli import main
 from quickdraw_tools.errors import QuickDrawError
 
 RAW = sorted((MIRROR / "full" / "raw").glob("*.ndjson"))
@@ -381,3 +382,77 @@ def test_bad_sketchrnn_files(tmp_path):
     np.savez(tmp_path / "flat.npz", train=np.zeros((2, 3)), valid=np.zeros(3), test=np.zeros(3))
     with pytest.raises(QuickDrawError, match="1-D array of drawings"):
         F.load_sketchrnn_npz(tmp_path / "flat.npz")
+
+
+# --- numbers a drawing cannot hold, and files that lie about their size ---------------------
+
+
+HUGE = "1" + "0" * 400  # a 400-digit integer: no float64 holds it
+
+
+@pytest.mark.parametrize("number", [HUGE, "NaN", "Infinity", "-Infinity", "1e400"])
+def test_numbers_beyond_float64_are_malformed_lines(tmp_path, number):
+    path = tmp_path / "bad.ndjson"
+    good = '{"drawing": [[[0, 10], [0, 5]]]}'
+    path.write_text(f'{good}\n{{"drawing": [[[0, {number}], [0, 5]]]}}\n{good}\n')
+    with pytest.raises(QuickDrawError, match=rf"^{path}:2: malformed line"):
+        list(F.iter_ndjson(path))
+    stats = F.ReadStats()
+    assert len(list(F.iter_ndjson(path, on_error="skip", stats=stats, warn=False))) == 2
+    assert stats.skipped == 1 and stats.errors[0].startswith(f"{path}:2:")
+
+
+def test_every_command_names_the_line_of_a_huge_number(tmp_path, capsys):
+    raw = tmp_path / "cat.ndjson"
+    line = '{"drawing": [[[0.5, 10.25], [0.5, 5.5], [0, 1]]]}'
+    raw.write_text(f"{line}\n{line}\n" + '{"drawing": [[[0, ' + HUGE + "], [0, 5], [0, 1]]]}\n")
+    for command in (
+        ["convert", str(raw), "--out", str(tmp_path / "o")],
+        ["simplify", str(raw), "--out", str(tmp_path / "s.ndjson")],
+        ["svg", str(raw), "--out", str(tmp_path / "svg")],
+    ):
+        assert main([*command, "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert f"{raw}:3: malformed line" in err and len(err.splitlines()) == 1, err
+    for command in (
+        ["convert", str(raw), "--out", str(tmp_path / "o")],
+        ["simplify", str(raw), "--out", str(tmp_path / "s.ndjson")],
+    ):
+        assert main([*command, "--quiet", "--on-error", "skip"]) == 0, capsys.readouterr().err
+    assert len(list(F.iter_ndjson(tmp_path / "s.ndjson"))) == 2
+
+
+def test_gzipped_ndjson_is_reproducible_and_nan_is_not_written(tmp_path, monkeypatch):
+    import time
+
+    records = [{"word": "cat", "drawing": [[[1, 2], [3, 4]]]}]
+    F.write_ndjson(tmp_path / "a.ndjson.gz", records)
+    monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)  # another moment: same bytes
+    F.write_ndjson(tmp_path / "b.ndjson.gz", records)
+    assert (tmp_path / "a.ndjson.gz").read_bytes() == (tmp_path / "b.ndjson.gz").read_bytes()
+    with pytest.raises(QuickDrawError, match="record 1 cannot be written as JSON"):
+        F.write_ndjson(tmp_path / "c.ndjson", [records[0], {"drawing": [[[float("nan")], [1]]]}])
+    assert not (tmp_path / "c.ndjson").exists()
+
+
+def test_a_npz_claiming_half_a_billion_drawings_is_refused_before_reading(tmp_path):
+    """2.9 MB of zip once grew to 2 GB of memory before failing with a misleading message."""
+    import resource
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|O", "fortran_order": False, "shape": (500_000_000,)}
+    )
+    body = header.getvalue() + b"\x80\x02" + b"N" * 2_000_000  # compresses to almost nothing
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for split in ("valid", "test"):
+            F_empty = io.BytesIO()
+            np.save(F_empty, np.empty(0, dtype=object), allow_pickle=True)
+            zf.writestr(f"{split}.npy", F_empty.getvalue())
+        zf.writestr("train.npy", body)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(QuickDrawError, match=r"bomb.npz\[train\]: declares 500,000,000 drawings"):
+        F.load_sketchrnn_npz(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB

@@ -294,3 +294,16 @@ def test_cli_simplify_to_binary_and_refuses_other_suffixes(shared, tmp_path, cap
     assert main(["simplify", str(raw), "--out", str(tmp_path / "tower.json"), "--quiet"]) == 1
     assert "must end in one of '.ndjson', '.ndjson.gz', '.jsonl', '.bin'" in capsys.readouterr().err
     assert not (tmp_path / "tower.json").exists()
+
+
+def test_simplify_errors_name_the_file_and_line(tmp_path, capsys):
+    """They named "record 2", counted from 0, and no file."""
+    raw = tmp_path / "raw.ndjson"
+    good = '{"key_id": "1", "drawing": [[[0.5, 10.0], [0.0, 5.0], [0, 1]]]}'
+    raw.write_text(f"{good}\n\n{good}\n" + '{"key_id": "7", "drawing": [[[], [], []]]}\n')
+    assert main(["simplify", str(raw), "--out", str(tmp_path / "s.ndjson"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"{raw}:4 (key_id 7): the drawing has no points" in err and err.count("\n") == 1
+    skip = ["simplify", str(raw), "--out", str(tmp_path / "s.ndjson"), "--quiet"]
+    assert main([*skip, "--on-error", "skip"]) == 0
+    assert "skipped 1" in capsys.readouterr().out

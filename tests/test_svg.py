@@ -219,3 +219,21 @@ def test_cli_names_the_bad_drawing(tmp_path, capsys):
     err = capsys.readouterr().err
     expected = f"{path}: cat_00001: sketch coordinates span too large a range to draw"
     assert err == f"quickdraw svg: error: {expected}\n"
+
+
+def test_a_late_bad_line_leaves_the_output_folder_as_it_was(shared, tmp_path, capsys):
+    from quickdraw_tools.cli import main
+
+    lines = (shared / "mirror/full/simplified/cat.ndjson").read_text().splitlines()
+    path = tmp_path / "cat.ndjson"
+    path.write_text("\n".join(lines[:20]) + "\n{broken\n")
+    out = tmp_path / "svg"
+    out.mkdir()
+    (out / "kept.svg").write_text("<svg/>")
+    assert main(["svg", str(path), "--out", str(out), "--grid", "2x2", "--quiet"]) == 1
+    assert f"{path}:21: malformed line" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["kept.svg"]  # no grids of the failed run
+    path.write_text("\n".join(lines[:20]) + "\n")
+    assert main(["svg", str(path), "--out", str(out), "--grid", "2x2", "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir())[:2] == ["cat_grid_000.svg", "cat_grid_001.svg"]
+    assert len(list(out.glob("*.svg"))) == 5 + 1 and not list(out.glob(".*"))
