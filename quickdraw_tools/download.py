@@ -15,16 +15,23 @@ sketchrnn_full     ``sketchrnn/<category>.full.npz``
 
 The cache keeps that same layout (``<cache>/full/raw/cat.ndjson``), so a cache is
 itself a mirror. A download goes to ``<file>.part`` and is renamed into place only
-once its size matches the server's length, so a file in the cache is always
-complete; an interrupted download resumes from its ``.part`` with an HTTP Range
-request. The base URL (``--base-url`` or ``$QUICKDRAW_BASE_URL``) may be another
-HTTP server or a plain local directory (a path or a ``file://`` URL). HTTP uses
-only the standard library (urllib).
+once its size matches the server's length and its MD5 the server's (``x-goog-hash``
+or ``Content-MD5``, when sent), so a file in the cache is always complete and whole.
+An interrupted download resumes from its ``.part`` with an HTTP Range request whose
+``If-Range`` carries the validator (ETag, else Last-Modified) of the first response,
+kept in ``<file>.part.json``: if the file changed on the server meanwhile, the
+download starts over instead of joining two versions. The base URL (``--base-url``
+or ``$QUICKDRAW_BASE_URL``) may be another HTTP server or a plain local directory (a
+path or a ``file://`` URL). HTTP uses only the standard library (urllib).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
+import hashlib
+import json
 import os
 import re
 import time
@@ -32,6 +39,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from email.message import Message
 from pathlib import Path
 
 from tqdm import tqdm
@@ -130,22 +138,139 @@ def _byte_bar(total: int | None, desc: str, progress: bool, initial: int = 0) ->
     )
 
 
+class _Progress:
+    """One file's bar, made at the first response and moved back whenever a response
+    starts at another byte (0 when the download starts over)."""
+
+    def __init__(self, desc: str, progress: bool) -> None:
+        self.desc, self.progress = desc, progress
+        self.bar: tqdm | None = None
+
+    def at(self, total: int | None, offset: int) -> tqdm:
+        """The bar, showing `offset` of `total` bytes."""
+        if self.bar is None:
+            self.bar = _byte_bar(total, self.desc, self.progress, initial=offset)
+        else:
+            self.bar.reset(total=total)
+            self.bar.total = total  # reset(None) keeps the old total
+            # `initial` too, so that the rate counts only the bytes fetched now
+            self.bar.n = self.bar.last_print_n = self.bar.initial = offset
+            self.bar.refresh()
+        return self.bar
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 class _Retry(Exception):
-    """A failure worth another attempt (connection lost, short body, 5xx)."""
+    """A failure worth another attempt: connection lost, short body, 5xx, changed file, bad hash."""
 
 
-def _fetch_once(
-    url: str, part: Path, timeout: float, progress: bool, desc: str, headers: dict
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class _Version:
+    """What a response said about the version of the file it is serving."""
+
+    etag: str | None  # a strong ETag (a weak one cannot be sent in If-Range)
+    last_modified: str | None
+    total: int | None  # the whole file's size in bytes
+    md5: str | None  # base64 MD5 of the whole file (x-goog-hash), if the server gave one
+
+    @property
+    def validator(self) -> str | None:
+        """What to send as If-Range: the ETag, else the Last-Modified date."""
+        return self.etag or self.last_modified
+
+    @classmethod
+    def of(cls, headers: Message, total: int | None, whole_body: bool) -> _Version:
+        etag = headers.get("ETag")
+        md5 = None
+        for value in headers.get_all("x-goog-hash") or ():  # "crc32c=..., md5=..." or one each
+            for item in value.split(","):
+                name, _, digest = item.strip().partition("=")
+                if name.lower() == "md5":
+                    md5 = _md5_or_none(digest)
+        if md5 is None and whole_body:  # Content-MD5 is of the body, so of a 206's part only
+            md5 = _md5_or_none(headers.get("Content-MD5") or "")
+        return cls(
+            etag=etag if etag and not etag.startswith("W/") else None,
+            last_modified=headers.get("Last-Modified") or None,
+            total=total,
+            md5=md5,
+        )
+
+    def differs_from(self, other: _Version) -> str | None:
+        """Why `other` (a resumed response) is not the same file as `self`; None if it may be."""
+        for name in ("etag" if self.etag else "last_modified", "total", "md5"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None and theirs is not None and mine != theirs:
+                return f"{name.replace('_', '-')} was {mine}, is now {theirs}"
+        return None
+
+
+def _md5_or_none(value: str) -> str | None:
+    """`value` if it is a base64 MD5 (16 bytes), else None."""
+    try:
+        ok = len(base64.b64decode(value.strip(), validate=True)) == 16
+    except ValueError:
+        ok = False
+    return value.strip() if ok else None
+
+
+def _sidecar(part: Path) -> Path:
+    """``<file>.part.json``: the version of the file whose first bytes `part` holds."""
+    return part.with_name(part.name + ".json")
+
+
+def _read_sidecar(part: Path, url: str) -> _Version | None:
+    """The version `part` was started from, if its sidecar says so for `url`; else None."""
+    try:
+        data = json.loads(_sidecar(part).read_text())
+        if data.pop("url") != url:
+            return None
+        version = _Version(**data)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return version if version.validator else None
+
+
+def _start_part(part: Path, url: str, version: _Version) -> None:
+    """Empty `part` and record `version` beside it (only a validator makes it resumable)."""
+    _discard(part)  # sidecar first: old bytes never sit beside a new version's sidecar
+    if version.validator:
+        with atomic_write(_sidecar(part), "w") as f:
+            json.dump({"url": url, **dataclasses.asdict(version)}, f)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"")
+
+
+def _discard(part: Path) -> None:
+    """Remove `part` and its sidecar."""
+    for path in (_sidecar(part), part):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _md5_of(path: Path) -> str:
+    with open(path, "rb") as f:
+        return base64.b64encode(hashlib.file_digest(f, "md5").digest()).decode()
+
+
+def _fetch_once(url: str, part: Path, timeout: float, progress: _Progress, headers: dict) -> None:
     """One attempt: fetch `url` into `part`, resuming from its current size.
 
-    Returns when `part` holds the whole file (checked against the server's
-    length); raises `_Retry` for transient failures and `QuickDrawError` otherwise.
+    A ``.part`` is resumed only when its sidecar holds the first response's validator,
+    sent as If-Range, so a file changed on the server comes back whole (200) instead of
+    being appended to the old one's start. Returns when `part` holds the whole file,
+    checked against the server's size and, when it gives one, MD5; raises `_Retry` for
+    transient failures and `QuickDrawError` otherwise.
     """
-    offset = part.stat().st_size if part.exists() else 0
+    known = _read_sidecar(part, url) if part.exists() else None
+    offset = part.stat().st_size if known else 0
     request = urllib.request.Request(url, headers=dict(headers))
-    if offset:
+    if known and offset:
         request.add_header("Range", f"bytes={offset}-")
+        request.add_header("If-Range", str(known.validator))
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as e:
@@ -153,7 +278,7 @@ def _fetch_once(
         if e.code == 416 and offset:
             # The .part is not a prefix of what the server has now (or already too
             # long): start over rather than guess.
-            part.unlink()
+            _discard(part)
             raise _Retry(f"HTTP 416 for a resume from byte {offset}; restarting") from None
         if e.code in _RETRY_STATUSES:
             raise _Retry(f"HTTP {e.code} {e.reason}") from None
@@ -171,16 +296,25 @@ def _fetch_once(
         if response.status == 206:
             start, total = _content_range(response.headers.get("Content-Range"))
             if start != offset:
-                part.unlink()
+                _discard(part)
                 raise _Retry(f"server resumed at byte {start}, not {offset}; restarting")
             if total is None and length is not None:
                 total = offset + length
-            mode = "ab"
-        else:  # 200: a full body (the server ignored or was not sent a Range)
-            offset, total, mode = 0, length, "wb"
-        part.parent.mkdir(parents=True, exist_ok=True)
+        else:  # 200: the whole file (a fresh start, a changed file, or Range ignored)
+            offset, total = 0, length
+        if known and offset:
+            now = _Version.of(response.headers, total, whole_body=False)
+            changed = known.differs_from(now)
+            if changed:  # a server that ignored If-Range but not Range
+                _discard(part)
+                raise _Retry(f"the file changed on the server since the .part began ({changed})")
+            version = dataclasses.replace(known, md5=now.md5 or known.md5)
+        else:
+            version = _Version.of(response.headers, total, whole_body=response.status == 200)
+            _start_part(part, url, version)
         got = offset
-        with open(part, mode) as out, _byte_bar(total, desc, progress, initial=offset) as bar:
+        bar = progress.at(version.total, offset)
+        with open(part, "ab") as out:
             try:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
@@ -190,8 +324,15 @@ def _fetch_once(
                 raise _Retry(f"connection lost after {got} bytes: {e}") from None
             except Exception as e:  # http.client.IncompleteRead and friends
                 raise _Retry(f"connection lost after {got} bytes: {type(e).__name__}") from None
-    if total is not None and got != total:
-        raise _Retry(f"size check failed: received {got} of {total} bytes")
+    if version.total is not None and got != version.total:
+        if got > version.total:
+            _discard(part)
+        raise _Retry(f"size check failed: received {got} of {version.total} bytes")
+    if version.md5 is not None:
+        md5 = _md5_of(part)  # of the whole .part: a resumed response's hash is the file's
+        if md5 != version.md5:
+            _discard(part)
+            raise _Retry(f"MD5 hash did not match the server's (got {md5}, expected {version.md5})")
 
 
 def download_url(
@@ -204,33 +345,42 @@ def download_url(
     progress: bool = True,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Path:
-    """Download `url` to `dest` via ``dest.part``: resume, size check, retries, atomic rename.
+    """Download `url` to `dest` via ``dest.part``: resume, size and MD5 checks, retries,
+    atomic rename.
 
-    Retries transient failures (lost connection, short body, 5xx) up to `retries`
-    times, waiting ``backoff * 2**attempt`` seconds, each retry resuming from the
-    bytes already in ``.part``. On final failure the ``.part`` stays (a later call
-    resumes it) and `dest` is never created; a 4xx other than a resumable 416
-    fails at once and leaves nothing behind.
+    Retries transient failures (lost connection, short body, 5xx, a hash that does not
+    match) up to `retries` times, waiting ``backoff * 2**attempt`` seconds, each retry
+    resuming from the bytes already in ``.part`` if the file on the server has not
+    changed. On final failure a ``.part`` stays, with its ``.part.json`` sidecar, only
+    when a later call can resume it, and `dest` is never created; a 4xx other than a
+    resumable 416 fails at once and leaves nothing behind.
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     headers = {"User-Agent": "quickdraw-tools"}
-    for attempt in range(retries + 1):
-        try:
-            _fetch_once(url, part, timeout, progress, dest.name, headers)
-            break
-        except _Retry as e:
-            if attempt == retries:
-                have = part.stat().st_size if part.exists() else 0
-                kept = f"; {have} bytes kept in {part} to resume" if have else ""
-                raise QuickDrawError(
-                    f"download of {url} failed after {retries + 1} attempt(s): {e}{kept}"
-                ) from None
-            sleep(backoff * 2**attempt)
-        except QuickDrawError:
-            with contextlib.suppress(FileNotFoundError):
-                part.unlink()
-            raise
+    bar = _Progress(dest.name, progress)
+    try:
+        for attempt in range(retries + 1):
+            try:
+                _fetch_once(url, part, timeout, bar, headers)
+                break
+            except _Retry as e:
+                if attempt == retries:
+                    have = part.stat().st_size if part.exists() else 0
+                    if not (have and _read_sidecar(part, url)):
+                        _discard(part)  # nothing a later call could trust
+                        have = 0
+                    kept = f"; {have} bytes kept in {part} to resume" if have else ""
+                    raise QuickDrawError(
+                        f"download of {url} failed after {retries + 1} attempt(s): {e}{kept}"
+                    ) from None
+                sleep(backoff * 2**attempt)
+            except QuickDrawError:
+                _discard(part)
+                raise
+    finally:
+        bar.close()
+    _sidecar(part).unlink(missing_ok=True)  # first: a crash now leaves a .part never resumed
     os.replace(part, dest)
     return dest
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from conftest import MIRROR
+from tqdm import tqdm
 
 from quickdraw_tools import download as D
 from quickdraw_tools.categories import CATEGORIES, check_category
@@ -144,12 +146,41 @@ def test_server_ignoring_range_restarts_cleanly(mirror_server, tmp_path):
 
 
 def test_stale_partial_larger_than_file_is_restarted(mirror_server, tmp_path):
+    mirror_server.cut_next(5_000)
+    with pytest.raises(QuickDrawError, match="to resume"):
+        D.download(
+            "apple", "simplified", tmp_path, base_url=mirror_server.url, retries=0, **NO_WAIT
+        )
+    dest = tmp_path / "full" / "simplified" / "apple.ndjson"
+    with open(dest.with_name("apple.ndjson.part"), "ab") as f:  # now longer than the file
+        f.write(b"x" * 10_000_000)
+    path = D.download("apple", "simplified", tmp_path, base_url=mirror_server.url, **NO_WAIT)
+    assert [r["status"] for r in mirror_server.requests] == [200, 416, 200]
+    assert path.read_bytes() == (MIRROR / "full" / "simplified" / "apple.ndjson").read_bytes()
+    assert files_under(tmp_path) == [path]
+
+
+def test_partial_without_its_validators_is_not_resumed(mirror_server, tmp_path):
+    # A .part with no sidecar: nothing says which version of the file it holds.
     dest = tmp_path / "full" / "simplified" / "apple.ndjson"
     dest.parent.mkdir(parents=True)
-    dest.with_name("apple.ndjson.part").write_bytes(b"x" * 10_000_000)
+    dest.with_name("apple.ndjson.part").write_bytes(b"x" * 5_000)
     path = D.download("apple", "simplified", tmp_path, base_url=mirror_server.url, **NO_WAIT)
-    assert [r["status"] for r in mirror_server.requests] == [416, 200]
+    assert [(r["range"], r["status"]) for r in mirror_server.requests] == [(None, 200)]
     assert path.read_bytes() == (MIRROR / "full" / "simplified" / "apple.ndjson").read_bytes()
+    assert files_under(tmp_path) == [path]
+
+
+def test_server_without_validators_leaves_nothing_to_resume(mirror_server, tmp_path):
+    mirror_server.etag = mirror_server.last_modified = False
+    mirror_server.cut_next(40_000)
+    with pytest.raises(QuickDrawError, match="received 40000 of") as e:
+        D.download("cat", "raw", tmp_path, base_url=mirror_server.url, retries=0, **NO_WAIT)
+    assert "to resume" not in str(e.value)
+    assert files_under(tmp_path) == []
+    path = D.download("cat", "raw", tmp_path, base_url=mirror_server.url, **NO_WAIT)
+    assert mirror_server.ranges() == []
+    assert path.read_bytes() == (MIRROR / "full" / "raw" / "cat.ndjson").read_bytes()
 
 
 def test_404_is_a_clear_error_and_leaves_nothing(mirror_server, tmp_path):
@@ -168,7 +199,10 @@ def test_truncated_response_fails_size_check(mirror_server, tmp_path):
     assert "3 attempt(s)" in str(e.value)
     dest = tmp_path / "full" / "simplified" / "cat.ndjson"
     assert not dest.exists()
-    assert files_under(tmp_path) == [dest.with_name("cat.ndjson.part")]
+    # The .part stays with its validators, for a later call to resume.
+    part = dest.with_name("cat.ndjson.part")
+    assert files_under(tmp_path) == [part, dest.with_name("cat.ndjson.part.json")]
+    assert part.stat().st_size == 3_000
     assert mirror_server.ranges() == ["bytes=1000-", "bytes=2000-"]
 
 
@@ -176,6 +210,152 @@ def test_unreachable_server_is_a_clear_error(tmp_path):
     with pytest.raises(QuickDrawError, match="cannot connect"):
         D.download("cat", "raw", tmp_path, base_url="http://127.0.0.1:9/", retries=1, **NO_WAIT)
     assert files_under(tmp_path) == []
+
+
+# --- a file that changes on the server, hashes ------------------------------------------------
+
+CAT = "full/raw/cat.ndjson"
+
+
+@pytest.fixture
+def bars(monkeypatch):
+    """The progress bars downloads make, shown (into a string) whatever `progress` says."""
+    made = []
+
+    def byte_bar(total, desc, progress, initial=0):
+        made.append(tqdm(total=total, initial=initial, desc=desc, file=io.StringIO()))
+        return made[-1]
+
+    monkeypatch.setattr(D, "_byte_bar", byte_bar)
+    return made
+
+
+def interrupted_cat(server, tmp_path, at: int = 40_000) -> Path:
+    """Leave ``cat.ndjson.part`` (`at` bytes of raw/cat) and its sidecar in the cache."""
+    server.cut_next(at)
+    with pytest.raises(QuickDrawError, match="to resume"):
+        D.download("cat", "raw", tmp_path, base_url=server.url, retries=0, **NO_WAIT)
+    part = tmp_path / CAT.replace("cat.ndjson", "cat.ndjson.part")
+    assert files_under(tmp_path) == [part, part.with_name("cat.ndjson.part.json")]
+    return part
+
+
+def change_after_first_request(server, rel: str, new: bytes) -> None:
+    """From the server's second request on, `rel` holds `new`."""
+
+    def hook(entry: dict) -> None:
+        if len(server.requests) > 1:
+            server.files[rel] = new
+
+    server.on_request = hook
+
+
+@pytest.mark.parametrize("validators", ["etag", "last-modified"])
+def test_resume_sends_if_range_with_the_first_responses_validator(
+    mirror_server, tmp_path, validators
+):
+    mirror_server.etag = validators == "etag"
+    interrupted_cat(mirror_server, tmp_path)
+    path = D.download("cat", "raw", tmp_path, base_url=mirror_server.url, **NO_WAIT)
+    source = (MIRROR / CAT).read_bytes()
+    etag, date = mirror_server.validators(CAT, source)
+    assert mirror_server.ranges() == ["bytes=40000-"]
+    assert mirror_server.if_ranges() == [etag if validators == "etag" else date]
+    assert [r["status"] for r in mirror_server.requests] == [200, 206]
+    assert path.read_bytes() == source  # and its MD5 (x-goog-hash) checked over the whole file
+    assert files_under(tmp_path) == [path]
+
+
+@pytest.mark.parametrize("validators", ["etag", "last-modified"])
+def test_file_changed_before_the_resume_is_fetched_afresh_not_spliced(
+    mirror_server, tmp_path, validators
+):
+    mirror_server.etag = validators == "etag"
+    interrupted_cat(mirror_server, tmp_path)
+    old = (MIRROR / CAT).read_bytes()
+    new = mirror_server.files[CAT] = old.replace(b'"cat"', b'"dog"')  # same size
+    path = D.download("cat", "raw", tmp_path, base_url=mirror_server.url, **NO_WAIT)
+    assert path.read_bytes() == new
+    # The server saw an If-Range it no longer matches and sent the whole new file.
+    etag, date = mirror_server.validators(CAT, old)
+    assert mirror_server.if_ranges() == [etag if validators == "etag" else date]
+    assert [r["status"] for r in mirror_server.requests] == [200, 200]
+    assert files_under(tmp_path) == [path]
+
+
+@pytest.mark.parametrize(
+    "detected_by",
+    ["etag", "total size", "md5"],
+)
+def test_change_is_caught_when_the_server_ignores_if_range(mirror_server, tmp_path, detected_by):
+    # The server serves the Range asked for from whatever file it has now: the client must
+    # see from the 206's headers alone that it is another file.
+    mirror_server.honour_if_range = False
+    mirror_server.etag = detected_by == "etag"
+    mirror_server.last_modified = detected_by != "etag"
+    mirror_server.dates[CAT] = "Wed, 01 Mar 2017 00:00:00 GMT"  # does not change with the file
+    mirror_server.md5_header = "x-goog-hash" if detected_by == "md5" else None
+    old = (MIRROR / CAT).read_bytes()
+    longer = detected_by == "total size"
+    new = old.replace(b'"cat"', b'"kitty"' if longer else b'"dog"')
+    mirror_server.cut_next(40_000)  # within one call: the file changes after the first request
+    change_after_first_request(mirror_server, CAT, new)
+    path = D.download("cat", "raw", tmp_path, base_url=mirror_server.url, **NO_WAIT)
+    assert path.read_bytes() == new
+    assert [(r["range"], r["status"]) for r in mirror_server.requests] == [
+        (None, 200),
+        ("bytes=40000-", 206),  # seen to be another file: not appended
+        (None, 200),
+    ]
+    assert files_under(tmp_path) == [path]
+
+
+def test_server_ignoring_if_range_and_range_gives_the_new_file(mirror_server, tmp_path, bars):
+    mirror_server.ignore_range = True  # always 200, the whole file
+    old = (MIRROR / CAT).read_bytes()
+    new = old.replace(b'"cat"', b'"kitty"')
+    mirror_server.cut_next(20_000, times=2)
+    change_after_first_request(mirror_server, CAT, new)
+    path = D.download("cat", "raw", tmp_path, base_url=mirror_server.url, **NO_WAIT)
+    assert path.read_bytes() == new
+    assert [r["status"] for r in mirror_server.requests] == [200, 200, 200]
+    old_etag, new_etag = (
+        mirror_server.validators(CAT, old)[0],
+        mirror_server.validators(CAT, new)[0],
+    )
+    assert mirror_server.ranges() == ["bytes=20000-", "bytes=20000-"]
+    assert mirror_server.if_ranges() == [old_etag, new_etag]
+    # One bar, restarted at 0 by each 200: it ends at the file's size, not beyond.
+    assert len(bars) == 1
+    assert bars[0].n == bars[0].total == len(new)
+    assert files_under(tmp_path) == [path]
+
+
+@pytest.mark.parametrize("header", ["x-goog-hash", "Content-MD5"])
+def test_wrong_md5_is_never_cached(mirror_server, tmp_path, header):
+    mirror_server.md5_header = header
+    mirror_server.wrong_md5 = True
+    url = mirror_server.url + "full/raw/cat.ndjson"
+    with pytest.raises(QuickDrawError, match="MD5 hash did not match") as e:
+        D.download("cat", "raw", tmp_path, base_url=mirror_server.url, retries=2, **NO_WAIT)
+    assert url in str(e.value) and "3 attempt(s)" in str(e.value)
+    assert "\n" not in str(e.value)
+    assert files_under(tmp_path) == []  # neither the file nor a .part to resume
+    assert [(r["range"], r["status"]) for r in mirror_server.requests] == [(None, 200)] * 3
+
+
+def test_md5_covers_the_whole_resumed_file(mirror_server, tmp_path):
+    part = interrupted_cat(mirror_server, tmp_path)
+    with open(part, "r+b") as f:  # damage the first half, which the resume does not fetch
+        f.write(b"#" * 100)
+    path = D.download("cat", "raw", tmp_path, base_url=mirror_server.url, **NO_WAIT)
+    assert path.read_bytes() == (MIRROR / CAT).read_bytes()
+    assert [(r["range"], r["status"]) for r in mirror_server.requests] == [
+        (None, 200),
+        ("bytes=40000-", 206),  # completed, but the MD5 of the whole .part is wrong
+        (None, 200),  # so fetched again from scratch
+    ]
+    assert files_under(tmp_path) == [path]
 
 
 # --- local mirrors and `fetch` -------------------------------------------------------------
