@@ -1,0 +1,594 @@
+"""Replay the attacks and faults the toolkit must survive, one line per case: PASS or FAIL.
+
+Crafted files (checkpoints that run code, pickles in .npz, zip bombs, numbers
+no float holds), killed processes (kill -9 of convert and of a commit), full
+disks, half-written sets of files, downloads whose file changes under them,
+and a hostile web page talking to the grading server (any Host, two
+Content-Lengths, TRACE, nested JSON, a crowd of idle connections, guessed
+rater names). Each case runs in its own temporary folder on the sample data
+in ../shared/quickdraw; the server and mirror cases bind 127.0.0.1 only.
+
+    .venv/bin/python scripts/red_team.py            # every case
+    .venv/bin/python scripts/red_team.py --list     # their names
+    .venv/bin/python scripts/red_team.py -k grade   # the cases whose name has "grade"
+
+Exit status 0 when every case passes. The tests hold each case too; this is
+the same list run as a user would meet it, through the `quickdraw` command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import http.client
+import http.server
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from _server import start_server, stop
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "quickdraw"
+TRAINING = SHARED / "training"
+MIRROR = SHARED / "mirror"
+SHEEP = SHARED / "other" / "aaron_sheep.npz"
+QUICKDRAW = [sys.executable, "-m", "quickdraw_tools.cli"]
+
+CASES: list[tuple[str, Callable[[Path], str]]] = []
+
+
+def case(name: str):
+    def register(fn):
+        CASES.append((name, fn))
+        return fn
+
+    return register
+
+
+class Failed(Exception):
+    pass
+
+
+def expect(condition: bool, why: str) -> None:
+    if not condition:
+        raise Failed(why)
+
+
+def quickdraw(*args, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the `quickdraw` command as a user would."""
+    return subprocess.run(
+        [*QUICKDRAW, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
+
+
+def one_line_error(done: subprocess.CompletedProcess, *words: str) -> None:
+    err = done.stderr.strip()
+    expect(done.returncode == 1, f"exit status {done.returncode}, not 1: {err[-300:]}")
+    expect(len(err.splitlines()) == 1 and "Traceback" not in err, f"not one line: {err[-300:]}")
+    for word in words:
+        expect(word in err, f"{word!r} not in {err!r}")
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files}
+
+
+def children(pid: int) -> list[int]:
+    with contextlib.suppress(OSError):
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
+
+
+def alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return int(next(line.split()[1] for line in status if line.startswith("Threads:")))
+
+
+# --- crafted files ---------------------------------------------------------------------------
+
+
+class _RunsCode:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def tiny_run(tmp: Path, steps: int = 1) -> Path:
+    """A tiny sketch-rnn run on the sheep, trained by `quickdraw train`."""
+    run = tmp / "run"
+    done = quickdraw(
+        "train", "sketch-rnn", "--data", SHEEP, "--out", run, "--steps", steps, "--enc-size", 8,
+        "--dec-size", 8, "--z-size", 4, "--num-mixture", 2, "--max-seq-len", 120,
+        "--batch-size", 4, "--max-per-category", 300, "--quiet",
+    )  # fmt: skip
+    expect(done.returncode == 0, f"training failed: {done.stderr[-300:]}")
+    return run
+
+
+@case("checkpoint with pickled os.system: sample, evaluate, grade serve, train --resume refuse it")
+def crafted_checkpoint(tmp: Path) -> str:
+    import torch
+
+    run = tiny_run(tmp)
+    marker = tmp / "code-ran"
+    state = torch.load(run / "last.pt", weights_only=True)
+    state["data_state"] = {"scale_factor": _RunsCode(marker)}
+    torch.save(state, tmp / "evil.pt")
+    torch.save(state, run / "last.pt")
+    commands = [
+        ("sample", tmp / "evil.pt", "--out", tmp / "s.svg"),
+        ("evaluate", tmp / "evil.pt", "--data", SHEEP),
+        (
+            "grade",
+            "serve",
+            "--real",
+            f"{SHEEP}:test",
+            "--generated",
+            tmp / "evil.pt",
+            "--db",
+            tmp / "g.sqlite",
+            "--port",
+            "0",
+        ),  # fmt: skip
+        ("train", "sketch-rnn", "--data", SHEEP, "--out", run, "--resume", "--steps", 3),
+    ]
+    for command in commands:
+        one_line_error(quickdraw(*command), "refusing to load")
+        expect(not marker.exists(), f"the pickled code ran in `quickdraw {command[0]}`")
+    expect(not (tmp / "g.sqlite").exists(), "grade serve left a database behind")
+    return "4 commands refused it in one line; nothing ran"
+
+
+@case("checkpoint with missing keys or weights that do not fit: one line naming the problem")
+def broken_checkpoint(tmp: Path) -> str:
+    import torch
+
+    run = tiny_run(tmp)
+    state = torch.load(run / "last.pt", weights_only=True)
+    del state["model_config"]
+    torch.save(state, tmp / "no-config.pt")
+    done = quickdraw("sample", tmp / "no-config.pt", "--out", tmp / "s.svg")
+    one_line_error(done, "model_config")
+    state = torch.load(run / "last.pt", weights_only=True)
+    state["model_config"]["dec_size"] = 32
+    torch.save(state, tmp / "shapes.pt")
+    one_line_error(quickdraw("sample", tmp / "shapes.pt", "--out", tmp / "s.svg"), "do not fit")
+    return "both named"
+
+
+@case("format-1 checkpoint (numpy RNG state inside) still loads, and upgrades to format 2")
+def old_checkpoint(tmp: Path) -> str:
+    import torch
+
+    run = tiny_run(tmp)
+    state = torch.load(run / "last.pt", weights_only=True)
+    for rng in state["rng"]:
+        n = rng["numpy"]
+        rng["numpy"] = (n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                        n["gauss"])  # fmt: skip
+    state["format_version"] = 1
+    torch.save(state, tmp / "old.pt")
+    done = quickdraw("sample", tmp / "old.pt", "--n", 2, "--out", tmp / "s.svg")
+    expect(done.returncode == 0, done.stderr[-300:])
+    upgrade = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "upgrade_checkpoint.py"), str(tmp / "old.pt")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    expect(upgrade.returncode == 0, upgrade.stderr)
+    new = torch.load(tmp / "old.pt", weights_only=True)  # plain values only now
+    expect(new["format_version"] == 2, "not upgraded")
+    return "sampled from it; upgraded in place"
+
+
+@case("sketch-rnn .npz with a pickled os.system: refused, nothing runs")
+def crafted_npz(tmp: Path) -> str:
+    import pickle
+
+    marker = tmp / "code-ran"
+    payload = pickle.dumps(_RunsCode(marker), protocol=2)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|O", "fortran_order": False, "shape": (1,)}
+    )
+    with zipfile.ZipFile(tmp / "evil.npz", "w") as zf:
+        for split in ("train", "valid", "test"):
+            zf.writestr(f"{split}.npy", header.getvalue() + payload)
+    one_line_error(quickdraw("svg", f"{tmp / 'evil.npz'}", "--out", tmp / "svg"), "refusing")
+    expect(not marker.exists(), "the pickled code ran")
+    return "refused"
+
+
+@case(".npz whose member claims 500,000,000 drawings: refused before it is read")
+def npz_bomb(tmp: Path) -> str:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|O", "fortran_order": False, "shape": (500_000_000,)}
+    )
+    empty = io.BytesIO()
+    np.save(empty, np.empty(0, dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(tmp / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("train.npy", header.getvalue() + b"\x80\x02" + b"N" * 4_000_000)
+        zf.writestr("valid.npy", empty.getvalue())
+        zf.writestr("test.npy", empty.getvalue())
+    started = time.monotonic()
+    done = quickdraw("svg", tmp / "bomb.npz", "--out", tmp / "svg")
+    one_line_error(done, "bomb.npz[train]", "500,000,000 drawings")
+    return f"refused in {time.monotonic() - started:.1f} s"
+
+
+@case("ndjson coordinates no float holds (400 digits, NaN, Infinity): file:line, and skip skips")
+def huge_numbers(tmp: Path) -> str:
+    good = '{"drawing": [[[0.5, 10.25], [0.5, 5.5], [0, 1]]]}'
+    for name, number in (("digits", "1" + "0" * 400), ("nan", "NaN"), ("inf", "Infinity")):
+        path = tmp / f"{name}.ndjson"
+        bad = '{"drawing": [[[0, ' + number + "], [0, 5], [0, 1]]]}"
+        path.write_text(f"{good}\n{good}\n{bad}\n")
+        for command in (("convert", path, "--out", tmp / "o"),
+                        ("simplify", path, "--out", tmp / "s.ndjson"),
+                        ("svg", path, "--out", tmp / "svg")):  # fmt: skip
+            one_line_error(quickdraw(*command, "--quiet"), f"{path}:3")
+        for command in (("convert", path, "--out", tmp / "o"),
+                        ("simplify", path, "--out", tmp / "s.ndjson")):  # fmt: skip
+            done = quickdraw(*command, "--quiet", "--on-error", "skip")
+            expect(done.returncode == 0, f"skip did not skip: {done.stderr[-200:]}")
+    return "convert, simplify, svg name the line; --on-error skip goes on"
+
+
+# --- crashes, failures and full disks --------------------------------------------------------
+
+
+@case("convert failing on its third category: the output folder is exactly as it was")
+def convert_fails(tmp: Path) -> str:
+    out = tmp / "data"
+    args = ("--formats", "sketchrnn,bitmap,mnist", "--max-per-category", 200, "--quiet")
+    done = quickdraw("convert", TRAINING / "cake.ndjson", TRAINING / "snowman.ndjson", "--out",
+                     out, *args)  # fmt: skip
+    expect(done.returncode == 0, done.stderr)
+    before = snapshot(out)
+    bad = tmp / "teapot.ndjson"
+    bad.write_text((TRAINING / "teapot.ndjson").read_text().splitlines()[0] + "\n{broken\n")
+    done = quickdraw("convert", TRAINING / "snowman.ndjson", TRAINING / "cake.ndjson", bad,
+                     "--out", out, "--seed", 3, *args)  # fmt: skip
+    one_line_error(done, "teapot.ndjson:2")
+    expect(snapshot(out) == before, "the folder changed")
+    return "unchanged, byte for byte"
+
+
+@case("kill -9 of convert --workers 2: folder as it was, workers gone, next run cleans up")
+def convert_killed(tmp: Path) -> str:
+    out = tmp / "data"
+    done = quickdraw("convert", TRAINING / "cake.ndjson", "--out", out, "--quiet")
+    expect(done.returncode == 0, done.stderr)
+    before = snapshot(out)
+    big = tmp / "many.ndjson"  # enough work that the kill lands mid-run
+    lines = []
+    for path in sorted(TRAINING.glob("*.ndjson")):
+        lines += path.read_text().splitlines()
+    big.write_text("\n".join(lines * 3) + "\n")
+    proc = subprocess.Popen(
+        [*QUICKDRAW, "convert", str(big), "--out", str(out), "--workers", "2",
+         "--formats", "sketchrnn,bitmap,mnist", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        workers = children(proc.pid)
+    expect(len(workers) >= 2, "the workers never started")
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    time.sleep(3)
+    left = [w for w in workers if alive(w)]
+    expect(not left, f"workers {left} outlived their killed parent")
+    visible = {k: v for k, v in snapshot(out).items() if not k.startswith(".staging-")}
+    expect(visible == before, "the output folder changed")
+    done = quickdraw("convert", TRAINING / "piano.ndjson", "--out", out, "--quiet")
+    expect(done.returncode == 0, done.stderr)
+    expect(not [p for p in out.iterdir() if p.name.startswith(".")], "leftovers stayed")
+    return "unchanged; workers exited; leftovers removed by the next run"
+
+
+@case("MNIST images of one run beside labels of another: the reader refuses the set")
+def mixed_mnist(tmp: Path) -> str:
+    from quickdraw_tools.errors import QuickDrawError
+    from quickdraw_tools.mnist import read_mnist
+
+    for seed in (0, 1):
+        done = quickdraw("convert", TRAINING / "cake.ndjson", TRAINING / "snowman.ndjson",
+                         "--formats", "mnist", "--seed", seed, "--out", tmp / str(seed),
+                         "--max-per-category", 150, "--quiet")  # fmt: skip
+        expect(done.returncode == 0, done.stderr)
+    name = "train-labels-idx1-ubyte"
+    (tmp / "0" / "mnist" / name).write_bytes((tmp / "1" / "mnist" / name).read_bytes())
+    try:
+        read_mnist(tmp / "0" / "mnist")
+    except QuickDrawError as e:
+        expect("is not the file" in str(e), str(e))
+        return "refused: " + str(e)[:60] + "..."
+    raise Failed("the mixed set loaded")
+
+
+@case("disk full while writing: 'no space left on device writing FILE', old file whole")
+def disk_full(tmp: Path) -> str:
+    out = tmp / "cat.simplified.ndjson"
+    out.write_text("the old file\n")
+    code = f"""
+import os, sys, tempfile
+from quickdraw_tools import atomic
+real = tempfile.mkstemp
+def full(dir=None, prefix="", suffix=""):
+    fd, name = real(dir=dir, prefix=prefix, suffix=suffix)
+    os.close(fd)
+    return os.open("/dev/full", os.O_WRONLY), name
+atomic.tempfile.mkstemp = full
+from quickdraw_tools.cli import main
+raw = {str(MIRROR / "full/raw/cat.ndjson")!r}
+sys.exit(main(["simplify", raw, "--out", {str(out)!r}, "--quiet"]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    one_line_error(done, f"no space left on device writing {out}")
+    expect(out.read_text() == "the old file\n", "the old file was lost")
+    expect(sorted(p.name for p in tmp.iterdir()) == [out.name], "a temporary file stayed")
+    return "named; the old file kept"
+
+
+@case("svg failing on a late line: no grids of the failed run are left")
+def svg_fails(tmp: Path) -> str:
+    lines = (MIRROR / "full/simplified/cat.ndjson").read_text().splitlines()
+    bad = tmp / "cat.ndjson"
+    bad.write_text("\n".join(lines) + "\n{broken\n")
+    one_line_error(quickdraw("svg", bad, "--out", tmp / "svg", "--grid", "2x2", "--quiet"), ":26")
+    expect(not list((tmp / "svg").glob("*")) if (tmp / "svg").exists() else True, "grids left")
+    return "nothing written"
+
+
+@case("convert: a raw drawing after the first 50 of a local file is simplified too")
+def late_raw(tmp: Path) -> str:
+    simplified = (MIRROR / "full/simplified/monkey.ndjson").read_text().splitlines()[:80]
+    raw = (MIRROR / "full/raw/cat.ndjson").read_text().splitlines()[0]
+    path = tmp / "mixed.ndjson"
+    path.write_text("\n".join([*simplified, raw]) + "\n")
+    done = quickdraw("convert", path, "--out", tmp / "o", "--quiet")
+    expect(done.returncode == 0 and "1 raw" in done.stdout, done.stdout + done.stderr)
+    return "counted and simplified"
+
+
+@case("gzipped ndjson output is the same bytes on every run; NaN is never written")
+def reproducible_gzip(tmp: Path) -> str:
+    raw = MIRROR / "full/raw/cat.ndjson"
+    for name in ("a", "b"):
+        done = quickdraw("simplify", raw, "--out", tmp / f"{name}.ndjson.gz", "--quiet")
+        expect(done.returncode == 0, done.stderr)
+        time.sleep(1.1)  # a time stamp would now differ
+    same = (tmp / "a.ndjson.gz").read_bytes() == (tmp / "b.ndjson.gz").read_bytes()
+    expect(same, "two runs wrote different bytes")
+    from quickdraw_tools.errors import QuickDrawError
+    from quickdraw_tools.formats import write_ndjson
+
+    try:
+        write_ndjson(tmp / "nan.ndjson", [{"drawing": [[[float("nan")], [0]]]}])
+    except QuickDrawError:
+        return "identical; NaN refused"
+    raise Failed("NaN was written")
+
+
+# --- downloads -------------------------------------------------------------------------------
+
+
+def _changing_server(root: Path) -> tuple[http.server.ThreadingHTTPServer, str, dict]:
+    """A server that cuts the first response short, then serves a different file: what a
+    mirror that updates between an interrupted download and its resume looks like."""
+    state = {"requests": 0, "body": b"first version\n" * 4000, "etag": '"v1"'}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            state["requests"] += 1
+            body, etag = state["body"], state["etag"]
+            wanted = self.headers.get("Range")
+            if_range = self.headers.get("If-Range")
+            start = 0
+            if wanted and (if_range is None or if_range == etag):
+                start = int(wanted.split("=")[1].split("-")[0])
+            self.send_response(206 if start else 200)
+            self.send_header("ETag", etag)
+            self.send_header("Content-Length", str(len(body) - start))
+            self.send_header("Accept-Ranges", "bytes")
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            md5 = __import__("base64").b64encode(hashlib.md5(body).digest()).decode()
+            self.send_header("x-goog-hash", f"md5={md5}")
+            self.end_headers()
+            if state["requests"] == 1:  # cut short, then the file changes
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                state["body"], state["etag"] = b"second version!\n" * 4000, '"v2"'
+                return
+            self.wfile.write(body[start:])
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}", state
+
+
+@case("download resumed after the server's file changed: the new file, never a splice")
+def download_splice(tmp: Path) -> str:
+    from quickdraw_tools.download import download_url
+
+    server, url, state = _changing_server(tmp)
+    try:
+        path = download_url(f"{url}/x.ndjson", tmp / "x.ndjson", backoff=0.01, progress=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    expect(path.read_bytes() == state["body"], "the cached file is a splice of two versions")
+    return f"restarted; {state['requests']} requests"
+
+
+# --- the grading server, from a hostile page -------------------------------------------------
+
+
+@contextlib.contextmanager
+def served(tmp: Path, *extra: str):
+    real, sheep = TRAINING / "cake.ndjson", f"{SHEEP}:test"
+    args = ["--db", str(tmp / "g.sqlite"), "--real", str(real), "--generated", sheep]
+    proc, url = start_server([*args, "--per-source", "3", "--seed", "0", *extra])
+    try:
+        yield url
+    finally:
+        stop(proc)
+
+
+def raw_request(url: str, data: bytes, timeout: float = 10) -> tuple[int, bytes]:
+    """Send raw bytes to the server; (status, body)."""
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(data)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+@case("grading server: a page on another Host (DNS rebinding) is refused")
+def grade_host(tmp: Path) -> str:
+    with served(tmp) as url:
+        body = b'{"name": "mallory"}'
+        status, _ = raw_request(url, b"POST /api/raters HTTP/1.1\r\nHost: evil.example\r\n"
+                                b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+                                b"Connection: close\r\n\r\n%s" % (len(body), body))  # fmt: skip
+        expect(400 <= status < 500, f"answered {status}")
+        port = url.split(":")[2].strip("/").split("/")[0].split("?")[0]
+        status, _ = raw_request(url, f"GET / HTTP/1.1\r\nHost: localhost:{port}\r\n"
+                                "Connection: close\r\n\r\n".encode())  # fmt: skip
+        expect(status == 200, f"its own host got {status}")
+    return "evil.example refused, localhost served"
+
+
+@case("grading server: two Content-Lengths, TRACE, CONNECT, nested JSON get 4xx, not 500")
+def grade_requests(tmp: Path) -> str:
+    with served(tmp) as url:
+        host = url.split("//")[1].split("/")[0]
+        statuses = {}
+        statuses["two Content-Length"] = raw_request(url, (
+            f"POST /api/raters HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 2\r\nContent-Length: 40\r\nConnection: close\r\n\r\n{}"
+        ).encode())[0]  # fmt: skip
+        for method in ("TRACE", "CONNECT", "PROPFIND"):
+            statuses[method] = raw_request(
+                url, f"{method} / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+            )[0]
+        nested = b'{"name": ' + b"[" * 1900 + b"]" * 1900 + b"}"
+        statuses["nested JSON"] = raw_request(url, (
+            f"POST /api/raters HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(nested)}\r\nConnection: close\r\n\r\n"
+        ).encode() + nested)[0]  # fmt: skip
+    bad = {k: v for k, v in statuses.items() if not 400 <= v < 500}
+    expect(not bad, f"answered {bad}")
+    return ", ".join(f"{k} {v}" for k, v in statuses.items())
+
+
+@case("grading server: 300 idle connections keep its threads bounded; others still served")
+def grade_crowd(tmp: Path) -> str:
+    with served(tmp) as url:
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        crowd = []
+        try:
+            for _ in range(300):
+                s = socket.create_connection((host, int(port)), timeout=5)
+                s.sendall(b"GET / HTTP/1.1\r\nHo")  # and then nothing
+                crowd.append(s)
+            time.sleep(0.5)
+            (server,) = children(os.getpid())
+            count = threads(server)
+            conn = http.client.HTTPConnection(host, int(port), timeout=20)
+            conn.request("GET", "/")
+            served_ok = conn.getresponse().status == 200
+            conn.close()
+        finally:
+            for s in crowd:
+                s.close()
+    expect(count < 100, f"{count} threads for 300 idle connections")
+    expect(served_ok, "a real client was not served")
+    return f"{count} threads; a real client served"
+
+
+@case("grading server: knowing a rater's name does not resume their session")
+def grade_names(tmp: Path) -> str:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from grading_support import Client
+
+    with served(tmp) as url:
+        alice = Client(url)
+        status, first = alice.request("POST", "/api/raters", {"name": "Alice"})
+        expect(status == 201, f"{status} {first}")
+        mallory = Client(url)
+        status, second = mallory.request("POST", "/api/raters", {"name": "Alice"})
+        expect(second.get("rater") != first.get("rater"), "the same name got Alice's session")
+        status, look = mallory.request("POST", "/api/raters", {"name": "Аlice"})  # Cyrillic А
+    return "a second 'Alice' is a new rater; resuming needs the secret token"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-k", metavar="WORD", help="only the cases whose name has WORD")
+    parser.add_argument("--list", action="store_true", help="print the cases and exit")
+    args = parser.parse_args(argv)
+    chosen = [(n, f) for n, f in CASES if not args.k or args.k.lower() in n.lower()]
+    if args.list:
+        print("\n".join(n for n, _ in chosen))
+        return 0
+    failed = 0
+    for name, fn in chosen:
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="red-team-") as tmp:
+            try:
+                detail = fn(Path(tmp))
+                verdict = "PASS"
+            except Failed as e:
+                detail, verdict = str(e), "FAIL"
+            except Exception as e:  # a crash of the case itself is a failure too
+                where = traceback.format_exc(limit=2).strip().splitlines()[-3:]
+                detail, verdict = f"{type(e).__name__}: {e} | {' / '.join(where)}", "FAIL"
+        failed += verdict == "FAIL"
+        print(f"{verdict}  {name}  ({time.monotonic() - started:.1f} s: {detail})", flush=True)
+    print(f"\n{len(chosen) - failed} of {len(chosen)} cases pass")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
