@@ -3,10 +3,11 @@
 
 Starts `quickdraw grade serve` as a subprocess on a fresh session (real cakes against the sheep
 of ../shared/quickdraw/other/aaron_sheep.npz standing in for a model), runs --raters threads
-that each grade --grades / --raters sketches over their own keep-alive connection, and every
-tenth grade is sent twice with the same request id (a retry) to check it is stored once. Then it
-reads the database and counts lost and duplicated grades, and prints the median and
-99th-percentile response time of the grade requests.
+that each start a new rater (and keep its resume token), grade --grades / --raters sketches over
+their own keep-alive connection, and resume by the token at the end; every tenth grade is sent
+twice with the same request id (a retry) to check it is stored once. Then it reads the database
+and counts lost and duplicated grades, and prints the median and 99th-percentile response time
+of the grade requests.
 
     .venv/bin/python scripts/load_test_grading.py                    # 20 raters, 2,000 grades
     .venv/bin/python scripts/load_test_grading.py --raters 4 --grades 80
@@ -70,12 +71,19 @@ class Rater(threading.Thread):
             self.latencies.append(time.perf_counter() - start)
         return response.status, payload
 
+    def get(self, conn, target: str) -> tuple[int, dict]:
+        conn.request("GET", target)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+
     def run(self) -> None:
         conn = http.client.HTTPConnection(*self.address, timeout=60)
         try:
             status, me = self.post(conn, "/api/raters", {"name": self.name})
-            conn.request("GET", f"/api/item?rater={me['rater']}&index=0")
-            item = json.loads(conn.getresponse().read())
+            if status != 201:  # every start is a new rater, with its own resume token
+                self.error = f"start: HTTP {status} {me}"
+                return
+            status, item = self.get(conn, f"/api/item?rater={me['rater']}&index=0")
             for i in range(self.count):
                 if time.monotonic() > self.deadline:
                     self.error = "out of time"
@@ -91,6 +99,9 @@ class Rater(threading.Thread):
                     status, again = self.post(conn, "/api/grades", body)
                     self.retries_stored += status != 200 or again["stored"]
                 item = r["next"]
+            status, state = self.get(conn, f"/api/state?rater={me['rater']}")  # resume
+            if status != 200 or state["graded"] != min(self.count, state["total"]):
+                self.error = f"resume: HTTP {status} {state}"
         except (OSError, http.client.HTTPException, json.JSONDecodeError, KeyError) as e:
             self.error = repr(e)
         finally:

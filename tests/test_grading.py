@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import re
+import select
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -40,7 +45,7 @@ from quickdraw_tools.eval.grading.report import (
     write_chart,
     write_csv,
 )
-from quickdraw_tools.eval.grading.server import MAX_BODY, GradingApp, make_server
+from quickdraw_tools.eval.grading.server import MAX_BODY, GradingApp, make_server, session_url
 from quickdraw_tools.eval.grading.sources import as_bitmaps, build_pool, parse_source
 from quickdraw_tools.eval.grading.store import GRADES, REAL_SOURCE, GradeStore, Sketch
 
@@ -67,7 +72,7 @@ def call(app, method, target, body=None, headers=None, raw=None):
 
 def new_rater(app, name="ann"):
     status, state = call(app, "POST", "/api/raters", {"name": name})
-    assert status in (200, 201), state
+    assert status == 201, state
     return state["rater"]
 
 
@@ -146,7 +151,7 @@ def test_store_uses_wal_and_full_sync(store):
 
 
 def test_repeated_request_id_is_stored_once(store):
-    rater, _ = store.rater_for_name("ann")
+    rater = store.new_rater("ann")
     sketch = rater.order[0]
     assert store.add_grade("req-000001", rater, sketch, "real") is True
     assert store.add_grade("req-000001", rater, sketch, "real") is False
@@ -154,7 +159,7 @@ def test_repeated_request_id_is_stored_once(store):
 
 
 def test_reused_request_id_with_other_content_is_a_conflict(store):
-    rater, _ = store.rater_for_name("ann")
+    rater = store.new_rater("ann")
     store.add_grade("req-000001", rater, rater.order[0], "real")
     with pytest.raises(QuickDrawError, match="already used"):
         store.add_grade("req-000001", rater, rater.order[0], "fake")
@@ -162,7 +167,7 @@ def test_reused_request_id_with_other_content_is_a_conflict(store):
 
 
 def test_changed_grade_keeps_both_rows_and_the_later_counts(store):
-    rater, _ = store.rater_for_name("ann")
+    rater = store.new_rater("ann")
     store.add_grade("req-000001", rater, rater.order[0], "real")
     store.add_grade("req-000002", rater, rater.order[0], "fake")
     assert [g[4] for g in store.all_grades()] == ["real", "fake"]
@@ -174,11 +179,14 @@ def test_changed_grade_keeps_both_rows_and_the_later_counts(store):
 def test_raters_get_their_own_random_order_of_unguessable_ids(store):
     ids = store.sketch_ids()
     assert all(len(i) >= 16 and re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids)
-    orders = {store.rater_for_name(f"rater {k}")[0].order for k in range(6)}
+    raters = [store.new_rater("rater") for _ in range(6)]
+    orders = {r.order for r in raters}
     assert all(sorted(o) == sorted(ids) for o in orders)
     assert len(orders) > 1  # 12! orders: six equal ones would be a bug
-    again, created = store.rater_for_name("rater 0")
-    assert not created and again.order in orders
+    assert len({r.token for r in raters}) == 6
+    assert all(len(r.token) >= 16 and re.fullmatch(r"[A-Za-z0-9_-]+", r.token) for r in raters)
+    assert [r.short_id for r in raters] == [f"r{k}" for k in range(1, 7)]
+    assert store.rater(raters[0].token) == raters[0]
 
 
 def test_second_session_in_one_db_is_refused(store):
@@ -207,9 +215,9 @@ def test_whole_session_through_the_api(app, store):
         assert status == 201 and r["stored"] and r["graded"] == i + 1
         it = r["next"]
     assert it is None and r["done"]
-    # the rater comes back with the same name: resumes at the end, not a new order
-    status, again = call(app, "POST", "/api/raters", {"name": " ann "})
-    assert status == 200 and again["rater"] == rater and again["done"]
+    # the rater comes back with their token (the resume link): at the end, the same order
+    status, again = call(app, "GET", f"/api/state?rater={rater}")
+    assert status == 200 and again == {"name": "ann", "total": 12, "graded": 12, "done": True}
     assert len(store.all_grades()) == 12
 
 
@@ -359,9 +367,8 @@ def test_http_layer_rejects_bad_bodies(served):
     for header, expected in cases:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             s.sendall(
-                b"POST /api/grades HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                + header.encode()
-                + b"\r\n"
+                b"POST /api/grades HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\n" + header.encode() + b"\r\n"
             )
             head = s.recv(4096).decode()
         assert head.startswith(f"HTTP/1.1 {expected}"), (header, head)
@@ -377,9 +384,12 @@ def test_killed_server_loses_no_committed_grade(served):
     acked: list[str] = []
     stop_flag = threading.Event()
 
+    kim: list[str] = []
+
     def rate():
         client = Client(url)
         _, me = client.request("POST", "/api/raters", {"name": "kim"})
+        kim.append(me["rater"])
         it, rounds = client.request("GET", f"/api/item?rater={me['rater']}&index=0")[1], 0
         while not stop_flag.is_set():
             request_id = rid()
@@ -411,13 +421,249 @@ def test_killed_server_loses_no_committed_grade(served):
         assert len(stored) <= len(acked) + 1  # at most one committed but never acknowledged
         assert len(set(stored)) == len(stored)
         assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    # and the session resumes: the same command serves it again
+    # and the session resumes: the same command serves it again, and kim's token continues
     proc2, url2 = start_server(["--db", str(db)])
     try:
-        status, state = Client(url2).request("POST", "/api/raters", {"name": "kim"})
+        status, state = Client(url2).request("GET", f"/api/state?rater={kim[0]}")
         assert status == 200 and state["graded"] == min(12, len(set(stored)))
     finally:
         stop(proc2)
+
+
+# --- security: hosts, methods, nesting, rater identity, the thread cap ------------------------
+
+
+@contextmanager
+def serving(app, **kwargs):
+    """`app` served in this process on a free port, so a test can change the server's limits."""
+    server = make_server(app, port=0, **kwargs)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read the reply until the server closes: (status, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def send(port, host, path="/", method="GET", headers="", body=""):
+    """One raw request with `Host: host` (none if None), answered and closed."""
+    host_line = "" if host is None else f"Host: {host}\r\n"
+    head = f"{method} {path} HTTP/1.1\r\n{host_line}{headers}Connection: close\r\n\r\n"
+    return exchange(port, (head + body).encode())
+
+
+def post_name(port, host, name="mallory"):
+    body = json.dumps({"name": name})
+    length = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return send(port, host, "/api/raters", "POST", length, body)
+
+
+def test_only_the_hosts_the_server_was_started_for_are_served(app, store):
+    with serving(app) as server:
+        port = server.server_address[1]
+        for host in ("127.0.0.1", f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST."):
+            assert send(port, host)[0] == 200, host
+        assert post_name(port, f"[::1]:{port}")[0] == 201
+        # a page of evil.example that rebinds its name to 127.0.0.1 still sends its own name
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", "::1"):
+            status, _, reply = post_name(port, host)
+            error = json.loads(reply)["error"]
+            assert status == 421 and "127.0.0.1" in error and "localhost" in error, (host, error)
+            assert len(error.splitlines()) == 1
+        status, _, reply = send(port, None)
+        assert status == 400 and "Host" in json.loads(reply)["error"]
+        assert send(port, "127.0.0.1", headers="Host: evil.example\r\n")[0] == 400
+    assert store.counts()["raters"] == 1
+
+
+def test_wildcard_address_answers_to_its_link_and_allowed_hosts(store):
+    app = GradingApp(store, token="s3cret-token")
+    with serving(app, host="0.0.0.0", allowed_hosts=["Grading.Example.org"]) as server:
+        port = server.server_address[1]
+        link = urlsplit(session_url(server, "0.0.0.0", "s3cret-token"))
+        for host in (link.netloc, "grading.example.org", f"grading.example.org:{port}"):
+            assert send(port, host)[0] == 200, host
+        status, _, reply = send(port, "evil.example")
+        assert status == 421 and "grading.example.org" in json.loads(reply)["error"]
+    with pytest.raises(QuickDrawError, match="--allowed-host 'http://x/'"):
+        make_server(app, host="0.0.0.0", port=0, allowed_hosts=["http://x/"])
+
+
+def test_only_get_and_post_are_answered(app, store):
+    with serving(app) as server:
+        port = server.server_address[1]
+        for method in ("TRACE", "CONNECT", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "BREW"):
+            status, headers, body = send(port, "127.0.0.1", method=method)
+            assert status == 405 and headers["allow"] == "GET, POST", (method, status, headers)
+            if method != "HEAD":
+                assert "use GET or POST" in json.loads(body)["error"]
+        twice = "Content-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\n"
+        status, _, body = send(port, "127.0.0.1", "/api/raters", "POST", twice, "{}")
+        assert status == 400 and "one Content-Length" in json.loads(body)["error"]
+        status, _, body = send(port, "127.0.0.1", "/", "GET", "Content-Length: 3\r\n", "GET")
+        assert status == 400 and "no body" in json.loads(body)["error"]
+        status, headers, body = exchange(port, b"GET / / HTTP/1.1\r\n\r\n")
+        assert status == 400 and headers["content-type"] == "application/json"
+        assert "Bad request" in json.loads(body)["error"]
+    assert store.counts()["raters"] == 0
+
+
+def test_deeply_nested_json_is_refused(app, store):
+    arrays = b'{"name": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+    objects = b'{"name": ' + b'{"a":' * 600 + b"1" + b"}" * 600 + b"}"
+    for body in (arrays, objects):
+        assert len(body) <= MAX_BODY
+        status, r = call(app, "POST", "/api/raters", raw=body)
+        assert status == 400 and "nested" in r["error"], r
+    assert store.counts()["raters"] == 0
+
+
+def test_threads_are_capped_and_slow_clients_time_out(app):
+    with serving(app) as server:
+        server.max_connections, server.idle_timeout, server.request_timeout = 16, 1.0, 1.0
+        port = server.server_address[1]
+        baseline = threading.active_count()
+        loris = socket.create_connection(("127.0.0.1", port), timeout=5)
+        idle: list[socket.socket] = []
+        try:
+            # a slow-loris client: a byte every 0.1 s, faster than any per-read timeout
+            dribble = itertools.chain(b"GET / HTTP/1.1\r\nX-Pad: ", itertools.repeat(ord("a")))
+            loris.sendall(bytes([next(dribble)]))
+            started = time.monotonic()
+            idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(100)]
+            most, loris_closed = 0, None
+            while loris_closed is None and time.monotonic() - started < 4:
+                time.sleep(0.1)
+                most = max(most, threading.active_count() - baseline)
+                try:
+                    loris.sendall(bytes([next(dribble)]))
+                    if select.select([loris], [], [], 0)[0]:
+                        loris.recv(4096)
+                        loris_closed = time.monotonic() - started
+                except OSError:
+                    loris_closed = time.monotonic() - started
+            assert most <= 16, f"{most} threads for 101 connections"
+            assert loris_closed is not None and loris_closed < 3, loris_closed
+            deadline = time.monotonic() + 5  # the idle sockets time out, a normal client gets in
+            while True:
+                try:
+                    status = send(port, "127.0.0.1")[0]
+                except OSError:
+                    status = None
+                if status == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert status == 200
+            assert threading.active_count() - baseline <= 16
+        finally:
+            loris.close()
+            for s in idle:
+                s.close()
+
+
+def test_a_name_always_starts_a_new_rater(app, store):
+    status, first = call(app, "POST", "/api/raters", {"name": "ann"})
+    assert status == 201 and first["graded"] == 0
+    grade(app, first["rater"], item(app, first["rater"], 0)["id"], "real")
+    status, second = call(app, "POST", "/api/raters", {"name": "ann"})
+    assert status == 201 and second["rater"] != first["rater"] and second["graded"] == 0
+    assert store.counts()["raters"] == 2
+    # resuming is by the secret token, which only the creating request was told
+    for token, graded in ((first["rater"], 1), (second["rater"], 0)):
+        status, state = call(app, "GET", f"/api/state?rater={token}")
+        assert status == 200 and state == {
+            "name": "ann",
+            "total": 12,
+            "graded": graded,
+            "done": False,
+        }
+
+
+def test_names_are_nfkc_normalised_and_printable(app, store):
+    status, r = call(app, "POST", "/api/raters", {"name": "  Ｇｒａｃｅ\u3000\u00a0Hopper\t "})
+    assert status == 201 and r["name"] == "Grace Hopper"
+    for bad in ("", " \t ", "\u200b", "a\u202eb", "a\u200bb", "\ufdfa" * 4, "x" * 61):
+        status, r = call(app, "POST", "/api/raters", {"name": bad})
+        assert status == 400 and "1 to 60 printable characters" in r["error"], bad
+    assert store.counts()["raters"] == 1
+
+
+def test_report_tells_look_alike_raters_apart(app, store, capsys):
+    latin, cyrillic = "anna", "\u0430nna"  # the second begins with a Cyrillic a
+    tokens = [new_rater(app, name) for name in (latin, cyrillic, latin)]
+    for token in tokens[:2]:  # the third never grades
+        grade(app, token, item(app, token, 0)["id"], "real")
+    report = build_report(store)
+    assert report["progress"] == [
+        {"rater": "r1", "name": latin, "graded": 1},
+        {"rater": "r2", "name": cyrillic, "graded": 1},
+    ]
+    text = format_report(report)
+    assert f"r1  {latin}  1/12" in text and f"r2  {cyrillic}  1/12" in text
+    assert main(["grade", "report", "--db", str(store.path), "--json"]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed)["progress"] == report["progress"]
+    assert not any(token in text + printed for token in tokens)
+
+
+def test_cli_allowed_host(tmp_path, shared):
+    db = tmp_path / "grades.sqlite"
+    make_session(db, shared).close()
+    proc, url = start_server(["--db", str(db), "--allowed-host", "grading.example.org"])
+    try:
+        port = urlsplit(url).port
+        assert send(port, f"grading.example.org:{port}")[0] == 200
+        assert send(port, urlsplit(url).netloc)[0] == 200
+        status, _, body = send(port, "other.example.org")
+        assert status == 421 and "grading.example.org" in json.loads(body)["error"]
+    finally:
+        stop(proc)
+
+
+OLD_RATERS = """CREATE TABLE raters (token TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL, sketch_order TEXT NOT NULL)"""
+
+
+def test_database_from_before_resume_tokens_keeps_working(tmp_path, shared):
+    db = tmp_path / "old.sqlite"
+    make_session(db, shared).close()
+    old = sqlite3.connect(db)  # as such a file was made: one rater per name, one grade
+    old.execute("DROP TABLE raters")
+    old.execute(OLD_RATERS)
+    ids = [r[0] for r in old.execute("SELECT id FROM sketches ORDER BY position")]
+    old.execute("INSERT INTO raters VALUES ('old-token-123', 'ann', 0, ?)", (json.dumps(ids),))
+    old.execute(
+        "INSERT INTO grades (request_id, rater, sketch, grade, created) "
+        "VALUES ('req-00000001', 'old-token-123', ?, 'fake', 0)",
+        (ids[0],),
+    )
+    old.commit()
+    old.close()
+    with GradeStore(db) as store:
+        app = GradingApp(store)
+        status, state = call(app, "GET", "/api/state?rater=old-token-123")
+        assert status == 200 and state["graded"] == 1 and state["name"] == "ann"
+        assert new_rater(app, "ann") != "old-token-123"  # the name no longer finds anyone
+        assert build_report(store)["progress"] == [{"rater": "r1", "name": "ann", "graded": 1}]
+    check = sqlite3.connect(db)
+    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert check.execute("PRAGMA foreign_key_check").fetchall() == []
+    check.close()
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -480,12 +726,15 @@ def test_krippendorff_alpha_against_known_values():
 
 
 def grade_everything(store, plan):
-    """plan: rater name -> function(sketch) -> grade; every rater grades the whole pool."""
+    """plan: rater name -> function(sketch) -> grade; every rater grades the whole pool.
+    Returns the raters by name."""
     sketches = store.sketches()
+    raters = {}
     for name, choose in plan.items():
-        rater, _ = store.rater_for_name(name)
+        raters[name] = rater = store.new_rater(name)
         for sid in rater.order:
             store.add_grade(rid(), rater, sid, choose(sketches[sid]))
+    return raters
 
 
 def test_report_counts_intervals_verdicts_and_agreement(store, tmp_path):
@@ -497,8 +746,8 @@ def test_report_counts_intervals_verdicts_and_agreement(store, tmp_path):
     def bob(s):  # the same, except sheep -> fake
         return "real" if s.source == "real" else "fake"
 
-    grade_everything(store, {"ann": ann, "bob": bob})
-    rater, _ = store.rater_for_name("bob")  # bob changes his mind on one sheep: fake -> real
+    rater = grade_everything(store, {"ann": ann, "bob": bob})["bob"]
+    # bob changes his mind on one sheep: fake -> real
     first_sheep = next(sid for sid in rater.order if store.sketches()[sid].source == sheep)
     store.add_grade(rid(), rater, first_sheep, "real")
 
@@ -518,7 +767,10 @@ def test_report_counts_intervals_verdicts_and_agreement(store, tmp_path):
     assert verdicts[sheep]["passes"] and not verdicts[sheep]["passes_at_95"]
     assert not verdicts["teapot"]["passes"] and "half or fewer" in verdicts["teapot"]["reason"]
     assert report["raters"] == 2 and report["gradings"] == 24 and report["grade_rows"] == 25
-    assert report["progress"] == {"ann": 12, "bob": 12}
+    assert report["progress"] == [
+        {"rater": "r1", "name": "ann", "graded": 12},
+        {"rater": "r2", "name": "bob", "graded": 12},
+    ]
 
     # ann and bob agree on the 6 real sketches and the 3 teapots, not on the 3 sheep
     latest: dict[str, list[str]] = {}
@@ -601,6 +853,7 @@ def test_cli_errors_are_one_line(tmp_path, shared, capsys):
         (["--generated", generated[0], "--host", "0.0.0.0"], "--token"),
         (["--generated", generated[0], "--token", "short"], "at least 8"),
         (["--generated", generated[0], "--port", "70000"], "0-65535"),
+        (["--generated", generated[0], "--allowed-host", "http://x/"], "--allowed-host 'http"),
         ([], "at least one --generated"),
         (["--generated", str(shared / "README.md")], "expected drawings ('.ndjson'"),
         (["--generated", str(tmp_path / "none.ndjson")], "no such file"),
@@ -621,6 +874,7 @@ def test_cli_help_explains(capsys):
         main(["grade", "serve", "--help"])
     out = capsys.readouterr().out
     assert "--per-source" in out and "possibly real" in out and "npz:SPLIT" in out
+    assert "--allowed-host NAME" in out and "resume" in out and "DNS rebinding" in out
     # the example is copy-pasteable: its line break is a shell continuation, not lost
     assert "best.pt \\\n      --per-source 50" in out
 
@@ -769,7 +1023,7 @@ def test_serve_a_checkpoint_with_one_command_and_resume(tmp_path, shared, capsys
         ids = store.sketch_ids()
     proc, url = start_server(["--db", str(db)])  # resumes: the checkpoint is not sampled again
     try:
-        status, state = Client(url).request("POST", "/api/raters", {"name": "ann"})
+        status, state = Client(url).request("GET", f"/api/state?rater={me['rater']}")
         assert status == 200 and state["graded"] == 1
     finally:
         stop(proc)

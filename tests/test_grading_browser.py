@@ -1,8 +1,10 @@
 """The grading page in a real browser: the system's Chromium, driven by Playwright.
 
 A rater grades a whole session with the mouse and the keyboard, reloads half-way, steps back to
-change a grade, double-clicks, and reaches the done page; then the database and the report are
-checked. Screenshots land in the test's tmp_path (and in $GRADING_SCREENSHOTS if set).
+change a grade, double-clicks, and reaches the done page; meanwhile someone else types the same
+name (and becomes a new rater) and the rater's resume link opens their session in a fresh
+browser; then the database and the report are checked. Screenshots land in the test's tmp_path
+(and in $GRADING_SCREENSHOTS if set).
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ def test_whole_session_in_chromium(browser, tmp_path, shared, capsys):
         page.locator("#start-button").click()
         expect(page.locator("#progress-text")).to_have_text("0 / 12")
         expect(page.locator("#sketch svg polyline").first).to_be_attached()
+        expect(page.locator("#resume")).to_be_visible()  # the resume link, shown this once
+        link = page.locator("#resume-link").input_value()
+        assert link.startswith(url) and "?rater=" in link, link
 
         plan = [GRADES[(i + i // 3) % 3] for i in range(12)]  # all three, in varied order
         for i in range(5):
@@ -76,10 +81,30 @@ def test_whole_session_in_chromium(browser, tmp_path, shared, capsys):
             expect(page.locator("#progress-text")).to_have_text(f"{i + 1} / 12")
         screenshot(page, tmp_path, "2-grading")
 
-        page.reload()  # resumes where the rater stopped
+        page.reload()  # resumes where the rater stopped (the token is in localStorage)
         expect(page.locator("#progress-text")).to_have_text("5 / 12")
         expect(page.locator("#rater")).to_have_text("Grace")
         expect(page.locator("#previous-grade")).to_have_text("")
+        expect(page.locator("#resume")).to_be_hidden()
+
+        # someone else who types the same name starts a new rater: a name resumes no one
+        other = browser.new_context().new_page()
+        other.on("pageerror", lambda e: errors.append(str(e)))
+        other.goto(url)
+        other.locator("#name").fill("Grace")
+        other.locator("#start-button").click()
+        expect(other.locator("#progress-text")).to_have_text("0 / 12")
+        assert other.locator("#resume-link").input_value() != link
+        other.context.close()
+        # the resume link continues Grace's session in a fresh browser, and leaves the bar
+        elsewhere = browser.new_context().new_page()
+        elsewhere.on("pageerror", lambda e: errors.append(str(e)))
+        elsewhere.goto(link)
+        expect(elsewhere.locator("#progress-text")).to_have_text("5 / 12")
+        expect(elsewhere.locator("#rater")).to_have_text("Grace")
+        expect(elsewhere.locator("#resume")).to_be_hidden()
+        assert "rater=" not in elsewhere.url
+        elsewhere.context.close()
 
         # step back and change the previous grade (it is shown as chosen)
         page.locator("#back").click()
@@ -125,8 +150,8 @@ def test_whole_session_in_chromium(browser, tmp_path, shared, capsys):
         stop(proc)
 
     with GradeStore(db) as store:
-        rater, created = store.rater_for_name("Grace")
-        assert not created
+        rater, newcomer = store.raters()
+        assert rater.name == newcomer.name == "Grace" and store.graded_count(newcomer) == 0
         rows = store.all_grades()
         assert len(rows) == 13  # 12 sketches + the changed grade; the double click stored once
         latest = {sid: g for _, sid, _, _, g, _ in store.latest_grades()}
@@ -159,7 +184,16 @@ def test_token_link_in_chromium(browser, tmp_path, shared):
         page.locator("#name").fill("Ada")
         page.locator("#start-button").click()
         expect(page.locator("#progress-text")).to_have_text("0 / 4")
-        for i, g in enumerate(["real", "fake", "possibly_real", "fake"]):
+        link = page.locator("#resume-link").input_value()
+        assert "token=a-long-secret-token" in link and "rater=" in link, link
+        for i, g in enumerate(["real", "fake"]):
+            grade_one(page, g, use_key=i % 2 == 0)
+        expect(page.locator("#progress-text")).to_have_text("2 / 4")
+        # Ada continues on another device: the link carries the access token too
+        page = browser.new_context().new_page()
+        page.goto(link)
+        expect(page.locator("#progress-text")).to_have_text("2 / 4")
+        for i, g in enumerate(["possibly_real", "fake"]):
             grade_one(page, g, use_key=i % 2 == 0)
         expect(page.locator("#done")).to_be_visible()
     finally:

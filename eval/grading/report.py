@@ -4,7 +4,9 @@ For every source (the real sketches and each model), overall and per category: t
 fractions of real / possibly real / fake with 95% Wilson score intervals; the protocol's pass
 criterion; and the agreement between raters (Krippendorff's alpha and Fleiss' kappa, nominal).
 
-Every (rater, sketch) pair counts once, with the rater's latest grade. Intervals treat these
+Every (rater, sketch) pair counts once, with the rater's latest grade. Raters are named by their
+short id (``r1``, ``r2``, ... in order of creation) beside the name they typed: names are not
+unique, and two that look alike (a Latin "a", a Cyrillic "а") print alike. Intervals treat these
 gradings as independent trials, which they are not quite (one sketch seen by several raters);
 with few raters per sketch the intervals are a little narrow.
 """
@@ -109,12 +111,12 @@ def build_report(store: GradeStore) -> dict:
     models = list(spec.get("labels", []))
     by_group: dict[tuple[str, str], list[str]] = defaultdict(list)
     by_sketch: dict[str, list[str]] = defaultdict(list)
-    raters: Counter = Counter()  # rater name -> sketches graded
-    for name, sketch, source, category, grade, _ in latest:
+    raters: Counter = Counter()  # rater token -> sketches graded
+    for _, sketch, source, category, grade, token in latest:
         by_group[source, ALL].append(grade)
         by_group[source, category].append(grade)
         by_sketch[sketch].append(grade)
-        raters[name] += 1
+        raters[token] += 1
         if source != REAL_SOURCE and source not in models:
             models.append(source)
     sources = [REAL_SOURCE, *models]
@@ -170,7 +172,11 @@ def build_report(store: GradeStore) -> dict:
         "db": str(store.path),
         "session": spec,
         "raters": len(raters),
-        "progress": dict(sorted(raters.items())),  # rater name -> sketches graded
+        "progress": [  # raters who graded, in order of creation; never the secret token
+            {"rater": r.short_id, "name": r.name, "graded": raters[r.token]}
+            for r in store.raters()
+            if raters[r.token]
+        ],
         "sketches_graded": len(by_sketch),
         "pool": len(store.sketch_ids()),
         "categories": sorted({s.category for s in store.sketches().values()}),
@@ -200,10 +206,11 @@ def format_report(report: dict) -> str:
         f"{report['sketches_graded']} of {_count(report['pool'], 'sketch', 'sketches')} "
         "(the latest grade per rater and sketch counts)\n"
         "categories: " + ", ".join(report["categories"]) + "\n"
-        "graded by rater: "
-        + (", ".join(f"{k} {v}/{report['pool']}" for k, v in report["progress"].items()) or "-")
-        + "\n\n"
+        "graded by rater (id, name, sketches):" + ("" if report["progress"] else " -") + "\n"
     )
+    for p in report["progress"]:
+        out.write(f"  {p['rater']}  {p['name']}  {p['graded']}/{report['pool']}\n")
+    out.write("\n")
     head = f"{'source':24} {'category':16} {'n':>5}"
     for g in GRADES:
         head += f"  {GRADE_NAMES[g] + ' % [95% CI]':>22}"

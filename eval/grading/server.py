@@ -5,27 +5,39 @@ Routes (everything else is 404; no request path ever reaches the file system: th
 are read once from the package into a whitelist dict):
 
     GET  /  /app.js  /style.css          the page (and its icon, /favicon.svg)
-    POST /api/raters   {name}            start or resume the rater called `name`
+    POST /api/raters   {name}            start a new rater: {rater, name, total, graded, done};
+                                         `rater` is the rater's secret resume token, told only here
     GET  /api/state?rater=T              {name, total, graded, done}
     GET  /api/item?rater=T&index=I       the I-th sketch of T's order: {index, id, svg, grade}
     POST /api/grades   {rater, sketch, grade, request_id}
                                          store a grade; {stored, graded, total, done, next}
 
 A rater grades their own random order of the whole pool, front to back; they may step back and
-change a grade, never skip ahead. With an access token every /api request must carry it in the
-`X-Grading-Token` header (the page takes it from the link's `?token=`). Errors are JSON
-``{"error": message}`` with a 4xx status, and leave the database unchanged.
+change a grade, never skip ahead. A name identifies no one: every start makes a new rater, and
+only the token (kept by the page, and in the resume link it shows once) continues a session.
+With an access token every /api request must carry it in the `X-Grading-Token` header (the page
+takes it from the link's `?token=`). Errors are JSON ``{"error": message}`` with a 4xx status,
+and leave the database unchanged.
+
+The HTTP layer answers only GET and POST, only for the host names the server was started for
+(`host_allow_list`: against DNS rebinding, where a web page points its own name at this
+machine), and gives each connection a thread only up to a cap, with deadlines
+(`GradingServer`).
 """
 
 from __future__ import annotations
 
 import hmac
+import io
 import ipaddress
 import json
 import re
 import socket
 import sys
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -33,9 +45,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from ...errors import QuickDrawError
 from .render import sketch_svg
-from .store import GRADES, GradeConflict, GradeStore, Rater
+from .store import GRADES, GradeConflict, GradeStore, Rater, clean_name
 
 MAX_BODY = 4096  # bytes; a grade is ~150
+MAX_DEPTH = 8  # JSON nesting of a body; the API's bodies are flat objects
+METHODS = ("GET", "POST")  # every other method is answered 405
+WILDCARDS = ("0.0.0.0", "::", "")  # addresses that listen on every interface
+HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
 STATIC = {  # URL path -> (file in eval/grading/static, content type)
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -53,10 +69,11 @@ SECURITY_HEADERS = {
 
 
 class HTTPError(Exception):
-    def __init__(self, status: HTTPStatus, message: str):
+    def __init__(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 @dataclass
@@ -64,10 +81,11 @@ class Response:
     status: HTTPStatus
     content_type: str
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)  # beyond the usual ones (e.g. Allow)
 
     @classmethod
-    def json(cls, obj, status: HTTPStatus = HTTPStatus.OK) -> Response:
-        return cls(status, "application/json", json.dumps(obj).encode())
+    def json(cls, obj, status: HTTPStatus = HTTPStatus.OK, headers=None) -> Response:
+        return cls(status, "application/json", json.dumps(obj).encode(), dict(headers or {}))
 
 
 def load_static() -> dict[str, tuple[bytes, str]]:
@@ -83,6 +101,99 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def canonical_host(name: str) -> str | None:
+    """`name` (a host name or address) as the Host header check compares it: lower case, no
+    final dot, an IPv6 address compressed and in brackets; None when it is neither."""
+    name = name.lower().removesuffix(".")
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+        if "." in name and ":" not in name:
+            return None  # [1.2.3.4] is no IPv6 address
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return name if len(name) <= 253 and HOST_NAME.fullmatch(name) else None
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def host_allow_list(bind_host: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The host names a server bound to `bind_host` answers to (any port): the bound address,
+    localhost, 127.0.0.1 and [::1] where they reach it (a loopback or wildcard address), this
+    machine's names on a wildcard address (`session_url` prints one), and `extra` (the
+    --allowed-host names: a DNS alias, a reverse proxy's name)."""
+    names = {"localhost", canonical_host(bind_host)}  # None for "" (every interface)
+    if bind_host in WILDCARDS or is_loopback(bind_host):
+        names |= {"127.0.0.1", "[::1]"}
+    if bind_host in WILDCARDS:
+        names |= {canonical_host(socket.getfqdn()), canonical_host(socket.gethostname())}
+    names.discard(None)
+    for name in extra:
+        canonical = canonical_host(name) if name.isascii() else None
+        if canonical is None:
+            raise QuickDrawError(
+                f"--allowed-host {name!r} is not a host name or address: give a name such as "
+                "grading.example.org (ASCII, no scheme, port or path)"
+            )
+        names.add(canonical)
+    return frozenset(names)
+
+
+def host_of(header: str) -> str | None:
+    """The canonical name of a Host header's value (``name``, ``name:port``, ``[v6]:port``)."""
+    name, port = header.strip(), ""
+    if name.startswith("["):
+        close = name.find("]") + 1
+        name, port = name[:close], name[close:]
+        if port and not port.startswith(":"):
+            return None
+        port = port[1:]
+    else:
+        name, _, port = name.partition(":")
+    if port and not (port.isascii() and port.isdigit() and len(port) <= 5):
+        return None
+    return canonical_host(name) if name else None
+
+
+def check_host(values: Sequence[str], allowed: frozenset[str]) -> None:
+    """Refuse a request unless its one Host header names one of `allowed` (any port). A page
+    that rebinds its own name to this machine's address still sends its own name."""
+    hosts = ", ".join(sorted(allowed))
+    if len(values) != 1:
+        raise HTTPError(
+            HTTPStatus.BAD_REQUEST,
+            f"send one Host header naming this server ({hosts}), not {len(values)}",
+        )
+    if host_of(values[0]) not in allowed:
+        raise HTTPError(
+            HTTPStatus.MISDIRECTED_REQUEST,
+            f"this server answers only to the hosts {hosts}, not {values[0][:100]!r}: open the "
+            "link it printed, or start it with --allowed-host NAME",
+        )
+
+
+def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether the JSON `text` nests arrays and objects more than `limit` deep (checked before
+    parsing: the parser recurses, and 2,000 brackets fit in a body)."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
 
 
 def check_exposure(host: str, token: str | None) -> None:
@@ -118,7 +229,9 @@ class GradingApp:
         path = url.path
         if path in self.static and not path.startswith("/api/"):
             if method != "GET":
-                raise HTTPError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} {path}: use GET")
+                raise HTTPError(
+                    HTTPStatus.METHOD_NOT_ALLOWED, f"{method} {path}: use GET", {"Allow": "GET"}
+                )
             data, ctype = self.static[path]
             return Response(HTTPStatus.OK, ctype, data)
         routes = {
@@ -127,10 +240,15 @@ class GradingApp:
             ("GET", "/api/item"): self._item,
             ("POST", "/api/grades"): self._grade,
         }
-        if not any(p == path for _, p in routes):
+        allowed = [m for m, p in routes if p == path]
+        if not allowed:
             raise HTTPError(HTTPStatus.NOT_FOUND, f"no such page: {path}")
         if (method, path) not in routes:
-            raise HTTPError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} not allowed on {path}")
+            raise HTTPError(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"{method} not allowed on {path}: use {allowed[0]}",
+                {"Allow": ", ".join(allowed)},
+            )
         self._check_token(headers)
         if method == "GET":
             return routes[method, path](self._query(url.query))
@@ -167,7 +285,10 @@ class GradingApp:
         if body is None or len(body) > MAX_BODY:
             raise HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY} bytes")
         try:
-            obj = json.loads(body.decode("utf-8"))
+            text = body.decode("utf-8")
+            if too_deep(text):
+                raise HTTPError(HTTPStatus.BAD_REQUEST, f"body is nested over {MAX_DEPTH} deep")
+            obj = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise HTTPError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {e}") from e
         if not isinstance(obj, dict):
@@ -193,21 +314,22 @@ class GradingApp:
     def _rater(self, token: str) -> Rater:
         rater = self.store.rater(token) if len(token) <= 64 else None
         if rater is None:
-            raise HTTPError(HTTPStatus.NOT_FOUND, "unknown rater: enter your name again")
+            raise HTTPError(
+                HTTPStatus.NOT_FOUND, "unknown rater: open your resume link, or start again"
+            )
         return rater
 
     # --- handlers ----------------------------------------------------------------------------
 
     def _start_rater(self, obj: dict) -> Response:
         (name,) = self._fields(obj, ("name",))
-        name = " ".join(name.split())
-        if not 1 <= len(name) <= 60 or not name.isprintable():
-            raise HTTPError(HTTPStatus.BAD_REQUEST, "a name is 1 to 60 printable characters")
-        rater, created = self.store.rater_for_name(name)
-        state = self._state_of(rater)
-        return Response.json(
-            {"rater": rater.token, **state}, HTTPStatus.CREATED if created else HTTPStatus.OK
-        )
+        try:
+            name = clean_name(name)
+        except QuickDrawError as e:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, str(e)) from e
+        rater = self.store.new_rater(name)
+        # the only answer that holds the token: the page keeps it and shows it as a resume link
+        return Response.json({"rater": rater.token, **self._state_of(rater)}, HTTPStatus.CREATED)
 
     def _state_of(self, rater: Rater) -> dict:
         graded = self.store.graded_count(rater)
@@ -272,14 +394,78 @@ class GradingApp:
         return Response.json({"stored": stored, **state, "next": nxt}, status)
 
 
+class _Input(io.RawIOBase):
+    """A connection's input under a deadline the handler moves: each read waits only for the
+    time left, so a client that sends its request byte by byte cannot hold the thread past the
+    deadline (a per-read timeout starts again at every byte)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.deadline = time.monotonic()  # set for each request by the handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the client took too long")
+        self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
+
+
 def make_handler(app: GradingApp, quiet: bool = True) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        server: GradingServer
         server_version = "quickdraw-grade"
         sys_version = ""
         protocol_version = "HTTP/1.1"
-        timeout = 30  # a stalled client frees its thread
+
+        def setup(self) -> None:
+            super().setup()
+            self.rfile.close()  # read through the deadline instead
+            self.input = _Input(self.connection)
+            self.rfile = io.BufferedReader(self.input)
+
+        def handle_one_request(self) -> None:
+            # a request may take idle_timeout to begin, then request_timeout to arrive whole
+            self.input.deadline = time.monotonic() + self.server.idle_timeout
+            try:
+                begun = self.rfile.peek(1)
+            except OSError:  # idle too long (TimeoutError), or the client went away
+                begun = b""
+            if not begun:
+                self.close_connection = True
+                return
+            self.input.deadline = time.monotonic() + self.server.request_timeout
+            super().handle_one_request()
+
+        def parse_request(self) -> bool:
+            """The request line and headers, then what every request must pass before its
+            method runs: one Host header that names this server, GET or POST, at most one
+            Content-Length."""
+            if not super().parse_request():
+                return False  # answered already (through send_error)
+            try:
+                check_host(self.headers.get_all("Host") or [], self.server.allowed_hosts)
+                if self.command not in METHODS:
+                    raise HTTPError(
+                        HTTPStatus.METHOD_NOT_ALLOWED,
+                        f"{self.command} is not supported: use GET or POST",
+                        {"Allow": ", ".join(METHODS)},
+                    )
+                if len(self.headers.get_all("Content-Length") or []) > 1:
+                    raise HTTPError(HTTPStatus.BAD_REQUEST, "send one Content-Length header")
+            except HTTPError as e:
+                self._error(e.status, e.message, e.headers)
+                return False
+            return True
 
         def do_GET(self) -> None:
+            length = self.headers.get("Content-Length", "0")
+            if self.headers.get("Transfer-Encoding") or length != "0":
+                # an unread body would be taken for the next request on this connection
+                return self._error(HTTPStatus.BAD_REQUEST, "a GET request has no body")
             self._serve("GET", None)
 
         def do_POST(self) -> None:
@@ -294,11 +480,6 @@ def make_handler(app: GradingApp, quiet: bool = True) -> type[BaseHTTPRequestHan
                 return self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY}")
             self._serve("POST", self.rfile.read(int(length)))
 
-        def _other(self) -> None:
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not supported")
-
-        do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _other
-
         def _serve(self, method: str, body: bytes | None) -> None:
             headers = {k.lower(): v for k, v in self.headers.items()}
             try:
@@ -310,15 +491,22 @@ def make_handler(app: GradingApp, quiet: bool = True) -> type[BaseHTTPRequestHan
                 )
             self._send(response)
 
-        def _error(self, status: HTTPStatus, message: str) -> None:
+        def send_error(self, code: int, message: str | None = None, explain=None) -> None:
+            """The standard library's own refusals (a malformed request line, headers too
+            long, ...) as JSON, like every other error."""
+            status = HTTPStatus(code)
+            self._error(status, message or status.phrase)
+
+        def _error(self, status: HTTPStatus, message: str, headers=None) -> None:
             self.close_connection = True  # the unread body must not become the next request
-            self._send(Response.json({"error": message}, status))
+            self._send(Response.json({"error": message}, status, headers))
 
         def _send(self, response: Response) -> None:
+            self.connection.settimeout(self.server.request_timeout)  # reads left it short
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(response.body)))
-            for k, v in SECURITY_HEADERS.items():
+            for k, v in {**SECURITY_HEADERS, **response.headers}.items():
                 self.send_header(k, v)
             if response.status >= 400:
                 self.close_connection = True
@@ -335,21 +523,102 @@ def make_handler(app: GradingApp, quiet: bool = True) -> type[BaseHTTPRequestHan
     return Handler
 
 
-class _Server(ThreadingHTTPServer):
+class GradingServer(ThreadingHTTPServer):
+    """`ThreadingHTTPServer` with a cap on its threads, deadlines, and a Host allow-list.
+
+    Each open connection has a thread, but only while fewer than `max_connections` are open:
+    one more is answered 503 at once and closed, so a crowd of slow clients cannot make a
+    thread each. A connection may wait `idle_timeout` seconds for a request to begin; from the
+    request's first byte, all of it (line, headers, body) must arrive within `request_timeout`.
+    The three are read for every connection, so a test can shorten them on a live server.
+    """
+
     daemon_threads = True
     request_queue_size = 128
+    max_connections = 128  # open connections (one thread each); a browser keeps up to six
+    idle_timeout = 5.0  # seconds a connection may wait for its next request to begin
+    request_timeout = 5.0  # seconds from a request's first byte to its last, and to answer
+
+    def __init__(self, address, handler, allowed_hosts: frozenset[str] = frozenset()):
+        self.allowed_hosts = allowed_hosts  # see host_allow_list; empty answers no one
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        with self._open_lock:
+            full = len(self._open) >= self.max_connections
+            if not full:
+                self._open.add(request)
+        if full:
+            self._turn_away(request)
+            return
+        try:
+            super().process_request(request, client_address)  # starts its thread
+        except BaseException:
+            self._forget(request)
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._forget(request)
+
+    def _forget(self, request) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+
+    def _turn_away(self, request) -> None:
+        body = json.dumps({"error": "the server is busy: try again in a moment"}).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            "Retry-After": "1",
+            "Connection": "close",
+            **SECURITY_HEADERS,
+        }
+        head = "HTTP/1.1 503 Service Unavailable\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        try:
+            request.setblocking(False)  # the accepting thread never waits on a client
+            request.send(head.encode() + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def handle_error(self, request, client_address) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):  # a client that left or stalled is no error
+            print(f"grading server error: {error!r}", file=sys.stderr)
+
+    def server_close(self) -> None:
+        """Stop listening and end the open connections, whose threads it then waits for."""
+        with self._open_lock:
+            for conn in self._open:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        super().server_close()
 
 
 def make_server(
-    app: GradingApp, host: str = "127.0.0.1", port: int = 8765, quiet: bool = True
-) -> ThreadingHTTPServer:
-    """A bound (not yet serving) server; refuses a non-loopback host without an access token."""
+    app: GradingApp,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    quiet: bool = True,
+    allowed_hosts: Iterable[str] = (),
+) -> GradingServer:
+    """A bound (not yet serving) server; refuses a non-loopback host without an access token.
+    It answers to the host names of `host_allow_list(host, allowed_hosts)`, and no others."""
     check_exposure(host, app.token)
-    server_class = _Server
+    names = host_allow_list(host, allowed_hosts)
+    server_class = GradingServer
     if ":" in host:
-        server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
+        server_class = type("GradingServer6", (GradingServer,), {"address_family": socket.AF_INET6})
     try:
-        return server_class((host, port), make_handler(app, quiet))
+        return server_class((host, port), make_handler(app, quiet), names)
     except OSError as e:
         raise QuickDrawError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
 
@@ -357,7 +626,7 @@ def make_server(
 def session_url(server: ThreadingHTTPServer, host: str, token: str | None) -> str:
     """The link to send: a wildcard address is shown as this machine's name."""
     port = server.server_address[1]
-    if host in ("0.0.0.0", "::", ""):
+    if host in WILDCARDS:
         host = socket.getfqdn()
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")

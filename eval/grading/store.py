@@ -6,7 +6,10 @@ Tables
               model's label), its category and its content as JSON: stroke-3 points, or a
               grey-level bitmap in a session that grades a bitmap model such as DRAW. The page
               never sees the source or the category.
-    raters    a random token per rater, the name they typed and their own random order of the pool.
+    raters    one row per "start" on the page: a random secret token (the rater's only key: it
+              resumes their session, and only the request that made it is told it), the name
+              they typed (normalised, not unique: a name identifies no one) and their own random
+              order of the pool. Reports name a rater by the row's rowid, ``r1``, ``r2``, ...
     grades    append-only: one row per accepted submission. `request_id` is UNIQUE, so a double
               click or a retry of the same submission is stored once; a rater who changes a grade
               adds a row, and the later row (higher `seq`) is the one that counts.
@@ -24,6 +27,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,7 @@ from ...errors import QuickDrawError
 # The three grades of the protocol, in the order of the page's buttons (keys 1, 2, 3).
 GRADES = ("real", "possibly_real", "fake")
 REAL_SOURCE = "real"  # the source label of the real sketches
+MAX_NAME = 60  # characters of a rater's name, after normalisation
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,7 +52,7 @@ CREATE TABLE IF NOT EXISTS sketches (
 );
 CREATE TABLE IF NOT EXISTS raters (
     token TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
     created REAL NOT NULL,
     sketch_order TEXT NOT NULL
 );
@@ -91,13 +96,33 @@ class Sketch:
 
 @dataclass(frozen=True)
 class Rater:
-    token: str
-    name: str
+    token: str  # the secret that resumes this rater's session
+    name: str  # as shown; normalised by `clean_name`, not unique
     order: tuple[str, ...]  # sketch ids in the order this rater sees them
+    number: int  # 1, 2, ... in order of creation (the row's rowid)
+
+    @property
+    def short_id(self) -> str:
+        """How reports name this rater (``r1``, ``r2``, ...): told apart from a look-alike
+        name, and not the token, which would let a reader of the report continue the session."""
+        return f"r{self.number}"
 
 
 class GradeConflict(QuickDrawError):
     """A request id already stored with a different rater, sketch or grade."""
+
+
+def clean_name(name: str) -> str:
+    """A rater's name as stored and shown: Unicode NFKC (full-width letters, ligatures and
+    compatibility spaces become their plain forms), white space collapsed to single spaces.
+    Raises QuickDrawError unless the result is 1 to MAX_NAME printable characters (no control
+    or format characters such as zero-width spaces and direction overrides)."""
+    text = " ".join(unicodedata.normalize("NFKC", name).split())
+    if not 1 <= len(text) <= MAX_NAME or not text.isprintable():
+        raise QuickDrawError(
+            f"a name is 1 to {MAX_NAME} printable characters (after Unicode NFKC normalisation)"
+        )
+    return text
 
 
 def new_token(nbytes: int = 12) -> str:
@@ -135,10 +160,40 @@ class GradeStore:
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.execute("PRAGMA foreign_keys=ON")
                 self._db.executescript(SCHEMA)
+                self._drop_unique_names()
         except sqlite3.DatabaseError as e:
             raise QuickDrawError(f"{self.path} is not a grading database: {e}") from e
         self._orders: dict[str, Rater] = {}
         self._positions: dict[str, dict[str, int]] = {}
+
+    def _drop_unique_names(self) -> None:
+        """Files made before resume tokens kept one rater per name (`raters.name UNIQUE`), and
+        anyone who typed a name continued that rater. Rebuild such a table without the
+        constraint (SQLite cannot drop one), keeping every row and rowid (the short ids)."""
+        # rows (seq, name, unique, origin, partial); origin "u" is a UNIQUE constraint, and
+        # the raters table only ever had one, on name
+        if not any(row[3] == "u" for row in self._db.execute("PRAGMA index_list(raters)")):
+            return
+        self._db.execute("PRAGMA foreign_keys=OFF")  # grades point at raters while it is rebuilt
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "CREATE TABLE raters_new (token TEXT PRIMARY KEY, name TEXT NOT NULL, "
+                "created REAL NOT NULL, sketch_order TEXT NOT NULL)"
+            )
+            self._db.execute(
+                "INSERT INTO raters_new (rowid, token, name, created, sketch_order) "
+                "SELECT rowid, token, name, created, sketch_order FROM raters"
+            )
+            self._db.execute("DROP TABLE raters")
+            self._db.execute("ALTER TABLE raters_new RENAME TO raters")
+            assert not self._db.execute("PRAGMA foreign_key_check").fetchall()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        finally:
+            self._db.execute("PRAGMA foreign_keys=ON")
 
     def close(self) -> None:
         with self._lock:
@@ -201,44 +256,52 @@ class GradeStore:
 
     # --- raters ------------------------------------------------------------------------------
 
-    def rater_for_name(self, name: str) -> tuple[Rater, bool]:
-        """The rater called `name`, created with a fresh random order if new; (rater, created)."""
+    def new_rater(self, name: str) -> Rater:
+        """A new rater called `name` (normalised by `clean_name`) with a fresh random order and a
+        fresh secret token. Every call makes a new rater: a name never resumes anyone."""
+        name = clean_name(name)
+        token = new_token()
         with self._lock:
-            row = self._db.execute(
-                "SELECT token, name, sketch_order FROM raters WHERE name = ?", (name,)
-            ).fetchone()
-            if row:
-                return self._rater_from_row(row), False
             ids = [r[0] for r in self._db.execute("SELECT id FROM sketches ORDER BY position")]
             random.SystemRandom().shuffle(ids)
-            token = new_token()
-            self._db.execute(
+            cursor = self._db.execute(
                 "INSERT INTO raters VALUES (?, ?, ?, ?)",
                 (token, name, time.time(), json.dumps(ids)),
             )
-            return self._rater_from_row((token, name, json.dumps(ids))), True
+            return self._remember(Rater(token, name, tuple(ids), cursor.lastrowid))
 
     def rater(self, token: str) -> Rater | None:
+        """The rater whose secret token is `token`, or None."""
         cached = self._orders.get(token)
         if cached:
             return cached
         with self._lock:
             row = self._db.execute(
-                "SELECT token, name, sketch_order FROM raters WHERE token = ?", (token,)
+                "SELECT rowid, token, name, sketch_order FROM raters WHERE token = ?", (token,)
             ).fetchone()
         return self._rater_from_row(row) if row else None
 
+    def raters(self) -> list[Rater]:
+        """Every rater, in order of creation."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rowid, token, name, sketch_order FROM raters ORDER BY rowid"
+            ).fetchall()
+        return [self._rater_from_row(row) for row in rows]
+
     def _rater_from_row(self, row) -> Rater:
-        token, name, order = row
-        rater = Rater(token, name, tuple(json.loads(order)))
-        self._orders[token] = rater
-        self._positions[token] = {sid: i for i, sid in enumerate(rater.order)}
+        number, token, name, order = row
+        return self._remember(Rater(token, name, tuple(json.loads(order)), number))
+
+    def _remember(self, rater: Rater) -> Rater:
+        self._orders[rater.token] = rater
+        self._positions[rater.token] = {sid: i for i, sid in enumerate(rater.order)}
         return rater
 
     def position(self, rater: Rater, sketch_id: str) -> int | None:
         """Where `sketch_id` comes in `rater`'s order, or None if it is not in the pool."""
         if rater.token not in self._positions:
-            self._rater_from_row((rater.token, rater.name, json.dumps(rater.order)))
+            self._remember(rater)
         return self._positions[rater.token].get(sketch_id)
 
     # --- grades ------------------------------------------------------------------------------

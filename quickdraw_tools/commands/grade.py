@@ -15,6 +15,8 @@ from .common import add_device_arguments, use_threads
 SERVE_HELP = """\
 Serve a blind grading page. Each rater types a name and sees the whole pool, one sketch at a
 time in their own random order, and grades it real (key 1), possibly real (2) or fake (3).
+A name is only shown: the page keeps the rater's secret token and shows it once as a resume
+link (?rater=...), which is the only way to continue on another device.
 Half the pool is real; the other half is --per-source sketches from each --generated source.
 Every grade is committed to --db as it arrives; run the same command again to resume a session.
 
@@ -23,7 +25,9 @@ SOURCE is FILE.ndjson (.ndjson.gz, .bin), FILE.npz:SPLIT (e.g. sheep.npz:test), 
 DRAW bitmaps; with any bitmap source every sketch is shown as a bitmap.
 
 Send the printed link to colleagues on this machine; to open the session to other machines
-give --host 0.0.0.0 --token auto and send the printed link (it holds the token).
+give --host 0.0.0.0 --token auto and send the printed link (it holds the token). The server
+answers only to the host names it was started for (against DNS rebinding): the --host
+address, localhost, and on 0.0.0.0 this machine's name; add others with --allowed-host.
 
 examples:
   quickdraw grade serve --real data/sketchrnn/cat.npz:test --generated runs/cat/best.pt \\
@@ -72,6 +76,15 @@ def add_parser(subparsers) -> None:
     )
     serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any)")
     serve.add_argument(
+        "--allowed-host",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="another host name (or address) the page may be opened under, such as a DNS "
+        "alias or a reverse proxy's name; repeat for several. Requests naming any other host "
+        "are refused (421)",
+    )
+    serve.add_argument(
         "--per-source",
         type=int,
         default=50,
@@ -110,7 +123,13 @@ def add_parser(subparsers) -> None:
 
 
 def run_serve(args) -> int:
-    from ..eval.grading.server import GradingApp, check_exposure, make_server, session_url
+    from ..eval.grading.server import (
+        GradingApp,
+        check_exposure,
+        host_allow_list,
+        make_server,
+        session_url,
+    )
     from ..eval.grading.sources import build_pool, parse_source
     from ..eval.grading.store import GradeStore
 
@@ -125,6 +144,7 @@ def run_serve(args) -> int:
     if token is not None and len(token) < 8:
         raise QuickDrawError("--token must be at least 8 characters (or 'auto')")
     check_exposure(args.host, token)
+    host_allow_list(args.host, args.allowed_host)  # a bad --allowed-host NAME, before any work
     if args.per_source < 1:
         raise QuickDrawError(f"--per-source must be at least 1, got {args.per_source}")
     if args.temperature <= 0:
@@ -158,7 +178,9 @@ def run_serve(args) -> int:
             store.create_session(pool, spec)
             say(f"new session in {args.db}: {len(pool)} sketches")
         app = GradingApp(store, token)
-        server = make_server(app, args.host, args.port, quiet=not args.verbose)
+        server = make_server(
+            app, args.host, args.port, quiet=not args.verbose, allowed_hosts=args.allowed_host
+        )
         print(f"grading page: {session_url(server, args.host, token)}", flush=True)
         say("stop with Ctrl-C; every grade is already saved")
         try:

@@ -1,4 +1,6 @@
 // The grading page: one sketch at a time, three grades, keys 1/2/3, resumable.
+// A rater is their secret token (never their name): kept in localStorage, so a reload resumes,
+// and shown once as a resume link (?rater=TOKEN) to continue on another device.
 "use strict";
 
 const RATER_KEY = "quickdraw-grade-rater";
@@ -9,8 +11,14 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(window.location.search);
 const token = params.get("token") || sessionStorage.getItem(TOKEN_KEY) || "";
 if (token) sessionStorage.setItem(TOKEN_KEY, token);
+const linked = params.get("rater");  // opened from a resume link
+if (linked) {  // out of the address bar (and its history): the token is a secret
+  params.delete("rater");
+  const query = params.toString();
+  history.replaceState(null, "", window.location.pathname + (query ? `?${query}` : ""));
+}
 
-let rater = localStorage.getItem(RATER_KEY);
+let rater = linked || localStorage.getItem(RATER_KEY);
 let current = null;      // the item on screen: {index, id, svg, grade}
 let requestId = null;    // one per sketch shown: a double click or a retry sends the same id
 let total = 0;
@@ -82,6 +90,19 @@ function showItem(item) {
   setTimeout(() => { if (shown === shownCount) setBusy(false); }, SETTLE_MS);
 }
 
+function resumeLink() {
+  const url = new URL(window.location.pathname, window.location.origin);
+  if (token) url.searchParams.set("token", token);
+  url.searchParams.set("rater", rater);
+  return url.href;
+}
+
+function showResumeLink() {
+  $("resume-link").value = resumeLink();
+  $("copy-status").textContent = "";
+  $("resume").hidden = false;
+}
+
 function showDone() {
   current = null;
   shownCount++;
@@ -103,9 +124,10 @@ async function loadItem(index) {
   }
 }
 
-async function resume() {
+async function resume(fromLink = false) {
   try {
     const state = await api("GET", `/api/state?rater=${encodeURIComponent(rater)}`);
+    localStorage.setItem(RATER_KEY, rater);
     total = state.total;
     graded = state.graded;
     $("rater").textContent = state.name;
@@ -113,9 +135,10 @@ async function resume() {
     else await loadItem(state.graded);
   } catch (e) {
     if (e.status === 404) {  // a rater of another session: start again
-      localStorage.removeItem(RATER_KEY);
+      if (!fromLink) localStorage.removeItem(RATER_KEY);
       rater = null;
       show("start");
+      if (fromLink) say("This resume link is not for this session: start with your name.");
     } else {
       say(e.message);
     }
@@ -139,8 +162,9 @@ async function submit(grade) {
       else await loadItem(graded);
       return;
     } catch (e) {
-      // A network failure is retried with the same request id, so it is stored at most once.
-      if (e instanceof ApiError || attempt >= 4) {
+      // A network failure (or a busy server) is retried with the same request id, so it is
+      // stored at most once.
+      if ((e instanceof ApiError && e.status !== 503) || attempt >= 4) {
         say(e.message);
         inFlight = false;
         setBusy(false);
@@ -156,14 +180,28 @@ $("name-form").addEventListener("submit", async (event) => {
   const name = $("name").value.trim();
   if (!name) return;
   try {
-    const r = await api("POST", "/api/raters", { name });
+    const r = await api("POST", "/api/raters", { name });  // always a new rater
     rater = r.rater;
     localStorage.setItem(RATER_KEY, rater);
     say("");
+    showResumeLink();
     await resume();
   } catch (e) {
     say(e.message);
   }
+});
+
+$("copy-link").addEventListener("click", async () => {
+  const link = $("resume-link");
+  link.select();
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(link.value);  // only in a secure context
+    copied = true;
+  } catch (e) {
+    copied = document.execCommand("copy");
+  }
+  $("copy-status").textContent = copied ? "Copied." : "Select the link and copy it.";
 });
 
 $("buttons").addEventListener("pointermove", () => $("buttons").classList.remove("fresh"));
@@ -177,7 +215,9 @@ $("back").addEventListener("click", () => {
 $("done-back").addEventListener("click", () => { if (!inFlight) loadItem(total - 1); });
 
 document.addEventListener("keydown", (event) => {
-  if (event.target instanceof HTMLInputElement || event.repeat) return;
+  // typing a name is no grade; the read-only resume link takes no typing, so keys still grade
+  if (event.target instanceof HTMLInputElement && !event.target.readOnly) return;
+  if (event.repeat) return;
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   const grade = { 1: "real", 2: "possibly_real", 3: "fake" }[event.key];
   if (grade && !$("grading").hidden) {
@@ -186,5 +226,5 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
-if (rater) resume();
+if (rater) resume(Boolean(linked));
 else show("start");
