@@ -843,6 +843,15 @@ def test_cli_report(store, tmp_path, capsys):
     assert "Pass criterion" in capsys.readouterr().out
 
 
+def broken_checkpoint(tmp_path: Path) -> Path:
+    """A checkpoint file with a key missing (it used to fail after the database was made)."""
+    import torch
+
+    path = tmp_path / "broken.pt"
+    torch.save({"format_version": 2, "model": "sketch-rnn", "weights": {}}, path)
+    return path
+
+
 def test_cli_errors_are_one_line(tmp_path, shared, capsys):
     db = tmp_path / "g.sqlite"
     assert main(["grade", "report", "--db", str(db)]) == 1
@@ -859,6 +868,7 @@ def test_cli_errors_are_one_line(tmp_path, shared, capsys):
         (["--generated", str(tmp_path / "none.ndjson")], "no such file"),
         (["--generated", generated[0], "--per-source", "0"], "--per-source must be at least 1"),
         (["--generated", generated[0], "--temperature", "0"], "--temperature must be > 0"),
+        (["--generated", str(broken_checkpoint(tmp_path))], "has no 'model_config'"),
     ]:
         assert main([*args, *extra]) == 1
         err = capsys.readouterr().err

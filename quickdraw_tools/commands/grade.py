@@ -130,7 +130,6 @@ def run_serve(args) -> int:
         make_server,
         session_url,
     )
-    from ..eval.grading.sources import build_pool, parse_source
     from ..eval.grading.store import GradeStore
 
     def say(message: str) -> None:
@@ -150,14 +149,15 @@ def run_serve(args) -> int:
     if args.temperature <= 0:
         raise QuickDrawError(f"--temperature must be > 0, got {args.temperature}")
     use_threads(args.threads)
-    sources = None
+    pool = spec = None
     if not Path(args.db).is_file():
         if not args.real or not args.generated:
             raise QuickDrawError(
                 f"{args.db} is new: give --real SOURCE and at least one --generated SOURCE"
             )
-        # before the database file is made, so a bad SOURCE leaves nothing behind
-        sources = parse_source(args.real), [parse_source(g) for g in args.generated]
+        # the whole pool (checkpoints loaded and sampled) before the database file is made,
+        # so a bad SOURCE or checkpoint leaves nothing behind
+        pool, spec = _pool(args)
     with GradeStore(args.db) as store:
         if store.has_session():
             _check_same_session(store.spec(), args)
@@ -168,13 +168,8 @@ def run_serve(args) -> int:
                     f"{args.db} holds no session: give --real SOURCE and at least one "
                     "--generated SOURCE"
                 )
-            real, generated = sources or (
-                parse_source(args.real),
-                [parse_source(g) for g in args.generated],
-            )
-            pool, spec = build_pool(
-                real, generated, args.per_source, args.seed, args.temperature, args.device
-            )
+            if pool is None:
+                pool, spec = _pool(args)
             store.create_session(pool, spec)
             say(f"new session in {args.db}: {len(pool)} sketches")
         app = GradingApp(store, token)
@@ -190,6 +185,13 @@ def run_serve(args) -> int:
         finally:
             server.server_close()
     return 0
+
+
+def _pool(args) -> tuple[list, dict]:
+    from ..eval.grading.sources import build_pool, parse_source
+
+    real, generated = parse_source(args.real), [parse_source(g) for g in args.generated]
+    return build_pool(real, generated, args.per_source, args.seed, args.temperature, args.device)
 
 
 def _check_same_session(spec: dict, args) -> None:
