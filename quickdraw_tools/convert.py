@@ -94,11 +94,12 @@ def _process_chunk(args: tuple[list, list[bool], tuple[str, ...], int]) -> dict[
         from .simplify import simplify_drawings
 
         drawings = list(drawings)
-        for i, d in zip(todo, simplify_drawings([drawings[i] for i in todo]), strict=True):
+        raw = simplify_drawings([drawings[i] for i in todo], checked=True)  # read by formats
+        for i, d in zip(todo, raw, strict=True):
             drawings[i] = d
     out: dict[str, Any] = {}
     if "sketchrnn" in wanted:
-        out["stroke3"] = [drawing_to_stroke3(d) for d in drawings]
+        out["stroke3"] = [drawing_to_stroke3(d, checked=True) for d in drawings]
     if "bitmap" in wanted or "mnist" in wanted:
         from .raster import rasterize_many
 

@@ -268,9 +268,12 @@ def resample_stroke(points) -> np.ndarray:
     return np.column_stack([rx, ry])
 
 
-def _flatten(drawings: Sequence, single: bool = False):
+def _flatten(drawings: Sequence, single: bool = False, checked: bool = False):
     """Drawings -> flat float64 x, y and the stroke/drawing offsets `_simplify_flat` takes."""
-    flat = flatten_drawing(drawings[0]) if single else flatten_drawings(drawings)
+    if single:
+        flat = flatten_drawing(drawings[0], checked=checked)
+    else:
+        flat = flatten_drawings(drawings, checked=checked)
     empty = np.flatnonzero(flat.counts == 0)
     if len(empty):
         raise QuickDrawError(f"{'the drawing' if single else f'drawing {empty[0]}'} has no points")
@@ -300,11 +303,16 @@ def _unflatten(ox, oy, out_offsets, drawing_offsets) -> list[list[list[list[int]
     return drawings
 
 
-def simplify_drawings(drawings: Sequence, _single: bool = False) -> list[list[list[list[int]]]]:
-    """`simplify_drawing` on many drawings at once (one compiled call: much less overhead)."""
+def simplify_drawings(
+    drawings: Sequence, _single: bool = False, *, checked: bool = False
+) -> list[list[list[list[int]]]]:
+    """`simplify_drawing` on many drawings at once (one compiled call: much less overhead).
+
+    ``checked=True``: the drawings come from the readers in `formats` (see
+    `strokes.flatten_drawings`)."""
     if not len(drawings):
         return []
-    x, y, stroke_offsets, drawing_offsets = _flatten(drawings, _single)
+    x, y, stroke_offsets, drawing_offsets = _flatten(drawings, _single, checked)
     ox, oy, out_offsets = _simplify_flat(x, y, stroke_offsets, drawing_offsets, EPSILON)
     return _unflatten(ox, oy, out_offsets, drawing_offsets.tolist())
 
@@ -352,6 +360,7 @@ def simplify_records(
     stats: ReadStats | None = None,
     batch_size: int = 1024,
     where: Callable[[int], str] | None = None,
+    checked: bool = False,
 ) -> Iterator[dict]:
     """Stream raw records -> the same records with ``drawing`` simplified.
 
@@ -360,7 +369,8 @@ def simplify_records(
     simplified (no points, not numbers, not finite) raises `QuickDrawError`
     naming it (``where(i)`` for the i-th record, counting from 0: e.g. its file
     and line; by default "record i"); with ``on_error="skip"`` it is left out
-    and counted in ``stats.skipped`` (a `formats.ReadStats`).
+    and counted in ``stats.skipped`` (a `formats.ReadStats`). ``checked=True``:
+    the records come from the readers in `formats` (shapes already checked).
     """
     check_choice("on_error mode", on_error, ["raise", "skip"])
     if batch_size < 1:
@@ -370,16 +380,17 @@ def simplify_records(
     for record in records:
         batch.append(record)
         if len(batch) == batch_size:
-            yield from _simplify_batch(batch, index, on_error, stats, where)
+            yield from _simplify_batch(batch, index, on_error, stats, where, checked)
             index += len(batch)
             batch = []
     if batch:
-        yield from _simplify_batch(batch, index, on_error, stats, where)
+        yield from _simplify_batch(batch, index, on_error, stats, where, checked)
 
 
-def _simplify_batch(batch: list[Mapping], first: int, on_error: str, stats, where) -> list[dict]:
+def _simplify_batch(batch, first: int, on_error: str, stats, where, checked) -> list[dict]:
     try:
-        drawings = simplify_drawings([_drawing_of(r, first + i) for i, r in enumerate(batch)])
+        drawings = [_drawing_of(r, first + i) for i, r in enumerate(batch)]
+        drawings = simplify_drawings(drawings, checked=checked)
         return [{**r, "drawing": d} for r, d in zip(batch, drawings, strict=True)]
     except QuickDrawError:
         pass  # find the bad record(s) one by one
@@ -446,7 +457,11 @@ def simplify_file(
             yield record
 
     simplified = simplify_records(
-        records(), on_error=on_error, stats=stats, where=lambda i: f"{source}:{lines[i]}"
+        records(),
+        on_error=on_error,
+        stats=stats,
+        where=lambda i: f"{source}:{lines[i]}",
+        checked=True,  # iter_ndjson has checked every drawing's shape
     )
     bar = tqdm(simplified, desc=f"simplify {source.name}", unit=" drawings", disable=not progress)
     written = write(out, bar)

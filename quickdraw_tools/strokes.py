@@ -71,22 +71,46 @@ def _checked_strokes(drawing, where: str):
             f"{where} is {type(drawing).__name__}, not a list of strokes [xs, ys(, ts)]"
         )
     out = []
+    plain, issuperset = list, _PLAIN_NUMBERS.issuperset
     for j, stroke in enumerate(drawing):
-        if (
-            isinstance(stroke, str | bytes | dict)
-            or not isinstance(stroke, list | tuple | np.ndarray)
-            or len(stroke) not in (2, 3)
-        ):
-            raise ValueError(f"{where}: stroke {j} is not [xs, ys] or [xs, ys, ts]")
-        for axis in stroke:
-            _check_axis(axis, where, j)
-        if any(len(axis) != len(stroke[0]) for axis in stroke):
-            raise ValueError(
-                f"{where}: stroke {j} has xs, ys (and ts) of different lengths; "
-                "they must have equal lengths"
-            )
-        out.append((stroke[0], stroke[1], stroke[2] if len(stroke) == 3 else None))
+        # the common case (what JSON gives): lists of ints and floats, checked at C speed
+        if type(stroke) is plain and 2 <= len(stroke) <= 3:
+            xs, ys = stroke[0], stroke[1]
+            ts = stroke[2] if len(stroke) == 3 else None
+            if (
+                type(xs) is plain
+                and type(ys) is plain
+                and len(xs) == len(ys)
+                and issuperset(map(type, xs))
+                and issuperset(map(type, ys))
+                and (
+                    ts is None
+                    or (type(ts) is plain and len(ts) == len(xs) and issuperset(map(type, ts)))
+                )
+            ):
+                out.append((xs, ys, ts))
+                continue
+        out.append(_checked_stroke(stroke, where, j))
     return out
+
+
+def _checked_stroke(stroke, where: str, j: int):
+    """One stroke of any accepted form (tuples, numpy arrays, numpy scalars), or the reason
+    it is not one."""
+    if (
+        isinstance(stroke, str | bytes | dict)
+        or not isinstance(stroke, list | tuple | np.ndarray)
+        or len(stroke) not in (2, 3)
+    ):
+        raise ValueError(f"{where}: stroke {j} is not [xs, ys] or [xs, ys, ts]")
+    for axis in stroke:
+        _check_axis(axis, where, j)
+    if any(len(axis) != len(stroke[0]) for axis in stroke):
+        raise ValueError(
+            f"{where}: stroke {j} has xs, ys (and ts) of different lengths; "
+            "they must have equal lengths"
+        )
+    return (stroke[0], stroke[1], stroke[2] if len(stroke) == 3 else None)
 
 
 def drawing_problem(drawing) -> str | None:
@@ -137,24 +161,35 @@ def _as_float(v) -> float:
         return np.inf  # reported below as not finite, with the drawing named
 
 
-def flatten_drawing(drawing, times: bool = False) -> FlatDrawings:
+def flatten_drawing(drawing, times: bool = False, *, checked: bool = False) -> FlatDrawings:
     """`flatten_drawings` for one drawing; errors call it "the drawing"."""
-    return _flatten([drawing], lambda i: "the drawing", times)
+    return _flatten([drawing], lambda i: "the drawing", times, checked)
 
 
-def flatten_drawings(drawings: Sequence, first_index: int = 0, times: bool = False) -> FlatDrawings:
+def flatten_drawings(
+    drawings: Sequence, first_index: int = 0, times: bool = False, *, checked: bool = False
+) -> FlatDrawings:
     """Check drawings (or ndjson records) and gather their points into `FlatDrawings`.
 
     Every module that takes drawings (raster, simplify, svg, the stroke
     formats) goes through this one check; errors name the drawing by its index
     (``first_index`` is the index of ``drawings[0]`` in the caller's list) and
     the stroke. Empty strokes are dropped. ``times=True`` also gathers raw
-    timestamps when every stroke has them.
+    timestamps when every stroke has them. ``checked=True`` says the drawings
+    have passed `drawing_problem` already (what the readers in `formats` yield),
+    so their shapes are not checked twice; finiteness always is.
     """
-    return _flatten(drawings, lambda i: f"drawing {first_index + i}", times)
+    return _flatten(drawings, lambda i: f"drawing {first_index + i}", times, checked)
 
 
-def _flatten(drawings: Sequence, name, times: bool) -> FlatDrawings:
+def _as_triples(drawing):
+    """A checked drawing's strokes as ``(xs, ys, ts or None)``."""
+    if isinstance(drawing, dict):
+        drawing = drawing["drawing"]
+    return [(s[0], s[1], s[2] if len(s) == 3 else None) for s in drawing]
+
+
+def _flatten(drawings: Sequence, name, times: bool, checked: bool = False) -> FlatDrawings:
     if isinstance(drawings, str | bytes | dict) or not isinstance(
         drawings, list | tuple | np.ndarray
     ):
@@ -171,7 +206,7 @@ def _flatten(drawings: Sequence, name, times: bool) -> FlatDrawings:
     counts: list[int] = []
     for i, drawing in enumerate(drawings):
         try:
-            strokes = _checked_strokes(drawing, name(i))
+            strokes = _as_triples(drawing) if checked else _checked_strokes(drawing, name(i))
         except ValueError as e:
             raise QuickDrawError(str(e)) from None
         n = 0
@@ -212,15 +247,16 @@ def _check_stroke3(strokes: np.ndarray) -> np.ndarray:
     return strokes
 
 
-def drawing_to_stroke3(drawing: Sequence, dtype=np.int16) -> np.ndarray:
+def drawing_to_stroke3(drawing: Sequence, dtype=np.int16, *, checked: bool = False) -> np.ndarray:
     """Drawing (list of ``[xs, ys(, ts)]``) -> stroke-3 ``(n, 3)`` of `dtype`.
 
-    Times, if present, are dropped. Empty strokes are skipped. For an integer
+    Times, if present, are dropped. Empty strokes are skipped (``checked``: see
+    `flatten_drawings`). For an integer
     `dtype`, float points are rounded to the nearest integer before the offsets
     are taken (so offsets add up to the rounded points, without drift), and
     offsets that do not fit `dtype` raise `QuickDrawError` instead of wrapping.
     """
-    flat = flatten_drawing(drawing)
+    flat = flatten_drawing(drawing, checked=checked)
     if not len(flat.x):
         return np.zeros((0, 3), dtype=dtype)
     xy = np.column_stack([flat.x, flat.y])

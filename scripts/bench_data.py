@@ -113,7 +113,8 @@ def main() -> int:
         def simplified_to_npz() -> int:
             n = 0
             for path in simp_files:
-                s3 = [drawing_to_stroke3(r["drawing"]) for r in formats.iter_ndjson(path)]
+                records = formats.iter_ndjson(path)  # checks every drawing, as convert reads them
+                s3 = [drawing_to_stroke3(r["drawing"], checked=True) for r in records]
                 splits = {"train": s3, "valid": [], "test": []}
                 formats.save_sketchrnn_npz(tmp / "npz" / f"{path.stem}.npz", splits)
                 n += len(s3)
