@@ -94,8 +94,8 @@ def _process_chunk(args: tuple[list, list[bool], tuple[str, ...], int]) -> dict[
         from .simplify import simplify_drawings
 
         drawings = list(drawings)
-        raw = simplify_drawings([drawings[i] for i in todo], checked=True)  # read by formats
-        for i, d in zip(todo, raw, strict=True):
+        simplified = simplify_drawings([drawings[i] for i in todo], checked=True)  # read by formats
+        for i, d in zip(todo, simplified, strict=True):
             drawings[i] = d
     out: dict[str, Any] = {}
     if "sketchrnn" in wanted:
