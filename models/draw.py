@@ -42,9 +42,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from .. import splits
+from .. import formats
+from ..datasets import QuickDraw
 from ..errors import QuickDrawError, check_choice
-from ..formats import file_kind, file_stem, load_bitmaps
+from ..formats import file_kind, file_stem
 from .base import DataBundle, Losses
 from .trainer import TrainConfig
 
@@ -518,16 +519,6 @@ def bitmap_files(files) -> list[Path]:
     return found
 
 
-def category_split(path: Path, rows: np.ndarray, seed: int) -> splits.Split:
-    """The split of one category's bitmap rows: the one `quickdraw convert` recorded beside
-    the file, else the keyed split `quickdraw_tools.splits` makes of the rows themselves
-    (the official numpy_bitmap files carry none)."""
-    recorded = splits.read_sidecar(path, len(rows))
-    if recorded is not None:
-        return recorded
-    return splits.split_bitmaps(rows, file_stem(path), seed)
-
-
 def build_datasets(
     config: DrawConfig,
     files: Sequence[str | Path] | str | Path,
@@ -550,28 +541,29 @@ def build_datasets(
     categories = [file_stem(p) for p in paths]
     if len(set(categories)) != len(categories):
         raise QuickDrawError(f"two bitmap files with the same category name: {categories}")
-    pixels = config.height * config.width
-    parts: dict[str, list[tuple[np.ndarray, int]]] = {s: [] for s in splits.SPLITS}
-    sizes = {}
-    for label, (path, category) in enumerate(zip(paths, categories, strict=True)):
-        array = load_bitmaps(path)
-        if array.shape[1] != pixels:
-            raise QuickDrawError(
-                f"{path}: rows of {array.shape[1]} pixels, but the model draws "
-                f"{config.height}x{config.width}"
-            )
-        kept = splits.limit(category_split(path, array, settings.seed), settings.max_per_category)
-        sizes[category] = sum(len(rows) for rows in kept.values())
-        for split, rows in kept.items():
-            parts[split].append((array[np.asarray(rows, dtype=np.int64)], label))
-    datasets = {}
-    for i, (split, chunks) in enumerate(parts.items()):
-        images = np.concatenate([a for a, _ in chunks])
-        labels = np.concatenate([np.full(len(a), lab, dtype=np.int64) for a, lab in chunks])
-        resample = split == "train" and state is None
-        datasets[split] = BitmapDataset(
-            images, labels, categories, binarize, threshold, settings.seed + i, resample
+    if config.height * config.width != formats.BITMAP_SIZE:
+        raise QuickDrawError(
+            f"bitmap files hold 28x28 images; the model draws {config.height}x{config.width}"
         )
+    # the data layer's one loader: convert's split beside a file, else the keyed split
+    parts = QuickDraw.splits_from_files(
+        paths, "bitmap", seed=settings.seed, max_per_category=settings.max_per_category
+    )
+    datasets = {}
+    for i, (split, data) in enumerate(parts.items()):
+        datasets[split] = BitmapDataset(
+            data.bitmaps(),
+            data.targets,
+            categories,
+            binarize,
+            threshold,
+            seed=settings.seed + i,
+            resample=split == "train" and state is None,
+        )
+    sizes = dict.fromkeys(categories, 0)
+    for d in datasets.values():
+        for label, count in zip(*np.unique(d.labels, return_counts=True), strict=True):
+            sizes[categories[label]] += int(count)
     if len(datasets["train"]) == 0 and state is None:
         raise QuickDrawError("no training images left after the split")
     if state is None:

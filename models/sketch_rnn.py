@@ -33,9 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from .. import formats, splits
+from .. import formats
 from .. import strokes as S
 from ..errors import QuickDrawError, check_choice
+from . import recurrent
 from .base import DataBundle, Losses
 from .trainer import TrainConfig
 
@@ -144,6 +145,16 @@ def kl_divergence(mu: torch.Tensor, sigma_hat: torch.Tensor) -> torch.Tensor:
 
 
 # --- decoder cells ----------------------------------------------------------------
+#
+# Each decoder is defined by its `step` (one time step, as the papers write it);
+# `loop` runs the steps and is what sampling and evaluation (no gradients) use.
+# Training runs the same maths as one `recurrent` function each, whose backward
+# is written by hand: at the benchmark's sizes (batch 50, N_max 120, decoder
+# 512; `scripts/bench_sketch_rnn.py`) a train step with the looped decoders under
+# autograd took 2.5x (LSTM + recurrent dropout), 6.1x (layer norm) and 8.0x
+# (HyperLSTM) the time of torch's fused LSTM without dropout; see that script
+# for the figures now. The tests hold both paths to the same outputs and
+# gradients, with the same dropout masks.
 
 
 class LayerNorm(nn.Module):
@@ -163,57 +174,111 @@ class LayerNorm(nn.Module):
 
 
 def _lstm_update(
-    gates: torch.Tensor, c: torch.Tensor, drop: float, training: bool, ln_c=None
+    gates: torch.Tensor, c: torch.Tensor, mask: torch.Tensor | None, ln_c=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gates (i, g, f, o) -> new (h, c); recurrent dropout on g (Semeniuta et al. 2016)."""
+    """Gates (i, g, f, o) -> new (h, c); recurrent dropout on g (Semeniuta et al. 2016):
+    `mask` (B, H), 0 or 1 / (1 - p) (`recurrent.dropout_mask`), multiplies tanh(g)."""
     i, g, f, o = gates.chunk(4, dim=-1)
-    g = F.dropout(torch.tanh(g), drop, training)
+    g = torch.tanh(g) if mask is None else torch.tanh(g) * mask
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * g
     h = torch.sigmoid(o) * torch.tanh(ln_c(c) if ln_c is not None else c)
     return h, c
 
 
-class LSTMDecoder(nn.Module):
+def _ifgo(w: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Gate blocks along `dim` from the cells' order (i, g, f, o) to torch's (i, f, g, o)."""
+    i, g, f, o = w.chunk(4, dim)
+    return torch.cat([i, f, g, o], dim)
+
+
+class _Decoder(nn.Module):
+    """What the three decoders share: dropout masks and the choice of path."""
+
+    drop: float
+    mask_sizes: tuple[int, ...]  # units of each cell whose update g is dropped
+
+    def dropout_masks(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """One (T, B, units) mask per cell for the sequence x (B, T, in), drawn on x's
+        device from `generator` (else torch's); None when no dropout applies (eval)."""
+        if not (self.training and self.drop > 0):
+            return None
+        shape = (x.shape[1], x.shape[0])
+        return tuple(
+            recurrent.dropout_mask((*shape, n), self.drop, x, generator) for n in self.mask_sizes
+        )
+
+    def forward(self, x: torch.Tensor, state: tuple, masks: tuple | None = None):
+        """x (B, T, in) -> outputs (B, T, H), final state. `masks` as `dropout_masks` gives
+        (drawn here when None). With gradients the hand-differentiated recurrence runs,
+        else `loop`; both are the same function of the inputs."""
+        if masks is None:
+            masks = self.dropout_masks(x)
+        if torch.is_grad_enabled():
+            return self.train_forward(x, state, masks)
+        return self.loop(x, state, masks)
+
+    def loop(self, x: torch.Tensor, state: tuple, masks: tuple | None = None):
+        """The decoder as a loop over `step` (the reference for `train_forward`)."""
+        if masks is None:
+            masks = self.dropout_masks(x)
+        xw = self.project(x)
+        outs = []
+        for t in range(x.shape[1]):
+            masks_t = None if masks is None else tuple(m[t] for m in masks)
+            h, *rest = state = self.step(x[:, t], xw[:, t], state, masks_t)
+            outs.append(h)
+        return torch.stack(outs, 1), state
+
+
+class LSTMDecoder(_Decoder):
     """Plain LSTM; without active dropout it runs torch's fused LSTM over the sequence."""
 
     def __init__(self, input_size: int, hidden: int, drop: float):
         super().__init__()
         self.hidden, self.drop = hidden, drop
         self.state_sizes = (hidden, hidden)  # (h, c)
+        self.mask_sizes = (hidden,)
         self.lstm = nn.LSTM(input_size, hidden, batch_first=True)
         with torch.no_grad():  # forget-gate bias 1 (magenta, Jozefowicz et al. 2015)
             self.lstm.bias_ih_l0[2 * hidden : 3 * hidden].fill_(1.0)
             self.lstm.bias_hh_l0.zero_()
 
-    def forward(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
-        """x (B, T, in) -> outputs (B, T, H), final state."""
+    def forward(self, x: torch.Tensor, state: tuple, masks: tuple | None = None):
         if self.training and self.drop > 0:
-            return self.loop(x, state)
+            return super().forward(x, state, masks)
         h, c = state
         out, (h, c) = self.lstm(x, (h[None], c[None]))
         return out, (h[0], c[0])
 
-    def loop(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
-        """The same LSTM as a loop over time steps, with recurrent dropout in training."""
-        h, c = state
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The input projection of every step at once, biases included (torch's gate order)."""
         l = self.lstm
-        # torch orders gates (i, f, g, o); the input projection is done once for all steps
-        xw = F.linear(x, l.weight_ih_l0, l.bias_ih_l0 + l.bias_hh_l0)
-        outs = []
-        for t in range(x.shape[1]):
-            gi, gf, gg, go = (xw[:, t] + F.linear(h, l.weight_hh_l0)).chunk(4, dim=-1)
-            h, c = _lstm_update(torch.cat([gi, gg, gf, go], -1), c, self.drop, self.training)
-            outs.append(h)
-        return torch.stack(outs, 1), (h, c)
+        return F.linear(x, l.weight_ih_l0, l.bias_ih_l0 + l.bias_hh_l0)
+
+    def step(self, x_t, xw_t, state, masks_t=None) -> tuple:
+        """One step: xw_t (B, 4H) the input's projection, state (h, c), masks_t ((B, H),)."""
+        h, c = state
+        # torch orders gates (i, f, g, o)
+        gi, gf, gg, go = (xw_t + F.linear(h, self.lstm.weight_hh_l0)).chunk(4, dim=-1)
+        mask = None if masks_t is None else masks_t[0]
+        return _lstm_update(torch.cat([gi, gg, gf, go], -1), c, mask)
+
+    def train_forward(self, x, state, masks):
+        xw = self.project(x.transpose(0, 1))
+        out, state = recurrent.lstm(
+            xw, state, self.lstm.weight_hh_l0, None if masks is None else masks[0]
+        )
+        return out.transpose(0, 1), state
 
 
-class LayerNormLSTMDecoder(nn.Module):
+class LayerNormLSTMDecoder(_Decoder):
     """LSTM with layer norm on each gate's pre-activation and on the cell (Ba et al. 2016)."""
 
     def __init__(self, input_size: int, hidden: int, drop: float):
         super().__init__()
         self.hidden, self.drop = hidden, drop
         self.state_sizes = (hidden, hidden)
+        self.mask_sizes = (hidden,)
         self.w_x = nn.Linear(input_size, 4 * hidden, bias=False)
         self.w_h = nn.Linear(hidden, 4 * hidden, bias=False)
         self.ln_gates = LayerNorm(4 * hidden, groups=4)
@@ -221,18 +286,30 @@ class LayerNormLSTMDecoder(nn.Module):
         with torch.no_grad():
             self.ln_gates.bias[2 * hidden : 3 * hidden].fill_(1.0)  # forget bias (i, g, f, o)
 
-    def forward(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w_x(x)
+
+    def step(self, x_t, xw_t, state, masks_t=None) -> tuple:
+        """One step: xw_t (B, 4H) = W_x x_t, state (h, c), masks_t ((B, H),) or None."""
         h, c = state
-        xw = self.w_x(x)
-        outs = []
-        for t in range(x.shape[1]):
-            gates = self.ln_gates(xw[:, t] + self.w_h(h))
-            h, c = _lstm_update(gates, c, self.drop, self.training, self.ln_c)
-            outs.append(h)
-        return torch.stack(outs, 1), (h, c)
+        gates = self.ln_gates(xw_t + self.w_h(h))
+        mask = None if masks_t is None else masks_t[0]
+        return _lstm_update(gates, c, mask, self.ln_c)
+
+    def train_forward(self, x, state, masks):
+        xw = F.linear(x.transpose(0, 1), _ifgo(self.w_x.weight))
+        out, state = recurrent.lstm(
+            xw,
+            state,
+            _ifgo(self.w_h.weight),
+            None if masks is None else masks[0],
+            (_ifgo(self.ln_gates.gain), _ifgo(self.ln_gates.bias)),
+            (self.ln_c.gain, self.ln_c.bias),
+        )
+        return out.transpose(0, 1), state
 
 
-class HyperLSTMDecoder(nn.Module):
+class HyperLSTMDecoder(_Decoder):
     """HyperLSTM (Ha, Dai & Le 2016), as in magenta's sketch-rnn with layer norm.
 
     A small layer-norm LSTM reads [x, h] and emits, per step, embeddings that
@@ -244,6 +321,7 @@ class HyperLSTMDecoder(nn.Module):
         super().__init__()
         self.hidden, self.drop = hidden, drop
         self.state_sizes = (hidden, hidden, hyper, hyper)  # (h, c, hyper_h, hyper_c)
+        self.mask_sizes = (hidden, hyper)  # the main cell's and the hyper cell's
         self.hyper = LayerNormLSTMDecoder(input_size + hidden, hyper, drop)
         self.w_x = nn.Linear(input_size, 4 * hidden, bias=False)
         self.w_h = nn.Linear(hidden, 4 * hidden, bias=False)
@@ -265,22 +343,62 @@ class HyperLSTMDecoder(nn.Module):
             self.ln_gates.bias[2 * hidden : 3 * hidden].fill_(1.0)
         self.embed_size = embed
 
-    def forward(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w_x(x)
+
+    def step(self, x_t, xw_t, state, masks_t=None) -> tuple:
+        """One step: x_t (B, in), xw_t (B, 4H) = W_x x_t, state (h, c, hyper h, hyper c),
+        masks_t (main (B, H), hyper (B, H')) or None."""
         h, c, hh, hc = state
-        b, e, H = x.shape[0], self.embed_size, self.hidden
-        xw = self.w_x(x).view(b, x.shape[1], 4, H)
-        outs = []
-        for t in range(x.shape[1]):
-            hyper_out, (hh, hc) = self.hyper(torch.cat([x[:, t], h], -1)[:, None], (hh, hc))
-            zx, zh, zb = self.embed(hyper_out[:, 0]).view(b, 3, 4, e).unbind(1)
-            dx = torch.einsum("bge,geh->bgh", zx, self.scale_x)
-            dh = torch.einsum("bge,geh->bgh", zh, self.scale_h)
-            bias = torch.einsum("bge,geh->bgh", zb, self.bias_z)
-            hw = self.w_h(h).view(b, 4, H)
-            gates = (dx * xw[:, t] + dh * hw + bias).reshape(b, 4 * H) + self.bias
-            h, c = _lstm_update(self.ln_gates(gates), c, self.drop, self.training, self.ln_c)
-            outs.append(h)
-        return torch.stack(outs, 1), (h, c, hh, hc)
+        mask, hyper_mask = (None, None) if masks_t is None else masks_t
+        b, e, H = x_t.shape[0], self.embed_size, self.hidden
+        hyper_xw = self.hyper.w_x(torch.cat([x_t, h], -1))
+        hh, hc = self.hyper.step(None, hyper_xw, (hh, hc), (hyper_mask,))
+        zx, zh, zb = self.embed(hh).view(b, 3, 4, e).unbind(1)
+        dx = torch.einsum("bge,geh->bgh", zx, self.scale_x)
+        dh = torch.einsum("bge,geh->bgh", zh, self.scale_h)
+        bias = torch.einsum("bge,geh->bgh", zb, self.bias_z)
+        hw = self.w_h(h).view(b, 4, H)
+        gates = (dx * xw_t.view(b, 4, H) + dh * hw + bias).reshape(b, 4 * H) + self.bias
+        h, c = _lstm_update(self.ln_gates(gates), c, mask, self.ln_c)
+        return h, c, hh, hc
+
+    def train_forward(self, x, state, masks):
+        t, b = x.shape[1], x.shape[0]
+        n_in, H = x.shape[-1], self.hidden
+        x = x.transpose(0, 1)
+        hyper = self.hyper
+        w_hyper = _ifgo(hyper.w_x.weight)  # (4H', in + H): [x_t, h_{t-1}]
+        xw = F.linear(x, _ifgo(self.w_x.weight)).view(t, b, 4, H).transpose(1, 2)
+        xh = F.linear(x, w_hyper[:, :n_in])
+        w_h = torch.cat([_ifgo(self.w_h.weight), w_hyper[:, n_in:]])
+        e = self.embed_size
+        embed_w = _ifgo(self.embed.weight.view(3, 4 * e, -1), 1).reshape(12 * e, -1)
+        embed_b = _ifgo(self.embed.bias.view(3, 4 * e), 1).reshape(-1)
+        scales = torch.cat([_ifgo(s) for s in (self.scale_x, self.scale_h, self.bias_z)])
+        layer_norms = (
+            _ifgo(self.ln_gates.gain).view(4, 1, H),
+            _ifgo(self.ln_gates.bias).view(4, 1, H),
+            self.ln_c.gain,
+            self.ln_c.bias,
+            _ifgo(hyper.ln_gates.gain).view(4, -1),
+            _ifgo(hyper.ln_gates.bias).view(4, -1),
+            hyper.ln_c.gain,
+            hyper.ln_c.bias,
+        )
+        out, state = recurrent.hyper_lstm(
+            xw.contiguous(),
+            xh,
+            state,
+            w_h,
+            _ifgo(hyper.w_h.weight),
+            (embed_w, embed_b),
+            scales,
+            _ifgo(self.bias).view(4, 1, H),
+            layer_norms,
+            masks,
+        )
+        return out.transpose(0, 1), state
 
 
 def _lstm_direction(lstm: nn.LSTM, suffix: str, x: torch.Tensor) -> torch.Tensor:
@@ -689,18 +807,15 @@ class StrokeDataset(Dataset):
 def load_splits(
     files: Sequence[str | Path], max_per_category: int = 0
 ) -> dict[str, list[np.ndarray]]:
-    """Concatenate the train/valid/test splits of sketch-rnn ``.npz`` files (one category
-    each), taking at most `max_per_category` sketches of each file (0: all; see `splits.limit`)."""
+    """The train/valid/test stroke-3 sketches of sketch-rnn ``.npz`` files (one category
+    each), at most `max_per_category` of each file (0: all), through the data layer's one
+    loader (`quickdraw_tools.datasets.QuickDraw.from_files`)."""
+    from ..datasets import QuickDraw
+
     if not files:
         raise QuickDrawError("no .npz files given")
-    out: dict[str, list[np.ndarray]] = {s: [] for s in splits.SPLITS}
-    for path in files:
-        parts = formats.load_sketchrnn_npz(path)
-        everything = splits.Split({s: list(range(len(parts[s]))) for s in splits.SPLITS})
-        kept = splits.limit(everything, max_per_category)
-        for name in splits.SPLITS:
-            out[name].extend(parts[name][i] for i in kept[name])
-    return out
+    parts = QuickDraw.splits_from_files(files, "stroke3", max_per_category=max_per_category)
+    return {split: data.sketches() for split, data in parts.items()}
 
 
 def build_datasets(

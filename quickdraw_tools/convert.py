@@ -41,7 +41,7 @@ from . import formats, manifest
 from .atomic import staged_output
 from .errors import QuickDrawError, check_choice
 from .splits import SPLITS, split_records, write_sidecar
-from .strokes import drawing_to_stroke3
+from .strokes import drawing_to_stroke3, is_raw
 
 FORMATS = ("sketchrnn", "bitmap", "mnist")
 CHUNK = 2_000  # drawings per unit of work
@@ -71,19 +71,6 @@ class CategoryResult:
     raw: int  # how many of the drawings were raw (and simplified here)
     sizes: dict[str, int]
     outputs: list[str] = field(default_factory=list)
-
-
-def is_raw(drawing: Sequence) -> bool:
-    """A raw drawing has timestamps (three arrays per stroke), coordinates that are not
-    whole numbers, or coordinates outside 0-255 (a simplified drawing has none of these)."""
-    for stroke in drawing:
-        if len(stroke) == 3:
-            return True
-        if any(isinstance(v, float) and not v.is_integer() for v in stroke[0]):
-            return True
-        if any(v < 0 or v > 255 for v in stroke[0]) or any(v < 0 or v > 255 for v in stroke[1]):
-            return True
-    return False
 
 
 def _process_chunk(args: tuple[list, list[bool], tuple[str, ...], int]) -> dict[str, Any]:

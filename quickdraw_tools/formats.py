@@ -279,6 +279,25 @@ def _timestamp_to_seconds(value: Any) -> int:
     raise ValueError(f"timestamp {value!r} is not a time")
 
 
+def parse_timestamp(value: Any) -> datetime | None:
+    """A record's ``timestamp`` (``"2017-03-02 23:25:10.07453 UTC"``, seconds, a datetime) as
+    an aware UTC datetime, fractions kept; None when the record has none."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return datetime.fromtimestamp(int(value), UTC)
+    if isinstance(value, str):
+        text = value.strip().removesuffix("UTC").strip()
+        try:
+            form = _TIME_FORMAT + ".%f" if "." in text else _TIME_FORMAT
+            return datetime.strptime(text, form).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    raise QuickDrawError(f"timestamp {value!r} is not a time (expected 'YYYY-MM-DD HH:MM:SS UTC')")
+
+
 def _seconds_to_timestamp(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime(_TIME_FORMAT) + " UTC"
 

@@ -113,6 +113,19 @@ def _checked_stroke(stroke, where: str, j: int):
     return (stroke[0], stroke[1], stroke[2] if len(stroke) == 3 else None)
 
 
+def is_raw(drawing: Sequence) -> bool:
+    """A raw drawing has timestamps (three arrays per stroke), coordinates that are not
+    whole numbers, or coordinates outside 0-255 (a simplified drawing has none of these)."""
+    for stroke in drawing:
+        if len(stroke) == 3:
+            return True
+        if any(isinstance(v, float) and not v.is_integer() for v in stroke[0]):
+            return True
+        if any(v < 0 or v > 255 for v in stroke[0]) or any(v < 0 or v > 255 for v in stroke[1]):
+            return True
+    return False
+
+
 def drawing_problem(drawing) -> str | None:
     """Why `drawing` is not a drawing (see the module doc), or None if it is one.
 

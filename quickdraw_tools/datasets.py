@@ -1,0 +1,696 @@
+"""Quick, Draw! as PyTorch datasets: `QuickDraw` (map-style), `QuickDrawStream` (streamed).
+
+    from quickdraw_tools.datasets import QuickDraw
+    ds = QuickDraw("data", categories=["cat", "power outlet"], split="train", format="bitmap",
+                   download=True)
+    image, label = ds[0]   # uint8 (28, 28); label indexes ds.classes
+
+`QuickDraw` reads the official simplified files (downloaded into ``root`` in the
+bucket's layout, or found there, or in a mirror named by `base_url`) and derives,
+once per category, what every format needs: the stroke-3 rows of all drawings, the
+bitmaps drawn by the official renderer (when first asked for), the metadata and
+the drawings' identities. They are written under ``root/derived/<category>/``
+all or nothing (`atomic.staged_output`, with the source and a format version in
+its ``manifest.json``) and memory-mapped afterwards, so a second construction only
+opens files. A split is the one `quickdraw convert` makes for the same seed
+(`splits.split_identities` on the same identities), cached per seed.
+
+Formats: ``"bitmap"`` uint8 ``(28, 28)``; ``"stroke3"`` int16 ``(n, 3)``;
+``"stroke5"`` float32 ``(max_len + 1, 5)`` (drawings longer than `max_len` are left
+out, as sketch-rnn leaves them out); ``"drawing"`` the simplified strokes
+``[[xs, ys], ...]``. `collate_stroke5` pads a batch of stroke-3 items to stroke-5.
+
+`QuickDraw.from_files` gives the same dataset over the files `quickdraw convert`
+writes (sketch-rnn ``.npz``, bitmap ``.npy`` with their split), which is what the
+models' datasets are built on. `QuickDrawStream` streams the full official files
+(raw, simplified or binary) without holding a category in memory, sharded across
+DataLoader workers and distributed ranks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from . import download, formats, manifest, splits
+from .atomic import staged_output
+from .categories import check_category
+from .errors import QuickDrawError, check_choice
+from .strokes import drawing_to_stroke3, is_raw, stroke3_to_drawing, stroke3_to_stroke5
+
+FORMATS = ("bitmap", "stroke3", "stroke5", "drawing")
+SPLIT_CODES = {name: code for code, name in enumerate(splits.SPLITS)}  # train 0, valid 1, test 2
+VERSION = 1  # of the derived files; another version is rebuilt
+_BITMAP_CHUNK = 4096  # drawings rendered at a time when bitmaps are derived
+_META = ("key_id", "countrycode", "timestamp", "recognized")
+
+
+# --- one category's derived arrays --------------------------------------------------------------
+
+
+class _Arrays:
+    """One category's drawings as arrays: stroke-3 rows, offsets, bitmaps and metadata.
+
+    Either memory-mapped from a derived folder (`path`) or held in memory (`from_files`).
+    Opened lazily and dropped when pickled, so DataLoader workers map the files themselves.
+    """
+
+    def __init__(self, category: str, path: Path | None = None, **arrays: np.ndarray | None):
+        self.category, self.path = category, path
+        self._arrays: dict[str, np.ndarray | None] = dict(arrays)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self.path is not None:
+            state["_arrays"] = {}
+        return state
+
+    def get(self, name: str) -> np.ndarray | None:
+        if name not in self._arrays and self.path is not None:
+            file = self.path / f"{name}.npy"
+            self._arrays[name] = np.load(file, mmap_mode="r") if file.is_file() else None
+        return self._arrays.get(name)
+
+    def __len__(self) -> int:
+        for name, length in (("offsets", -1), ("bitmaps", 0)):
+            array = self.get(name)
+            if array is not None:
+                return len(array) + length
+        return 0
+
+    def stroke3(self, i: int) -> np.ndarray:
+        offsets, strokes = self.get("offsets"), self.get("strokes")
+        if offsets is None or strokes is None:
+            raise QuickDrawError(f"{self.category}: these files hold bitmaps only, no strokes")
+        return np.array(strokes[offsets[i] : offsets[i + 1]])
+
+    def lengths(self) -> np.ndarray:
+        offsets = self.get("offsets")
+        if offsets is None:
+            raise QuickDrawError(f"{self.category}: these files hold bitmaps only, no strokes")
+        return np.diff(np.asarray(offsets))
+
+    def bitmap(self, i: int) -> np.ndarray:
+        bitmaps = self.get("bitmaps")
+        assert bitmaps is not None, "bitmaps are derived before they are read"
+        return np.array(bitmaps[i]).reshape(formats.BITMAP_SIDE, formats.BITMAP_SIDE)
+
+    def metadata(self, i: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"word": self.category}
+        key_id, country = self.get("key_id"), self.get("countrycode")
+        timestamp, recognized = self.get("timestamp"), self.get("recognized")
+        if key_id is not None and key_id[i]:
+            out["key_id"] = key_id[i].decode()
+        if country is not None and country[i]:
+            out["countrycode"] = country[i].decode()
+        if timestamp is not None and timestamp[i] >= 0:
+            out["timestamp"] = datetime.fromtimestamp(int(timestamp[i]) / 1e6, UTC)
+        if recognized is not None and recognized[i] >= 0:
+            out["recognized"] = bool(recognized[i])
+        return out
+
+
+def _source_state(source: Path) -> dict[str, Any]:
+    stat = source.stat()
+    return {"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _derived_is_current(folder: Path, source: Path | None) -> bool:
+    """Whether `folder` holds complete derived files of this version (for `source`)."""
+    try:
+        record = manifest.read(folder)
+    except QuickDrawError:
+        return False
+    if record is None or record.get("derived", {}).get("version") != VERSION:
+        return False
+    for rel, entry in record["files"].items():
+        path = folder / rel
+        if not path.is_file() or path.stat().st_size != entry["size"]:
+            return False
+    if source is None or not source.is_file():
+        return True  # the source is gone (a mirror moved): what was derived from it stands
+    known = record["derived"].get("source_state", {})
+    return known == _source_state(source)
+
+
+def _derive(folder: Path, source: Path, category: str, on_error: str, progress: bool) -> None:
+    """Read `source` once and write the category's stroke-3 rows, metadata and identities."""
+    from tqdm import tqdm
+
+    stats = formats.ReadStats()
+    records = formats.iter_drawings(source, on_error=on_error, stats=stats, warn=False)
+    rows: list[np.ndarray] = []
+    meta: dict[str, list] = {"key_id": [], "countrycode": [], "timestamp": [], "recognized": []}
+    identities: list[str] = []
+    bar = tqdm(records, desc=f"derive {category}", unit=" drawings", disable=not progress)
+    for index, record in enumerate(bar):
+        where = f"{source}:{stats.lines}" if stats.lines else f"{source}: drawing {index}"
+        drawing = record["drawing"]
+        problem = None
+        if not any(len(stroke[0]) for stroke in drawing):
+            problem = "the drawing has no points"
+        elif is_raw(drawing):
+            problem = "a raw drawing (times, or coordinates not integers 0-255) in simplified data"
+        if problem is not None:
+            if on_error == "raise":
+                raise QuickDrawError(f"{where}: {problem} (on_error='skip' leaves it out)")
+            stats.note_skip(f"{where}: {problem}")
+            continue
+        rows.append(drawing_to_stroke3(drawing, checked=True))
+        identities.append(splits.drawing_identity(record))
+        meta["key_id"].append(str(record.get("key_id") or "").encode())
+        meta["countrycode"].append(str(record.get("countrycode") or "").encode())
+        when = formats.parse_timestamp(record.get("timestamp"))
+        meta["timestamp"].append(-1 if when is None else int(when.timestamp() * 1e6))
+        recognized = record.get("recognized")
+        meta["recognized"].append(-1 if recognized is None else int(bool(recognized)))
+    if not rows:
+        raise QuickDrawError(f"no drawings in {source} for {category!r}")
+    lengths = np.array([len(r) for r in rows], dtype=np.int64)
+    arrays: dict[str, np.ndarray] = {
+        "strokes": np.concatenate(rows).astype(np.int16),
+        "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        "identity": np.array(identities, dtype="S"),
+        "key_id": np.array(meta["key_id"], dtype="S"),
+        "countrycode": np.array(meta["countrycode"], dtype="S"),
+        "timestamp": np.array(meta["timestamp"], dtype=np.int64),
+        "recognized": np.array(meta["recognized"], dtype=np.int8),
+    }
+    with staged_output(folder) as stage:
+        for name, array in arrays.items():
+            np.save(stage.file(f"{name}.npy"), array, allow_pickle=False)
+        for stale in folder.glob("*.npy"):  # bitmaps and splits of an older source go too
+            if stale.stem not in arrays:
+                stage.remove(stale.name)
+        files: dict[str, dict] = {f"{name}.npy": {} for name in arrays}
+        run = manifest.run_record(category=category, skipped=stats.skipped)
+        record = manifest.build(stage.path, folder, run, files)
+        record["files"] = {k: v for k, v in record["files"].items() if k in files}
+        record["derived"] = {"version": VERSION, "source_state": _source_state(source)}
+        manifest.write(stage.path, record)
+        stage.commit()
+
+
+def _derive_bitmaps(folder: Path, data: _Arrays, progress: bool) -> None:
+    """Draw every drawing of `data` with the official renderer, once, into ``bitmaps.npy``."""
+    from tqdm import tqdm
+
+    from .raster import rasterize_many
+
+    n = len(data)
+    with staged_output(folder) as stage:
+        out = np.lib.format.open_memmap(
+            stage.file("bitmaps.npy"), mode="w+", dtype=np.uint8, shape=(n, formats.BITMAP_SIZE)
+        )
+        bar = tqdm(total=n, desc=f"draw {data.category}", unit=" drawings", disable=not progress)
+        for start in range(0, n, _BITMAP_CHUNK):
+            stop = min(start + _BITMAP_CHUNK, n)
+            drawings = [stroke3_to_drawing(data.stroke3(i)) for i in range(start, stop)]
+            out[start:stop] = rasterize_many(drawings)
+            bar.update(stop - start)
+        bar.close()
+        out.flush()
+        del out
+        run = manifest.run_record(category=data.category, derived="bitmaps")
+        record = manifest.build(stage.path, folder, run, {"bitmaps.npy": {}})
+        record["derived"] = (manifest.read(folder) or {}).get("derived", {})
+        manifest.write(stage.path, record)
+        stage.commit()
+    data._arrays.pop("bitmaps", None)
+
+
+def _split_codes(
+    folder: Path | None, data: _Arrays, seed: int, max_per_category: int | None
+) -> np.ndarray:
+    """int8 per drawing: 0 train, 1 valid, 2 test, -1 in no split (a duplicate, or beyond the
+    official 75,000), as `quickdraw convert` splits the same drawings with the same seed."""
+    n = len(data) if not max_per_category else min(len(data), max_per_category)
+    name = f"split-{seed}-{n}.npy"
+    if folder is not None and (folder / name).is_file():
+        return np.load(folder / name)
+    identities = data.get("identity")
+    assert identities is not None
+    split = splits.split_identities((i.decode() for i in identities[:n]), data.category, seed)
+    codes = np.full(len(data), -1, dtype=np.int8)
+    for split_name, rows in split.indices.items():
+        codes[rows] = SPLIT_CODES[split_name]
+    if folder is not None:
+        with staged_output(folder) as stage:
+            np.save(stage.file(name), codes, allow_pickle=False)
+            stage.commit()
+    return codes
+
+
+# --- the map-style dataset -----------------------------------------------------------------------
+
+
+class QuickDraw(Dataset):
+    """Quick, Draw! drawings of some categories, one split, in one format (see the module doc).
+
+    root: the folder for the downloaded files (the official layout,
+        ``root/full/simplified/<category>.ndjson``) and what is derived from them.
+    categories: official category names (a string or a list); ``ds.classes`` in that order.
+    split: ``"train"``, ``"valid"`` or ``"test"``, exactly as `quickdraw convert` splits.
+    format: ``"bitmap"``, ``"stroke3"``, ``"stroke5"`` or ``"drawing"``.
+    download: fetch missing files (through the cache/mirror code, `download.fetch`);
+        without it, missing files are an error that says how to get them.
+    base_url: a mirror (http(s) URL or a local folder in the official layout), as in
+        every command; default ``$QUICKDRAW_BASE_URL`` or the official bucket.
+    seed: the split seed (the same drawings as ``quickdraw convert --seed``).
+    recognized, countrycodes: keep only drawings the game recognised (True) or did not
+        (False), or from these countries (two-letter codes).
+    max_len: for ``"stroke5"``, the padded length (longer drawings are left out).
+    max_per_category: use the first N drawings of each category (as ``convert``).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        categories: str | Sequence[str],
+        split: str = "train",
+        format: str = "bitmap",
+        download: bool = False,
+        base_url: str | None = None,
+        seed: int = 0,
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+        *,
+        recognized: bool | None = None,
+        countrycodes: Sequence[str] | None = None,
+        max_len: int = 250,
+        max_per_category: int | None = None,
+        on_error: str = "raise",
+        progress: bool = True,
+    ):
+        check_choice("split", split, splits.SPLITS)
+        check_choice("format", format, FORMATS)
+        check_choice("on_error mode", on_error, ["raise", "skip"])
+        root = Path(root)
+        names = [categories] if isinstance(categories, str) else list(categories)
+        if not names:
+            raise QuickDrawError("QuickDraw needs at least one category")
+        names = [check_category(c) for c in names]
+        if len(set(names)) != len(names):
+            raise QuickDrawError(f"a category is given twice: {names}")
+        parts = []
+        for name in names:
+            folder = root / "derived" / name
+            source = self._source(root, name, download, base_url, folder)
+            if not _derived_is_current(folder, source):
+                assert source is not None
+                _derive(folder, source, name, on_error, progress)
+            data = _Arrays(name, folder)
+            if format == "bitmap" and not (folder / "bitmaps.npy").is_file():
+                _derive_bitmaps(folder, data, progress)
+            codes = _split_codes(folder, data, seed, max_per_category)
+            parts.append((data, codes == SPLIT_CODES[split]))
+        self._setup(names, parts, split, format, transform, target_transform, max_len)
+        self._filter(recognized, countrycodes)
+        self.seed, self.root = seed, root
+
+    @staticmethod
+    def _source(root: Path, name: str, fetch: bool, base_url: str | None, folder: Path):
+        """The simplified file of `name`, fetched if asked; None when only its derived
+        files are there."""
+        local = root / download.remote_path(name, "simplified")
+        if local.is_file():
+            return local
+        if fetch:
+            return download.fetch(name, "simplified", cache_dir=root, base_url=base_url)
+        if _derived_is_current(folder, None):
+            return None
+        raise QuickDrawError(
+            f"{name!r} is not in {root}: no {local}. Pass download=True (base_url= for a "
+            f"mirror), or run `quickdraw download {name!r} --cache {root}`"
+        )
+
+    def _setup(self, names, parts, split, format, transform, target_transform, max_len) -> None:
+        self.classes = list(names)
+        self.split, self.format, self.max_len = split, format, max_len
+        self.transform, self.target_transform = transform, target_transform
+        self._data = [data for data, _ in parts]
+        masks = [mask for _, mask in parts]
+        if format == "stroke5":
+            masks = [m & (d.lengths() <= max_len) for d, m in zip(self._data, masks, strict=True)]
+        self._rows = [np.flatnonzero(m) for m in masks]
+        self._index()
+
+    def _index(self) -> None:
+        sizes = [len(r) for r in self._rows]
+        self._label = np.repeat(np.arange(len(sizes)), sizes)
+        self._row = np.concatenate(self._rows) if self._rows else np.zeros(0, np.int64)
+
+    def _filter(self, recognized: bool | None, countrycodes: Sequence[str] | None) -> None:
+        if recognized is None and countrycodes is None:
+            return
+        wanted = None if countrycodes is None else np.array([c.encode() for c in countrycodes])
+        for k, (data, rows) in enumerate(zip(self._data, self._rows, strict=True)):
+            keep = np.ones(len(rows), dtype=bool)
+            if recognized is not None:
+                flags = data.get("recognized")
+                if flags is None:
+                    raise QuickDrawError(f"{data.category}: these files carry no 'recognized'")
+                keep &= np.asarray(flags)[rows] == int(recognized)
+            if wanted is not None:
+                codes = data.get("countrycode")
+                if codes is None:
+                    raise QuickDrawError(f"{data.category}: these files carry no countrycode")
+                keep &= np.isin(np.asarray(codes)[rows], wanted)
+            self._rows[k] = rows[keep]
+        self._index()
+
+    @classmethod
+    def from_files(
+        cls,
+        files: Sequence[str | os.PathLike],
+        split: str = "train",
+        format: str = "stroke3",
+        seed: int = 0,
+        max_per_category: int = 0,
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+        max_len: int = 250,
+    ) -> QuickDraw:
+        """The dataset over files `quickdraw convert` writes, one category each (its stem):
+        sketch-rnn ``.npz`` (``stroke3``, ``stroke5``, ``drawing``; their own split) or bitmap
+        ``.npy`` (``bitmap``; the split beside them, else the keyed split of their rows, by
+        `seed`). `max_per_category`: the first rows of each split, as `splits.limit`."""
+        check_choice("split", split, splits.SPLITS)
+        options = dict(transform=transform, target_transform=target_transform, max_len=max_len)
+        return cls.splits_from_files(files, format, seed, max_per_category, **options)[split]
+
+    @classmethod
+    def splits_from_files(
+        cls,
+        files: Sequence[str | os.PathLike],
+        format: str = "stroke3",
+        seed: int = 0,
+        max_per_category: int = 0,
+        **options: Any,
+    ) -> dict[str, QuickDraw]:
+        """`from_files` for the three splits at once (each file is read once)."""
+        check_choice("format", format, FORMATS)
+        if not files:
+            raise QuickDrawError("no data files given")
+        names, loaded = [], []
+        for file in map(Path, files):
+            kind = formats.file_kind(file)
+            if kind == "sketchrnn" and format != "bitmap":
+                data, split_of = _from_npz(file)
+            elif kind == "bitmap" and format == "bitmap":
+                data, split_of = _from_bitmaps(file, seed)
+            else:
+                raise QuickDrawError(
+                    f"{file}: format {format!r} is read from "
+                    + ("bitmap .npy files" if format == "bitmap" else "sketch-rnn .npz files")
+                )
+            names.append(data.category)
+            loaded.append((data, splits.limit(split_of, max_per_category)))
+        if len(set(names)) != len(names):
+            raise QuickDrawError(f"two files of the same category: {names}")
+        out = {}
+        for split in splits.SPLITS:
+            parts = []
+            for data, kept in loaded:
+                mask = np.zeros(len(data), dtype=bool)
+                mask[np.asarray(kept[split], dtype=np.int64)] = True
+                parts.append((data, mask))
+            self = cls.__new__(cls)
+            self._setup(
+                names,
+                parts,
+                split,
+                format,
+                options.get("transform"),
+                options.get("target_transform"),
+                options.get("max_len", 250),
+            )
+            self.seed, self.root = seed, Path()  # no root: the files are the source
+            out[split] = self
+        return out
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def _item(self, i: int):
+        data, row = self._data[self._label[i]], int(self._row[i])
+        if self.format == "bitmap":
+            return data.bitmap(row)
+        strokes = data.stroke3(row)
+        if self.format == "stroke3":
+            return strokes
+        if self.format == "stroke5":
+            return stroke3_to_stroke5(strokes, self.max_len)
+        return stroke3_to_drawing(strokes)
+
+    def __getitem__(self, i: int):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} drawings")
+        i %= len(self)
+        item, label = self._item(i), int(self._label[i])
+        if self.transform is not None:
+            item = self.transform(item)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return item, label
+
+    def metadata(self, i: int) -> dict[str, Any]:
+        """``key_id``, ``countrycode``, ``timestamp`` (UTC datetime), ``recognized`` and
+        ``word`` of drawing `i`, those the source file has."""
+        i %= len(self)
+        return self._data[self._label[i]].metadata(int(self._row[i]))
+
+    def bitmaps(self) -> np.ndarray:
+        """Every item's bitmap at once, uint8 ``(len, 784)`` in item order (``"bitmap"``)."""
+        if self.format != "bitmap":
+            raise QuickDrawError(f"bitmaps() needs format 'bitmap', not {self.format!r}")
+        parts = [
+            np.asarray(d.get("bitmaps"))[rows]
+            for d, rows in zip(self._data, self._rows, strict=True)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, formats.BITMAP_SIZE), np.uint8)
+
+    def sketches(self) -> list[np.ndarray]:
+        """Every item's stroke-3 array (int16 ``(n, 3)``), in item order."""
+        return [
+            d.stroke3(int(r)) for d, rows in zip(self._data, self._rows, strict=True) for r in rows
+        ]
+
+    @property
+    def targets(self) -> np.ndarray:
+        """The label of every item (torchvision's name), without reading any drawing."""
+        return self._label.copy()
+
+    def __repr__(self) -> str:
+        kinds = "category" if len(self.classes) == 1 else "categories"
+        return (
+            f"QuickDraw({len(self)} drawings of {len(self.classes)} {kinds}, "
+            f"split={self.split!r}, format={self.format!r})"
+        )
+
+
+def _from_npz(path: Path) -> tuple[_Arrays, splits.Split]:
+    """A sketch-rnn ``.npz`` as arrays, train, valid, test in that order, with its split."""
+    parts = formats.load_sketchrnn_npz(path)
+    ordered = [s for name in splits.SPLITS for s in parts[name]]
+    lengths = np.array([len(s) for s in ordered], dtype=np.int64)
+    strokes = np.concatenate(ordered) if ordered else np.zeros((0, 3), np.int16)
+    data = _Arrays(
+        formats.file_stem(path),
+        strokes=strokes.astype(np.int16),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+    )
+    bounds = np.cumsum([0] + [len(parts[s]) for s in splits.SPLITS]).tolist()
+    indices = {s: list(range(bounds[i], bounds[i + 1])) for i, s in enumerate(splits.SPLITS)}
+    return data, splits.Split(indices=indices)
+
+
+def _from_bitmaps(path: Path, seed: int) -> tuple[_Arrays, splits.Split]:
+    """Bitmap rows and their split: the one recorded beside them, else the keyed split."""
+    rows = formats.load_bitmaps(path)
+    category = formats.file_stem(path)
+    split = splits.read_sidecar(path, len(rows)) or splits.split_bitmaps(rows, category, seed)
+    return _Arrays(category, bitmaps=rows), split
+
+
+def collate_stroke5(batch: Sequence, max_len: int | None = None):
+    """Batch of ``(stroke3, label)`` items -> ``(stroke-5 (B, L + 1, 5) float32, lengths (B,),
+    labels (B,))``, padded to the longest drawing of the batch (or to `max_len`)."""
+    sketches = [np.asarray(s) for s, _ in batch]
+    longest = max((len(s) for s in sketches), default=0)
+    size = longest if max_len is None else max_len
+    big = np.stack([stroke3_to_stroke5(s, size) for s in sketches]).astype(np.float32)
+    lengths = torch.tensor([len(s) for s in sketches], dtype=torch.long)
+    labels = torch.tensor([int(label) for _, label in batch], dtype=torch.long)
+    return torch.from_numpy(big), lengths, labels
+
+
+# --- streamed -------------------------------------------------------------------------------------
+
+
+class QuickDrawStream(IterableDataset):
+    """The drawings of official files, streamed: records (drawing + metadata), never a whole
+    category in memory.
+
+    sources: category names (fetched as `format` files, from `base_url` or into `root`),
+        file paths (``.ndjson``, ``.ndjson.gz``, ``.bin``), or folders of such files.
+    format: which official files to read for category names: ``"simplified"``, ``"raw"``
+        or ``"binary"``.
+    simplified: simplify raw drawings on the fly with Google's recipe.
+    recognized, countrycodes: filters, as in `QuickDraw`.
+    shuffle_buffer: yield in a shuffled order drawn from a buffer of this many records
+        (0: file order), with a generator seeded by ``(seed, epoch, shard)``.
+    rank, world_size: this process's place among distributed ranks (default: from
+        `torch.distributed` when initialised, else ``$RANK``/``$WORLD_SIZE``, else 0/1).
+
+    Shards: record number k (counting every record of every source, in order) goes to
+    shard ``k % (world_size * workers)``, shard ``rank * workers + worker id``: across
+    ranks and DataLoader workers, no drawing is yielded twice and none is missed.
+    """
+
+    def __init__(
+        self,
+        sources: str | os.PathLike | Sequence[str | os.PathLike],
+        format: str = "simplified",
+        root: str | os.PathLike | None = None,
+        base_url: str | None = None,
+        *,
+        simplified: bool = False,
+        recognized: bool | None = None,
+        countrycodes: Sequence[str] | None = None,
+        shuffle_buffer: int = 0,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        on_error: str = "raise",
+    ):
+        check_choice("format", format, ("simplified", "raw", "binary"))
+        check_choice("on_error mode", on_error, ["raise", "skip"])
+        if shuffle_buffer < 0:
+            raise QuickDrawError(f"shuffle_buffer must be >= 0, got {shuffle_buffer}")
+        items = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
+        self.files: list[Path] = [
+            p for item in items for p in self._files(item, format, root, base_url)
+        ]
+        self.simplified, self.recognized = simplified, recognized
+        self.countrycodes = None if countrycodes is None else set(countrycodes)
+        self.shuffle_buffer, self.seed, self.epoch = shuffle_buffer, seed, 0
+        self.rank, self.world_size, self.on_error = rank, world_size, on_error
+
+    @staticmethod
+    def _files(item, format: str, root, base_url) -> list[Path]:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if formats.file_kind(p) in formats.DRAWING_KINDS
+            )
+            if not found:
+                raise QuickDrawError(f"no drawing files (.ndjson, .ndjson.gz, .bin) in {path}")
+            return found
+        if formats.file_kind(path) in formats.DRAWING_KINDS:
+            if not path.is_file():
+                raise QuickDrawError(f"no such file: {path}")
+            return [path]
+        return [download.fetch(str(item), format, cache_dir=root, base_url=base_url)]
+
+    def set_epoch(self, epoch: int) -> None:
+        """A new shuffled order (with `shuffle_buffer`) for each epoch."""
+        self.epoch = epoch
+
+    def _shard(self) -> tuple[int, int]:
+        rank, world = self.rank, self.world_size
+        if rank is None or world is None:
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            else:
+                rank = int(os.environ.get("RANK", 0)) if rank is None else rank
+                world = int(os.environ.get("WORLD_SIZE", 1)) if world is None else world
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        if not 0 <= rank < world:
+            raise QuickDrawError(f"rank {rank} is not in 0..{world - 1}")
+        return rank * workers + worker, world * workers
+
+    def _records(self, shard: int, shards: int) -> Iterator[dict]:
+        k = 0
+        for path in self.files:
+            word = formats.file_stem(path) if formats.file_kind(path) == "binary" else None
+            reader = formats.iter_drawings(path, on_error=self.on_error, warn=False)
+            for record in reader:
+                mine = k % shards == shard
+                k += 1
+                if not mine:
+                    continue
+                if word is not None and "word" not in record:
+                    record["word"] = word
+                if self.recognized is not None and record.get("recognized") != self.recognized:
+                    continue
+                if (
+                    self.countrycodes is not None
+                    and record.get("countrycode") not in self.countrycodes
+                ):
+                    continue
+                yield record
+
+    def _simplify_raw(self, records: Iterator[dict], batch: int = 256) -> Iterator[dict]:
+        """Raw records simplified (a batch at a time), simplified ones passed through."""
+        from .simplify import simplify_drawings
+
+        def one(record: dict) -> list | None:
+            try:
+                return simplify_drawings([record["drawing"]], checked=True)[0]
+            except QuickDrawError as e:
+                if self.on_error == "raise":
+                    raise QuickDrawError(f"key_id {record.get('key_id')}: {e}") from None
+                return None  # skipped
+
+        def flush(pending: list[dict]) -> Iterator[dict]:
+            raw = [r for r in pending if is_raw(r["drawing"])]
+            try:
+                done: list = simplify_drawings([r["drawing"] for r in raw], checked=True)
+            except QuickDrawError:  # find the bad one(s)
+                done = [one(r) for r in raw]
+            simplified = {id(r): d for r, d in zip(raw, done, strict=True)}
+            for record in pending:
+                if id(record) not in simplified:
+                    yield record
+                elif simplified[id(record)] is not None:
+                    yield {**record, "drawing": simplified[id(record)]}
+
+        pending: list[dict] = []
+        for record in records:
+            pending.append(record)
+            if len(pending) == batch:
+                yield from flush(pending)
+                pending = []
+        yield from flush(pending)
+
+    def __iter__(self) -> Iterator[dict]:
+        shard, shards = self._shard()
+        records = self._records(shard, shards)
+        if self.simplified:
+            records = self._simplify_raw(records)
+        if not self.shuffle_buffer:
+            yield from records
+            return
+        rng = np.random.default_rng([self.seed, self.epoch, shard])
+        buffer: list[dict] = []
+        for record in records:
+            if len(buffer) < self.shuffle_buffer:
+                buffer.append(record)
+                continue
+            j = int(rng.integers(len(buffer)))
+            yield buffer[j]
+            buffer[j] = record
+        rng.shuffle(buffer)
+        yield from buffer
+
+
+__all__ = ["FORMATS", "QuickDraw", "QuickDrawStream", "collate_stroke5"]
