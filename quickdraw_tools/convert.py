@@ -43,7 +43,8 @@ from .errors import QuickDrawError, check_choice
 from .splits import SPLITS, split_records, write_sidecar
 from .strokes import drawing_to_stroke3, is_raw
 
-FORMATS = ("sketchrnn", "bitmap", "mnist")
+FORMATS = ("sketchrnn", "bitmap", "mnist", "parquet")
+_META = ("key_id", "word", "countrycode", "timestamp", "recognized")  # what parquet keeps
 CHUNK = 2_000  # drawings per unit of work
 
 
@@ -71,6 +72,7 @@ class CategoryResult:
     raw: int  # how many of the drawings were raw (and simplified here)
     sizes: dict[str, int]
     outputs: list[str] = field(default_factory=list)
+    meta: list[dict] | None = field(default=None, repr=False)  # for parquet, until written
 
 
 def _process_chunk(args: tuple[list, list[bool], tuple[str, ...], int]) -> dict[str, Any]:
@@ -85,6 +87,8 @@ def _process_chunk(args: tuple[list, list[bool], tuple[str, ...], int]) -> dict[
         for i, d in zip(todo, simplified, strict=True):
             drawings[i] = d
     out: dict[str, Any] = {}
+    if "parquet" in wanted:
+        out["drawing"] = drawings  # simplified (the raw ones just now)
     if "sketchrnn" in wanted:
         out["stroke3"] = [drawing_to_stroke3(d, checked=True) for d in drawings]
     if "bitmap" in wanted or "mnist" in wanted:
@@ -292,6 +296,9 @@ def _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar):
     order = [i for s in SPLITS for i in split.indices[s]]
     drawings = [records[i]["drawing"] for i in order]
     raw = [raw_flags[i] for i in order]
+    meta = None
+    if "parquet" in wanted:  # the fields a table keeps, in the same (split) order
+        meta = [{k: records[i][k] for k in _META if k in records[i]} for i in order]
     read = len(records)
     del records
     bar.add(len(drawings))
@@ -304,6 +311,7 @@ def _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar):
         duplicates=split.duplicates,
         raw=sum(raw),
         sizes=split.sizes,
+        meta=meta,
     )
     futures = []
     for i in range(0, len(drawings), CHUNK):
@@ -368,6 +376,16 @@ def _write_category(result, parts, stage, wanted, seed, label, mnist_parts) -> d
     if "mnist" in wanted:
         mnist_parts["train"].append((bitmaps[bounds[0] : bounds[1]], label))
         mnist_parts["test"].append((bitmaps[bounds[2] : bounds[3]], label))
+    if "parquet" in wanted:
+        from .parquet import write_parquet
+
+        rel = f"parquet/{result.category}.parquet"
+        drawings = [d for p in parts for d in p["drawing"]]
+        rows = [{**m, "drawing": d} for m, d in zip(result.meta or [], drawings, strict=True)]
+        names = [s for j, s in enumerate(SPLITS) for _ in range(bounds[j], bounds[j + 1])]
+        write_parquet(stage.file(rel), rows, names, word=result.category)
+        result.meta = None
+        staged.append(rel)
     result.outputs += [str(stage.target / rel) for rel in staged if not rel.endswith(".json")]
     return {rel: entry for rel in staged}
 

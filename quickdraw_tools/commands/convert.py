@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         " --out data\n"
         "  quickdraw convert ../shared/quickdraw/training/cake.ndjson --out data --workers 2\n"
         "outputs: DIR/sketchrnn/<category>.npz, DIR/bitmap/<category>.npy (+ .splits.json),"
-        " DIR/mnist/*-idx*-ubyte",
+        " DIR/mnist/*-idx*-ubyte, DIR/parquet/<category>.parquet, DIR/manifest.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--formats",
         default="sketchrnn",
-        help="comma-separated: sketchrnn, bitmap, mnist (default: sketchrnn)",
+        help="comma-separated: sketchrnn, bitmap, mnist, parquet (default: sketchrnn)",
     )
     p.add_argument(
         "--input-dir",
