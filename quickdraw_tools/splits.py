@@ -37,19 +37,48 @@ OFFICIAL_SIZES = {"train": 70_000, "valid": 2_500, "test": 2_500}
 OFFICIAL_TOTAL = sum(OFFICIAL_SIZES.values())
 
 
-def split_sizes(n: int) -> dict[str, int]:
-    """Split sizes for `n` drawings: official when n >= 75,000, else proportional.
+SIZE_MODES = ("official", "all")
 
-    Valid and test each get round(n / 30) drawings (2,500 / 75,000), at least one
-    each once there are three drawings; train gets the rest. Beyond 75,000 the
-    extra drawings are left out, as in the official files.
+
+def split_sizes(n: int, mode: str | Sequence[int] = "official") -> dict[str, int]:
+    """Split sizes for `n` drawings.
+
+    ``"official"`` (default): 70,000 / 2,500 / 2,500 when n >= 75,000 (the extra drawings
+    are left out, as in the official sketch-rnn files), else the same proportions: valid and
+    test each get round(n / 30) drawings, at least one each once there are three drawings,
+    train the rest. ``"all"``: every drawing, valid and test round(n / 30) each (the
+    official numpy_bitmap files hold every drawing). Three numbers ``(train, valid, test)``:
+    those sizes (their sum must not exceed n).
     """
     if n < 0:
         raise QuickDrawError(f"number of drawings must be >= 0, got {n}")
-    if n >= OFFICIAL_TOTAL:
+    if not isinstance(mode, str):
+        sizes = [int(v) for v in mode]
+        if len(sizes) != 3 or min(sizes) < 0:
+            raise QuickDrawError(f"split sizes must be three numbers >= 0, got {list(mode)}")
+        if sum(sizes) > n:
+            raise QuickDrawError(f"split sizes {sizes} ask for more than the {n} drawings")
+        return dict(zip(SPLITS, sizes, strict=True))
+    if mode not in SIZE_MODES:
+        raise QuickDrawError(f"unknown split sizes {mode!r}; valid: 'official', 'all', or T,V,T")
+    if mode == "official" and n >= OFFICIAL_TOTAL:
         return dict(OFFICIAL_SIZES)
     held_out = max(round(n * OFFICIAL_SIZES["test"] / OFFICIAL_TOTAL), 1 if n >= 3 else 0)
     return {"train": n - 2 * held_out, "valid": held_out, "test": held_out}
+
+
+def parse_split_sizes(text: str) -> str | tuple[int, int, int]:
+    """``--split-sizes`` as given: ``official``, ``all`` or ``TRAIN,VALID,TEST``."""
+    if text in SIZE_MODES:
+        return text
+    try:
+        train, valid, test = (int(v) for v in text.split(","))
+    except ValueError:
+        raise QuickDrawError(
+            f"--split-sizes must be 'official', 'all' or TRAIN,VALID,TEST, got {text!r}"
+        ) from None
+    split_sizes(train + valid + test, (train, valid, test))  # checks them
+    return train, valid, test
 
 
 def drawing_identity(record: dict[str, Any]) -> str:
@@ -84,10 +113,13 @@ class Split:
 
 
 def split_records(
-    records: Sequence[dict[str, Any]] | Iterable[dict[str, Any]], category: str, seed: int = 0
+    records: Sequence[dict[str, Any]] | Iterable[dict[str, Any]],
+    category: str,
+    seed: int = 0,
+    sizes: str | Sequence[int] = "official",
 ) -> Split:
     """Assign each record of one category to train, valid or test (see module doc)."""
-    return split_identities((drawing_identity(r) for r in records), category, seed)
+    return split_identities((drawing_identity(r) for r in records), category, seed, sizes)
 
 
 def split_bitmaps(rows: np.ndarray, category: str, seed: int = 0) -> Split:
@@ -95,8 +127,14 @@ def split_bitmaps(rows: np.ndarray, category: str, seed: int = 0) -> Split:
     return split_identities((bitmap_identity(r) for r in rows), category, seed)
 
 
-def split_identities(identities: Iterable[str], category: str, seed: int = 0) -> Split:
-    """Assign items, known by their identities (in file order), to train, valid or test."""
+def split_identities(
+    identities: Iterable[str],
+    category: str,
+    seed: int = 0,
+    sizes: str | Sequence[int] = "official",
+) -> Split:
+    """Assign items, known by their identities (in file order), to train, valid or test
+    (`sizes` as `split_sizes` takes them)."""
     seen: set[str] = set()
     ranked: list[tuple[bytes, int]] = []
     duplicates = 0
@@ -107,11 +145,11 @@ def split_identities(identities: Iterable[str], category: str, seed: int = 0) ->
         seen.add(identity)
         ranked.append((_rank(seed, category, identity), i))
     ranked.sort()
-    sizes = split_sizes(len(ranked))
+    counts = split_sizes(len(ranked), sizes)
     indices, start = {}, 0
     for name in SPLITS:
-        indices[name] = sorted(i for _, i in ranked[start : start + sizes[name]])
-        start += sizes[name]
+        indices[name] = sorted(i for _, i in ranked[start : start + counts[name]])
+        start += counts[name]
     return Split(indices=indices, duplicates=duplicates, unused=len(ranked) - start)
 
 
