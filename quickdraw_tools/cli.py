@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "convert",
     "simplify",
     "svg",
+    "import_svg",
     "train",
     "sample",
     "evaluate",
