@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "sample",
     "evaluate",
     "grade",
+    "judge",
 ]
 
 
