@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from quickdraw_tools.eval.grading.sources import build_pool, parse_source
+from quickdraw_tools.eval.grading.sources import build_session, parse_source
 from quickdraw_tools.eval.grading.store import GradeStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,13 +30,28 @@ def session_sources(shared: Path) -> tuple[str, list[str]]:
     return real, generated
 
 
-def make_session(db: Path, shared: Path, per_source: int = 3, seed: int = 0) -> GradeStore:
+def make_session(
+    db: Path,
+    shared: Path,
+    per_source: int = 3,
+    seed: int = 0,
+    gold: int = 0,
+    exposure_ms: int | None = None,
+) -> GradeStore:
+    """A session of real cakes against two stand-in models (`session_sources`), with three
+    example sketches of each kind; with `gold`, that many known real cakes and scribbles."""
     real, generated = session_sources(shared)
-    pool, spec = build_pool(
-        parse_source(real), [parse_source(g) for g in generated], per_source, seed
+    session = build_session(
+        parse_source(real),
+        [parse_source(g) for g in generated],
+        per_source,
+        seed,
+        gold_real=parse_source(real) if gold else None,
+        gold=gold or 1,
     )
+    session.spec["exposure_ms"] = exposure_ms
     store = GradeStore(db)
-    store.create_session(pool, spec)
+    store.create_session(session.pool, session.spec, session.examples)
     return store
 
 

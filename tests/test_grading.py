@@ -37,6 +37,7 @@ from grading_support import (
 from quickdraw_tools.cli import main
 from quickdraw_tools.errors import QuickDrawError
 from quickdraw_tools.eval.grading.report import (
+    bootstrap_shares,
     build_report,
     fleiss_kappa,
     format_report,
@@ -44,10 +45,24 @@ from quickdraw_tools.eval.grading.report import (
     wilson_interval,
     write_chart,
     write_csv,
+    write_rater_csv,
 )
-from quickdraw_tools.eval.grading.server import MAX_BODY, GradingApp, make_server, session_url
-from quickdraw_tools.eval.grading.sources import as_bitmaps, build_pool, parse_source
-from quickdraw_tools.eval.grading.store import GRADES, REAL_SOURCE, GradeStore, Sketch
+from quickdraw_tools.eval.grading.server import (
+    MAX_BODY,
+    GradingApp,
+    check_completion_code,
+    check_completion_url,
+    completion_link,
+    make_server,
+    session_url,
+)
+from quickdraw_tools.eval.grading.sources import (
+    as_bitmaps,
+    build_pool,
+    build_session,
+    parse_source,
+)
+from quickdraw_tools.eval.grading.store import GRADES, REAL_SOURCE, GradeStore, Rater, Sketch
 
 
 @pytest.fixture
@@ -207,7 +222,13 @@ def test_non_database_file_is_a_clear_error(tmp_path):
 def test_whole_session_through_the_api(app, store):
     rater = new_rater(app)
     status, state = call(app, "GET", f"/api/state?rater={rater}")
-    assert status == 200 and state == {"name": "ann", "total": 12, "graded": 0, "done": False}
+    assert status == 200 and state == {
+        "name": "ann",
+        "participant": None,
+        "total": 12,
+        "graded": 0,
+        "done": False,
+    }
     it = item(app, rater, 0)
     for i in range(12):
         assert it["index"] == i and it["grade"] is None
@@ -217,7 +238,16 @@ def test_whole_session_through_the_api(app, store):
     assert it is None and r["done"]
     # the rater comes back with their token (the resume link): at the end, the same order
     status, again = call(app, "GET", f"/api/state?rater={rater}")
-    assert status == 200 and again == {"name": "ann", "total": 12, "graded": 12, "done": True}
+    code = store.completion()[0]
+    assert status == 200 and again == {
+        "name": "ann",
+        "participant": None,
+        "total": 12,
+        "graded": 12,
+        "done": True,
+        "completion": {"code": code, "url": None},  # shown only now, at the end
+    }
+    assert re.fullmatch(r"[A-Z2-9]{8}", code) and r["completion"] == again["completion"]
     assert len(store.all_grades()) == 12
 
 
@@ -321,6 +351,7 @@ def test_wrong_content_type_is_refused(app, store):
 def test_token_is_required_on_the_api(store):
     app = GradingApp(store, token="s3cret-token")
     assert call(app, "GET", "/")[0] == 200  # the page itself holds nothing secret
+    assert call(app, "GET", "/api/session")[0] == 403  # nor do its examples reach a stranger
     status, r = call(app, "POST", "/api/raters", {"name": "ann"})
     assert status == 403 and "token" in r["error"] and store.counts()["raters"] == 0
     status, r = call(
@@ -588,6 +619,7 @@ def test_a_name_always_starts_a_new_rater(app, store):
         status, state = call(app, "GET", f"/api/state?rater={token}")
         assert status == 200 and state == {
             "name": "ann",
+            "participant": None,
             "total": 12,
             "graded": graded,
             "done": False,
@@ -887,6 +919,16 @@ def test_cli_help_explains(capsys):
     assert "--allowed-host NAME" in out and "resume" in out and "DNS rebinding" in out
     # the example is copy-pasteable: its line break is a shell continuation, not lost
     assert "best.pt \\\n      --per-source 50" in out
+    for flag in ("--gold-real SOURCE", "--gold-fake SOURCE", "--exposure-ms MS", "--examples N"):
+        assert flag in out, flag
+    assert "--completion-url URL" in out and "PROLIFIC_PID" in out and "?participant=" in out
+    assert "fewer than 75%" in out
+    with pytest.raises(SystemExit):
+        main(["grade", "report", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "fails the checks (is flagged) when they grade fewer than --min-gold-accuracy" in out
+    assert "(default 0.75, i.e. 75%)" in out and "No rater is ever dropped silently" in out
+    assert "--raters-csv OUT.csv" in out and "two-level" in out and "--bootstrap N" in out
 
 
 def test_load_test_script_small(tmp_path):
@@ -982,6 +1024,13 @@ def test_npy_bitmaps_are_a_real_source(tmp_path, shared):
     pool, spec = build_pool(real, [parse_source(str(draw))], 2, seed=0)
     assert spec["display"] == "bitmap"
     assert Counter((s.source, s.category) for s in pool) == {("real", "cat"): 2, ("draw", "cat"): 2}
+    # with a stroke gold source, the checks, the scribbles and the examples become bitmaps too
+    cakes = parse_source(str(shared / "training" / "cake.ndjson"))
+    session = build_session(real, [parse_source(str(draw))], 2, 0, gold_real=cakes, gold=2)
+    shown = session.pool + session.examples["real"] + session.examples["fake"]
+    assert len(shown) == 4 + 4 + 6 and session.spec["display"] == "bitmap"
+    assert all(s.strokes is None and s.image.shape == (28, 28) and s.image.any() for s in shown)
+    assert Counter(s.gold for s in session.pool) == {None: 4, "real": 2, "fake": 2}
 
 
 def test_ctrl_c_stops_the_server_cleanly(served):
@@ -1051,3 +1100,419 @@ def test_report_refuses_files_that_are_not_sessions(tmp_path, capsys):
     text.write_text("hello " * 1000)
     assert main(["grade", "report", "--db", str(text)]) == 1
     assert "not a grading database" in capsys.readouterr().err
+
+
+# --- human studies (HYPE): gold items, instructions, exposure, crowd links, bootstrap ----------
+
+
+def test_gold_items_and_examples_are_apart_from_the_pool(shared):
+    real, generated = session_sources(shared)
+    real_spec, models = parse_source(real), [parse_source(g) for g in generated]
+    session = build_session(real_spec, models, 3, seed=4, gold_real=real_spec, gold=4)
+    pool = session.pool
+    assert Counter((s.source, s.gold) for s in pool) == {
+        (REAL_SOURCE, None): 6,
+        ("aaron_sheep:test", None): 3,
+        ("teapot", None): 3,
+        ("gold real", "real"): 4,
+        ("gold fake", "fake"): 4,
+    }
+    # the pool itself is what build_pool draws with the same seed: gold items only join it
+    plain, _ = build_pool(real_spec, models, 3, seed=4)
+    graded = [s for s in pool if s.gold is None]
+    assert all(np.array_equal(a.strokes, b.strokes) for a, b in zip(plain, graded, strict=True))
+    # no drawing twice: gold real cakes and example cakes come from the same file as the pool's
+    shown = pool + session.examples["real"] + session.examples["fake"]
+    assert len({s.strokes.tobytes() for s in shown}) == len(shown) == 20 + 6
+    assert [len(session.examples[k]) for k in ("real", "fake")] == [3, 3]
+    scribble = next(s for s in pool if s.gold == "fake")
+    assert scribble.category == "scribble" and np.array_equal(
+        scribble.strokes.round(), scribble.strokes
+    )
+    assert 2 <= scribble.strokes[:, 2].sum() <= 4 and scribble.strokes[-1, 2] == 1
+    assert session.spec["gold"] == {"real": real, "fake": "scribbles", "per_kind": 4}
+    again = build_session(real_spec, models, 3, seed=4, gold_real=real_spec, gold=4)
+    assert all(np.array_equal(a.strokes, b.strokes) for a, b in zip(pool, again.pool, strict=True))
+    # named sources for the fakes: the gold fakes and (by default) the examples' fakes
+    teapots = parse_source(str(shared / "training" / "teapot.ndjson"))
+    snowmen = parse_source(str(shared / "training" / "snowman.ndjson"))
+    named = build_session(
+        real_spec, models[:1], 2, 0, gold_real=real_spec, gold_fake=teapots, gold=2, examples=2
+    )
+    assert {s.category for s in named.pool if s.gold == "fake"} == {"teapot"}
+    assert {s.category for s in named.examples["fake"]} == {"teapot"}
+    assert named.spec["examples"]["fake"] == str(teapots)
+    other = build_session(real_spec, models[:1], 2, 0, example_fake=snowmen, examples=1)
+    assert [s.category for s in other.examples["fake"]] == ["snowman"]
+    assert other.spec["gold"] is None and all(s.gold is None for s in other.pool)
+    assert build_session(real_spec, models[:1], 2, 0, examples=0).examples == {
+        "real": [],
+        "fake": [],
+    }
+
+
+def test_gold_and_example_errors_name_the_flag(tmp_path, shared):
+    real, generated = session_sources(shared)
+    real_spec, sheep = parse_source(real), parse_source(generated[0])
+    teapots = parse_source(generated[1])
+    with pytest.raises(QuickDrawError, match="--gold-fake needs --gold-real"):
+        build_session(real_spec, [sheep], 2, gold_fake=teapots)
+    few = tmp_path / "few.ndjson"
+    with open(real) as f:
+        few.write_text("".join(next(f) for _ in range(5)))
+    few_spec = parse_source(str(few))
+    # 2 of the 5 cakes go to the pool, so 3 are left for gold items and examples
+    with pytest.raises(QuickDrawError, match=r"--gold-real .*few.ndjson: 3 drawings not already"):
+        build_session(few_spec, [sheep], 2, gold_real=few_spec, gold=4)
+    with pytest.raises(QuickDrawError, match=r"--examples: real examples from .*: 1 drawings not"):
+        build_session(few_spec, [sheep], 2, gold_real=few_spec, gold=2, examples=2)
+    assert (
+        len(build_session(few_spec, [sheep], 2, gold_real=few_spec, gold=2, examples=1).pool) == 8
+    )
+    with pytest.raises(QuickDrawError, match="--gold must be at least 1"):
+        build_session(real_spec, [sheep], 2, gold_real=real_spec, gold=0)
+
+
+def test_gold_items_and_instructions_through_the_api(tmp_path, shared):
+    with make_session(tmp_path / "g.sqlite", shared, gold=2, exposure_ms=700) as store:
+        app = GradingApp(store)
+        gold = store.gold()
+        assert sorted(gold.values()) == ["fake", "fake", "real", "real"]
+        status, session = call(app, "GET", "/api/session")
+        assert status == 200 and session["exposure_ms"] == 700 and session["checks"] is True
+        assert [len(session["examples"][k]) for k in ("real", "fake")] == [3, 3]
+        assert all(
+            svg.startswith("<svg") for k in ("real", "fake") for svg in session["examples"][k]
+        )
+        assert call(app, "GET", "/api/session?x=1")[0] == 400
+        rater = new_rater(app)
+        seen = []
+        it = item(app, rater, 0)
+        while it:
+            seen.append(it["id"])
+            assert set(it) == {"index", "id", "svg", "grade"}  # nothing tells a gold item
+            it = grade(app, rater, it["id"], "fake")[1]["next"]
+        assert set(gold) <= set(seen) and len(seen) == 16
+        # gold SVGs look like every other sketch (real cakes and scribbles, fitted alike)
+        labels = ("gold", "scribble", "real", "cake")
+        assert not any(word in app.svgs[sid] for sid in gold for word in labels)
+    with make_session(tmp_path / "plain.sqlite", shared) as store:
+        status, session = call(GradingApp(store), "GET", "/api/session")
+        assert session["checks"] is False and session["exposure_ms"] is None
+
+
+def test_grade_times_are_stored_and_checked(app, store):
+    rater = new_rater(app)
+    first = item(app, rater, 0)
+    body = {"rater": rater, "sketch": first["id"], "grade": "real", "request_id": rid()}
+    for bad in (-1, 1.5, True, "900", None, [1]):
+        status, r = call(app, "POST", "/api/grades", {**body, "ms": bad})
+        assert status == 400 and "ms must be a whole number" in r["error"], bad
+    assert store.all_grades() == []
+    status, r = call(app, "POST", "/api/grades", {**body, "ms": 1234})
+    assert status == 201
+    # a retry of the same submission is stored once, whatever time it carries
+    status, again = call(app, "POST", "/api/grades", {**body, "ms": 1300})
+    assert status == 200 and not again["stored"]
+    second = {**body, "sketch": r["next"]["id"], "request_id": rid(), "ms": 10**30}
+    assert call(app, "POST", "/api/grades", second)[0] == 201  # a day at most is kept
+    third = {**body, "sketch": item(app, rater, 2)["id"], "request_id": rid()}
+    assert call(app, "POST", "/api/grades", third)[0] == 201  # no time: an older page
+    assert [g.ms for g in store.gradings()] == [1234, 86_400_000, None]
+    status, r = call(app, "POST", "/api/grades", {**body, "extra": 1})
+    assert status == 400 and "optionally ms" in r["error"]
+
+
+def test_participant_ids_are_untrusted(app, store, tmp_path):
+    status, r = call(app, "POST", "/api/raters", {"name": "", "participant": " ６０ab\u3000cd "})
+    assert status == 201 and r["participant"] == "60ab cd" and r["name"] == "60ab cd"
+    status, r = call(app, "POST", "/api/raters", {"name": "Ann", "participant": "60ab cd"})
+    assert status == 201 and (r["name"], r["participant"]) == ("Ann", "60ab cd")  # a new rater
+    for bad in ("", "a\u202eb", "x" * 61, "a\x00b", 5, None):
+        status, r = call(app, "POST", "/api/raters", {"name": "", "participant": bad})
+        assert status == 400 and "participant" in r["error"], bad
+    status, r = call(app, "POST", "/api/raters", {"name": ""})
+    assert status == 400 and "a name is 1 to 60" in r["error"]
+    status, r = call(app, "POST", "/api/raters", {"name": "x", "pid": "1"})
+    assert status == 400 and "unknown pid" in r["error"]
+    # markup is kept as text (the page shows it with textContent); a formula is defused in CSV
+    for pid in ("<img src=x onerror=alert(1)>", '=HYPERLINK("http://x")'):
+        token = call(app, "POST", "/api/raters", {"name": "", "participant": pid})[1]["rater"]
+        grade(app, token, item(app, token, 0)["id"], "real")
+    assert [r.participant for r in store.raters()] == [
+        "60ab cd",
+        "60ab cd",
+        "<img src=x onerror=alert(1)>",
+        '=HYPERLINK("http://x")',
+    ]
+    report = build_report(store, resamples=0)
+    write_rater_csv(report, tmp_path / "raters.csv")
+    text = (tmp_path / "raters.csv").read_text()
+    assert "'=HYPERLINK" in text and "<img src=x onerror=alert(1)>" in text
+    assert not any(r.token in text + format_report(report) for r in store.raters())
+
+
+def test_completion_url_and_code_are_checked():
+    good = [
+        "https://app.prolific.com/submissions/complete?cc=C1A2B3C4",
+        "http://127.0.0.1:9000/done",
+        "https://example.org/finish?code={code}&x=1",
+    ]
+    for url in good:
+        assert check_completion_url(url) == url
+    bad = {
+        "javascript:alert(1)": "not an absolute http",
+        "ftp://example.org/": "not an absolute http",
+        "/submissions/complete": "not an absolute http",
+        "https://": "not an absolute http",
+        "https://example.org/a b": "white space",
+        "https://exämple.org/": "non-ASCII",
+        "https://example.org/\x00": "control",
+        "https://example.org/{code}/{code}": "more than once",
+        "https://example.org/{x}": "braces",
+        "https://example.org:99999/": "bad port",
+        "https://example.org/" + "a" * 2000: "over 2000",
+    }
+    for url, problem in bad.items():
+        with pytest.raises(QuickDrawError, match="--completion-url") as e:
+            check_completion_url(url)
+        assert problem in str(e.value) and len(str(e.value).splitlines()) == 1, url
+    assert completion_link("https://x.org/?c={code}", "A B&C") == "https://x.org/?c=A%20B%26C"
+    assert completion_link(good[0], "ZZZZ") == good[0]  # Prolific's link holds its code
+    assert check_completion_code("C1A2B3C4") == "C1A2B3C4"
+    for code in ("abc", "x" * 41, "C1A2 B3", "<b>code</b>"):
+        with pytest.raises(QuickDrawError, match="--completion-code"):
+            check_completion_code(code)
+
+
+def test_completion_code_and_url_reach_a_finished_rater(tmp_path, shared):
+    with make_session(tmp_path / "g.sqlite", shared, per_source=1) as store:
+        store.set_completion("STUDY123", "https://example.org/done?cc={code}")
+        app = GradingApp(store)
+        rater = new_rater(app)
+        it = item(app, rater, 0)
+        for _ in range(3):
+            status, r = grade(app, rater, it["id"], "real")
+            assert "completion" not in r  # not before the end
+            it = r["next"]
+        status, r = grade(app, rater, it["id"], "real")
+        assert r["done"] and r["completion"] == {
+            "code": "STUDY123",
+            "url": "https://example.org/done?cc=STUDY123",
+        }
+        store.set_completion()  # a later serve without the flags keeps both
+        assert store.completion() == ("STUDY123", "https://example.org/done?cc={code}")
+
+
+def test_bootstrap_resamples_raters_and_sketches():
+    def gradings(raters, sketches, passing):
+        return [
+            (r, s, "real" if passing(r, s) else "fake")
+            for r in range(raters)
+            for s in range(sketches)
+        ]
+
+    # raters disagree (half grade everything real): the spread between 20 raters dominates,
+    # so the interval is about 0.5 -/+ 1.96 sqrt(0.25 / 20) = 0.5 -/+ 0.22, while Wilson over
+    # the 1,000 gradings as independent trials is 0.5 -/+ 0.03
+    by_rater = bootstrap_shares(gradings(20, 50, lambda r, s: r % 2 == 0), 2000, 0)
+    lo, hi = by_rater["real_or_possibly"]
+    assert 0.17 < 0.5 - lo < 0.27 and 0.17 < hi - 0.5 < 0.27
+    wilson = wilson_interval(500, 1000)
+    assert wilson[1] - wilson[0] < 0.07
+    # sketches differ (every rater takes half the sketches for real): the spread between 50
+    # sketches, 0.5 -/+ 1.96 sqrt(0.25 / 50) = 0.5 -/+ 0.14
+    lo, hi = bootstrap_shares(gradings(20, 50, lambda r, s: s % 2 == 0), 2000, 0)["real"]
+    assert 0.10 < 0.5 - lo < 0.18 and 0.10 < hi - 0.5 < 0.18
+    # everyone agrees on everything: no spread at all
+    assert bootstrap_shares(gradings(5, 8, lambda r, s: True), 500, 0)["real"] == (1.0, 1.0)
+    # seeded: the same seed, the same interval
+    again = bootstrap_shares(gradings(20, 50, lambda r, s: r % 2 == 0), 2000, 0)
+    assert again == by_rater
+    noisy = np.random.default_rng(5).random((20, 50)) < 0.3
+    varied = gradings(20, 50, lambda r, s: noisy[r, s])
+    assert bootstrap_shares(varied, 500, 1) != bootstrap_shares(varied, 500, 2)
+    # nothing to resample: no gradings, one rater, one sketch
+    for few in ([], gradings(1, 8, lambda r, s: s % 2), gradings(6, 1, lambda r, s: r % 2)):
+        assert all(np.isnan(x) for x in bootstrap_shares(few, 100, 0)["real_or_possibly"])
+    # "possibly real" passes the criterion but is not "real"
+    mixed = [("a", 1, "possibly_real"), ("a", 2, "possibly_real"), ("b", 1, "possibly_real")]
+    mixed.append(("b", 2, "possibly_real"))
+    boot = bootstrap_shares(mixed, 200, 0)
+    assert boot["real_or_possibly"] == (1.0, 1.0) and boot["real"] == (0.0, 0.0)
+
+
+def test_report_flags_raters_who_fail_the_attention_checks(tmp_path, shared, capsys):
+    store = make_session(tmp_path / "g.sqlite", shared, gold=2)
+    sheep = "aaron_sheep:test"
+
+    def careful(s):  # gets every gold item right; sheep pass
+        if s.gold:
+            return "real" if s.gold == "real" else "fake"
+        return {"teapot": "fake", "real": "real"}.get(s.source, "possibly_real")
+
+    def careless(s):  # everything real: the gold fakes are wrong (2 of 4 right, 50%)
+        return "real"
+
+    raters = grade_everything(store, {"careful": careful, "careless": careless})
+    latest = {(g.rater, g.sketch): g.grade for g in store.gradings()}
+    for rater in raters.values():  # the first three again, timed as the page times them
+        for k, sid in enumerate(rater.order[:3]):
+            store.add_grade(rid(), rater, sid, latest[rater.token, sid], ms=1000 * (k + 1))
+    # a third rater grades one real sketch and no gold item yet: not flagged, not dropped
+    late = store.new_rater("late")
+    real_first = next(sid for sid in late.order if store.sketches()[sid].source == "real")
+    late = Rater(late.token, late.name, (real_first, *late.order), late.number)
+    store.add_grade(rid(), late, real_first, "fake")
+
+    report = build_report(store, resamples=300)
+    assert report["gold_items"] == 4 and report["pool"] == 16
+    assert report["gradings"] == 12 + 12 + 1 and report["gold_gradings"] == 8
+    rows = {(r["source"], r["category"]): r for r in report["groups"]}
+    assert rows["real", "all"]["n"] == 13 and "gold real" not in {s for s, _ in rows}
+    assert report["attention"]["flagged"] == ["r2"] and report["attention"]["unchecked"] == ["r3"]
+    stats = {s["rater"]: s for s in report["rater_stats"]}
+    assert (stats["r1"]["gold_correct"], stats["r1"]["gold_graded"]) == (4, 4)
+    assert stats["r2"]["gold_accuracy"] == 0.5 and stats["r2"]["flagged"]
+    assert not stats["r3"]["flagged"] and np.isnan(stats["r3"]["gold_accuracy"])
+    assert stats["r2"]["share_real"] == 1.0 and stats["r1"]["share_fake"] == 0.25
+    assert stats["r1"]["median_ms"] == 2000 and stats["r1"]["timed"] == 3
+    assert np.isnan(stats["r3"]["median_ms"])
+    # the careless rater makes the teapots pass; without them, teapots fail
+    verdicts = {v["model"]: v for v in report["verdicts"]}
+    kept = report["without_flagged"]
+    kept_verdicts = {v["model"]: v for v in kept["verdicts"]}
+    assert verdicts["teapot"]["frac_real_or_possibly"] == 0.5
+    assert kept_verdicts["teapot"]["frac_real_or_possibly"] == 0.0
+    assert kept_verdicts[sheep]["passes"] and kept["raters"] == 2 and kept["gradings"] == 13
+    ci = verdicts[sheep]["bootstrap_ci"]
+    assert 0 <= ci[0] <= verdicts[sheep]["frac_real_or_possibly"] <= ci[1] <= 1
+    assert report["agreement"]["alpha_units"] == 12  # gold items left out of the agreement
+
+    text = format_report(report)
+    assert "fewer than 75% of the gold items they graded correctly" in text
+    assert "Flagged: r2 (kept in every result above)" in text and "FLAGGED" in text
+    assert "gold 4/4 (100%)" in text and "median 2.0 s" in text and "bootstrap [" in text
+    strict = build_report(store, min_gold_accuracy=0.0, resamples=0)
+    assert strict["attention"]["flagged"] == [] and "fewer than 0%" in strict["attention"]["rule"]
+
+    import pandas as pd
+
+    args = ["grade", "report", "--db", str(store.path), "--bootstrap", "200"]
+    out = [f"--raters-csv={tmp_path / 'raters.csv'}", f"--csv={tmp_path / 'groups.csv'}"]
+    assert main([*args, *out, "--min-gold-accuracy", "0.4"]) == 0
+    assert "No rater is flagged" in capsys.readouterr().out
+    assert main([*args, *out]) == 0
+    assert "raters CSV written to" in capsys.readouterr().out
+    frame = pd.read_csv(tmp_path / "raters.csv")
+    assert list(frame["rater"]) == ["r1", "r2", "r3"] and list(frame["flagged"]) == [
+        False,
+        True,
+        False,
+    ]
+    assert {"gold_accuracy", "share_possibly_real", "median_ms", "participant"} <= set(frame)
+    groups = pd.read_csv(tmp_path / "groups.csv")
+    assert set(groups["raters"]) == {"all", "unflagged"}
+    assert {"boot_real_or_possibly_lo", "boot_real_hi"} <= set(groups)
+    assert main([*args, "--min-gold-accuracy", "75"]) == 1
+    assert "--min-gold-accuracy must be 0-1" in capsys.readouterr().err
+    store.close()
+
+
+OLD_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sketches (id TEXT PRIMARY KEY, position INTEGER NOT NULL UNIQUE,
+    source TEXT NOT NULL, category TEXT NOT NULL, content TEXT NOT NULL);
+CREATE TABLE raters (token TEXT PRIMARY KEY, name TEXT NOT NULL, created REAL NOT NULL,
+    sketch_order TEXT NOT NULL);
+CREATE TABLE grades (seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE,
+    rater TEXT NOT NULL REFERENCES raters(token), sketch TEXT NOT NULL REFERENCES sketches(id),
+    grade TEXT NOT NULL CHECK (grade IN ('real', 'possibly_real', 'fake')),
+    created REAL NOT NULL);
+"""
+
+
+def test_database_from_before_gold_times_and_participants(tmp_path, capsys):
+    db = tmp_path / "old.sqlite"
+    old = sqlite3.connect(db)  # as the previous version wrote it: no gold, ms or participant
+    old.executescript(OLD_SCHEMA)
+    content = json.dumps({"strokes": [[0, 0, 0], [10, 5, 1]]})
+    for i, source in enumerate(("real", "real", "m", "m")):
+        old.execute(
+            "INSERT INTO sketches VALUES (?, ?, ?, 'cake', ?)", (f"s{i}", i, source, content)
+        )
+    old.execute("INSERT INTO meta VALUES ('spec', ?)", (json.dumps({"labels": ["m"]}),))
+    order = json.dumps(["s0", "s1", "s2", "s3"])
+    old.execute("INSERT INTO raters VALUES ('old-token-123', 'ann', 0, ?)", (order,))
+    old.execute(
+        "INSERT INTO grades (request_id, rater, sketch, grade, created) "
+        "VALUES ('req-00000001', 'old-token-123', 's0', 'real', 0)"
+    )
+    old.commit()
+    old.close()
+    # the report reads it as it is (read-only: nothing is added)
+    assert main(["grade", "report", "--db", str(db), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["gradings"] == 1 and report["gold_items"] == 0
+    assert report["rater_stats"][0]["participant"] == "" and report["rater_stats"][0]["timed"] == 0
+    columns = [r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(grades)")]
+    assert "ms" not in columns
+    # served again, the file gets the new columns, keeping every row
+    with GradeStore(db) as store:
+        app = GradingApp(store)
+        status, state = call(app, "GET", "/api/state?rater=old-token-123")
+        assert status == 200 and state["graded"] == 1 and state["participant"] is None
+        status, r = grade(app, "old-token-123", "s1", "fake")
+        assert status == 201
+        body = {"rater": "old-token-123", "sketch": "s2", "grade": "real", "request_id": rid()}
+        assert call(app, "POST", "/api/grades", {**body, "ms": 800})[0] == 201
+        pid = call(app, "POST", "/api/raters", {"name": "", "participant": "P1"})[1]
+        assert pid["participant"] == "P1" and store.completion()[0] is not None
+        assert [g.ms for g in store.gradings()] == [None, None, 800]
+        assert call(app, "GET", "/api/session")[1]["examples"] == {"real": [], "fake": []}
+    check = sqlite3.connect(db)
+    for table, column in (("grades", "ms"), ("raters", "participant"), ("sketches", "gold")):
+        assert column in [r[1] for r in check.execute(f"PRAGMA table_info({table})")]
+    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert check.execute("SELECT count(*) FROM grades").fetchone()[0] == 3
+    check.close()
+    with GradeStore(db) as store:  # opened again: nothing left to add
+        assert len(store.gradings()) == 3
+
+
+def test_cli_serves_a_study_and_keeps_its_protocol(tmp_path, shared, capsys):
+    real, generated = session_sources(shared)
+    db = tmp_path / "study.sqlite"
+    base = ["--db", str(db), "--real", real, "--generated", generated[0], "--per-source", "2"]
+    for extra, message in [
+        (["--completion-url", "javascript:alert(1)"], "--completion-url 'javascript"),
+        (["--completion-code", "a b"], "--completion-code"),
+        (["--exposure-ms", "0"], "--exposure-ms must be 1-60000"),
+        (["--gold-fake", generated[1]], "--gold-fake needs --gold-real"),
+        (["--gold-real", real, "--gold", "0"], "--gold must be at least 1"),
+        (["--examples", "-1"], "--examples must be 0 or more"),
+    ]:
+        assert main(["grade", "serve", *base, *extra]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (extra, err)
+    assert not db.exists()
+    study = ["--gold-real", real, "--gold", "2", "--exposure-ms", "900"]
+    url = "https://example.org/done?cc={code}"
+    proc, link = start_server([*base, *study, "--completion-url", url, "--seed", "0"])
+    try:
+        client = Client(link)
+        status, me = client.request("POST", "/api/raters", {"name": "", "participant": "P-7"})
+        assert status == 201 and me["total"] == 8 and me["participant"] == "P-7"
+        status, session = client.request("GET", "/api/session")
+        assert session["exposure_ms"] == 900 and session["checks"]
+    finally:
+        stop(proc)
+    printed = "".join(proc.lines)
+    assert "4 sketches and 4 attention checks" in printed
+    assert re.search(
+        r"completion code: [A-Z2-9]{8}; finished raters go to https://example", printed
+    )
+    assert main(["grade", "serve", "--db", str(db), "--exposure-ms", "500"]) == 1
+    assert "with --exposure-ms 900, not 500" in capsys.readouterr().err
+    assert main(["grade", "serve", "--db", str(db), "--gold-real", generated[1]]) == 1
+    assert "the protocol of a session is fixed" in capsys.readouterr().err

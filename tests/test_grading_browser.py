@@ -3,8 +3,10 @@
 A rater grades a whole session with the mouse and the keyboard, reloads half-way, steps back to
 change a grade, double-clicks, and reaches the done page; meanwhile someone else types the same
 name (and becomes a new rater) and the rater's resume link opens their session in a fresh
-browser; then the database and the report are checked. Screenshots land in the test's tmp_path
-(and in $GRADING_SCREENSHOTS if set).
+browser; then the database and the report are checked. A crowd study (attention checks,
+time-limited exposure, a Prolific link, a completion URL) is run through the instructions page
+to the redirect. Screenshots land in the test's tmp_path (and in $GRADING_SCREENSHOTS if set:
+`GRADING_SCREENSHOTS=docs/img` makes the pictures of docs/grading.md).
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from grading_support import make_session, start_server, stop
+from grading_support import make_session, session_sources, start_server, stop
 from playwright.sync_api import expect, sync_playwright
 
 from quickdraw_tools.cli import main
+from quickdraw_tools.eval.grading.report import build_report
 from quickdraw_tools.eval.grading.store import GRADES, GradeStore
 
 CHROMIUM = "/usr/bin/chromium"
@@ -35,9 +40,9 @@ def browser():
         b.close()
 
 
-def screenshot(page, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=path)
+def screenshot(page, tmp_path: Path, name: str, full_page: bool = False) -> None:
+    path = tmp_path / f"grading-{name}.png"
+    page.screenshot(path=path, full_page=full_page)
     if os.environ.get("GRADING_SCREENSHOTS"):
         out = Path(os.environ["GRADING_SCREENSHOTS"])
         out.mkdir(parents=True, exist_ok=True)
@@ -66,7 +71,12 @@ def test_whole_session_in_chromium(browser, tmp_path, shared, capsys):
         page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
         page.goto(url)
         expect(page.locator("#start")).to_be_visible()
-        screenshot(page, tmp_path, "1-start")
+        # the instructions: the three grades and example sketches, but no checks, no timing
+        expect(page.locator("#examples-real svg")).to_have_count(3)
+        expect(page.locator("#examples-fake svg polyline").first).to_be_attached()
+        expect(page.locator("#checks-note")).to_be_hidden()
+        expect(page.locator("#exposure-note")).to_be_hidden()
+        expect(page.locator("#participant-line")).to_be_hidden()
         page.locator("#name").fill("Grace")
         page.locator("#start-button").click()
         expect(page.locator("#progress-text")).to_have_text("0 / 12")
@@ -79,7 +89,7 @@ def test_whole_session_in_chromium(browser, tmp_path, shared, capsys):
         for i in range(5):
             grade_one(page, plan[i], use_key=i % 2 == 1)
             expect(page.locator("#progress-text")).to_have_text(f"{i + 1} / 12")
-        screenshot(page, tmp_path, "2-grading")
+        screenshot(page, tmp_path, "sketch")
 
         page.reload()  # resumes where the rater stopped (the token is in localStorage)
         expect(page.locator("#progress-text")).to_have_text("5 / 12")
@@ -141,7 +151,8 @@ def test_whole_session_in_chromium(browser, tmp_path, shared, capsys):
         expect(page.locator("#done")).to_be_visible()
         expect(page.locator("#done-text")).to_contain_text("all 12 sketches")
         expect(page.locator("#progress-text")).to_have_text("12 / 12")
-        screenshot(page, tmp_path, "3-done")
+        expect(page.locator("#completion-code")).to_have_text(completion_code(db))
+        expect(page.locator("#redirect")).to_be_hidden()  # no --completion-url: no redirect
         page.reload()
         expect(page.locator("#done")).to_be_visible()
         assert "sheep" not in page.content() and "teapot" not in page.content()
@@ -201,3 +212,102 @@ def test_token_link_in_chromium(browser, tmp_path, shared):
     with GradeStore(db) as store:
         assert [g[4] for g in store.all_grades()] == ["real", "fake", "possibly_real", "fake"]
         assert store.counts()["raters"] == 1
+
+
+def completion_code(db: Path) -> str:
+    with GradeStore(db) as store:
+        code = store.completion()[0]
+    assert code
+    return code
+
+
+PROLIFIC = "https://app.prolific.com/submissions/complete?cc={code}"
+EXPOSURE_MS = 400
+
+
+def test_crowd_study_in_chromium(browser, tmp_path, shared):
+    """Prolific's link -> instructions -> gold items among the sketches, each shown 400 ms ->
+    the finish page's code -> the redirect to Prolific with the code."""
+    real, generated = session_sources(shared)
+    db = tmp_path / "study.sqlite"
+    args = ["--db", str(db), "--real", real, "--generated", generated[0], "--per-source", "2"]
+    study = ["--gold-real", real, "--gold", "1", "--exposure-ms", str(EXPOSURE_MS)]
+    study += ["--completion-url", PROLIFIC, "--completion-code", "C0DE4U2", "--seed", "0"]
+    proc, url = start_server([*args, *study])
+    errors: list[str] = []
+    try:
+        context = browser.new_context(viewport={"width": 800, "height": 900})
+        arrived: list[str] = []  # Prolific, stood in for: the browser never leaves 127.0.0.1
+
+        def prolific(route):
+            arrived.append(route.request.url)
+            route.fulfill(status=200, content_type="text/html", body="<h1>Prolific</h1>")
+
+        context.route("https://app.prolific.com/**", prolific)
+        page = context.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        pid = "5f3c0ffee5a1d2b3c4d5e6f7"  # Prolific ids are 24 hex digits
+        page.goto(f"{url}?PROLIFIC_PID={pid}&STUDY_ID=s1&SESSION_ID=x1")
+        # the instructions page: grades, examples of both kinds, exposure and checks explained
+        expect(page.locator("#start")).to_be_visible()
+        expect(page.locator("#examples-real svg")).to_have_count(3)
+        expect(page.locator("#examples-fake svg")).to_have_count(3)
+        expect(page.locator("#exposure-seconds")).to_have_text("0.4 seconds")
+        expect(page.locator("#checks-note")).to_be_visible()
+        expect(page.locator("#participant")).to_have_text(pid)
+        expect(page.locator("#name")).to_be_hidden()  # a crowd link: nothing to type
+        screenshot(page, tmp_path, "instructions", full_page=True)
+        page.locator("#start-button").click()
+        expect(page.locator("#progress-text")).to_have_text("0 / 6")  # 4 sketches + 2 checks
+        expect(page.locator("#rater")).to_have_text(pid)
+        for i in range(6):
+            sketch = page.locator("#sketch")
+            expect(sketch.locator("svg")).to_be_attached()
+            shown = time.monotonic()
+            expect(sketch).to_have_class("expired", timeout=3000)  # gone; the buttons stay
+            assert time.monotonic() - shown < EXPOSURE_MS / 1000 + 1.5
+            expect(sketch.locator("svg")).to_have_count(0)
+            if i == 0:
+                screenshot(page, tmp_path, "exposure")
+            grade_one(page, GRADES[i % 3], use_key=i % 2 == 0)
+            if i < 5:
+                expect(page.locator("#progress-text")).to_have_text(f"{i + 1} / 6")
+        # the finish page: the code, then the redirect with the code in Prolific's link
+        expect(page.locator("#done")).to_be_visible()
+        expect(page.locator("#completion-code")).to_have_text("C0DE4U2")
+        expect(page.locator("#redirect")).to_be_visible()
+        screenshot(page, tmp_path, "finish")
+        page.wait_for_url("https://app.prolific.com/**", timeout=10000)
+        assert arrived == ["https://app.prolific.com/submissions/complete?cc=C0DE4U2"]
+
+        # the same browser, another participant's link: a new rater, not the finished one
+        page.goto(f"{url}?participant={quote('P 2')}")
+        expect(page.locator("#start")).to_be_visible()
+        expect(page.locator("#participant")).to_have_text("P 2")
+        page.locator("#start-button").click()
+        expect(page.locator("#progress-text")).to_have_text("0 / 6")
+        # an id with markup is shown as text, never run or parsed as HTML
+        hostile = "<img src=x onerror=window.pwned=1>"
+        other = context.new_page()
+        other.on("pageerror", lambda e: errors.append(str(e)))
+        other.goto(f"{url}?participant={quote(hostile)}")
+        expect(other.locator("#participant")).to_have_text(hostile)
+        other.locator("#start-button").click()
+        expect(other.locator("#rater")).to_have_text(hostile)
+        assert other.locator("img").count() == 0 and other.evaluate("window.pwned") is None
+        context.close()
+        assert errors == []
+    finally:
+        stop(proc)
+
+    with GradeStore(db) as store:
+        first, second, third = store.raters()
+        assert (first.participant, second.participant, third.participant) == (pid, "P 2", hostile)
+        times = [g.ms for g in store.gradings() if g.rater == first.token]
+        assert len(times) == 6 and all(t >= EXPOSURE_MS for t in times), times
+        assert sum(g.gold is not None for g in store.gradings()) == 2
+    with GradeStore(db, readonly=True) as store:
+        report = build_report(store, resamples=100)
+    assert report["gradings"] == 4 and report["gold_gradings"] == 2
+    (stat,) = report["rater_stats"]
+    assert stat["participant"] == pid and stat["done"] and stat["median_ms"] >= EXPOSURE_MS

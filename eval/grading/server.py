@@ -5,14 +5,21 @@ Routes (everything else is 404; no request path ever reaches the file system: th
 are read once from the package into a whitelist dict):
 
     GET  /  /app.js  /style.css          the page (and its icon, /favicon.svg)
-    POST /api/raters   {name}            start a new rater: {rater, name, total, graded, done};
-                                         `rater` is the rater's secret resume token, told only here
-    GET  /api/state?rater=T              {name, total, graded, done}
+    GET  /api/session                    what the instructions page shows: {exposure_ms,
+                                         examples: {real: [svg], fake: [svg]}, checks}
+    POST /api/raters   {name, participant?}
+                                         start a new rater: {rater, name, participant, total,
+                                         graded, done}; `rater` is the rater's secret resume
+                                         token, told only here
+    GET  /api/state?rater=T              {name, participant, total, graded, done}, and once done
+                                         {completion: {code, url}}
     GET  /api/item?rater=T&index=I       the I-th sketch of T's order: {index, id, svg, grade}
-    POST /api/grades   {rater, sketch, grade, request_id}
-                                         store a grade; {stored, graded, total, done, next}
+    POST /api/grades   {rater, sketch, grade, request_id, ms?}
+                                         store a grade (ms: from showing the sketch to the
+                                         answer); {stored, graded, total, done, next, ...}
 
-A rater grades their own random order of the whole pool, front to back; they may step back and
+A rater grades their own random order of the whole pool (gold items, the attention checks,
+among it, and told apart by nothing the page receives), front to back; they may step back and
 change a grade, never skip ahead. A name identifies no one: every start makes a new rater, and
 only the token (kept by the page, and in the resume link it shows once) continues a session.
 With an access token every /api request must carry it in the `X-Grading-Token` header (the page
@@ -41,11 +48,11 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from ...errors import QuickDrawError
 from .render import sketch_svg
-from .store import GRADES, GradeConflict, GradeStore, Rater, clean_name
+from .store import GRADES, GradeConflict, GradeStore, Rater, clean_name, clean_participant
 
 MAX_BODY = 4096  # bytes; a grade is ~150
 MAX_DEPTH = 8  # JSON nesting of a body; the API's bodies are flat objects
@@ -59,6 +66,10 @@ STATIC = {  # URL path -> (file in eval/grading/static, content type)
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }
 REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+COMPLETION_CODE = re.compile(r"[A-Za-z0-9_-]{4,40}")
+CODE_FIELD = "{code}"  # where a completion URL takes the code
+MAX_URL = 2000  # characters of a completion URL
+MAX_MS = 86_400_000  # a longer time (a day) is stored as this
 TOKEN_HEADER = "X-Grading-Token"
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -196,6 +207,53 @@ def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+def check_completion_code(code: str) -> str:
+    """A --completion-code as a crowd platform shows it: 4 to 40 of A-Z a-z 0-9 _ -."""
+    if not COMPLETION_CODE.fullmatch(code):
+        raise QuickDrawError(
+            f"--completion-code {code[:60]!r}: give 4 to 40 characters of A-Z a-z 0-9 _ - "
+            "(the code your crowd platform shows, such as Prolific's C1A2B3C4)"
+        )
+    return code
+
+
+def check_completion_url(url: str) -> str:
+    """A --completion-url: an absolute http(s) URL, ASCII, with no white space; `{code}` in it
+    (at most once) is where the completion code goes. Raises QuickDrawError saying what is
+    wrong; returns the URL unchanged."""
+    problem = None
+    if len(url) > MAX_URL:
+        problem = f"is over {MAX_URL} characters"
+    elif not url.isascii() or not url.isprintable() or any(c.isspace() for c in url):
+        problem = "has white space, control or non-ASCII characters (percent-encode them)"
+    elif url.count(CODE_FIELD) > 1:
+        problem = f"has {CODE_FIELD} more than once"
+    else:
+        parts = urlsplit(url.replace(CODE_FIELD, "CODE"))
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port that is no number
+        except ValueError:
+            problem = "has a bad port"
+        if problem is None and (
+            parts.scheme.lower() not in ("http", "https") or not parts.hostname
+        ):
+            problem = "is not an absolute http:// or https:// URL"
+        elif problem is None and ("{" in parts.geturl() or "}" in parts.geturl()):
+            problem = f"has braces other than {CODE_FIELD}"
+    if problem:
+        raise QuickDrawError(
+            f"--completion-url {url[:100]!r} {problem}: give the URL your crowd platform shows, "
+            "such as https://app.prolific.com/submissions/complete?cc=C1A2B3C4, or put "
+            f"{CODE_FIELD} where the code goes"
+        )
+    return url
+
+
+def completion_link(url: str, code: str) -> str:
+    """The completion URL a finished rater is sent to: `{code}` replaced by the code."""
+    return url.replace(CODE_FIELD, quote(code, safe=""))
+
+
 def check_exposure(host: str, token: str | None) -> None:
     """Refuse to listen beyond this machine without an access token."""
     if not is_loopback(host) and token is None:
@@ -215,6 +273,18 @@ class GradingApp:
         self.token = token
         self.static = load_static()
         self.svgs = {sid: sketch_svg(s) for sid, s in store.sketches().items()}
+        spec = store.spec()
+        store.set_completion()  # a file from before completion codes gets one now
+        code, url = store.completion()
+        assert code is not None
+        self.completion = {"code": code, "url": completion_link(url, code) if url else None}
+        self.session = {
+            "exposure_ms": spec.get("exposure_ms"),
+            "examples": {
+                kind: [sketch_svg(s) for s in found] for kind, found in store.examples().items()
+            },
+            "checks": bool(store.gold()),  # the instructions say so; never which ones
+        }
 
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes | None
@@ -235,6 +305,7 @@ class GradingApp:
             data, ctype = self.static[path]
             return Response(HTTPStatus.OK, ctype, data)
         routes = {
+            ("GET", "/api/session"): self._session,
             ("POST", "/api/raters"): self._start_rater,
             ("GET", "/api/state"): self._state,
             ("GET", "/api/item"): self._item,
@@ -296,13 +367,16 @@ class GradingApp:
         return obj
 
     @staticmethod
-    def _fields(obj: dict, names: tuple[str, ...]) -> list[str]:
-        unknown = sorted(set(obj) - set(names))
+    def _fields(obj: dict, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[str]:
+        """The string fields `names` of a body, which may also hold `optional` ones (checked by
+        the caller) and nothing else."""
+        unknown = sorted(set(obj) - set(names) - set(optional))
         missing = [n for n in names if n not in obj]
         if unknown or missing:
             raise HTTPError(
                 HTTPStatus.BAD_REQUEST,
                 f"expected fields {', '.join(names)}"
+                + (f" (and optionally {', '.join(optional)})" if optional else "")
                 + (f"; missing {', '.join(missing)}" if missing else "")
                 + (f"; unknown {', '.join(unknown)}" if unknown else ""),
             )
@@ -310,6 +384,18 @@ class GradingApp:
         if bad:
             raise HTTPError(HTTPStatus.BAD_REQUEST, f"fields must be strings: {', '.join(bad)}")
         return [obj[n] for n in names]
+
+    @staticmethod
+    def _ms(obj: dict) -> int | None:
+        """The optional `ms` of a grade: a whole number of milliseconds, at most MAX_MS kept."""
+        if "ms" not in obj:
+            return None
+        ms = obj["ms"]
+        if isinstance(ms, bool) or not isinstance(ms, int) or ms < 0:
+            raise HTTPError(
+                HTTPStatus.BAD_REQUEST, "ms must be a whole number of milliseconds, 0 or more"
+            )
+        return min(ms, MAX_MS)
 
     def _rater(self, token: str) -> Rater:
         rater = self.store.rater(token) if len(token) <= 64 else None
@@ -321,20 +407,41 @@ class GradingApp:
 
     # --- handlers ----------------------------------------------------------------------------
 
+    def _session(self, query: dict) -> Response:
+        if query:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "/api/session takes no query")
+        return Response.json(self.session)
+
     def _start_rater(self, obj: dict) -> Response:
-        (name,) = self._fields(obj, ("name",))
+        (name,) = self._fields(obj, ("name",), optional=("participant",))
+        participant = obj.get("participant")
         try:
+            if "participant" in obj:
+                if not isinstance(participant, str):
+                    raise QuickDrawError("participant must be a string")
+                participant = clean_participant(participant)
+                if not name.strip():  # a crowd link: the participant id is the name shown
+                    name = participant
             name = clean_name(name)
         except QuickDrawError as e:
             raise HTTPError(HTTPStatus.BAD_REQUEST, str(e)) from e
-        rater = self.store.new_rater(name)
+        rater = self.store.new_rater(name, participant)
         # the only answer that holds the token: the page keeps it and shows it as a resume link
         return Response.json({"rater": rater.token, **self._state_of(rater)}, HTTPStatus.CREATED)
 
     def _state_of(self, rater: Rater) -> dict:
         graded = self.store.graded_count(rater)
         total = len(rater.order)
-        return {"name": rater.name, "total": total, "graded": graded, "done": graded >= total}
+        state: dict[str, object] = {
+            "name": rater.name,
+            "participant": rater.participant,
+            "total": total,
+            "graded": graded,
+            "done": graded >= total,
+        }
+        if state["done"]:  # the code only once every sketch is graded
+            state["completion"] = self.completion
+        return state
 
     def _item_at(self, rater: Rater, index: int) -> dict:
         sid = rater.order[index]
@@ -364,8 +471,9 @@ class GradingApp:
 
     def _grade(self, obj: dict) -> Response:
         token, sketch, grade, request_id = self._fields(
-            obj, ("rater", "sketch", "grade", "request_id")
+            obj, ("rater", "sketch", "grade", "request_id"), optional=("ms",)
         )
+        ms = self._ms(obj)
         if grade not in GRADES:
             raise HTTPError(
                 HTTPStatus.BAD_REQUEST, f"unknown grade {grade!r}; valid: {', '.join(GRADES)}"
@@ -384,7 +492,7 @@ class GradingApp:
                 HTTPStatus.CONFLICT, f"grade the sketches in order: you are at {graded + 1}"
             )
         try:
-            stored = self.store.add_grade(request_id, rater, sketch, grade)
+            stored = self.store.add_grade(request_id, rater, sketch, grade, ms)
         except GradeConflict as e:
             raise HTTPError(HTTPStatus.CONFLICT, str(e)) from e
         state = self._state_of(rater)

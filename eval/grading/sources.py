@@ -13,13 +13,18 @@ A session shows every sketch the same way, so nothing on the page tells real fro
 as strokes (stroke-3 ``(n, 3)`` float64) when every source gives strokes, and as bitmaps when
 any source gives bitmaps (a DRAW checkpoint, a .npy file): stroke sketches are then rendered by
 the official renderer (`quickdraw_tools.raster`) at the bitmap models' size.
+
+`build_session` adds what a human study needs beyond the pool (HYPE, Zhou et al. 2019): gold
+items (attention checks: known real drawings, and obvious fakes, random scribbles unless a
+source is named) mixed into every rater's order, and the instructions page's examples. Gold
+items and examples are never drawings of the pool, nor of each other.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +43,9 @@ from ...splits import SPLITS
 from ...strokes import drawing_to_stroke3, stroke3_to_drawing
 from ..labels import path_labels
 from .store import REAL_SOURCE, Sketch
+
+SCRIBBLES = "scribbles"  # what the spec records for gold fakes drawn by `scribbles`
+GOLD_SOURCES = {"real": "gold real", "fake": "gold fake"}  # the source labels of gold items
 
 # file kind (`formats.SUFFIXES`) -> source kind
 KINDS = {"ndjson": "drawings", "binary": "drawings", "sketchrnn": "npz"}
@@ -155,7 +163,7 @@ def read_source(
     if n is not None and len(sketches) > n:
         keep = np.sort(rng.choice(len(sketches), size=n, replace=False))
         sketches = [sketches[i] for i in keep]
-    return [Sketch(label, s.category, s.strokes, s.image) for s in sketches]
+    return [Sketch(label, s.category, s.strokes, s.image) for s in sketches]  # never gold
 
 
 def source_labels(specs: Sequence[SourceSpec]) -> list[str]:
@@ -179,6 +187,184 @@ def build_pool(
     Real sketches are drawn category by category to match the generated sketches' categories
     where the real source has them. Returns (pool, spec) where spec records what was used.
     """
+    pool, session = _draw_pool(real, generated, per_source, seed, temperature, device)
+    if session["display"] == "bitmap":
+        pool = as_bitmaps(pool)
+    return pool, session
+
+
+@dataclass
+class Session:
+    """What `build_session` makes: the pool (gold items among it), the spec to store, and the
+    instructions page's examples ({"real": [...], "fake": [...]})."""
+
+    pool: list[Sketch]
+    spec: dict
+    examples: dict[str, list[Sketch]] = field(default_factory=dict)
+
+
+def build_session(
+    real: SourceSpec,
+    generated: Sequence[SourceSpec],
+    per_source: int,
+    seed: int | None = None,
+    temperature: float = 1.0,
+    device: str = "cpu",
+    gold_real: SourceSpec | None = None,
+    gold_fake: SourceSpec | None = None,
+    gold: int = 5,
+    example_fake: SourceSpec | None = None,
+    examples: int = 3,
+) -> Session:
+    """`build_pool`'s pool plus attention checks and examples.
+
+    With `gold_real`, `gold` known real drawings from it and `gold` obvious fakes (from
+    `gold_fake`, else random `scribbles`) join the pool, marked ``Sketch.gold``. The
+    instructions page shows `examples` real drawings (from `gold_real`, else `real`) and as
+    many fakes (from `example_fake`, else the gold fakes' source, else scribbles). None of
+    them is a drawing of the pool or a gold item. The pool's own draws are those of
+    `build_pool` with the same seed; gold items and examples use a generator of their own.
+    """
+    if gold < 1:
+        raise QuickDrawError(f"--gold must be at least 1, got {gold}")
+    if examples < 0:
+        raise QuickDrawError(f"--examples must be 0 or more, got {examples}")
+    if gold_fake is not None and gold_real is None:
+        raise QuickDrawError("--gold-fake needs --gold-real: attention checks need both kinds")
+    if gold_real is not None and gold_real.kind == "checkpoint":
+        raise QuickDrawError(f"--gold-real {gold_real} is a checkpoint: give real drawings")
+    read: dict[SourceSpec, list[Sketch]] = {}  # each file is read once
+    pool, session = _draw_pool(real, generated, per_source, seed, temperature, device, read)
+    rng = np.random.default_rng(None if seed is None else [seed, 1])
+    used = {_key(s) for s in pool}
+    gold_items: list[Sketch] = []
+    if gold_real is not None:
+        gold_items += _pick(gold_real, GOLD_SOURCES["real"], gold, rng, used, "--gold-real", read)
+        fakes = (
+            _pick(
+                gold_fake,
+                GOLD_SOURCES["fake"],
+                gold,
+                rng,
+                used,
+                "--gold-fake",
+                read,
+                temperature,
+                device,
+            )
+            if gold_fake is not None
+            else [Sketch(GOLD_SOURCES["fake"], "scribble", strokes=s) for s in scribbles(gold, rng)]
+        )
+        gold_items = [_as_gold(s, "real") for s in gold_items] + [
+            _as_gold(s, "fake") for s in fakes
+        ]
+        used |= {_key(s) for s in gold_items}
+        session["gold"] = {
+            "real": str(gold_real),
+            "fake": str(gold_fake) if gold_fake is not None else SCRIBBLES,
+            "per_kind": gold,
+        }
+    else:
+        session["gold"] = None
+    shown: dict[str, list[Sketch]] = {"real": [], "fake": []}
+    real_from, fake_from = gold_real or real, example_fake or gold_fake
+    if examples:
+        flag = "--examples: real examples from"
+        shown["real"] = _pick(real_from, "example real", examples, rng, used, flag, read)
+        if fake_from is None:
+            shown["fake"] = [
+                Sketch("example fake", "scribble", s) for s in scribbles(examples, rng)
+            ]
+        else:
+            flag = "--example-fake" if example_fake else "--gold-fake"
+            shown["fake"] = _pick(
+                fake_from, "example fake", examples, rng, used, flag, read, temperature, device
+            )
+    session["examples"] = {
+        "real": str(real_from) if examples else None,
+        "fake": (str(fake_from) if fake_from else SCRIBBLES) if examples else None,
+        "per_kind": examples,
+    }
+    everything = pool + gold_items + shown["real"] + shown["fake"]
+    if any(s.image is not None for s in everything):
+        session["display"] = "bitmap"
+        everything = as_bitmaps(everything)
+    n_pool, n_gold, n_real = len(pool), len(gold_items), len(shown["real"])
+    return Session(
+        pool=everything[: n_pool + n_gold],
+        spec=session,
+        examples={
+            "real": everything[n_pool + n_gold : n_pool + n_gold + n_real],
+            "fake": everything[n_pool + n_gold + n_real :],
+        },
+    )
+
+
+def _key(sketch: Sketch) -> tuple:
+    """What makes two sketches the same drawing (the same points or pixels)."""
+    data = np.asarray(sketch.strokes if sketch.strokes is not None else sketch.image)
+    return (sketch.strokes is None, data.shape, np.ascontiguousarray(data, np.float64).tobytes())
+
+
+def _as_gold(sketch: Sketch, kind: str) -> Sketch:
+    return Sketch(sketch.source, sketch.category, sketch.strokes, sketch.image, gold=kind)
+
+
+def _pick(
+    spec: SourceSpec,
+    label: str,
+    n: int,
+    rng: np.random.Generator,
+    used: set,
+    flag: str,
+    read: dict[SourceSpec, list[Sketch]],
+    temperature: float = 1.0,
+    device: str = "cpu",
+) -> list[Sketch]:
+    """`n` sketches of `spec`, labelled `label`, none of them a drawing in `used`; a file's
+    drawings are kept in `read` for the next call."""
+    if spec.kind == "checkpoint":  # fresh samples: a repeat of a pool sketch is not plausible
+        found = read_source(spec, label, n, rng, temperature, device)
+    else:
+        if spec not in read:
+            read[spec] = read_source(spec, label, None, rng)  # all of it: no draw from rng
+        found = [
+            Sketch(label, s.category, s.strokes, s.image) for s in read[spec] if _key(s) not in used
+        ]
+    if len(found) < n:
+        raise QuickDrawError(
+            f"{flag} {spec}: {len(found)} drawings not already in the session, {n} needed; "
+            "give a bigger source, another file than --real, or a smaller count"
+        )
+    keep = np.sort(rng.choice(len(found), size=n, replace=False))
+    return [found[i] for i in keep]
+
+
+def scribbles(n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """`n` obvious fakes: 2-4 strokes each of 6-14 points thrown uniformly over the
+    simplified files' 0-255 square, as stroke-3 ``(m, 3)`` float64 (integer coordinates, like
+    a real drawing's). No one takes such a zig-zag for a drawing of anything."""
+    out = []
+    for _ in range(n):
+        drawing = []
+        for _ in range(int(rng.integers(2, 5))):
+            points = rng.integers(0, 256, size=(int(rng.integers(6, 15)), 2))
+            drawing.append([points[:, 0].tolist(), points[:, 1].tolist()])
+        out.append(drawing_to_stroke3(drawing, dtype=np.float64))
+    return out
+
+
+def _draw_pool(
+    real: SourceSpec,
+    generated: Sequence[SourceSpec],
+    per_source: int,
+    seed: int | None,
+    temperature: float,
+    device: str,
+    read: dict[SourceSpec, list[Sketch]] | None = None,
+) -> tuple[list[Sketch], dict]:
+    """`build_pool` before any bitmap rendering (`spec["display"]` says whether it needs it);
+    the real source's drawings are left in `read`."""
     if per_source < 1:
         raise QuickDrawError(f"--per-source must be at least 1, got {per_source}")
     if not generated:
@@ -192,7 +378,9 @@ def build_pool(
     fake: list[Sketch] = []
     for spec, label in zip(generated, labels, strict=True):
         fake += read_source(spec, label, per_source, rng, temperature, device)
-    everything_real = read_source(real, REAL_SOURCE, None, rng)
+    everything_real = read_source(real, REAL_SOURCE, None, rng)  # all of it: no draw from rng
+    if read is not None:
+        read[real] = everything_real
     if len(everything_real) < len(fake):
         raise QuickDrawError(
             f"the real source {real} has {len(everything_real)} drawings, fewer than the "
@@ -201,8 +389,6 @@ def build_pool(
     real_pool = _match_categories(everything_real, [s.category for s in fake], rng)
     pool = real_pool + fake
     display = "bitmap" if any(s.image is not None for s in pool) else "strokes"
-    if display == "bitmap":
-        pool = as_bitmaps(pool)
     session = {
         "display": display,
         "real": str(real),
@@ -265,5 +451,6 @@ def as_bitmaps(pool: Sequence[Sketch]) -> list[Sketch]:
     drawn = rasterize_many([unit_drawing(pool[i].strokes) for i in stroke_ids], size=side)
     out = list(pool)
     for i, row in zip(stroke_ids, drawn, strict=True):
-        out[i] = Sketch(pool[i].source, pool[i].category, image=row.reshape(side, side))
+        s = pool[i]
+        out[i] = Sketch(s.source, s.category, image=row.reshape(side, side), gold=s.gold)
     return out

@@ -1,18 +1,28 @@
 """The grading session's storage: one SQLite file (WAL mode), every grade committed as it arrives.
 
 Tables
-    meta      key/value: the session's sources and settings, so a restart resumes the same session.
+    meta      key/value: the session's sources and settings (`spec`), so a restart resumes the
+              same session; the instructions page's example sketches (`examples`); the
+              completion code and URL of a crowd study (`completion_code`, `completion_url`).
     sketches  the pool shown to raters: a random, unguessable id, the source label ("real" or a
               model's label), its category and its content as JSON: stroke-3 points, or a
-              grey-level bitmap in a session that grades a bitmap model such as DRAW. The page
-              never sees the source or the category.
+              grey-level bitmap in a session that grades a bitmap model such as DRAW; `gold` is
+              'real' or 'fake' for an attention check (a sketch whose answer is known), NULL
+              otherwise. The page never sees the source, the category or `gold`.
     raters    one row per "start" on the page: a random secret token (the rater's only key: it
               resumes their session, and only the request that made it is told it), the name
-              they typed (normalised, not unique: a name identifies no one) and their own random
-              order of the pool. Reports name a rater by the row's rowid, ``r1``, ``r2``, ...
+              they typed (normalised, not unique: a name identifies no one), the participant id
+              of a crowd platform's link (normalised alike, NULL without one; it identifies no
+              one either) and their own random order of the pool. Reports name a rater by the
+              row's rowid, ``r1``, ``r2``, ...
     grades    append-only: one row per accepted submission. `request_id` is UNIQUE, so a double
               click or a retry of the same submission is stored once; a rater who changes a grade
-              adds a row, and the later row (higher `seq`) is the one that counts.
+              adds a row, and the later row (higher `seq`) is the one that counts. `ms` is the
+              time the page measured from showing the sketch to the answer (NULL if not sent).
+
+Files from before a column existed are upgraded in place when opened for writing
+(`GradeStore._upgrade`: SQLite adds a nullable column without rewriting the table), and read as
+they are for reports (a missing column reads as NULL).
 
 One connection serves every thread behind a lock: writes are serialised by SQLite anyway, and a
 grade is one short transaction. `synchronous=FULL` makes a commit survive a killed process and a
@@ -31,6 +41,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,6 +51,14 @@ from ...errors import QuickDrawError
 GRADES = ("real", "possibly_real", "fake")
 REAL_SOURCE = "real"  # the source label of the real sketches
 MAX_NAME = 60  # characters of a rater's name, after normalisation
+MAX_PARTICIPANT = 60  # characters of a participant id, after normalisation
+GOLD_KINDS = ("real", "fake")  # the two kinds of attention check
+# columns added after the first files were written: table -> (column, declaration)
+ADDED_COLUMNS = {
+    "sketches": ("gold", "TEXT CHECK (gold IN ('real', 'fake'))"),
+    "raters": ("participant", "TEXT"),
+    "grades": ("ms", "INTEGER"),
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,13 +67,15 @@ CREATE TABLE IF NOT EXISTS sketches (
     position INTEGER NOT NULL UNIQUE,
     source TEXT NOT NULL,
     category TEXT NOT NULL,
-    content TEXT NOT NULL
+    content TEXT NOT NULL,
+    gold TEXT CHECK (gold IN ('real', 'fake'))
 );
 CREATE TABLE IF NOT EXISTS raters (
     token TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     created REAL NOT NULL,
-    sketch_order TEXT NOT NULL
+    sketch_order TEXT NOT NULL,
+    participant TEXT
 );
 CREATE TABLE IF NOT EXISTS grades (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -62,7 +83,8 @@ CREATE TABLE IF NOT EXISTS grades (
     rater TEXT NOT NULL REFERENCES raters(token),
     sketch TEXT NOT NULL REFERENCES sketches(id),
     grade TEXT NOT NULL CHECK (grade IN ('real', 'possibly_real', 'fake')),
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS grades_by_rater ON grades (rater, sketch);
 """
@@ -71,15 +93,18 @@ CREATE INDEX IF NOT EXISTS grades_by_rater ON grades (rater, sketch);
 @dataclass(frozen=True)
 class Sketch:
     """One sketch of the pool: stroke-3 ``(n, 3)`` rows (dx, dy, pen_lifted), or a bitmap:
-    uint8 ``(height, width)`` ink levels (0 = paper, 255 = full ink), as a bitmap model draws."""
+    uint8 ``(height, width)`` ink levels (0 = paper, 255 = full ink), as a bitmap model draws.
+    `gold` is "real" or "fake" for an attention check, None for a sketch being graded."""
 
     source: str
     category: str
     strokes: np.ndarray | None = None
     image: np.ndarray | None = None
+    gold: str | None = None
 
     def __post_init__(self):
         assert (self.strokes is None) != (self.image is None), "strokes or an image, not both"
+        assert self.gold is None or self.gold in GOLD_KINDS, self.gold
 
     def to_json(self) -> str:
         if self.strokes is not None:
@@ -87,11 +112,12 @@ class Sketch:
         return json.dumps({"image": np.asarray(self.image, dtype=np.uint8).tolist()})
 
     @classmethod
-    def from_json(cls, source: str, category: str, text: str) -> Sketch:
+    def from_json(cls, source: str, category: str, text: str, gold: str | None = None) -> Sketch:
         content = json.loads(text)
         if "strokes" in content:
-            return cls(source, category, strokes=np.asarray(content["strokes"], dtype=np.float64))
-        return cls(source, category, image=np.asarray(content["image"], dtype=np.uint8))
+            strokes = np.asarray(content["strokes"], dtype=np.float64)
+            return cls(source, category, strokes=strokes, gold=gold)
+        return cls(source, category, image=np.asarray(content["image"], np.uint8), gold=gold)
 
 
 @dataclass(frozen=True)
@@ -100,6 +126,7 @@ class Rater:
     name: str  # as shown; normalised by `clean_name`, not unique
     order: tuple[str, ...]  # sketch ids in the order this rater sees them
     number: int  # 1, 2, ... in order of creation (the row's rowid)
+    participant: str | None = None  # a crowd platform's id from the link; normalised, untrusted
 
     @property
     def short_id(self) -> str:
@@ -108,26 +135,50 @@ class Rater:
         return f"r{self.number}"
 
 
+class Grading(NamedTuple):
+    """The grade that counts for one (rater, sketch): the rater's latest."""
+
+    rater: str  # the rater's token
+    sketch: str
+    source: str
+    category: str
+    grade: str
+    ms: int | None  # time from showing the sketch to this answer, as the page measured it
+    gold: str | None  # "real" / "fake" for an attention check, else None
+
+
 class GradeConflict(QuickDrawError):
     """A request id already stored with a different rater, sketch or grade."""
 
 
-def clean_name(name: str) -> str:
+def clean_name(name: str, what: str = "a name", limit: int = MAX_NAME) -> str:
     """A rater's name as stored and shown: Unicode NFKC (full-width letters, ligatures and
     compatibility spaces become their plain forms), white space collapsed to single spaces.
-    Raises QuickDrawError unless the result is 1 to MAX_NAME printable characters (no control
+    Raises QuickDrawError unless the result is 1 to `limit` printable characters (no control
     or format characters such as zero-width spaces and direction overrides)."""
     text = " ".join(unicodedata.normalize("NFKC", name).split())
-    if not 1 <= len(text) <= MAX_NAME or not text.isprintable():
+    if not 1 <= len(text) <= limit or not text.isprintable():
         raise QuickDrawError(
-            f"a name is 1 to {MAX_NAME} printable characters (after Unicode NFKC normalisation)"
+            f"{what} is 1 to {limit} printable characters (after Unicode NFKC normalisation)"
         )
     return text
+
+
+def clean_participant(text: str) -> str:
+    """A crowd platform's participant id (``?participant=`` or Prolific's ``PROLIFIC_PID``),
+    cleaned exactly as a name is: it comes from a link anyone can edit."""
+    return clean_name(text, "a participant id", MAX_PARTICIPANT)
 
 
 def new_token(nbytes: int = 12) -> str:
     """A random URL-safe token (96 bits by default): ids that cannot be guessed or enumerated."""
     return secrets.token_urlsafe(nbytes)
+
+
+def new_completion_code() -> str:
+    """A random completion code as crowd platforms use them: 8 capitals and digits."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: it may be typed by hand
+    return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
 class GradeStore:
@@ -161,6 +212,11 @@ class GradeStore:
                 self._db.execute("PRAGMA foreign_keys=ON")
                 self._db.executescript(SCHEMA)
                 self._drop_unique_names()
+                self._upgrade()
+            self._columns = {
+                table: {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                for table in ADDED_COLUMNS
+            }
         except sqlite3.DatabaseError as e:
             raise QuickDrawError(f"{self.path} is not a grading database: {e}") from e
         self._orders: dict[str, Rater] = {}
@@ -195,6 +251,30 @@ class GradeStore:
         finally:
             self._db.execute("PRAGMA foreign_keys=ON")
 
+    def _upgrade(self) -> None:
+        """Add the columns of ADDED_COLUMNS that a file from before them lacks, in one
+        transaction: NULL in every old row (no gold items, no participant ids, no times)."""
+        missing = [
+            (table, column, declaration)
+            for table, (column, declaration) in ADDED_COLUMNS.items()
+            if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        ]
+        if not missing:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, column, declaration in missing:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _column(self, table: str, column: str, prefix: str = "") -> str:
+        """`column` (after `prefix`, a table alias) in a SELECT, or NULL where a read-only old
+        file lacks it."""
+        return prefix + column if column in self._columns[table] else "NULL"
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -211,23 +291,42 @@ class GradeStore:
         with self._lock:
             return self._db.execute("SELECT count(*) FROM sketches").fetchone()[0] > 0
 
-    def create_session(self, sketches: Sequence[Sketch], spec: dict) -> list[str]:
-        """Store the pool (in the given order) and the session's `spec`; return the new ids."""
+    def create_session(
+        self,
+        sketches: Sequence[Sketch],
+        spec: dict,
+        examples: dict[str, Sequence[Sketch]] | None = None,
+    ) -> list[str]:
+        """Store the pool (in the given order, gold items among it), the session's `spec` and
+        the instructions page's `examples` ({"real": [...], "fake": [...]}); return the ids.
+        A new session also gets a random completion code (`completion`)."""
         if not sketches:
             raise QuickDrawError("a grading session needs at least one sketch")
         ids = [new_token() for _ in sketches]
         rows = [
-            (sid, i, s.source, s.category, s.to_json())
+            (sid, i, s.source, s.category, s.to_json(), s.gold)
             for i, (sid, s) in enumerate(zip(ids, sketches, strict=True))
         ]
+        shown = {kind: [s.to_json() for s in found] for kind, found in (examples or {}).items()}
         with self._lock:
             if self._db.execute("SELECT count(*) FROM sketches").fetchone()[0]:
                 raise QuickDrawError(f"{self.path} already holds a grading session")
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT INTO sketches VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.executemany(
+                    "INSERT INTO sketches (id, position, source, category, content, gold) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
                 self._db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('spec', ?)", (json.dumps(spec),)
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('examples', ?)", (json.dumps(shown),)
+                )
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('completion_code', ?)",
+                    (new_completion_code(),),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -236,9 +335,48 @@ class GradeStore:
         return ids
 
     def spec(self) -> dict:
+        return json.loads(self._meta("spec") or "{}")
+
+    def _meta(self, key: str) -> str | None:
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'spec'").fetchone()
-        return json.loads(row[0]) if row else {}
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def examples(self) -> dict[str, list[Sketch]]:
+        """The instructions page's example sketches: {"real": [...], "fake": [...]}; empty
+        lists for a file from before examples."""
+        stored = json.loads(self._meta("examples") or "{}")
+        return {
+            kind: [Sketch.from_json(f"example {kind}", "", text) for text in stored.get(kind, [])]
+            for kind in GOLD_KINDS
+        }
+
+    def completion(self) -> tuple[str | None, str | None]:
+        """(completion code, completion URL) of a crowd study; None where not set."""
+        return self._meta("completion_code"), self._meta("completion_url")
+
+    def set_completion(self, code: str | None = None, url: str | None = None) -> None:
+        """Keep `code` / `url` (each replaces the stored one when given). A session without
+        a code (a file from before completion codes) gets a random one, so every finished
+        rater is shown one."""
+        if code is not None:
+            self._set_meta("completion_code", code)
+        elif self._meta("completion_code") is None:
+            self._set_meta("completion_code", new_completion_code())
+        if url is not None:
+            self._set_meta("completion_url", url)
+
+    def gold(self) -> dict[str, str]:
+        """Sketch id -> "real" / "fake" for every attention check of the pool."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, {self._column('sketches', 'gold')} FROM sketches"
+            ).fetchall()
+        return {sid: gold for sid, gold in rows if gold is not None}
 
     def sketch_ids(self) -> list[str]:
         with self._lock:
@@ -250,25 +388,32 @@ class GradeStore:
             rows = self._db.execute(
                 "SELECT id, source, category, content FROM sketches ORDER BY position"
             ).fetchall()
+        gold = self.gold()
         return {
-            sid: Sketch.from_json(source, category, text) for sid, source, category, text in rows
+            sid: Sketch.from_json(source, category, text, gold.get(sid))
+            for sid, source, category, text in rows
         }
 
     # --- raters ------------------------------------------------------------------------------
 
-    def new_rater(self, name: str) -> Rater:
+    def new_rater(self, name: str, participant: str | None = None) -> Rater:
         """A new rater called `name` (normalised by `clean_name`) with a fresh random order and a
-        fresh secret token. Every call makes a new rater: a name never resumes anyone."""
+        fresh secret token; `participant` is a crowd platform's id (`clean_participant`).
+        Every call makes a new rater: neither a name nor a participant id resumes anyone."""
         name = clean_name(name)
+        participant = None if participant is None else clean_participant(participant)
         token = new_token()
         with self._lock:
             ids = [r[0] for r in self._db.execute("SELECT id FROM sketches ORDER BY position")]
-            random.SystemRandom().shuffle(ids)
+            random.SystemRandom().shuffle(ids)  # gold items land anywhere in the order
             cursor = self._db.execute(
-                "INSERT INTO raters VALUES (?, ?, ?, ?)",
-                (token, name, time.time(), json.dumps(ids)),
+                "INSERT INTO raters (token, name, created, sketch_order, participant) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (token, name, time.time(), json.dumps(ids), participant),
             )
-            return self._remember(Rater(token, name, tuple(ids), cursor.lastrowid))
+            number = cursor.lastrowid
+            assert number is not None
+            return self._remember(Rater(token, name, tuple(ids), number, participant))
 
     def rater(self, token: str) -> Rater | None:
         """The rater whose secret token is `token`, or None."""
@@ -277,7 +422,9 @@ class GradeStore:
             return cached
         with self._lock:
             row = self._db.execute(
-                "SELECT rowid, token, name, sketch_order FROM raters WHERE token = ?", (token,)
+                f"SELECT rowid, token, name, sketch_order, {self._column('raters', 'participant')}"
+                " FROM raters WHERE token = ?",
+                (token,),
             ).fetchone()
         return self._rater_from_row(row) if row else None
 
@@ -285,13 +432,14 @@ class GradeStore:
         """Every rater, in order of creation."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT rowid, token, name, sketch_order FROM raters ORDER BY rowid"
+                f"SELECT rowid, token, name, sketch_order, {self._column('raters', 'participant')}"
+                " FROM raters ORDER BY rowid"
             ).fetchall()
         return [self._rater_from_row(row) for row in rows]
 
     def _rater_from_row(self, row) -> Rater:
-        number, token, name, order = row
-        return self._remember(Rater(token, name, tuple(json.loads(order)), number))
+        number, token, name, order, participant = row
+        return self._remember(Rater(token, name, tuple(json.loads(order)), number, participant))
 
     def _remember(self, rater: Rater) -> Rater:
         self._orders[rater.token] = rater
@@ -321,8 +469,11 @@ class GradeStore:
             ).fetchone()
         return row[0] if row else None
 
-    def add_grade(self, request_id: str, rater: Rater, sketch_id: str, grade: str) -> bool:
+    def add_grade(
+        self, request_id: str, rater: Rater, sketch_id: str, grade: str, ms: int | None = None
+    ) -> bool:
         """Store one grade, committed before returning; False if `request_id` was already stored.
+        `ms` is the time from showing the sketch to the answer (a retry's is not compared).
 
         Raises GradeConflict when the request id is stored with different content, and
         QuickDrawError for a grade outside GRADES (the caller validates first; this is the
@@ -338,9 +489,9 @@ class GradeStore:
                 ).fetchone()
                 if old is None:
                     self._db.execute(
-                        "INSERT INTO grades (request_id, rater, sketch, grade, created) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (request_id, rater.token, sketch_id, grade, time.time()),
+                        "INSERT INTO grades (request_id, rater, sketch, grade, created, ms) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (request_id, rater.token, sketch_id, grade, time.time(), ms),
                     )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -372,6 +523,23 @@ class GradeStore:
                 ORDER BY g.seq
                 """
             ).fetchall()
+
+    def gradings(self) -> list[Grading]:
+        """The grade that counts for each (rater, sketch), with its time and the sketch's gold
+        kind, in the order they were given."""
+        ms, gold = self._column("grades", "ms", "g."), self._column("sketches", "gold", "s.")
+        with self._lock:
+            rows = self._db.execute(
+                f"""
+                SELECT g.rater, g.sketch, s.source, s.category, g.grade, {ms}, {gold}
+                FROM grades g
+                JOIN (SELECT max(seq) AS seq FROM grades GROUP BY rater, sketch) last
+                    ON last.seq = g.seq
+                JOIN sketches s ON s.id = g.sketch
+                ORDER BY g.seq
+                """
+            ).fetchall()
+        return [Grading(*row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         """Row counts of each table (for checks and the load test)."""

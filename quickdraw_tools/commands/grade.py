@@ -13,12 +13,26 @@ from ..errors import QuickDrawError
 from .common import add_device_arguments, use_threads
 
 SERVE_HELP = """\
-Serve a blind grading page. Each rater types a name and sees the whole pool, one sketch at a
+Serve a blind grading page. Each rater first reads the instructions (the three grades, with
+example real drawings and example fakes), types a name and sees the whole pool, one sketch at a
 time in their own random order, and grades it real (key 1), possibly real (2) or fake (3).
 A name is only shown: the page keeps the rater's secret token and shows it once as a resume
 link (?rater=...), which is the only way to continue on another device.
 Half the pool is real; the other half is --per-source sketches from each --generated source.
 Every grade is committed to --db as it arrives; run the same command again to resume a session.
+
+Human studies (HYPE, Zhou et al. 2019):
+  attention checks  --gold-real SOURCE mixes --gold N known real drawings from SOURCE and N
+                    obvious fakes (seeded random scribbles, or --gold-fake SOURCE) into every
+                    rater's order; `grade report` flags a rater who grades fewer than 75% of
+                    the gold items they graded correctly (real: real or possibly real; fake:
+                    fake) and gives the results with and without flagged raters
+  exposure          --exposure-ms MS shows each sketch MS milliseconds, then hides it; the
+                    buttons stay. Every grade stores its time (ms from showing to answering)
+  crowd platforms   the link's ?participant=ID or Prolific's ?PROLIFIC_PID=ID is stored with
+                    the rater; a rater who finishes is shown a completion code (given with
+                    --completion-code, else a random one) and sent on to --completion-url
+                    (http or https; {code} in it is replaced by the code)
 
 SOURCE is FILE.ndjson (.ndjson.gz, .bin), FILE.npz:SPLIT (e.g. sheep.npz:test), FILE.npy
 (28x28 bitmaps) or a checkpoint (.pt/.pth/.ckpt) to sample from: sketch-rnn gives strokes,
@@ -32,18 +46,30 @@ address, localhost, and on 0.0.0.0 this machine's name; add others with --allowe
 examples:
   quickdraw grade serve --real data/sketchrnn/cat.npz:test --generated runs/cat/best.pt \\
       --per-source 50 --db grades.sqlite
+  quickdraw grade serve --real data/sketchrnn/cat.npz:test --generated runs/cat/best.pt \\
+      --gold-real data/sketchrnn/cat.npz:valid --exposure-ms 1000 --db study.sqlite \\
+      --completion-url 'https://app.prolific.com/submissions/complete?cc=C1A2B3C4'
   quickdraw grade serve --db grades.sqlite          # resume the session stored there
 """
 
 REPORT_HELP = """\
 Summarise a session: for the real sketches and each model, overall and per category, the
-fractions graded real / possibly real / fake with 95% Wilson intervals, whether each model
-passes (more than half of its sketches graded real or possibly real while real sketches are
-mostly graded real), and agreement between raters (Krippendorff's alpha, Fleiss' kappa).
+fractions graded real / possibly real / fake with 95% Wilson intervals, for each source a
+bootstrap interval over raters and sketches (two-level: both resampled with replacement;
+--bootstrap resamples, seeded), whether each model passes (more than half of its sketches
+graded real or possibly real while real sketches are mostly graded real), and agreement
+between raters (Krippendorff's alpha, Fleiss' kappa).
 The latest grade of each rater for each sketch counts. Safe to run while the server runs.
+
+Attention checks: gold items never count for a source. A rater fails the checks (is flagged)
+when they grade fewer than --min-gold-accuracy (default 0.75, i.e. 75%) of the gold items they
+graded correctly: a known real drawing graded real or possibly real, an obvious fake graded
+fake. A rater who graded no gold item yet is not flagged. No rater is ever dropped silently:
+every result is shown with all raters, and again without the flagged ones.
 
 examples:
   quickdraw grade report --db grades.sqlite --csv grades.csv --chart grades.png
+  quickdraw grade report --db study.sqlite --raters-csv raters.csv --min-gold-accuracy 0.8
   quickdraw grade report --db grades.sqlite --json > report.json
 """
 
@@ -97,6 +123,56 @@ def add_parser(subparsers) -> None:
         help="access token every request must carry; required when --host is not loopback; "
         "'auto' makes a random one",
     )
+    serve.add_argument(
+        "--gold-real",
+        metavar="SOURCE",
+        help="attention checks: known real drawings from SOURCE (none of them in the pool) "
+        "are mixed into every rater's order, with as many obvious fakes",
+    )
+    serve.add_argument(
+        "--gold-fake",
+        metavar="SOURCE",
+        help="the obvious fakes of the attention checks (default: random scribbles, seeded)",
+    )
+    serve.add_argument(
+        "--gold",
+        type=int,
+        default=5,
+        metavar="N",
+        help="attention checks of each kind, real and fake (default 5; with --gold-real)",
+    )
+    serve.add_argument(
+        "--examples",
+        type=int,
+        default=3,
+        metavar="N",
+        help="example sketches of each kind on the instructions page (default 3; 0 = none): "
+        "real ones from --gold-real (else --real), fakes from --example-fake",
+    )
+    serve.add_argument(
+        "--example-fake",
+        metavar="SOURCE",
+        help="where the instructions page's example fakes come from (default: --gold-fake, "
+        "else random scribbles)",
+    )
+    serve.add_argument(
+        "--exposure-ms",
+        type=int,
+        metavar="MS",
+        help="show each sketch MS milliseconds (1-60000), then hide it; the buttons stay",
+    )
+    serve.add_argument(
+        "--completion-code",
+        metavar="CODE",
+        help="the code a rater who finishes is shown (your crowd platform's completion code; "
+        "default: a random one, kept in --db)",
+    )
+    serve.add_argument(
+        "--completion-url",
+        metavar="URL",
+        help="send a rater who finishes to this http(s) URL (e.g. Prolific's completion link); "
+        "{code} in it is replaced by the completion code. Kept in --db",
+    )
     serve.add_argument("--seed", type=int, help="seed for choosing and sampling sketches")
     serve.add_argument(
         "--temperature", type=float, default=1.0, help="sampling temperature for checkpoints"
@@ -116,6 +192,30 @@ def add_parser(subparsers) -> None:
     report.add_argument("--csv", metavar="OUT.csv", help="write the table as CSV")
     report.add_argument("--chart", metavar="CHART.png", help="write a bar chart (PNG)")
     report.add_argument(
+        "--raters-csv",
+        metavar="OUT.csv",
+        help="write per-rater statistics as CSV: sketches graded, gold accuracy, flagged, "
+        "shares of real / possibly real / fake, median time",
+    )
+    report.add_argument(
+        "--min-gold-accuracy",
+        type=float,
+        default=0.75,
+        metavar="FRACTION",
+        help="flag a rater who grades fewer than this fraction of their gold items correctly "
+        "(default 0.75)",
+    )
+    report.add_argument(
+        "--bootstrap",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="bootstrap resamples over raters and sketches (default 2000; 0 = none)",
+    )
+    report.add_argument(
+        "--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default 0)"
+    )
+    report.add_argument(
         "--json", action="store_true", help="print the report as JSON instead of the table"
     )
     report.add_argument("--json-out", metavar="FILE", help="also write the JSON to FILE")
@@ -125,6 +225,8 @@ def add_parser(subparsers) -> None:
 def run_serve(args) -> int:
     from ..eval.grading.server import (
         GradingApp,
+        check_completion_code,
+        check_completion_url,
         check_exposure,
         host_allow_list,
         make_server,
@@ -148,8 +250,20 @@ def run_serve(args) -> int:
         raise QuickDrawError(f"--per-source must be at least 1, got {args.per_source}")
     if args.temperature <= 0:
         raise QuickDrawError(f"--temperature must be > 0, got {args.temperature}")
+    if args.completion_url is not None:
+        check_completion_url(args.completion_url)
+    if args.completion_code is not None:
+        check_completion_code(args.completion_code)
+    if args.exposure_ms is not None and not 1 <= args.exposure_ms <= 60000:
+        raise QuickDrawError(f"--exposure-ms must be 1-60000, got {args.exposure_ms}")
+    if args.gold < 1:
+        raise QuickDrawError(f"--gold must be at least 1, got {args.gold}")
+    if args.examples < 0:
+        raise QuickDrawError(f"--examples must be 0 or more, got {args.examples}")
+    if args.gold_fake and not args.gold_real:
+        raise QuickDrawError("--gold-fake needs --gold-real: attention checks need both kinds")
     use_threads(args.threads)
-    pool = spec = None
+    session = None
     if not Path(args.db).is_file():
         if not args.real or not args.generated:
             raise QuickDrawError(
@@ -157,7 +271,7 @@ def run_serve(args) -> int:
             )
         # the whole pool (checkpoints loaded and sampled) before the database file is made,
         # so a bad SOURCE or checkpoint leaves nothing behind
-        pool, spec = _pool(args)
+        session = _session(args)
     with GradeStore(args.db) as store:
         if store.has_session():
             _check_same_session(store.spec(), args)
@@ -168,10 +282,17 @@ def run_serve(args) -> int:
                     f"{args.db} holds no session: give --real SOURCE and at least one "
                     "--generated SOURCE"
                 )
-            if pool is None:
-                pool, spec = _pool(args)
-            store.create_session(pool, spec)
-            say(f"new session in {args.db}: {len(pool)} sketches")
+            if session is None:
+                session = _session(args)
+            store.create_session(session.pool, session.spec, session.examples)
+            gold = sum(s.gold is not None for s in session.pool)
+            say(
+                f"new session in {args.db}: {len(session.pool) - gold} sketches"
+                + (f" and {gold} attention checks" if gold else "")
+            )
+        store.set_completion(args.completion_code, args.completion_url)
+        code, url = store.completion()
+        say(f"completion code: {code}" + (f"; finished raters go to {url}" if url else ""))
         app = GradingApp(store, token)
         server = make_server(
             app, args.host, args.port, quiet=not args.verbose, allowed_hosts=args.allowed_host
@@ -187,15 +308,45 @@ def run_serve(args) -> int:
     return 0
 
 
-def _pool(args) -> tuple[list, dict]:
-    from ..eval.grading.sources import build_pool, parse_source
+def _session(args):
+    from ..eval.grading.sources import build_session, parse_source
+
+    def maybe(text: str | None):
+        return None if text is None else parse_source(text)
 
     real, generated = parse_source(args.real), [parse_source(g) for g in args.generated]
-    return build_pool(real, generated, args.per_source, args.seed, args.temperature, args.device)
+    session = build_session(
+        real,
+        generated,
+        args.per_source,
+        args.seed,
+        args.temperature,
+        args.device,
+        gold_real=maybe(args.gold_real),
+        gold_fake=maybe(args.gold_fake),
+        gold=args.gold,
+        example_fake=maybe(args.example_fake),
+        examples=args.examples,
+    )
+    session.spec["exposure_ms"] = args.exposure_ms
+    return session
 
 
 def _check_same_session(spec: dict, args) -> None:
-    """A resumed session must not silently ignore different sources on the command line."""
+    """A resumed session must not silently ignore different sources or protocol settings
+    (attention checks, exposure) on the command line."""
+    gold = spec.get("gold") or {}
+    for flag, given, stored in (
+        ("--gold-real", args.gold_real, gold.get("real")),
+        ("--gold-fake", args.gold_fake, gold.get("fake")),
+        ("--example-fake", args.example_fake, (spec.get("examples") or {}).get("fake")),
+        ("--exposure-ms", args.exposure_ms, spec.get("exposure_ms")),
+    ):
+        if given is not None and given != stored:
+            raise QuickDrawError(
+                f"{args.db} already holds a session with {flag} {stored or '(none)'}, not "
+                f"{given}: the protocol of a session is fixed; use a new --db"
+            )
     given = {"real": args.real, "generated": args.generated}
     stored = {"real": spec.get("real"), "generated": spec.get("generated", [])}
     if (
@@ -212,15 +363,27 @@ def _check_same_session(spec: dict, args) -> None:
 
 def run_report(args) -> int:
     from ..atomic import atomic_write
-    from ..eval.grading.report import build_report, format_report, write_chart, write_csv
+    from ..eval.grading.report import (
+        build_report,
+        format_report,
+        write_chart,
+        write_csv,
+        write_rater_csv,
+    )
     from ..eval.grading.store import GradeStore
 
+    if not 0 <= args.min_gold_accuracy <= 1:
+        raise QuickDrawError(f"--min-gold-accuracy must be 0-1, got {args.min_gold_accuracy}")
+    if args.bootstrap < 0:
+        raise QuickDrawError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
     with GradeStore(args.db, readonly=True) as store:
         if not store.has_session():
             raise QuickDrawError(f"{args.db} holds no grading session")
-        report = build_report(store)
+        report = build_report(store, args.min_gold_accuracy, args.bootstrap, args.bootstrap_seed)
     if args.csv:
         write_csv(report, args.csv)
+    if args.raters_csv:
+        write_rater_csv(report, args.raters_csv)
     if args.chart:
         write_chart(report, args.chart)
     if args.json_out:
@@ -231,7 +394,12 @@ def run_report(args) -> int:
         print()
     else:
         print(format_report(report), end="")
-    for what, path in (("CSV", args.csv), ("chart", args.chart), ("JSON", args.json_out)):
+    for what, path in (
+        ("CSV", args.csv),
+        ("raters CSV", args.raters_csv),
+        ("chart", args.chart),
+        ("JSON", args.json_out),
+    ):
         if path:
             print(f"{what} written to {path}", file=sys.stderr if args.json else sys.stdout)
     return 0

@@ -1,16 +1,24 @@
-// The grading page: one sketch at a time, three grades, keys 1/2/3, resumable.
+// The grading page: instructions first, then one sketch at a time, three grades, keys 1/2/3,
+// resumable, then a finish page with the completion code (and a redirect for crowd studies).
 // A rater is their secret token (never their name): kept in localStorage, so a reload resumes,
 // and shown once as a resume link (?rater=TOKEN) to continue on another device.
+// Everything from the server or the link is shown with textContent, never as HTML, except the
+// sketches' SVG, which the server renders itself.
 "use strict";
 
 const RATER_KEY = "quickdraw-grade-rater";
 const TOKEN_KEY = "quickdraw-grade-token";
 const SETTLE_MS = 200;  // a new sketch ignores input this long
+const REDIRECT_S = 3;   // seconds the finish page shows the code before it redirects
+const MAX_MS = 86400000;  // a longer time is sent as this (the server keeps no more)
 const $ = (id) => document.getElementById(id);
 
 const params = new URLSearchParams(window.location.search);
 const token = params.get("token") || sessionStorage.getItem(TOKEN_KEY) || "";
 if (token) sessionStorage.setItem(TOKEN_KEY, token);
+// a crowd platform's id: ?participant=ID, or Prolific's ?PROLIFIC_PID=ID (untrusted: the
+// server checks and normalises it, the page only ever shows it as text)
+const participant = (params.get("participant") || params.get("PROLIFIC_PID") || "").trim();
 const linked = params.get("rater");  // opened from a resume link
 if (linked) {  // out of the address bar (and its history): the token is a secret
   params.delete("rater");
@@ -26,6 +34,9 @@ let graded = 0;
 let busy = false;         // grade buttons locked: a request in flight or a sketch just shown
 let inFlight = false;     // a request in flight: Back waits for it
 let shownCount = 0;      // items shown so far: a stale settle timer must not unlock a newer one
+let shownAt = 0;         // performance.now() when the sketch on screen was shown
+let exposureMs = null;   // the session's exposure: the sketch disappears after this long
+let redirectTimer = null;
 
 function newRequestId() {
   const bytes = new Uint8Array(16);
@@ -73,11 +84,13 @@ const LABELS = { real: "Real", possibly_real: "Possibly real", fake: "Fake" };
 function showItem(item) {
   current = item;
   requestId = newRequestId();
+  cancelRedirect();
   // the button just clicked must not look chosen on the next sketch: no focus, no hover tint
   // until the pointer moves (style.css)
   if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
   $("buttons").classList.add("fresh");
   $("sketch").innerHTML = item.svg;
+  $("sketch").classList.remove("expired");
   for (const b of document.querySelectorAll("button.grade")) {
     b.classList.toggle("chosen", b.dataset.grade === item.grade);
   }
@@ -87,7 +100,15 @@ function showItem(item) {
   show("grading");
   // A double click or a key held a moment too long must not grade the next sketch unseen.
   const shown = ++shownCount;
+  shownAt = performance.now();
   setTimeout(() => { if (shown === shownCount) setBusy(false); }, SETTLE_MS);
+  if (exposureMs) {  // time-limited exposure: the sketch goes, the buttons stay
+    setTimeout(() => {
+      if (shown !== shownCount) return;
+      $("sketch").replaceChildren();
+      $("sketch").classList.add("expired");
+    }, exposureMs);
+  }
 }
 
 function resumeLink() {
@@ -103,10 +124,36 @@ function showResumeLink() {
   $("resume").hidden = false;
 }
 
-function showDone() {
+function cancelRedirect() {
+  if (redirectTimer !== null) clearInterval(redirectTimer);
+  redirectTimer = null;
+  $("redirect").hidden = true;
+}
+
+function showDone(completion) {
   current = null;
   shownCount++;
-  $("done-text").textContent = `You graded all ${total} sketches. You can close this page.`;
+  cancelRedirect();
+  const url = completion && completion.url;
+  $("done-text").textContent = url
+    ? `You graded all ${total} sketches.`
+    : `You graded all ${total} sketches. You can close this page.`;
+  $("completion").hidden = !(completion && completion.code);
+  if (completion && completion.code) $("completion-code").textContent = completion.code;
+  if (url && /^https?:\/\//i.test(url)) {  // the server checked it; a last guard all the same
+    $("redirect-link").href = url;
+    let left = REDIRECT_S;
+    $("redirect-seconds").textContent = String(left);
+    $("redirect").hidden = false;
+    redirectTimer = setInterval(() => {
+      left -= 1;
+      $("redirect-seconds").textContent = String(Math.max(left, 0));
+      if (left <= 0) {
+        cancelRedirect();
+        window.location.assign(url);
+      }
+    }, 1000);
+  }
   show("done");
 }
 
@@ -127,11 +174,18 @@ async function loadItem(index) {
 async function resume(fromLink = false) {
   try {
     const state = await api("GET", `/api/state?rater=${encodeURIComponent(rater)}`);
+    if (participant && state.participant !== participant && !fromLink) {
+      // the kept rater is someone else's (a shared browser): this link's participant starts
+      localStorage.removeItem(RATER_KEY);
+      rater = null;
+      show("start");
+      return;
+    }
     localStorage.setItem(RATER_KEY, rater);
     total = state.total;
     graded = state.graded;
     $("rater").textContent = state.name;
-    if (state.done) showDone();
+    if (state.done) showDone(state.completion);
     else await loadItem(state.graded);
   } catch (e) {
     if (e.status === 404) {  // a rater of another session: start again
@@ -150,7 +204,9 @@ async function submit(grade) {
   setBusy(true);
   inFlight = true;
   say("");
-  const body = { rater, sketch: current.id, grade, request_id: requestId };
+  const ms = Math.min(MAX_MS, Math.max(0, Math.round(performance.now() - shownAt)));
+  // a retry sends the same body: the same request id, the same time
+  const body = { rater, sketch: current.id, grade, request_id: requestId, ms };
   for (let attempt = 0; ; attempt++) {
     try {
       const r = await api("POST", "/api/grades", body);
@@ -158,7 +214,7 @@ async function submit(grade) {
       graded = r.graded;
       inFlight = false;
       if (r.next) showItem(r.next);
-      else if (r.done) { setProgress(); showDone(); }
+      else if (r.done) { setProgress(); showDone(r.completion); }
       else await loadItem(graded);
       return;
     } catch (e) {
@@ -177,10 +233,11 @@ async function submit(grade) {
 
 $("name-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const name = $("name").value.trim();
-  if (!name) return;
+  const name = participant ? "" : $("name").value.trim();
+  if (!name && !participant) return;
+  const body = participant ? { name, participant } : { name };
   try {
-    const r = await api("POST", "/api/raters", { name });  // always a new rater
+    const r = await api("POST", "/api/raters", body);  // always a new rater
     rater = r.rater;
     localStorage.setItem(RATER_KEY, rater);
     say("");
@@ -212,7 +269,9 @@ for (const b of document.querySelectorAll("button.grade")) {
 $("back").addEventListener("click", () => {
   if (current && current.index > 0 && !inFlight) loadItem(current.index - 1);
 });
-$("done-back").addEventListener("click", () => { if (!inFlight) loadItem(total - 1); });
+$("done-back").addEventListener("click", () => {
+  if (!inFlight) { cancelRedirect(); loadItem(total - 1); }
+});
 
 document.addEventListener("keydown", (event) => {
   // typing a name is no grade; the read-only resume link takes no typing, so keys still grade
@@ -226,5 +285,51 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
-if (rater) resume(Boolean(linked));
-else show("start");
+function exampleRow(id, svgs) {
+  const row = $(id);
+  row.replaceChildren();
+  for (const svg of svgs) {
+    const cell = document.createElement("div");
+    cell.className = "example";
+    cell.innerHTML = svg;  // rendered by the server from stored points, like every sketch
+    row.appendChild(cell);
+  }
+}
+
+function seconds(ms) {
+  const s = Number((ms / 1000).toFixed(ms < 1000 ? 3 : 1));  // 0.4, 0.25, 1.5, 2
+  return `${s} ${s === 1 ? "second" : "seconds"}`;
+}
+
+function setUpStart(session) {
+  const examples = session.examples || {};
+  const real = examples.real || [];
+  const fake = examples.fake || [];
+  exampleRow("examples-real", real);
+  exampleRow("examples-fake", fake);
+  $("examples").hidden = real.length + fake.length === 0;
+  exposureMs = session.exposure_ms || null;
+  $("exposure-note").hidden = !exposureMs;
+  if (exposureMs) $("exposure-seconds").textContent = seconds(exposureMs);
+  $("checks-note").hidden = !session.checks;
+  if (participant) {  // a crowd link: no name to type
+    $("name").required = false;
+    $("name").hidden = true;
+    $("name-label").hidden = true;
+    $("participant").textContent = participant;
+    $("participant-line").hidden = false;
+  }
+}
+
+async function begin() {
+  try {
+    setUpStart(await api("GET", "/api/session"));
+  } catch (e) {
+    setUpStart({});
+    say(e.message);
+  }
+  if (rater) await resume(Boolean(linked));
+  else show("start");
+}
+
+begin();
