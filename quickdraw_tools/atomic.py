@@ -41,6 +41,7 @@ _STARTED = time.time()
 _TEMP = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp")  # what mkstemp makes below
 JOURNAL_PREFIX = ".commit-"
 STAGING_PREFIX = ".staging-"
+SCRATCH = ".scratch"  # inside a staging folder: work files, never committed
 
 
 def _mode_for(path: Path) -> int:
@@ -140,11 +141,22 @@ class StagedOutput:
         """Delete ``target / rel`` (if it exists) when the new files go in."""
         self.removed.append(str(rel))
 
+    def scratch(self) -> Path:
+        """A folder for work files that are not outputs: removed, never committed."""
+        folder = self.path / SCRATCH
+        folder.mkdir(exist_ok=True)
+        return folder
+
     def staged(self) -> list[str]:
-        return sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file())
+        return sorted(
+            str(p.relative_to(self.path))
+            for p in self.path.rglob("*")
+            if p.is_file() and p.relative_to(self.path).parts[0] != SCRATCH
+        )
 
     def commit(self) -> list[Path]:
         """Put every staged file in place; returns their final paths."""
+        shutil.rmtree(self.path / SCRATCH, ignore_errors=True)
         files = self.staged()
         with atomic_write(self.journal, "w", encoding="utf-8") as f:
             record = {"staging": self.path.name, "files": files, "removed": self.removed}

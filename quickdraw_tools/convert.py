@@ -1,8 +1,10 @@
-"""`quickdraw convert`: categories -> sketch-rnn `.npz`, bitmaps and MNIST files.
+"""`quickdraw convert`: categories -> sketch-rnn `.npz`, bitmaps, MNIST and Parquet files.
 
-One pass per category: read its drawings (download, mirror or local file),
-simplify raw drawings with Google's recipe, split once (see `splits`), then
-write every requested format from that one split, so no drawing is in the
+Two passes per category, in bounded memory whatever its size. First the file is
+read a chunk at a time into packed arrays on disk (`packed.pack_file`: checked,
+raw drawings simplified with Google's recipe, stroke-3, identities); the split
+(see `splits`) ranks the identities alone. Then every requested format is written
+from that one split, a chunk of drawings at a time, so no drawing is in the
 training data of one format and the test data of another.
 
 Outputs under `out/`:
@@ -15,24 +17,21 @@ Outputs under `out/`:
 - `mnist/`: IDX files for all the categories together (train split ->
   `train-*`, test split -> `t10k-*`; labels are positions in
   `mnist/categories.txt`).
+- `parquet/<category>.parquet`: the official record schema plus `split`.
 
-The work (simplify, stroke-3, rasterize) runs in chunks; with `workers > 1`
-the chunks run in a process pool and are put back in order, so the files are
-byte-identical to a serial run.
+`split_sizes` chooses how many drawings each split gets: ``"official"``
+(70,000 / 2,500 / 2,500, as the sketch-rnn files), ``"all"`` (every drawing, as the
+numpy_bitmap files), or three numbers. With `workers > 1` the chunks run in a
+process pool and are put back in order, so the files are byte-identical to a
+serial run.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import signal
-import threading
-import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -40,12 +39,12 @@ from tqdm import tqdm
 from . import formats, manifest
 from .atomic import staged_output
 from .errors import QuickDrawError, check_choice
-from .splits import SPLITS, split_records, write_sidecar
-from .strokes import drawing_to_stroke3, is_raw
+from .packed import Packed, open_packed, pack_file
+from .splits import SPLITS, Split, split_identities, split_sizes, write_sidecar
+from .workers import ordered_map, process_pool
 
 FORMATS = ("sketchrnn", "bitmap", "mnist", "parquet")
-_META = ("key_id", "word", "countrycode", "timestamp", "recognized")  # what parquet keeps
-CHUNK = 2_000  # drawings per unit of work
+CHUNK = 4_096  # drawings drawn (or tabled) at a time
 
 
 @dataclass
@@ -72,72 +71,6 @@ class CategoryResult:
     raw: int  # how many of the drawings were raw (and simplified here)
     sizes: dict[str, int]
     outputs: list[str] = field(default_factory=list)
-    meta: list[dict] | None = field(default=None, repr=False)  # for parquet, until written
-
-
-def _process_chunk(args: tuple[list, list[bool], tuple[str, ...], int]) -> dict[str, Any]:
-    """Worker: drawings -> (the raw ones simplified) -> stroke-3 list and/or bitmaps."""
-    drawings, raw, wanted, size = args
-    todo = [i for i, flag in enumerate(raw) if flag]
-    if todo:
-        from .simplify import simplify_drawings
-
-        drawings = list(drawings)
-        simplified = simplify_drawings([drawings[i] for i in todo], checked=True)  # read by formats
-        for i, d in zip(todo, simplified, strict=True):
-            drawings[i] = d
-    out: dict[str, Any] = {}
-    if "parquet" in wanted:
-        out["drawing"] = drawings  # simplified (the raw ones just now)
-    if "sketchrnn" in wanted:
-        out["stroke3"] = [drawing_to_stroke3(d, checked=True) for d in drawings]
-    if "bitmap" in wanted or "mnist" in wanted:
-        from .raster import rasterize_many
-
-        out["bitmap"] = np.asarray(rasterize_many(drawings, size=size)).reshape(len(drawings), -1)
-    return out
-
-
-def _read_category(
-    source: Source, on_error: str, max_per_category: int | None, progress: bool = False
-) -> tuple[list[dict], list[bool], formats.ReadStats]:
-    """The category's records, whether each is raw, and what the reader skipped."""
-    stats = formats.ReadStats()
-    records, raw = [], []
-    # skipped lines are counted in the result (and the summary), not warned about
-    drawings = formats.iter_drawings(source.path, on_error=on_error, stats=stats, warn=False)
-    reading = tqdm(
-        drawings,
-        desc=f"read {source.category}",
-        unit=" drawings",
-        total=max_per_category,
-        leave=False,
-        disable=not progress,
-        delay=0.5,  # a quick read shows no bar at all
-    )
-    for index, record in enumerate(reading):
-        where = f":{stats.lines}" if stats.lines else f": drawing {index}"  # ndjson / .bin
-        problem, looks_raw = None, False
-        if not any(len(stroke[0]) for stroke in record["drawing"]):
-            # nothing to learn from or draw; a raw one would fail in simplify, unnamed
-            problem = "the drawing has no points"
-        elif source.kind != "raw":
-            looks_raw = is_raw(record["drawing"])
-            if looks_raw and source.kind == "simplified":
-                problem = (
-                    "a raw drawing (times, or coordinates not integers 0-255) in simplified data"
-                )
-        if problem is not None:
-            message = f"{source.path}{where}: {problem}"
-            if on_error == "raise":
-                raise QuickDrawError(message + " (--on-error skip leaves such drawings out)")
-            stats.note_skip(message)
-            continue
-        records.append(record)
-        raw.append(source.kind == "raw" or looks_raw)
-        if max_per_category is not None and len(records) >= max_per_category:
-            break
-    return records, raw, stats
 
 
 def check_formats(formats_wanted: Sequence[str], size: int = formats.BITMAP_SIDE) -> None:
@@ -168,6 +101,7 @@ def convert(
     on_error: str = "raise",
     progress: bool = True,
     gzip_mnist: bool = False,
+    sizes: str | Sequence[int] = "official",
 ) -> list[CategoryResult]:
     """Convert each source category into the requested formats under `out`."""
     check_formats(formats_wanted, size)
@@ -175,6 +109,7 @@ def convert(
         raise QuickDrawError(f"--workers must be >= 1, got {workers}")
     if max_per_category is not None and max_per_category < 1:
         raise QuickDrawError(f"--max-per-category must be >= 1, got {max_per_category}")
+    split_sizes(0 if isinstance(sizes, str) else sum(sizes), sizes)  # a bad value fails now
     names = [s.category for s in sources]
     if not names:
         raise QuickDrawError("no categories to convert")
@@ -183,28 +118,22 @@ def convert(
     out = Path(out)
     wanted = tuple(formats_wanted)
     results: list[CategoryResult] = []
-    mnist_parts: dict[str, list[tuple[np.ndarray, int]]] = {"train": [], "test": []}
+    mnist_parts: dict[str, list[tuple[Path, np.ndarray, int]]] = {"train": [], "test": []}
     written: dict[str, dict] = {}  # staged file -> its manifest fields
     # everything is written under a staging folder and put in place together at the end:
     # a run that fails (or is killed) part-way leaves `out` as it was
     with staged_output(out) as stage:
-        pool = _pool(workers) if workers > 1 else None
-        bar = _Bar(progress)
+        pool = process_pool(workers) if workers > 1 else None
         try:
-            # Category k's chunks run in the pool while category k+1 is read and split;
-            # its files are written once all its chunks are back, in submission order.
-            pending: tuple[CategoryResult, list[Future]] | None = None
-            for source in [*sources, None]:
-                queued = _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar)
-                if pending is not None:
-                    result, futures = pending
-                    parts = [f.result() for f in futures]
-                    label, where = len(results), (stage, wanted, seed)
-                    written |= _write_category(result, parts, *where, label, mnist_parts)
-                    results.append(result)
-                pending = queued
+            for label, source in enumerate(sources):
+                work = stage.scratch() / str(label)
+                result, data, split = _read(
+                    source, work, wanted, seed, sizes, pool, progress, on_error, max_per_category
+                )
+                job = _Category(stage, result, data, split, wanted, seed, size, pool, progress)
+                written |= job.write(work, label, mnist_parts)
+                results.append(result)
         finally:
-            bar.close()
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
         if "mnist" in wanted:
@@ -216,10 +145,175 @@ def convert(
             formats=list(wanted),
             sources={r.category: r.source for r in results},
             max_per_category=max_per_category,
+            split_sizes=sizes if isinstance(sizes, str) else list(sizes),
         )
         manifest.write(stage.path, manifest.build(stage.path, out, run, written))
         stage.commit()
     return results
+
+
+def _read(source, work, wanted, seed, sizes, pool, progress, on_error, max_per_category):
+    """Pass 1: the category's drawings packed under `work`, and its split."""
+    bar = tqdm(
+        desc=f"read {source.category}",
+        unit=" drawings",
+        total=max_per_category,
+        leave=False,
+        disable=not progress,
+        delay=0.5,  # a quick read shows no bar at all
+    )
+    with bar:
+        stats = pack_file(
+            source.path,
+            work,
+            kind=source.kind,
+            on_error=on_error,
+            meta="parquet" in wanted,
+            max_drawings=max_per_category,
+            pool=pool,
+            progress=bar.update,
+        )
+    data = open_packed(work)
+    split = split_identities(data.identity, source.category, seed, sizes)
+    result = CategoryResult(
+        category=source.category,
+        source=str(source.path),
+        read=len(data),
+        skipped=stats.read.skipped,
+        skip_reasons=stats.read.errors,
+        duplicates=split.duplicates,
+        raw=int(sum(data.raw[i] for name in SPLITS for i in split.indices[name])),
+        sizes=split.sizes,
+    )
+    return result, data, split
+
+
+class _Category:
+    """Pass 2: one category's files, written from its packed drawings in split order."""
+
+    def __init__(
+        self, stage, result, data: Packed, split: Split, wanted, seed, size, pool, progress
+    ) -> None:
+        self.stage, self.result, self.data, self.split = stage, result, data, split
+        self.wanted, self.seed, self.size, self.pool = wanted, seed, size, pool
+        self.order = np.concatenate(
+            [np.asarray(split.indices[name], dtype=np.int64) for name in SPLITS]
+        )
+        self.progress = progress
+        self.entry = {"category": result.category, "seed": seed, "source": result.source}
+
+    def chunks(self) -> list[np.ndarray]:
+        return [self.order[i : i + CHUNK] for i in range(0, len(self.order), CHUNK)]
+
+    def write(self, work: Path, label: int, mnist_parts) -> dict[str, dict]:
+        """Stage the files; returns them (relative paths) with their manifest fields."""
+        staged: list[str] = []
+        if "sketchrnn" in self.wanted:
+            staged.append(self._sketchrnn())
+        if "bitmap" in self.wanted or "mnist" in self.wanted:
+            if "bitmap" in self.wanted:
+                rel = f"bitmap/{self.result.category}.npy"
+                path = self.stage.file(rel)
+                sidecar = write_sidecar(path, self.result.sizes, self.seed)
+                staged += [rel, sidecar.relative_to(self.stage.path).as_posix()]
+            else:
+                path = work / "bitmaps.npy"
+            self._bitmaps(path)
+            sizes = self.result.sizes
+            train_end, test_start = sizes["train"], sizes["train"] + sizes["valid"]
+            mnist_parts["train"].append((path, np.arange(0, train_end), label))
+            mnist_parts["test"].append((path, np.arange(test_start, len(self.order)), label))
+        if "parquet" in self.wanted:
+            staged.append(self._parquet())
+        target = self.stage.target
+        self.result.outputs += [str(target / rel) for rel in staged if not rel.endswith(".json")]
+        return {rel: self.entry for rel in staged}
+
+    def _sketchrnn(self) -> str:
+        rel = f"sketchrnn/{self.result.category}.npz"
+        data = self.data
+        splits = {name: (data.stroke3(i) for i in self.split.indices[name]) for name in SPLITS}
+        formats.save_sketchrnn_npz(self.stage.file(rel), splits)
+        return rel
+
+    def _bitmaps(self, path: Path) -> None:
+        """Every drawing in split order, drawn by the official renderer, appended to `path`."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        side = self.size * self.size
+        out = formats.GrowingNpy(path, np.uint8, (side,))
+        jobs = ((self.data.take(rows), self.size) for rows in self.chunks())
+        bar = tqdm(
+            total=len(self.order),
+            desc=f"draw {self.result.category}",
+            unit=" drawings",
+            leave=False,
+            disable=not self.progress,
+            delay=0.5,
+        )
+        try:
+            for bitmaps in ordered_map(self.pool, _render, jobs):
+                out.append(bitmaps)
+                bar.update(len(bitmaps))
+        finally:
+            out.close()
+            bar.close()
+
+    def _parquet(self) -> str:
+        from .parquet import write_packed
+
+        rel = f"parquet/{self.result.category}.parquet"
+        names = np.repeat(np.array(SPLITS), [self.result.sizes[s] for s in SPLITS])
+        parts = (
+            (self.data.take(rows), names[i : i + len(rows)])
+            for i, rows in zip(range(0, len(self.order), CHUNK), self.chunks(), strict=True)
+        )
+        write_packed(self.stage.file(rel), parts, word=self.result.category)
+        return rel
+
+
+def _render(job: tuple[Packed, int]) -> np.ndarray:
+    """Worker: packed drawings -> uint8 (n, size * size) bitmaps (the official renderer)."""
+    from .raster import rasterize_many
+
+    data, size = job
+    return rasterize_many(data.flat(), size=size)
+
+
+class _Shuffled:
+    """Rows of several bitmap files in a shuffled order, read a block at a time: what
+    `mnist.write_mnist` writes without every category's images in memory.
+
+    Rows are read with ``pread``, not through a memory map: a map read in random
+    order faults in (and counts as resident) most of the file within one block.
+    """
+
+    def __init__(self, parts: list[tuple[Path, np.ndarray]], order: np.ndarray, side: int):
+        # (path, where its rows start): the header's length, as numpy's own map reads it
+        self.files = [(path, np.load(path, mmap_mode="r").offset) for path, _ in parts]
+        self.rows = np.concatenate([rows for _, rows in parts])
+        self.part = np.repeat(np.arange(len(parts)), [len(rows) for _, rows in parts])
+        self.order, self.side = order, side
+        self.shape = (len(order), side, side)
+        self.dtype = np.dtype(np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, block: slice) -> np.ndarray:
+        picked = self.order[block]
+        width = self.side * self.side
+        out = np.empty((len(picked), width), dtype=np.uint8)
+        for k, (path, start) in enumerate(self.files):
+            mine = np.flatnonzero(self.part[picked] == k)
+            if not len(mine):
+                continue
+            rows = self.rows[picked[mine]]
+            by_row = np.argsort(rows, kind="stable")  # in file order: the disk reads ahead
+            with open(path, "rb") as f:
+                fd = f.fileno()
+                data = b"".join(os.pread(fd, width, start + int(r) * width) for r in rows[by_row])
+            out[mine[by_row]] = np.frombuffer(data, dtype=np.uint8).reshape(-1, width)
+        return out.reshape(-1, self.side, self.side)
 
 
 def _write_mnist(stage, parts, names, seed: int, size: int, gzip: bool) -> dict[str, dict]:
@@ -229,165 +323,15 @@ def _write_mnist(stage, parts, names, seed: int, size: int, gzip: bool) -> dict[
     rng = np.random.default_rng(seed)
     arrays = {}
     for split, items in parts.items():
-        images = np.concatenate([a for a, _ in items])
-        labels = np.concatenate([np.full(len(a), lab, dtype=np.int64) for a, lab in items])
-        perm = rng.permutation(len(images))
-        arrays[split] = (images[perm].reshape(-1, size, size), labels[perm])
+        labels = np.concatenate([np.full(len(rows), lab, dtype=np.int64) for _, rows, lab in items])
+        perm = rng.permutation(len(labels))
+        images = _Shuffled([(path, rows) for path, rows, _ in items], perm, size)
+        arrays[split] = (images, labels[perm])
     paths = mnist.write_mnist(stage.file("mnist"), arrays["train"], arrays["test"], names, gzip)
     for other in mnist.variant_names(not gzip):  # a previous run's other variant goes
         stage.remove(f"mnist/{other}")
     files = [*paths.values(), stage.file("mnist") / manifest.MANIFEST]
     return {p.relative_to(stage.path).as_posix(): {"seed": seed} for p in files}
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes that leave Ctrl-C to the main one and die with it.
-
-    The terminal sends SIGINT to every process of the group; the main process
-    cancels the pool and reports "interrupted", so the workers need not (they
-    would each print a KeyboardInterrupt traceback). If the main process is
-    killed (kill -9 runs no clean-up), its workers end too instead of running
-    on as orphans.
-    """
-    return ProcessPoolExecutor(
-        max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),)
-    )
-
-
-def _worker_init(parent: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:  # Linux: the kernel signals us the moment the parent dies
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # it died before prctl took effect
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-
-
-def _watch_parent(parent: int) -> None:
-    """Elsewhere (or as a second line): exit once the parent is gone (we are reparented)."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
-
-
-class _Done:
-    """A finished 'future' for the serial path, so both paths share one loop."""
-
-    def __init__(self, value: Any) -> None:
-        self._value = value
-
-    def result(self) -> Any:
-        return self._value
-
-
-def _plan(source, wanted, seed, max_per_category, on_error, size, pool, bar):
-    """Read and split one category, then queue (or, serially, run) its chunks."""
-    if source is None:
-        return None
-    records, raw_flags, stats = _read_category(source, on_error, max_per_category, bar.progress)
-    if not records:
-        raise QuickDrawError(f"no drawings in {source.path} for {source.category!r}")
-    split = split_records(records, source.category, seed=seed)
-    order = [i for s in SPLITS for i in split.indices[s]]
-    drawings = [records[i]["drawing"] for i in order]
-    raw = [raw_flags[i] for i in order]
-    meta = None
-    if "parquet" in wanted:  # the fields a table keeps, in the same (split) order
-        meta = [{k: records[i][k] for k in _META if k in records[i]} for i in order]
-    read = len(records)
-    del records
-    bar.add(len(drawings))
-    result = CategoryResult(
-        category=source.category,
-        source=str(source.path),
-        read=read,
-        skipped=stats.skipped,
-        skip_reasons=stats.errors,
-        duplicates=split.duplicates,
-        raw=sum(raw),
-        sizes=split.sizes,
-        meta=meta,
-    )
-    futures = []
-    for i in range(0, len(drawings), CHUNK):
-        job = (drawings[i : i + CHUNK], raw[i : i + CHUNK], wanted, size)
-        if pool is None:
-            futures.append(_Done(_process_chunk(job)))
-            bar.update(len(job[0]))
-        else:
-            future = pool.submit(_process_chunk, job)
-            future.add_done_callback(functools.partial(_tick, bar, len(job[0])))
-            futures.append(future)
-    return result, futures
-
-
-class _Bar:
-    """The drawings-converted bar, made once the first category has been read (so it never
-    shows an empty "0 drawings" bar while a file is read; that has its own bar)."""
-
-    def __init__(self, progress: bool) -> None:
-        self.progress = progress
-        self.bar: tqdm | None = None
-
-    def add(self, n: int) -> None:
-        """`n` more drawings to convert."""
-        if self.bar is None:
-            self.bar = tqdm(total=n, unit=" drawings", desc="convert", disable=not self.progress)
-        else:
-            self.bar.total += n
-            self.bar.refresh()
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _tick(bar: _Bar, n: int, _future: Future) -> None:
-    bar.update(n)
-
-
-def _write_category(result, parts, stage, wanted, seed, label, mnist_parts) -> dict[str, dict]:
-    """Stage one category's files; returns them (relative paths) with their manifest fields."""
-    bounds = np.cumsum([0] + [result.sizes[s] for s in SPLITS])
-    entry = {"category": result.category, "seed": seed, "source": result.source}
-    staged = []
-    if "sketchrnn" in wanted:
-        stroke3 = [s for p in parts for s in p["stroke3"]]
-        splits = {s: stroke3[bounds[j] : bounds[j + 1]] for j, s in enumerate(SPLITS)}
-        rel = f"sketchrnn/{result.category}.npz"
-        formats.save_sketchrnn_npz(stage.file(rel), splits)
-        staged.append(rel)
-    if "bitmap" in wanted or "mnist" in wanted:
-        bitmaps = np.concatenate([p["bitmap"] for p in parts])
-    if "bitmap" in wanted:
-        rel = f"bitmap/{result.category}.npy"
-        formats.save_bitmaps(stage.file(rel), bitmaps)
-        sidecar = write_sidecar(stage.file(rel), result.sizes, seed)
-        staged += [rel, sidecar.relative_to(stage.path).as_posix()]
-    if "mnist" in wanted:
-        mnist_parts["train"].append((bitmaps[bounds[0] : bounds[1]], label))
-        mnist_parts["test"].append((bitmaps[bounds[2] : bounds[3]], label))
-    if "parquet" in wanted:
-        from .parquet import write_parquet
-
-        rel = f"parquet/{result.category}.parquet"
-        drawings = [d for p in parts for d in p["drawing"]]
-        rows = [{**m, "drawing": d} for m, d in zip(result.meta or [], drawings, strict=True)]
-        names = [s for j, s in enumerate(SPLITS) for _ in range(bounds[j], bounds[j + 1])]
-        write_parquet(stage.file(rel), rows, names, word=result.category)
-        result.meta = None
-        staged.append(rel)
-    result.outputs += [str(stage.target / rel) for rel in staged if not rel.endswith(".json")]
-    return {rel: entry for rel in staged}
 
 
 def _kind(r: CategoryResult) -> str:

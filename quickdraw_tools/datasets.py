@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,78 +42,78 @@ from . import download, formats, manifest, splits
 from .atomic import staged_output
 from .categories import check_category
 from .errors import QuickDrawError, check_choice
-from .strokes import drawing_to_stroke3, is_raw, stroke3_to_drawing, stroke3_to_stroke5
+from .packed import Packed, open_packed, pack_file
+from .strokes import is_raw, stroke3_to_drawing, stroke3_to_stroke5
 
 FORMATS = ("bitmap", "stroke3", "stroke5", "drawing")
 SPLIT_CODES = {name: code for code, name in enumerate(splits.SPLITS)}  # train 0, valid 1, test 2
 VERSION = 1  # of the derived files; another version is rebuilt
 _BITMAP_CHUNK = 4096  # drawings rendered at a time when bitmaps are derived
-_META = ("key_id", "countrycode", "timestamp", "recognized")
 
 
 # --- one category's derived arrays --------------------------------------------------------------
 
 
 class _Arrays:
-    """One category's drawings as arrays: stroke-3 rows, offsets, bitmaps and metadata.
+    """One category's drawings: a `packed.Packed` (memory-mapped from a derived folder, or in
+    memory for `from_files`) and, for ``"bitmap"``, its bitmaps. Opened lazily and dropped
+    when pickled, so DataLoader workers map the files themselves."""
 
-    Either memory-mapped from a derived folder (`path`) or held in memory (`from_files`).
-    Opened lazily and dropped when pickled, so DataLoader workers map the files themselves.
-    """
-
-    def __init__(self, category: str, path: Path | None = None, **arrays: np.ndarray | None):
+    def __init__(
+        self,
+        category: str,
+        path: Path | None = None,
+        packed: Packed | None = None,
+        bitmaps: np.ndarray | None = None,
+    ):
         self.category, self.path = category, path
-        self._arrays: dict[str, np.ndarray | None] = dict(arrays)
+        self._packed, self._bitmaps = packed, bitmaps
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         if self.path is not None:
-            state["_arrays"] = {}
+            state["_packed"] = state["_bitmaps"] = None
         return state
 
-    def get(self, name: str) -> np.ndarray | None:
-        if name not in self._arrays and self.path is not None:
-            file = self.path / f"{name}.npy"
-            self._arrays[name] = np.load(file, mmap_mode="r") if file.is_file() else None
-        return self._arrays.get(name)
+    @property
+    def packed(self) -> Packed:
+        if self._packed is None:
+            if self.path is None or not (self.path / "strokes.npy").is_file():
+                raise QuickDrawError(f"{self.category}: these files hold bitmaps only, no strokes")
+            self._packed = open_packed(self.path)
+        return self._packed
+
+    @property
+    def bitmaps(self) -> np.ndarray:
+        if self._bitmaps is None:
+            assert self.path is not None, "bitmaps are derived before they are read"
+            self._bitmaps = np.load(self.path / "bitmaps.npy", mmap_mode="r")
+        return self._bitmaps
+
+    def field(self, name: str) -> np.ndarray | None:
+        """A metadata array of the packed drawings (None if these files have none)."""
+        if self._packed is None and self.path is None:
+            return None  # bitmaps alone
+        return getattr(self.packed, name)
 
     def __len__(self) -> int:
-        for name, length in (("offsets", -1), ("bitmaps", 0)):
-            array = self.get(name)
-            if array is not None:
-                return len(array) + length
-        return 0
+        if self._packed is not None or self.path is not None:
+            return len(self.packed)
+        return len(self.bitmaps)
 
     def stroke3(self, i: int) -> np.ndarray:
-        offsets, strokes = self.get("offsets"), self.get("strokes")
-        if offsets is None or strokes is None:
-            raise QuickDrawError(f"{self.category}: these files hold bitmaps only, no strokes")
-        return np.array(strokes[offsets[i] : offsets[i + 1]])
+        return np.array(self.packed.stroke3(i))
 
     def lengths(self) -> np.ndarray:
-        offsets = self.get("offsets")
-        if offsets is None:
-            raise QuickDrawError(f"{self.category}: these files hold bitmaps only, no strokes")
-        return np.diff(np.asarray(offsets))
+        return self.packed.lengths()
 
     def bitmap(self, i: int) -> np.ndarray:
-        bitmaps = self.get("bitmaps")
-        assert bitmaps is not None, "bitmaps are derived before they are read"
-        return np.array(bitmaps[i]).reshape(formats.BITMAP_SIDE, formats.BITMAP_SIDE)
+        return np.array(self.bitmaps[i]).reshape(formats.BITMAP_SIDE, formats.BITMAP_SIDE)
 
     def metadata(self, i: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"word": self.category}
-        key_id, country = self.get("key_id"), self.get("countrycode")
-        timestamp, recognized = self.get("timestamp"), self.get("recognized")
-        if key_id is not None and key_id[i]:
-            out["key_id"] = key_id[i].decode()
-        if country is not None and country[i]:
-            out["countrycode"] = country[i].decode()
-        if timestamp is not None and timestamp[i] >= 0:
-            out["timestamp"] = datetime.fromtimestamp(int(timestamp[i]) / 1e6, UTC)
-        if recognized is not None and recognized[i] >= 0:
-            out["recognized"] = bool(recognized[i])
-        return out
+        if self._packed is None and self.path is None:
+            return {"word": self.category}
+        return self.packed.metadata(i, word=self.category)
 
 
 def _source_state(source: Path) -> dict[str, Any]:
@@ -141,56 +140,22 @@ def _derived_is_current(folder: Path, source: Path | None) -> bool:
 
 
 def _derive(folder: Path, source: Path, category: str, on_error: str, progress: bool) -> None:
-    """Read `source` once and write the category's stroke-3 rows, metadata and identities."""
+    """Read `source` once (`packed.pack_file`) into the category's stroke-3 rows, metadata
+    and identities, under `folder`, all or nothing."""
     from tqdm import tqdm
 
-    stats = formats.ReadStats()
-    records = formats.iter_drawings(source, on_error=on_error, stats=stats, warn=False)
-    rows: list[np.ndarray] = []
-    meta: dict[str, list] = {"key_id": [], "countrycode": [], "timestamp": [], "recognized": []}
-    identities: list[str] = []
-    bar = tqdm(records, desc=f"derive {category}", unit=" drawings", disable=not progress)
-    for index, record in enumerate(bar):
-        where = f"{source}:{stats.lines}" if stats.lines else f"{source}: drawing {index}"
-        drawing = record["drawing"]
-        problem = None
-        if not any(len(stroke[0]) for stroke in drawing):
-            problem = "the drawing has no points"
-        elif is_raw(drawing):
-            problem = "a raw drawing (times, or coordinates not integers 0-255) in simplified data"
-        if problem is not None:
-            if on_error == "raise":
-                raise QuickDrawError(f"{where}: {problem} (on_error='skip' leaves it out)")
-            stats.note_skip(f"{where}: {problem}")
-            continue
-        rows.append(drawing_to_stroke3(drawing, checked=True))
-        identities.append(splits.drawing_identity(record))
-        meta["key_id"].append(str(record.get("key_id") or "").encode())
-        meta["countrycode"].append(str(record.get("countrycode") or "").encode())
-        when = formats.parse_timestamp(record.get("timestamp"))
-        meta["timestamp"].append(-1 if when is None else int(when.timestamp() * 1e6))
-        recognized = record.get("recognized")
-        meta["recognized"].append(-1 if recognized is None else int(bool(recognized)))
-    if not rows:
-        raise QuickDrawError(f"no drawings in {source} for {category!r}")
-    lengths = np.array([len(r) for r in rows], dtype=np.int64)
-    arrays: dict[str, np.ndarray] = {
-        "strokes": np.concatenate(rows).astype(np.int16),
-        "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        "identity": np.array(identities, dtype="S"),
-        "key_id": np.array(meta["key_id"], dtype="S"),
-        "countrycode": np.array(meta["countrycode"], dtype="S"),
-        "timestamp": np.array(meta["timestamp"], dtype=np.int64),
-        "recognized": np.array(meta["recognized"], dtype=np.int8),
-    }
     with staged_output(folder) as stage:
-        for name, array in arrays.items():
-            np.save(stage.file(f"{name}.npy"), array, allow_pickle=False)
+        bar = tqdm(desc=f"derive {category}", unit=" drawings", disable=not progress)
+        with bar:
+            stats = pack_file(
+                source, stage.path, kind="simplified", on_error=on_error, meta=True,
+                progress=bar.update,
+            )  # fmt: skip
+        files: dict[str, dict] = {p.name: {} for p in stage.path.glob("*.npy")}
         for stale in folder.glob("*.npy"):  # bitmaps and splits of an older source go too
-            if stale.stem not in arrays:
+            if stale.name not in files:
                 stage.remove(stale.name)
-        files: dict[str, dict] = {f"{name}.npy": {} for name in arrays}
-        run = manifest.run_record(category=category, skipped=stats.skipped)
+        run = manifest.run_record(category=category, skipped=stats.read.skipped)
         record = manifest.build(stage.path, folder, run, files)
         record["files"] = {k: v for k, v in record["files"].items() if k in files}
         record["derived"] = {"version": VERSION, "source_state": _source_state(source)}
@@ -206,38 +171,40 @@ def _derive_bitmaps(folder: Path, data: _Arrays, progress: bool) -> None:
 
     n = len(data)
     with staged_output(folder) as stage:
-        out = np.lib.format.open_memmap(
-            stage.file("bitmaps.npy"), mode="w+", dtype=np.uint8, shape=(n, formats.BITMAP_SIZE)
-        )
+        out = formats.GrowingNpy(stage.file("bitmaps.npy"), np.uint8, (formats.BITMAP_SIZE,))
         bar = tqdm(total=n, desc=f"draw {data.category}", unit=" drawings", disable=not progress)
-        for start in range(0, n, _BITMAP_CHUNK):
-            stop = min(start + _BITMAP_CHUNK, n)
-            drawings = [stroke3_to_drawing(data.stroke3(i)) for i in range(start, stop)]
-            out[start:stop] = rasterize_many(drawings)
-            bar.update(stop - start)
-        bar.close()
-        out.flush()
-        del out
+        with bar:
+            try:
+                for start in range(0, n, _BITMAP_CHUNK):
+                    rows = np.arange(start, min(start + _BITMAP_CHUNK, n))
+                    out.append(rasterize_many(data.packed.take(rows).flat()))
+                    bar.update(len(rows))
+            finally:
+                out.close()
         run = manifest.run_record(category=data.category, derived="bitmaps")
         record = manifest.build(stage.path, folder, run, {"bitmaps.npy": {}})
         record["derived"] = (manifest.read(folder) or {}).get("derived", {})
         manifest.write(stage.path, record)
         stage.commit()
-    data._arrays.pop("bitmaps", None)
+    data._bitmaps = None
 
 
 def _split_codes(
-    folder: Path | None, data: _Arrays, seed: int, max_per_category: int | None
+    folder: Path | None,
+    data: _Arrays,
+    seed: int,
+    max_per_category: int | None,
+    sizes: str | Sequence[int] = "official",
 ) -> np.ndarray:
     """int8 per drawing: 0 train, 1 valid, 2 test, -1 in no split (a duplicate, or beyond the
-    official 75,000), as `quickdraw convert` splits the same drawings with the same seed."""
+    split sizes), as `quickdraw convert` splits the same drawings with the same seed."""
     n = len(data) if not max_per_category else min(len(data), max_per_category)
-    name = f"split-{seed}-{n}.npy"
+    label = sizes if isinstance(sizes, str) else "-".join(str(int(v)) for v in sizes)
+    name = f"split-{seed}-{n}-{label}.npy"
     if folder is not None and (folder / name).is_file():
         return np.load(folder / name)
-    identities = data.get("identity")
-    assert identities is not None
-    split = splits.split_identities((i.decode() for i in identities[:n]), data.category, seed)
+    identities = data.packed.identity[:n]
+    split = splits.split_identities(identities, data.category, seed, sizes)
     codes = np.full(len(data), -1, dtype=np.int8)
     for split_name, rows in split.indices.items():
         codes[rows] = SPLIT_CODES[split_name]
@@ -268,6 +235,8 @@ class QuickDraw(Dataset):
         (False), or from these countries (two-letter codes).
     max_len: for ``"stroke5"``, the padded length (longer drawings are left out).
     max_per_category: use the first N drawings of each category (as ``convert``).
+    split_sizes: ``"official"`` (70,000 / 2,500 / 2,500, or those proportions), ``"all"``
+        (every drawing) or ``(train, valid, test)``: ``convert --split-sizes``.
     """
 
     def __init__(
@@ -286,6 +255,7 @@ class QuickDraw(Dataset):
         countrycodes: Sequence[str] | None = None,
         max_len: int = 250,
         max_per_category: int | None = None,
+        split_sizes: str | Sequence[int] = "official",
         on_error: str = "raise",
         progress: bool = True,
     ):
@@ -309,7 +279,7 @@ class QuickDraw(Dataset):
             data = _Arrays(name, folder)
             if format == "bitmap" and not (folder / "bitmaps.npy").is_file():
                 _derive_bitmaps(folder, data, progress)
-            codes = _split_codes(folder, data, seed, max_per_category)
+            codes = _split_codes(folder, data, seed, max_per_category, split_sizes)
             parts.append((data, codes == SPLIT_CODES[split]))
         self._setup(names, parts, split, format, transform, target_transform, max_len)
         self._filter(recognized, countrycodes)
@@ -354,12 +324,12 @@ class QuickDraw(Dataset):
         for k, (data, rows) in enumerate(zip(self._data, self._rows, strict=True)):
             keep = np.ones(len(rows), dtype=bool)
             if recognized is not None:
-                flags = data.get("recognized")
+                flags = data.field("recognized")
                 if flags is None:
                     raise QuickDrawError(f"{data.category}: these files carry no 'recognized'")
                 keep &= np.asarray(flags)[rows] == int(recognized)
             if wanted is not None:
-                codes = data.get("countrycode")
+                codes = data.field("countrycode")
                 if codes is None:
                     raise QuickDrawError(f"{data.category}: these files carry no countrycode")
                 keep &= np.isin(np.asarray(codes)[rows], wanted)
@@ -472,8 +442,7 @@ class QuickDraw(Dataset):
         if self.format != "bitmap":
             raise QuickDrawError(f"bitmaps() needs format 'bitmap', not {self.format!r}")
         parts = [
-            np.asarray(d.get("bitmaps"))[rows]
-            for d, rows in zip(self._data, self._rows, strict=True)
+            np.asarray(d.bitmaps)[rows] for d, rows in zip(self._data, self._rows, strict=True)
         ]
         return np.concatenate(parts) if parts else np.zeros((0, formats.BITMAP_SIZE), np.uint8)
 
@@ -502,14 +471,15 @@ def _from_npz(path: Path) -> tuple[_Arrays, splits.Split]:
     ordered = [s for name in splits.SPLITS for s in parts[name]]
     lengths = np.array([len(s) for s in ordered], dtype=np.int64)
     strokes = np.concatenate(ordered) if ordered else np.zeros((0, 3), np.int16)
-    data = _Arrays(
-        formats.file_stem(path),
+    packed = Packed(
         strokes=strokes.astype(np.int16),
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        identity=np.zeros(len(ordered), dtype="S1"),  # the file's split is used as it is
+        raw=np.zeros(len(ordered), dtype=bool),
     )
     bounds = np.cumsum([0] + [len(parts[s]) for s in splits.SPLITS]).tolist()
     indices = {s: list(range(bounds[i], bounds[i + 1])) for i, s in enumerate(splits.SPLITS)}
-    return data, splits.Split(indices=indices)
+    return _Arrays(formats.file_stem(path), packed=packed), splits.Split(indices=indices)
 
 
 def _from_bitmaps(path: Path, seed: int) -> tuple[_Arrays, splits.Split]:

@@ -38,7 +38,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -118,14 +118,18 @@ class ReadStats:
 
 
 def _open_binary(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
 
 
-def _parse_line(line: bytes) -> dict:
+def _parse_line(line: bytes, check: bool = True) -> dict:
     """One ndjson line -> record; raises ValueError saying what is wrong.
 
     orjson (a fast, strict JSON parser) refuses NaN and Infinity, and numbers too large for
     a float64 (``1e400``, a 400-digit integer): no coordinate is ever one of those.
+    ``check=False`` leaves the drawing's shape to the caller (`packed` checks a whole chunk of
+    drawings at once); a line that is not text raises UnicodeDecodeError either way.
     """
     try:
         record = orjson.loads(line)
@@ -136,10 +140,69 @@ def _parse_line(line: bytes) -> dict:
         raise ValueError(f"a record must be a JSON object, got {type(record).__name__}")
     if "drawing" not in record:
         raise ValueError("record has no 'drawing'")
-    why = drawing_problem(record["drawing"])
+    why = drawing_problem(record["drawing"]) if check else None
     if why:
         raise ValueError(why)
     return record
+
+
+def parse_lines(
+    path: Path,
+    lines: Sequence[tuple[int, bytes]],
+    on_error: str,
+    stats: ReadStats,
+    check: bool = False,
+) -> tuple[list[dict], list[int]]:
+    """Parse numbered ndjson lines (from `iter_line_chunks`); returns the records and their
+    line numbers. Malformed lines raise `QuickDrawError` naming ``path:line``, or with
+    ``on_error="skip"`` are counted in `stats` and left out. The drawings' shapes are checked
+    only with ``check=True`` (`packed` checks a whole chunk's at once)."""
+    records, numbers = [], []
+    for lineno, line in lines:
+        try:
+            records.append(_parse_line(line, check))
+        except UnicodeDecodeError as e:
+            raise QuickDrawError(f"{path}: not a readable ndjson file ({e})") from None
+        except ValueError as e:
+            if on_error == "raise":
+                raise QuickDrawError(f"{path}:{lineno}: malformed line: {e}") from None
+            stats.note_skip(f"{path}:{lineno}: {e}")
+            continue
+        numbers.append(lineno)
+    stats.records += len(records)
+    return records, numbers
+
+
+def iter_line_chunks(
+    path: str | Path, size: int, stats: ReadStats | None = None
+) -> Iterator[list[tuple[int, bytes]]]:
+    """The non-blank lines of an ``.ndjson``/``.ndjson.gz`` file, `size` at a time, each with
+    its line number (from 1), unparsed: for readers that parse chunks elsewhere (`packed`).
+    A byte-order mark is dropped; a broken gzip stream raises `QuickDrawError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise QuickDrawError(f"no such ndjson file: {path}")
+    stats = stats if stats is not None else ReadStats()
+    return _iter_line_chunks(path, size, stats)
+
+
+def _iter_line_chunks(path: Path, size: int, stats: ReadStats) -> Iterator[list]:
+    chunk: list[tuple[int, bytes]] = []
+    try:
+        with _open_binary(path) as f:
+            for lineno, line in enumerate(f, start=1):
+                stats.lines = lineno
+                if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]  # a byte-order mark (Windows editors write one): not JSON
+                if line.strip():
+                    chunk.append((lineno, line))
+                    if len(chunk) >= size:
+                        yield chunk
+                        chunk = []
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise QuickDrawError(f"{path}: not a readable ndjson file ({e})") from None
+    if chunk:
+        yield chunk
 
 
 def iter_ndjson(
@@ -171,27 +234,10 @@ def iter_ndjson(
 def _iter_ndjson(
     path: Path, on_error: str, stats: ReadStats, warn: bool, numbered: bool
 ) -> Iterator:
-    try:
-        with _open_binary(path) as f:
-            for lineno, line in enumerate(f, start=1):
-                stats.lines += 1
-                if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
-                    line = line[3:]  # a byte-order mark (Windows editors write one): not JSON
-                if not line.strip():
-                    continue
-                try:
-                    record = _parse_line(line)
-                except UnicodeDecodeError:
-                    raise  # not text: the file, not the line, is what is wrong
-                except ValueError as e:
-                    if on_error == "raise":
-                        raise QuickDrawError(f"{path}:{lineno}: malformed line: {e}") from None
-                    stats.note_skip(f"{path}:{lineno}: {e}")
-                    continue
-                stats.records += 1
-                yield (lineno, record) if numbered else record
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as e:
-        raise QuickDrawError(f"{path}: not a readable ndjson file ({e})") from None
+    for chunk in _iter_line_chunks(path, 1, stats):
+        records, numbers = parse_lines(path, chunk, on_error, stats, check=True)
+        for lineno, record in zip(numbers, records, strict=True):
+            yield (lineno, record) if numbered else record
     if stats.skipped and warn:
         warnings.warn(
             f"{path}: skipped {stats.skipped} malformed line(s) of {stats.lines}; "
@@ -286,6 +332,22 @@ def parse_timestamp(value: Any) -> datetime | None:
         except ValueError:
             pass
     raise QuickDrawError(f"timestamp {value!r} is not a time (expected 'YYYY-MM-DD HH:MM:SS UTC')")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def timestamp_micros(value: Any) -> int:
+    """A record's timestamp (as `parse_timestamp` takes it) as whole microseconds since 1970
+    UTC, exactly (no float rounding); -1 when the record has none."""
+    when = parse_timestamp(value)
+    return -1 if when is None else (when - _EPOCH) // _MICROSECOND
+
+
+def timestamp_from_micros(micros: int) -> datetime:
+    """`timestamp_micros` back to an aware UTC datetime."""
+    return _EPOCH + micros * _MICROSECOND
 
 
 def _seconds_to_timestamp(seconds: int) -> str:
@@ -495,6 +557,54 @@ def save_bitmaps(path: str | Path, array: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(array), allow_pickle=False)
 
 
+class GrowingNpy:
+    """An ``.npy`` file written a block of rows at a time, its length unknown until the end.
+
+    The header numpy writes leaves room for any length, so the one written first
+    (length 0) is rewritten in place by `close`; the file is then byte-identical to
+    ``np.save`` of the whole array, which never had to be in memory. Write it where
+    a half-written file does no harm (a staging folder): it is not atomic itself.
+    """
+
+    def __init__(self, path: str | Path, dtype, row_shape: tuple[int, ...] = ()) -> None:
+        self.path, self.dtype, self.row_shape = Path(path), np.dtype(dtype), tuple(row_shape)
+        self.rows = 0
+        self._file: IO[bytes] | None = open(self.path, "wb")
+        self._header_size = self._write_header()
+
+    def _write_header(self) -> int:
+        assert self._file is not None
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": (self.rows, *self.row_shape),
+        }
+        start = self._file.tell()
+        np.lib.format.write_array_header_1_0(self._file, header)
+        return self._file.tell() - start
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.row_shape:
+            raise QuickDrawError(
+                f"{self.path}: rows of shape {rows.shape[1:]}, expected {self.row_shape}"
+            )
+        assert self._file is not None, "appended to after close"
+        self._file.write(rows.data)
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.seek(0)
+            if self._write_header() != self._header_size:
+                raise QuickDrawError(f"{self.path}: {self.rows} rows do not fit its header")
+        finally:
+            self._file.close()
+            self._file = None
+
+
 # ---------------------------------------------------------------------------
 # sketch-rnn .npz
 
@@ -570,15 +680,21 @@ def _read_npy_member(f: IO, where: str, size: int) -> np.ndarray:
     return array
 
 
+_INT16 = np.dtype(np.int16)
+
+
 def _as_stroke3_list(items: Any, where: str) -> list[np.ndarray]:
     out = []
     for i, item in enumerate(items):
         a = np.asarray(item)
+        if a.dtype is _INT16 and a.ndim == 2 and a.shape[1] == 3:
+            out.append(a)  # the official layout already
+            continue
         if a.dtype == np.int16 and a.ndim == 2 and a.shape[1] == 3:
-            # the official layout already. Copy it into numpy's canonical int16 dtype
-            # object: an array unpickled from another process has its own dtype
-            # instance, which pickle would write out again instead of memoising, so
-            # the file's bytes would depend on where the arrays were made.
+            # Copy it into numpy's canonical int16 dtype object: an array unpickled from
+            # another process has its own dtype instance, which pickle would write out
+            # again instead of memoising, so the file's bytes would depend on where the
+            # arrays were made.
             canonical = np.empty(a.shape, dtype=np.int16)
             canonical[...] = a
             out.append(canonical)
@@ -634,7 +750,7 @@ def load_sketchrnn_npz(path: str | Path) -> dict[str, list[np.ndarray]]:
     return splits
 
 
-def save_sketchrnn_npz(path: str | Path, splits: Mapping[str, Sequence[np.ndarray]]) -> None:
+def save_sketchrnn_npz(path: str | Path, splits: Mapping[str, Iterable[np.ndarray]]) -> None:
     """Write ``{"train", "valid", "test"}`` lists of stroke-3 arrays as a sketch-rnn ``.npz``.
 
     The official layout: compressed, each key a 1-D object array of ``int16 (n, 3)``
@@ -646,17 +762,16 @@ def save_sketchrnn_npz(path: str | Path, splits: Mapping[str, Sequence[np.ndarra
         raise QuickDrawError(
             f"sketch-rnn splits must be exactly {list(SPLITS)}, got {sorted(splits)}"
         )
-    arrays = {}
-    for split in SPLITS:
-        drawings = _as_stroke3_list(splits[split], f"splits[{split!r}]")
-        obj = np.empty(len(drawings), dtype=object)
-        for i, d in enumerate(drawings):  # element-wise: np.array() would stack equal shapes
-            obj[i] = d
-        arrays[split] = obj
     # What np.savez_compressed writes, but with a fixed timestamp on each zip
-    # member, so the same drawings always give the same bytes.
+    # member, so the same drawings always give the same bytes. One split at a time:
+    # the values may be iterables, read as their split is written.
     with atomic_write(path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
-        for split, obj in arrays.items():
+        for split in SPLITS:
+            drawings = _as_stroke3_list(splits[split], f"splits[{split!r}]")
+            obj = np.empty(len(drawings), dtype=object)
+            for i, d in enumerate(drawings):  # element-wise: np.array() would stack them
+                obj[i] = d
+            del drawings
             info = zipfile.ZipInfo(f"{split}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             with zf.open(info, "w", force_zip64=True) as member:

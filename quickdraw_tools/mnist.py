@@ -22,11 +22,12 @@ loaders hard-wired to MNIST's 0x00000801 will refuse.
 from __future__ import annotations
 
 import gzip as gzip_module
+import io
 import os
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -52,19 +53,49 @@ FILES = {
 CATEGORIES_FILE = "categories.txt"
 
 
-def idx_bytes(array: np.ndarray) -> bytes:
-    """The IDX encoding (header + data) of `array`."""
-    array = np.asarray(array)
-    code = _CODE_OF.get(array.dtype.newbyteorder("="))
+_BLOCK = 16_384  # rows written at a time: a category's images are never all in memory
+
+
+def _idx_code(array) -> int:
+    code = _CODE_OF.get(np.dtype(array.dtype).newbyteorder("="))
     if code is None:
         valid = ", ".join(str(d) for d in IDX_TYPES.values())
         raise QuickDrawError(f"IDX cannot store dtype {array.dtype}; valid: {valid}")
-    if not 1 <= array.ndim <= 255:
-        raise QuickDrawError(f"IDX needs 1 to 255 dimensions, got {array.ndim}")
-    if any(n >= 2**32 for n in array.shape):
-        raise QuickDrawError(f"IDX dimensions must be < 2**32, got {array.shape}")
-    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    return header + np.ascontiguousarray(array, dtype=IDX_TYPES[code]).tobytes()
+    shape = tuple(array.shape)
+    if not 1 <= len(shape) <= 255:
+        raise QuickDrawError(f"IDX needs 1 to 255 dimensions, got {len(shape)}")
+    if any(n >= 2**32 for n in shape):
+        raise QuickDrawError(f"IDX dimensions must be < 2**32, got {shape}")
+    return code
+
+
+def _write_idx(f: IO[bytes], array, gzip: bool) -> None:
+    """The IDX encoding (header + data) of `array` into `f`, `_BLOCK` rows at a time.
+
+    `array`: a numpy array, or any object with ``shape``, ``dtype`` and row slicing
+    (``array[a:b]``), such as a memory map or a lazily gathered set of rows.
+    """
+    code = _idx_code(array)
+    shape = tuple(array.shape)
+    if gzip:  # no time stamp or name in the gzip header: equal arrays give equal files
+        with gzip_module.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as z:
+            _write_idx_body(z, array, code, shape)
+    else:
+        _write_idx_body(f, array, code, shape)
+
+
+def _write_idx_body(f, array, code: int, shape: tuple[int, ...]) -> None:
+    f.write(bytes([0, 0, code, len(shape)]) + np.asarray(shape, dtype=">u4").tobytes())
+    for start in range(0, shape[0], _BLOCK):
+        block = np.asarray(array[start : start + _BLOCK])
+        f.write(np.ascontiguousarray(block, dtype=IDX_TYPES[code]).tobytes())
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding (header + data) of `array`."""
+    buffer = io.BytesIO()
+    _write_idx(buffer, np.asarray(array), gzip=False)
+    return buffer.getvalue()
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, gzip: bool | None = None) -> Path:
@@ -75,18 +106,9 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, gzip: bool | None = No
     path = Path(path)
     if gzip is None:
         gzip = path.suffix == ".gz"
-    payload = idx_bytes(array)
     with atomic_write(path, "wb") as f:
-        _write_payload(f, payload, gzip)
+        _write_idx(f, np.asarray(array), gzip)
     return path
-
-
-def _write_payload(f: IO[bytes], payload: bytes, gzip: bool) -> None:
-    if gzip:
-        with gzip_module.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as z:
-            z.write(payload)
-    else:
-        f.write(payload)
 
 
 def parse_idx(data: bytes, where: str = "IDX data") -> np.ndarray:
@@ -124,10 +146,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return parse_idx(data, str(path))
 
 
-def _check_split(name: str, images: np.ndarray, labels: np.ndarray, n_classes: int):
-    images = np.asarray(images)
+def _check_split(name: str, images, labels: np.ndarray, n_classes: int):
+    if not hasattr(images, "shape") or not hasattr(images, "dtype"):
+        images = np.asarray(images)  # a list: small enough to hold (large ones are arrays)
     labels = np.asarray(labels)
-    if images.dtype != np.uint8 or images.ndim != 3:
+    if images.dtype != np.uint8 or len(images.shape) != 3:
         raise QuickDrawError(
             f"{name} images must be uint8 (N, rows, cols), got {images.dtype} {images.shape}"
         )
@@ -153,15 +176,17 @@ def variant_names(gzip: bool) -> list[str]:
 
 def write_mnist(
     directory: str | os.PathLike,
-    train: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray],
+    train: tuple[Any, np.ndarray],
+    test: tuple[Any, np.ndarray],
     categories: Sequence[str],
     gzip: bool = False,
 ) -> dict[str, Path]:
     """Write the four MNIST files and ``categories.txt`` into `directory`.
 
     train, test: ``(images uint8 (N, rows, cols), labels int (N,))``; label ``i``
-        means ``categories[i]``.
+        means ``categories[i]``. Images may be any array-like with ``shape``, ``dtype``
+        and row slicing (a memory map, rows gathered on demand): they are written a
+        block at a time.
     gzip: write ``*.gz`` files (as the original MNIST downloads) instead.
 
     Returns the written paths by role (``train-images``, ..., ``categories``).
@@ -181,17 +206,17 @@ def write_mnist(
     label_dtype = np.uint8 if len(names) <= 256 else np.dtype(">i2")
     directory = Path(directory)
     suffix = ".gz" if gzip else ""
-    payloads: dict[str, bytes] = {}  # file name -> IDX bytes
+    arrays: dict[str, Any] = {}  # file name -> what it holds
     for split, (images, labels) in (("train", train), ("test", test)):
         images, labels = _check_split(split, images, labels, len(names))
         image_file, label_file = FILES[split]
-        payloads[image_file] = idx_bytes(images)
-        payloads[label_file] = idx_bytes(labels.astype(label_dtype))
+        arrays[image_file] = images
+        arrays[label_file] = labels.astype(label_dtype)
     written: dict[str, Path] = {}
     with staged_output(directory) as stage:
-        for name, payload in payloads.items():
+        for name, array in arrays.items():
             with open(stage.file(name + suffix), "wb") as f:
-                _write_payload(f, payload, gzip)
+                _write_idx(f, array, gzip)
             written[name.split("-idx")[0]] = directory / (name + suffix)  # "train-images", ...
         stage.file(CATEGORIES_FILE).write_text("".join(n + "\n" for n in names), "utf-8")
         written["categories"] = directory / CATEGORIES_FILE

@@ -24,11 +24,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_write
 from .errors import QuickDrawError
-from .formats import parse_timestamp
 from .splits import SPLITS
+
+if TYPE_CHECKING:
+    from .packed import Packed
 
 
 def schema():
@@ -47,38 +50,127 @@ def schema():
     )
 
 
+ROW_GROUP = 65_536  # rows per Parquet row group
+
+
 def write_parquet(
     path: str | os.PathLike,
-    records: Iterable[Mapping],
+    records: Sequence[Mapping],
     splits: Sequence[str],
     word: str | None = None,
 ) -> int:
     """Write simplified `records` (dicts with ``drawing`` and the optional fields) and the
     split of each (``splits[i]`` for record i) as one Parquet file, atomically; returns the
     number of rows. `word` fills the category where a record has none."""
+    from .packed import pack_records
+
+    records = list(records)
+    if len(records) != len(splits):
+        raise QuickDrawError(f"{len(records)} records but {len(splits)} split names")
+    names = [f"record {i}" for i in range(len(records))]
+    packed = pack_records(records, names, kind="simplified", meta=True)
+    words = [_text(r.get("word")) or word for r in records]
+    write_packed(path, [(packed, splits, words)], word=word)
+    return len(records)
+
+
+def write_packed(
+    path: str | os.PathLike,
+    parts: Iterable[tuple[Any, ...]],
+    word: str | None = None,
+) -> int:
+    """Write packed drawings (`packed.Packed`, read with ``meta=True``), part by part, as one
+    Parquet file, atomically; returns the number of rows.
+
+    parts: ``(packed, splits)`` or ``(packed, splits, words)``: the split of each drawing,
+    and its category where it is not `word`. Memory holds one row group at a time.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns: dict[str, list] = {name: [] for name in schema().names}
-    n = 0
-    for n, (record, split) in enumerate(zip(records, splits, strict=True), start=1):
-        if split not in SPLITS:
-            raise QuickDrawError(f"record {n - 1}: split {split!r} is not one of {SPLITS}")
-        columns["key_id"].append(_text(record.get("key_id")))
-        columns["word"].append(_text(record.get("word")) or word)
-        columns["countrycode"].append(_text(record.get("countrycode")))
-        columns["timestamp"].append(parse_timestamp(record.get("timestamp")))
-        recognized = record.get("recognized")
-        columns["recognized"].append(None if recognized is None else bool(recognized))
-        columns["drawing"].append([[list(s[0]), list(s[1])] for s in record["drawing"]])
-        columns["split"].append(split)
-    try:
-        table = pa.Table.from_pydict(columns, schema=schema())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as e:
-        raise QuickDrawError(f"{path}: the records do not fit the Parquet schema ({e})") from None
-    with atomic_write(Path(path), "wb") as f:
-        pq.write_table(table, f, compression="zstd")
-    return n
+    rows = 0
+    with (
+        atomic_write(Path(path), "wb") as f,
+        pq.ParquetWriter(f, schema(), compression="zstd") as out,
+    ):
+        waiting: list = []
+        for part in parts:
+            packed, splits = part[0], part[1]
+            words = part[2] if len(part) > 2 else None  # type: ignore[misc]
+            waiting.append(_table(path, packed, splits, words, word))
+            rows += len(packed)
+            if sum(len(t) for t in waiting) >= ROW_GROUP:
+                out.write_table(pa.concat_tables(waiting))
+                waiting = []
+        if waiting or rows == 0:
+            out.write_table(pa.concat_tables(waiting) if waiting else schema().empty_table())
+    return rows
+
+
+def _table(path, packed: Packed, splits: Sequence[str], words, word: str | None):
+    """One part as an Arrow table of `schema()`: the nested drawing column built from the
+    packed points directly, no Python list per drawing."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(packed)
+    names = np.asarray(splits, dtype=str)
+    if len(names) != n:
+        raise QuickDrawError(f"{path}: {n} drawings but {len(names)} split names")
+    bad = np.flatnonzero(~np.isin(names, SPLITS))
+    if len(bad):
+        name = str(names[bad[0]])
+        raise QuickDrawError(f"record {bad[0]}: split {name!r} is not one of {SPLITS}")
+    if not packed.has_meta:
+        raise QuickDrawError("write_packed needs drawings packed with meta=True")
+    assert packed.key_id is not None and packed.countrycode is not None
+    assert packed.timestamp is not None and packed.recognized is not None
+    flat = packed.flat()
+    lengths = flat.lengths
+    starts = np.cumsum(lengths) - lengths
+    stroke_of_point = np.repeat(np.arange(len(lengths)), lengths)
+    xs_at = starts[stroke_of_point] + np.arange(len(flat.x))  # stroke s: its xs, then its ys
+    values = np.empty(2 * len(flat.x), dtype=np.int16)
+    values[xs_at] = flat.x
+    values[xs_at + lengths[stroke_of_point]] = flat.y
+    axes = pa.ListArray.from_arrays(
+        _offsets(np.repeat(lengths, 2)), pa.array(values, type=pa.int16())
+    )
+    strokes = pa.ListArray.from_arrays(_offsets(np.full(len(lengths), 2)), axes)
+    drawings = pa.ListArray.from_arrays(_offsets(flat.counts), strokes)
+    word_column = [word] * n if words is None else list(words)
+    columns = {
+        "key_id": _strings(packed.key_id),
+        "word": pa.array(word_column, type=pa.string()),
+        "countrycode": _strings(packed.countrycode),
+        "timestamp": pa.array(
+            np.asarray(packed.timestamp),
+            type=pa.timestamp("us", tz="UTC"),
+            mask=np.asarray(packed.timestamp) < 0,
+        ),
+        "recognized": pa.array(
+            np.asarray(packed.recognized) == 1, mask=np.asarray(packed.recognized) < 0
+        ),
+        "drawing": drawings,
+        "split": pa.array(names, type=pa.string()),
+    }
+    return pa.Table.from_pydict(columns, schema=schema())
+
+
+def _offsets(counts):
+    import numpy as np
+    import pyarrow as pa
+
+    return pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32), type=pa.int32())
+
+
+def _strings(values):
+    """bytes (b"" unknown) -> an Arrow string column with nulls."""
+    import numpy as np
+    import pyarrow as pa
+
+    values = np.asarray(values)
+    return pa.array(np.char.decode(values, "utf-8"), type=pa.string(), mask=values == b"")
 
 
 def _text(value) -> str | None:

@@ -62,7 +62,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .errors import QuickDrawError
-from .strokes import FlatDrawings, flatten_drawings
+from .strokes import FlatDrawings, flatten_drawings, ranges
 
 # The official numpy_bitmap settings (all in the 256-unit drawing space but `size`).
 SIZE = 28
@@ -181,8 +181,8 @@ class _Flat:
 
     def take(self, rows: np.ndarray) -> _Flat:
         """The drawings at `rows`, in that order."""
-        strokes = _ranges(self.first_stroke[rows], self.counts[rows])
-        points = _ranges(self.first_point[strokes], self.lengths[strokes])
+        strokes = ranges(self.first_stroke[rows], self.counts[rows])
+        points = ranges(self.first_point[strokes], self.lengths[strokes])
         return _Flat(self.x[points], self.y[points], self.lengths[strokes], self.counts[rows])
 
     def extremes(self) -> tuple[np.ndarray, ...]:
@@ -194,13 +194,6 @@ class _Flat:
             np.minimum.reduceat(self.y, starts),
             np.maximum.reduceat(self.y, starts),
         )
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + n)`` for each (s, n), without a Python loop."""
-    total = int(lengths.sum())
-    offsets = np.cumsum(lengths) - lengths
-    return np.repeat(starts - offsets, lengths) + np.arange(total)
 
 
 def _fits(flat: _Flat, layout: _Layout) -> np.ndarray:
@@ -302,7 +295,7 @@ def _default_batch(size: int) -> int:
 
 
 def rasterize_many(
-    drawings: Sequence,
+    drawings: Sequence | FlatDrawings,
     size: int = SIZE,
     line_width: float = LINE_WIDTH,
     padding: float = PADDING,
@@ -313,7 +306,8 @@ def rasterize_many(
     """Render drawings like the official `numpy_bitmap` files, byte for byte.
 
     drawings: a sequence of drawings (lists of strokes ``[xs, ys(, ts)]`` in the
-        simplified 0-255 space; ndjson records with a ``drawing`` key work too).
+        simplified 0-255 space; ndjson records with a ``drawing`` key work too), or
+        their points already gathered as `strokes.FlatDrawings`.
     size, line_width, padding: output side in pixels; stroke width and margin in
         the 256-unit drawing space. The defaults are the official ones.
     batch_size: drawings per tiled surface (default: about 128 KB of pixels).
@@ -338,20 +332,33 @@ def rasterize_many(
         raise QuickDrawError(f"threads must be an integer >= 1, got {threads!r}")
     _cairo()  # fail early with the install hint
     layout = _Layout(size, line_width, padding)
-    if not isinstance(drawings, list | tuple):
-        try:
-            drawings = list(drawings)  # any iterable: the batches index into it
-        except TypeError:
-            raise QuickDrawError(
-                f"drawings must be a sequence of drawings, got {type(drawings).__name__}"
-            ) from None
-    out = np.zeros((len(drawings), size * size), dtype=np.uint8)
+    if isinstance(drawings, FlatDrawings):  # points gathered already (`packed.Packed.flat`)
+        whole = _Flat.of(drawings)
+        count = len(drawings.counts)
+
+        def batch(start: int, stop: int) -> _Flat:
+            return whole.take(np.arange(start, stop))
+
+    else:
+        if not isinstance(drawings, list | tuple):
+            try:
+                drawings = list(drawings)  # any iterable: the batches index into it
+            except TypeError:
+                raise QuickDrawError(
+                    f"drawings must be a sequence of drawings, got {type(drawings).__name__}"
+                ) from None
+        count = len(drawings)
+
+        def batch(start: int, stop: int) -> _Flat:
+            return _Flat.of(flatten_drawings([drawings[i] for i in range(start, stop)], start))
+
+    out = np.zeros((count, size * size), dtype=np.uint8)
     local = threading.local()  # per thread: one surface per tile count, reused
 
     def run(start: int) -> None:
         """Convert, check and draw ``drawings[start : start + batch_size]`` into `out`."""
-        stop = min(start + batch_size, len(drawings))
-        flat = _Flat.of(flatten_drawings([drawings[i] for i in range(start, stop)], start))
+        stop = min(start + batch_size, count)
+        flat = batch(start, stop)
         drawn = np.flatnonzero(flat.counts)  # a drawing with no points stays black
         if len(drawn) == 0:
             return
@@ -369,7 +376,7 @@ def rasterize_many(
                 out[start + rows] = canvases[tiles].render(flat.take(rows))
 
     # Each thread converts its own batches, so the Python work overlaps cairo's.
-    starts = range(0, len(drawings), batch_size)
+    starts = range(0, count, batch_size)
     threads = min(threads, len(starts))
     if threads <= 1:
         for start in starts:

@@ -95,10 +95,6 @@ def bitmap_identity(row: np.ndarray) -> str:
     return "sha1:" + hashlib.sha1(np.ascontiguousarray(row).tobytes()).hexdigest()
 
 
-def _rank(seed: int, category: str, identity: str) -> bytes:
-    return hashlib.blake2b(f"{seed}\0{category}\0{identity}".encode(), digest_size=16).digest()
-
-
 @dataclass
 class Split:
     """Record indices (into the input sequence) per split, in file order."""
@@ -128,28 +124,36 @@ def split_bitmaps(rows: np.ndarray, category: str, seed: int = 0) -> Split:
 
 
 def split_identities(
-    identities: Iterable[str],
+    identities: Iterable[str] | np.ndarray,
     category: str,
     seed: int = 0,
     sizes: str | Sequence[int] = "official",
 ) -> Split:
     """Assign items, known by their identities (in file order), to train, valid or test
-    (`sizes` as `split_sizes` takes them)."""
-    seen: set[str] = set()
-    ranked: list[tuple[bytes, int]] = []
-    duplicates = 0
-    for i, identity in enumerate(identities):
-        if identity in seen:
-            duplicates += 1
-            continue
-        seen.add(identity)
-        ranked.append((_rank(seed, category, identity), i))
-    ranked.sort()
+    (`sizes` as `split_sizes` takes them). `identities`: strings, or a numpy bytes array of
+    their UTF-8 (what `packed` stores)."""
+    if isinstance(identities, np.ndarray) and identities.dtype.kind == "S":
+        encoded: Sequence[bytes] = identities.tolist()
+    else:
+        encoded = [str(identity).encode() for identity in identities]
+    seen: set[bytes] = set()
+    kept: list[int] = []
+    for i, identity in enumerate(encoded):
+        if identity not in seen:
+            seen.add(identity)
+            kept.append(i)
+    prefix = f"{seed}\0{category}\0".encode()
+    digests = b"".join(hashlib.blake2b(prefix + encoded[i], digest_size=16).digest() for i in kept)
+    ranks = np.frombuffer(digests, dtype=">u8").reshape(-1, 2)
+    # ascending rank, as bytes compare (the first 8 bytes, then the next 8); stable, so
+    # equal ranks (never seen: 128-bit digests) would keep file order
+    ranked = np.asarray(kept, dtype=np.int64)[np.lexsort((ranks[:, 1], ranks[:, 0]))]
     counts = split_sizes(len(ranked), sizes)
     indices, start = {}, 0
     for name in SPLITS:
-        indices[name] = sorted(i for _, i in ranked[start : start + counts[name]])
+        indices[name] = np.sort(ranked[start : start + counts[name]]).tolist()
         start += counts[name]
+    duplicates = len(encoded) - len(kept)
     return Split(indices=indices, duplicates=duplicates, unused=len(ranked) - start)
 
 

@@ -253,6 +253,15 @@ def _flatten(drawings: Sequence, name, times: bool, checked: bool = False) -> Fl
     return FlatDrawings(x, y, t, np.asarray(lengths, np.int64), np.asarray(counts, np.int64))
 
 
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + n)`` for each (s, n), without a Python loop: the rows
+    of several drawings (or points of several strokes) at once."""
+    starts, lengths = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    offsets = np.cumsum(lengths) - lengths
+    return np.repeat(starts - offsets, lengths) + np.arange(total)
+
+
 def _check_stroke3(strokes: np.ndarray) -> np.ndarray:
     strokes = np.asarray(strokes)
     if strokes.ndim != 2 or strokes.shape[1] != 3:

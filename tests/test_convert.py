@@ -226,9 +226,9 @@ def test_data_commands_help_has_examples(command, capsys):
 def test_workers_leave_ctrl_c_to_the_main_process():
     import signal
 
-    import quickdraw_tools.convert as conv
+    from quickdraw_tools.workers import process_pool
 
-    with conv._pool(1) as pool:
+    with process_pool(1) as pool:
         assert pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
 
 
@@ -297,13 +297,13 @@ KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
 from quickdraw_tools import convert as C
-real = C._write_category
+real = C._Category.write
 def slow(*args, **kwargs):  # a category takes a while: the test kills the run meanwhile
     out = real(*args, **kwargs)
     print("wrote a category", flush=True)
     time.sleep(60)
     return out
-C._write_category = slow
+C._Category.write = slow
 src = Path(sys.argv[1])
 sources = [C.Source(c, src / f"{c}.ndjson") for c in ("cake", "piano")]
 C.convert(sources, sys.argv[2], ["sketchrnn", "bitmap", "mnist"], workers=2,
@@ -382,3 +382,31 @@ def test_raw_drawings_anywhere_in_a_local_file_are_simplified(shared, tmp_path):
     with pytest.raises(QuickDrawError, match=r"mixed.ndjson:61: a raw drawing"):
         convert([Source("mixed", mixed, kind="simplified")], tmp_path / "p", ["sketchrnn"],
                 progress=False)  # fmt: skip
+
+
+def test_every_drawing_with_split_sizes_all_or_explicit_sizes(shared, tmp_path, capsys):
+    path = shared / "training" / "cake.ndjson"
+    records = list(formats.iter_ndjson(path))
+    (r,) = convert([Source("cake", path)], tmp_path / "all", ["bitmap", "mnist"],
+                   sizes="all", progress=False)  # fmt: skip
+    unique = len(records) - r.duplicates
+    assert sum(r.sizes.values()) == unique and r.sizes == split_sizes(unique, "all")
+    bitmaps = formats.load_bitmaps(tmp_path / "all" / "bitmap" / "cake.npy")
+    assert len(bitmaps) == unique  # every drawing, as the official numpy_bitmap files
+    from quickdraw_tools.mnist import read_mnist
+
+    mn = read_mnist(tmp_path / "all" / "mnist")
+    assert len(mn["train"][0]) == r.sizes["train"] and len(mn["test"][0]) == r.sizes["test"]
+    # MNIST rows are the bitmap rows of their split, shuffled
+    train = {row.tobytes() for row in bitmaps[: r.sizes["train"]]}
+    assert {im.tobytes() for im in mn["train"][0]} <= train
+    assert main(["convert", str(path), "--out", str(tmp_path / "few"), "--split-sizes",
+                 "100,20,30", "--quiet"]) == 0  # fmt: skip
+    npz = formats.load_sketchrnn_npz(tmp_path / "few" / "sketchrnn" / "cake.npz")
+    assert [len(npz[s]) for s in ("train", "valid", "test")] == [100, 20, 30]
+    with pytest.raises(SystemExit):
+        main(["convert", str(path), "--out", str(tmp_path / "x"), "--split-sizes", "9,9"])
+    assert "--split-sizes: must be 'official', 'all' or TRAIN,VALID,TEST" in capsys.readouterr().err
+    with pytest.raises(QuickDrawError, match="ask for more than"):
+        convert([Source("cake", path)], tmp_path / "big", sizes=(10**6, 1, 1), progress=False)
+    assert not (tmp_path / "x").exists() and not list((tmp_path / "big").glob("*"))

@@ -210,3 +210,13 @@ def test_stream_filters_shuffles_reproducibly_and_simplifies_raw():
     assert [r["drawing"] for r in streamed] == expected
     by_name = list(QuickDrawStream("cat", base_url=MIRROR))  # a category name, from a mirror
     assert [r["key_id"] for r in by_name] == [r["key_id"] for r in formats.iter_drawings(paths[0])]
+
+
+def test_split_sizes_all_is_convert_split_sizes_all(root, tmp_path):
+    convert([Source("cat", SIMPLIFIED / "cat.ndjson")], tmp_path, ["sketchrnn"], seed=1,
+            sizes="all", progress=False)  # fmt: skip
+    npz = formats.load_sketchrnn_npz(tmp_path / "sketchrnn" / "cat.npz")
+    for split, expected in npz.items():
+        ds = QuickDraw(root, "cat", split=split, format="stroke3", seed=1, split_sizes="all",
+                       progress=False)  # fmt: skip
+        assert [a.tobytes() for a in ds.sketches()] == [a.tobytes() for a in expected]

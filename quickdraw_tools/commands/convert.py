@@ -17,8 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="convert categories to sketch-rnn .npz, bitmaps and MNIST files",
         description="Read each category's drawings once (downloaded, from a mirror, or from\n"
         "local files), drop duplicates, split them into train/valid/test (70,000/2,500/2,500,\n"
-        "or the same proportions for smaller sets; the same for a given --seed on every run),\n"
-        "and write every requested format from that one split. Raw drawings are simplified\n"
+        "or the same proportions for smaller sets; --split-sizes all keeps every drawing; the\n"
+        "same for a given --seed on every run), and write every requested format from that\n"
+        "one split, in bounded memory whatever the category's size. Raw drawings are simplified\n"
         "with Google's recipe first. Every file is written to a temporary file and renamed\n"
         "into place when complete; a summary table of counts ends the run.",
         epilog="examples:\n"
@@ -72,6 +73,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument(
+        "--split-sizes",
+        type=_split_sizes,
+        default="official",
+        metavar="SIZES",
+        help="drawings per split: 'official' (the default: 70,000/2,500/2,500 as the sketch-rnn"
+        " files, or those proportions for smaller sets), 'all' (every drawing, as the"
+        " numpy_bitmap files: valid and test 1/30 each), or TRAIN,VALID,TEST",
+    )
+    p.add_argument(
         "--size",
         type=int,
         default=28,
@@ -88,6 +98,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _split_sizes(text: str):
+    from ..splits import parse_split_sizes
+
+    try:
+        return parse_split_sizes(text)
+    except QuickDrawError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--split-sizes ")) from None
 
 
 def resolve_sources(args: argparse.Namespace) -> list:
@@ -135,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         on_error=args.on_error,
         progress=not args.quiet,
         gzip_mnist=args.gzip,
+        sizes=args.split_sizes,
     )
     print(summary_table(results))
     for r in results:

@@ -1,0 +1,177 @@
+"""`quickdraw convert` on one large category: peak memory and drawings per second, one run.
+
+The category is made from the real simplified drawings in ../shared/quickdraw
+(training sets and mirror prefixes), repeated with fresh key_ids until it holds
+``--drawings`` drawings (300,000 by default, more than the largest official
+categories hold simplified). Each measured run is a separate `quickdraw convert`
+process on one core (``taskset`` when available), so its peak RSS is its own.
+
+Prints, for this checkout and for ``--baseline REV`` (a git revision, checked out
+in a temporary worktree):
+  * simplified ndjson -> sketch-rnn .npz: wall time, drawings/s, peak RSS, and
+    whether the two revisions wrote the same bytes;
+  * every format (``--formats sketchrnn,bitmap,mnist,parquet --split-sizes all``):
+    wall time, drawings/s, peak RSS (this checkout only; older revisions cannot);
+  * `QuickDraw` on a 70,000-drawing category: first construction (derives), second
+    construction (opens the derived files), in one process each.
+
+Usage: ``python scripts/bench_convert.py [--drawings N] [--baseline REV]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from _machine import cpu_name
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "quickdraw"
+
+
+def real_drawings() -> list[dict]:
+    """Every real simplified drawing beside us (training sets and the mirror's prefixes)."""
+    files = sorted((SHARED / "training").glob("*.ndjson"))
+    files += sorted((SHARED / "mirror" / "full" / "simplified").glob("*.ndjson"))
+    records = []
+    for path in files:
+        with open(path, "rb") as f:
+            records += [orjson.loads(line) for line in f if line.strip()]
+    return records
+
+
+def write_category(path: Path, n: int, word: str, records: list[dict]) -> None:
+    """`n` drawings cycled from `records`, each with its own key_id, as simplified ndjson."""
+    with open(path, "wb") as f:
+        for i, record in zip(range(n), itertools.cycle(records), strict=False):
+            key_id = str(4_000_000_000_000_000 + i)
+            f.write(orjson.dumps({**record, "word": word, "key_id": key_id}) + b"\n")
+
+
+def run_convert(python: str, cwd: Path, env: dict, args: list[str]) -> tuple[float, int]:
+    """One convert process; returns (wall seconds, peak RSS in bytes)."""
+    main = "import sys; from quickdraw_tools.cli import main; sys.exit(main())"
+    command = [python, "-c", main, "convert", *args, "--quiet"]
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", "0", *command]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"convert failed: {' '.join(command)}")
+    return wall, usage.ru_maxrss * 1024
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def report(label: str, n: int, wall: float, rss: int) -> None:
+    rate = f"{n / wall:8,.0f} drawings/s"
+    print(f"  {label:<34} {wall:7.1f} s  {rate}  peak RSS {rss / 2**20:6.0f} MB")
+
+
+def time_quickdraw(python: str, root: Path, mirror: Path) -> float:
+    code = (
+        "import sys, time\n"
+        "from quickdraw_tools.datasets import QuickDraw\n"
+        "t = time.perf_counter()\n"
+        f"ds = QuickDraw({str(root)!r}, 'cat', split='train', format='bitmap', download=True,"
+        f" base_url={str(mirror)!r}, progress=False)\n"
+        "ds[0]\n"
+        "print(time.perf_counter() - t, len(ds))\n"
+    )
+    out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True)
+    return float(out.stdout.split()[0])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drawings", type=int, default=300_000, help="size of the category")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run this git revision's convert (e.g. the commit before a change)",
+    )
+    parser.add_argument(
+        "--dataset-drawings", type=int, default=70_000, help="size of the QuickDraw category"
+    )
+    args = parser.parse_args()
+    python = sys.executable
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores (convert pinned to one)")
+    records = real_drawings()
+    with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
+        tmp_path = Path(tmp)
+        source = tmp_path / "synthetic.ndjson"
+        write_category(source, args.drawings, "synthetic", records)
+        size = source.stat().st_size
+        print(
+            f"category: {args.drawings:,} simplified drawings ({size / 2**20:.0f} MB), cycled from"
+            f" {len(records):,} real ones"
+        )
+        runs = [("this checkout", ROOT)]
+        if args.baseline:
+            base = tmp_path / "baseline"
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", str(base), args.baseline],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            )
+            runs.append((f"baseline {args.baseline}", base))
+        try:
+            print("simplified ndjson -> sketch-rnn .npz (convert --formats sketchrnn):")
+            written = {}
+            for label, tree in runs:
+                env = {**os.environ, "PYTHONPATH": str(tree)}
+                out = tmp_path / f"out-{len(written)}"
+                wall, rss = run_convert(python, tree, env, [str(source), "--out", str(out)])
+                report(label, args.drawings, wall, rss)
+                written[label] = (wall, digest(out / "sketchrnn" / "synthetic.npz"))
+                shutil.rmtree(out)
+            if len(written) == 2:
+                (new, new_hash), (old, old_hash) = written.values()
+                same = "the same bytes" if new_hash == old_hash else "DIFFERENT bytes"
+                print(f"  speed-up {old / new:.2f}x; the two wrote {same} ({new_hash})")
+            print(
+                "every format, every drawing (--formats sketchrnn,bitmap,mnist,parquet"
+                " --split-sizes all):"
+            )
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            out = tmp_path / "out-all"
+            every = ["--formats", "sketchrnn,bitmap,mnist,parquet", "--split-sizes", "all"]
+            wall, rss = run_convert(python, ROOT, env, [str(source), "--out", str(out), *every])
+            report("this checkout", args.drawings, wall, rss)
+            shutil.rmtree(out)
+        finally:
+            if args.baseline:
+                subprocess.run(
+                    ["git", "worktree", "remove", "--force", str(tmp_path / "baseline")],
+                    cwd=ROOT,
+                    check=False,
+                )
+        mirror = tmp_path / "mirror"
+        (mirror / "full" / "simplified").mkdir(parents=True)
+        cat = mirror / "full" / "simplified" / "cat.ndjson"
+        write_category(cat, args.dataset_drawings, "cat", records)
+        root = tmp_path / "dataset"
+        first = time_quickdraw(python, root, mirror)
+        second = time_quickdraw(python, root, mirror)
+        print(f"QuickDraw('cat', format='bitmap') on {args.dataset_drawings:,} drawings:")
+        print(f"  first construction (download, derive strokes and bitmaps) {first:6.2f} s")
+        print(f"  second construction (memory-mapped)                      {second:6.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
