@@ -258,6 +258,61 @@ def huge_numbers(tmp: Path) -> str:
     return "convert, simplify, svg name the line; --on-error skip goes on"
 
 
+@case(
+    "ndjson coordinates that are not numbers (true beside recognized: true, '1', null): file:line"
+)
+def not_numbers(tmp: Path) -> str:
+    good = '{"word": "cat", "recognized": true, "drawing": [[[0, 10], [0, 5]]]}'
+    for name, value in (("bool", "true"), ("text", '"1"'), ("null", "null")):
+        path = tmp / f"{name}.ndjson"
+        # the reader counts true/false literals to skip a type check: this line's
+        # "recognized" makes one of them look accounted for
+        bad = '{"word": "true", "recognized": true, "drawing": [[[0, ' + value + "], [0, 5]]]}"
+        path.write_text(f"{good}\n{good}\n{bad}\n")
+        one_line_error(quickdraw("convert", path, "--out", tmp / "o", "--quiet"), f"{path}:3")
+        expect(not (tmp / "o").exists() or not any((tmp / "o").iterdir()), "convert wrote files")
+    return "true, '1' and null among coordinates are named by file:line; nothing written"
+
+
+@case("SVG files: entity bomb, external entity, external <use>/<image>, <use> cycle are refused")
+def crafted_svg(tmp: Path) -> str:
+    head = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
+    bomb = "".join(f'<!ENTITY e{i} "{f"&e{i - 1};" * 10}">' for i in range(1, 9))
+    files = {
+        "bomb.svg": f'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY e0 "ha">{bomb}]>'
+        f'{head}<text>&e8;</text><path d="M0 0 L9 9" stroke="black"/></svg>',
+        "xxe.svg": '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        f'{head}<text>&x;</text><path d="M0 0 L9 9" stroke="black"/></svg>',
+        "use.svg": f'{head}<use xlink:href="other.svg#p"/><path d="M0 0 L9 9" '
+        'stroke="black"/></svg>',
+        "image.svg": f'{head}<image href="http://127.0.0.1:9/x.png"/><path d="M0 0 L1 1" '
+        'stroke="black"/></svg>',
+        "cycle.svg": f'{head}<g id="g"><use href="#g"/><path d="M0 0 L9 9" stroke="black"/></g>'
+        "</svg>",
+    }
+    for name, text in files.items():
+        path = tmp / name
+        path.write_text(text)
+        started = time.monotonic()
+        done = quickdraw("import-svg", path, "--word", "cat", "--out", tmp / "o.ndjson", "--quiet")
+        one_line_error(done, name)
+        expect(time.monotonic() - started < 30, f"{name} took {time.monotonic() - started:.0f} s")
+        expect(not (tmp / "o.ndjson").exists(), f"{name}: an output was written")
+    return f"{len(files)} crafted files refused in one line each, quickly; nothing written"
+
+
+@case("judge file with pickled os.system: judge score refuses it, nothing runs")
+def crafted_judge(tmp: Path) -> str:
+    import torch
+
+    marker = tmp / "code-ran"
+    torch.save({"kind": "judge", "weights": _RunsCode(marker)}, tmp / "evil.pt")
+    done = quickdraw("judge", "score", tmp / "evil.pt", TRAINING / "cake.ndjson")
+    one_line_error(done, "refusing to load")
+    expect(not marker.exists(), "the pickled code ran")
+    return "refused in one line; nothing ran"
+
+
 # --- crashes, failures and full disks --------------------------------------------------------
 
 
@@ -563,6 +618,18 @@ def grade_names(tmp: Path) -> str:
         expect(second.get("rater") != first.get("rater"), "the same name got Alice's session")
         status, look = mallory.request("POST", "/api/raters", {"name": "Аlice"})  # Cyrillic А
     return "a second 'Alice' is a new rater; resuming needs the secret token"
+
+
+@case("grading server: a completion URL that is not http(s) is refused before it starts")
+def grade_completion_url(tmp: Path) -> str:
+    for url in ("javascript:alert(1)", "file:///etc/passwd", "http://exa mple.com/"):
+        done = quickdraw(
+            "grade", "serve", "--real", TRAINING / "cake.ndjson", "--generated", f"{SHEEP}:test",
+            "--db", tmp / "g.sqlite", "--port", "0", "--completion-url", url,
+        )  # fmt: skip
+        one_line_error(done, "completion")
+        expect(not (tmp / "g.sqlite").exists(), "a database was made")
+    return "javascript:, file: and a URL with a space refused in one line; no database"
 
 
 def main(argv=None) -> int:
