@@ -1169,6 +1169,11 @@ def test_gold_and_example_errors_name_the_flag(tmp_path, shared):
     assert (
         len(build_session(few_spec, [sheep], 2, gold_real=few_spec, gold=2, examples=1).pool) == 8
     )
+    # the command's default: as many examples as the source has left (here 1), no error
+    fewer = build_session(
+        few_spec, [sheep], 2, gold_real=few_spec, gold=2, examples=3, examples_at_most=True
+    )
+    assert len(fewer.examples["real"]) == 1
     with pytest.raises(QuickDrawError, match="--gold must be at least 1"):
         build_session(real_spec, [sheep], 2, gold_real=real_spec, gold=0)
 

@@ -53,6 +53,7 @@ TINY = {
     ("grade", "serve"): "--per-source 1",
     ("download", "cat"): "--quiet",
     ("convert", "cat"): "--quiet",
+    ("import-svg", "one-by-one"): "--quiet",
     ("evaluate", "runs/cat/best.pt"): "--quiet",
 }
 
@@ -97,8 +98,30 @@ def test_every_readme_command_runs(shared, tmp_path, monkeypatch, capsys):
     assert len(ran) == len(commands)
     assert os.path.isfile("cache/full/raw/cat.ndjson") and os.path.isfile("cat.simplified.ndjson")
     for path in ("data/mnist/categories.txt", "pictures/cat_grid_000.png", "samples.svg",
-                 "draw-samples.png", "grades.csv", "grades.png"):  # fmt: skip
+                 "draw-samples.png", "grades.csv", "grades.png", "data/parquet/apple.parquet",
+                 "every-cat/bitmap/cat.npy", "mine.ndjson"):  # fmt: skip
         assert os.path.isfile(path), path
     capsys.readouterr()
     assert main(["grade", "report", "--db", "grades.sqlite", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["gradings"] == 1
+
+
+def test_the_python_examples_run(shared, tmp_path, monkeypatch):
+    """Each ```python block of the README, in order, in one namespace, on the sample mirror."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert len(blocks) >= 4
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QUICKDRAW_BASE_URL", str(shared / "mirror"))  # no internet here
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # Hugging Face's cache, not ~
+    (tmp_path / "docs").symlink_to(ROOT / "docs")
+    assert main(["convert", "cat", "--formats", "parquet", "--out", "data", "--quiet"]) == 0
+    names: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), names)  # noqa: S102 - our own README
+    image, label = names["image"], names["label"]
+    assert image.shape == (28, 28) and names["ds"].classes[label] in ("cat", "apple")
+    big, lengths, labels = next(iter(names["loader"]))
+    assert big.shape[0] == 8 and big.shape[2] == 5 and int(lengths.max()) + 1 == big.shape[1]
+    assert set(names["record"]) >= {"word", "drawing"}
+    assert len(names["table"]) == len(names["hf"]) == 25
+    assert names["strokes"] and all(len(s) == 2 for s in names["strokes"])

@@ -215,6 +215,7 @@ def build_session(
     gold: int = 5,
     example_fake: SourceSpec | None = None,
     examples: int = 3,
+    examples_at_most: bool = False,
 ) -> Session:
     """`build_pool`'s pool plus attention checks and examples.
 
@@ -222,8 +223,10 @@ def build_session(
     `gold_fake`, else random `scribbles`) join the pool, marked ``Sketch.gold``. The
     instructions page shows `examples` real drawings (from `gold_real`, else `real`) and as
     many fakes (from `example_fake`, else the gold fakes' source, else scribbles). None of
-    them is a drawing of the pool or a gold item. The pool's own draws are those of
-    `build_pool` with the same seed; gold items and examples use a generator of their own.
+    them is a drawing of the pool or a gold item. `examples_at_most`: fewer examples where a
+    source has fewer drawings left, rather than an error (the command's default). The pool's
+    own draws are those of `build_pool` with the same seed; gold items and examples use a
+    generator of their own.
     """
     if gold < 1:
         raise QuickDrawError(f"--gold must be at least 1, got {gold}")
@@ -270,7 +273,9 @@ def build_session(
     real_from, fake_from = gold_real or real, example_fake or gold_fake
     if examples:
         flag = "--examples: real examples from"
-        shown["real"] = _pick(real_from, "example real", examples, rng, used, flag, read)
+        shown["real"] = _pick(
+            real_from, "example real", examples, rng, used, flag, read, at_most=examples_at_most
+        )
         if fake_from is None:
             shown["fake"] = [
                 Sketch("example fake", "scribble", s) for s in scribbles(examples, rng)
@@ -278,8 +283,9 @@ def build_session(
         else:
             flag = "--example-fake" if example_fake else "--gold-fake"
             shown["fake"] = _pick(
-                fake_from, "example fake", examples, rng, used, flag, read, temperature, device
-            )
+                fake_from, "example fake", examples, rng, used, flag, read, temperature, device,
+                at_most=examples_at_most,
+            )  # fmt: skip
     session["examples"] = {
         "real": str(real_from) if examples else None,
         "fake": (str(fake_from) if fake_from else SCRIBBLES) if examples else None,
@@ -320,9 +326,10 @@ def _pick(
     read: dict[SourceSpec, list[Sketch]],
     temperature: float = 1.0,
     device: str = "cpu",
+    at_most: bool = False,
 ) -> list[Sketch]:
-    """`n` sketches of `spec`, labelled `label`, none of them a drawing in `used`; a file's
-    drawings are kept in `read` for the next call."""
+    """`n` sketches of `spec`, labelled `label`, none of them a drawing in `used` (`at_most`:
+    as many as there are, up to `n`); a file's drawings are kept in `read` for the next call."""
     if spec.kind == "checkpoint":  # fresh samples: a repeat of a pool sketch is not plausible
         found = read_source(spec, label, n, rng, temperature, device)
     else:
@@ -331,6 +338,8 @@ def _pick(
         found = [
             Sketch(label, s.category, s.strokes, s.image) for s in read[spec] if _key(s) not in used
         ]
+    if at_most:
+        n = min(n, len(found))
     if len(found) < n:
         raise QuickDrawError(
             f"{flag} {spec}: {len(found)} drawings not already in the session, {n} needed; "

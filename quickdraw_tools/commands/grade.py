@@ -67,8 +67,17 @@ graded correctly: a known real drawing graded real or possibly real, an obvious 
 fake. A rater who graded no gold item yet is not flagged. No rater is ever dropped silently:
 every result is shown with all raters, and again without the flagged ones.
 
+With --judge JUDGE.pt (made by `quickdraw judge train`): every sketch (gold items left out) is
+drawn as the judge sees it and given its probability for the category the sketch claims. Per
+source, the judge's recognizability (its top class is the claimed one, 95% Wilson interval) and
+mean confidence stand beside the share people graded real or possibly real; sketch by sketch,
+the AUC of that confidence for gradings of real or possibly real against gradings of fake, and
+Spearman's rank correlation with each sketch's mean grade (real 2, possibly real 1, fake 0),
+with bootstrap intervals. Sketches of a category the judge has no class for are counted apart.
+
 examples:
   quickdraw grade report --db grades.sqlite --csv grades.csv --chart grades.png
+  quickdraw grade report --db grades.sqlite --judge judge.pt --json-out report.json
   quickdraw grade report --db study.sqlite --raters-csv raters.csv --min-gold-accuracy 0.8
   quickdraw grade report --db grades.sqlite --json > report.json
 """
@@ -144,10 +153,11 @@ def add_parser(subparsers) -> None:
     serve.add_argument(
         "--examples",
         type=int,
-        default=3,
+        default=None,
         metavar="N",
-        help="example sketches of each kind on the instructions page (default 3; 0 = none): "
-        "real ones from --gold-real (else --real), fakes from --example-fake",
+        help="example sketches of each kind on the instructions page (0 = none; default: 3, or"
+        " fewer where the source has fewer drawings left; an N given is required): real ones"
+        " from --gold-real (else --real), fakes from --example-fake",
     )
     serve.add_argument(
         "--example-fake",
@@ -216,6 +226,12 @@ def add_parser(subparsers) -> None:
         "--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default 0)"
     )
     report.add_argument(
+        "--judge",
+        metavar="JUDGE.pt",
+        help="a judge from `quickdraw judge train`: its recognizability and confidence beside "
+        "the people's grades per source, and its agreement with them per sketch (AUC, Spearman)",
+    )
+    report.add_argument(
         "--json", action="store_true", help="print the report as JSON instead of the table"
     )
     report.add_argument("--json-out", metavar="FILE", help="also write the JSON to FILE")
@@ -258,7 +274,7 @@ def run_serve(args) -> int:
         raise QuickDrawError(f"--exposure-ms must be 1-60000, got {args.exposure_ms}")
     if args.gold < 1:
         raise QuickDrawError(f"--gold must be at least 1, got {args.gold}")
-    if args.examples < 0:
+    if args.examples is not None and args.examples < 0:
         raise QuickDrawError(f"--examples must be 0 or more, got {args.examples}")
     if args.gold_fake and not args.gold_real:
         raise QuickDrawError("--gold-fake needs --gold-real: attention checks need both kinds")
@@ -326,7 +342,8 @@ def _session(args):
         gold_fake=maybe(args.gold_fake),
         gold=args.gold,
         example_fake=maybe(args.example_fake),
-        examples=args.examples,
+        examples=3 if args.examples is None else args.examples,
+        examples_at_most=args.examples is None,
     )
     session.spec["exposure_ms"] = args.exposure_ms
     return session
@@ -379,7 +396,9 @@ def run_report(args) -> int:
     with GradeStore(args.db, readonly=True) as store:
         if not store.has_session():
             raise QuickDrawError(f"{args.db} holds no grading session")
-        report = build_report(store, args.min_gold_accuracy, args.bootstrap, args.bootstrap_seed)
+        report = build_report(
+            store, args.min_gold_accuracy, args.bootstrap, args.bootstrap_seed, judge=args.judge
+        )
     if args.csv:
         write_csv(report, args.csv)
     if args.raters_csv:
