@@ -57,7 +57,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..convert import is_raw
 from ..errors import QuickDrawError
 from ..formats import (
     DRAWING_KINDS,
@@ -73,6 +72,7 @@ from ..models.checkpoint import check_keys, config_from_dict, save_checkpoint
 from ..raster import rasterize_many
 from ..simplify import simplify_drawings
 from ..splits import SPLITS, Split, limit, read_sidecar, split_bitmaps, split_records
+from ..strokes import is_raw
 from .grading.sources import unit_drawing
 
 JUDGE_FORMAT = 1  # bump when the layout of a judge file changes
@@ -340,6 +340,12 @@ class Judge:
             d = self.config.feature_size
             return np.zeros((0, d)), np.zeros((0, len(self.classes)))
         return torch.cat(feats).numpy(), torch.cat(probs).numpy()
+
+    def seen(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Which of the uint8 (N, H, W) bitmaps are, byte for byte, a drawing the judge trained
+        on ("training") or keeps as its reference ("reference"): a bool (N,) array each."""
+        digests = _digests(images).tolist()
+        return {k: np.array([d in v for d in digests], bool) for k, v in self.digests.items()}
 
 
 def train_judge(

@@ -350,6 +350,7 @@ def pack_records(
     problems: dict[int, str] = {}
     if gathered is None:  # something irregular: find it, drawing by drawing
         for i, drawing in enumerate(drawings):
+            why: str | None
             if drawing is None:
                 why = "not a record with a 'drawing'"
             elif isinstance(drawing, dict):  # drawing_problem would take it for a record

@@ -13,6 +13,13 @@ flagged raters stay in every result, which is given again without them. Per-rate
 (`rater_stats`, `write_rater_csv`): sketches graded, gold accuracy, flagged, shares of each
 grade, median time.
 
+With a judge (`eval.judge`, `judge_report`): the judge's recognizability and mean confidence
+beside each source's human pass share, and, sketch by sketch, how well the judge's confidence
+for the category a sketch claims agrees with the people's grades: the AUC of that confidence for
+gradings of real or possibly real against gradings of fake (`roc_auc`), and Spearman's rank
+correlation (`spearman`, ties at their average rank) of it with the sketch's mean grade (real 2,
+possibly real 1, fake 0), both with a two-level bootstrap interval (`judge_agreement`).
+
 Every (rater, sketch) pair counts once, with the rater's latest grade. Raters are named by their
 short id (``r1``, ``r2``, ... in order of creation) beside the name they typed: names are not
 unique, and two that look alike (a Latin "a", a Cyrillic "а") print alike. Intervals treat these
@@ -24,15 +31,21 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import textwrap
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...atomic import atomic_write
 from ...errors import QuickDrawError
-from .store import GRADES, REAL_SOURCE, GradeStore, Grading
+from .store import GRADES, REAL_SOURCE, GradeStore, Grading, Sketch
+
+if TYPE_CHECKING:  # the judge needs torch; the report without one does not
+    from ..judge import Judge
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 ALL = "all"  # the category label of a source's overall row
@@ -288,6 +301,7 @@ def build_report(
     min_gold_accuracy: float = MIN_GOLD_ACCURACY,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
+    judge: str | os.PathLike | Judge | None = None,
 ) -> dict:
     """Everything the report shows, as plain data (what `--json` prints).
 
@@ -295,7 +309,8 @@ def build_report(
     source's results. A rater is flagged when they graded gold items and fewer than
     `min_gold_accuracy` of them correctly (`gold_correct`); results are given for every rater
     and again without the flagged ones (`without_flagged`). `resamples` bootstrap resamples
-    (seeded by `seed`) give each source's two-level interval (`bootstrap_shares`).
+    (seeded by `seed`) give each source's two-level interval (`bootstrap_shares`). With a
+    `judge` (a judge file, or a loaded `eval.judge.Judge`), ``judge`` holds `judge_report`.
     """
     if not 0 <= min_gold_accuracy <= 1:
         raise QuickDrawError(f"--min-gold-accuracy must be 0-1, got {min_gold_accuracy}")
@@ -338,7 +353,7 @@ def build_report(
         "fleiss_units": len(complete) if len(raters) >= 2 else 0,
         "ratings_per_sketch": {str(k): v for k, v in sorted(per_count.items())},
     }
-    return {
+    report = {
         "db": str(store.path),
         "session": spec,
         "raters": len(raters),
@@ -373,6 +388,9 @@ def build_report(
         "bootstrap": {"resamples": resamples, "seed": seed, "method": BOOTSTRAP_METHOD},
         "agreement": agreement,
     }
+    if judge is not None:
+        report["judge"] = judge_report(store, report, judge, resamples, seed, flagged_tokens)
+    return report
 
 
 def flag_rule(min_gold_accuracy: float) -> str:
@@ -382,6 +400,317 @@ def flag_rule(min_gold_accuracy: float) -> str:
         "items they graded correctly (a known real drawing graded real or possibly real, an "
         "obvious fake graded fake); raters who graded no gold item yet are not flagged"
     )
+
+
+# --- the judge beside the people ----------------------------------------------------------------
+
+GRADE_VALUES = {"real": 2.0, "possibly_real": 1.0, "fake": 0.0}  # a sketch's mean grade uses these
+NO_CATEGORY = ("", "mixed")  # what a sketch of no one category claims (`sources`: "mixed")
+AUC_RULE = (
+    "AUC: the chance that a grading of real or possibly real falls on a sketch the judge is more "
+    "confident about than a grading of fake (ties count half; a sketch counts once per rater)"
+)
+SPEARMAN_RULE = (
+    "Spearman: rank correlation of the judge's confidence with each sketch's mean grade over its "
+    "raters (real 2, possibly real 1, fake 0; ties at their average rank)"
+)
+
+
+def average_ranks(x: Sequence[float], weights: Sequence[float] | None = None) -> np.ndarray:
+    """Ranks (1 = smallest) of `x`, tied values all at the mean of the ranks they span. With
+    `weights`, value i counts weights[i] times, as if repeated (whole numbers, as a bootstrap's
+    counts; an item of weight 0 is ranked but takes no rank)."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    group = np.cumsum(np.r_[True, xs[1:] != xs[:-1]]) - 1 if len(xs) else np.zeros(0, int)
+    per_group = np.bincount(group, weights=w[order])
+    rank = np.cumsum(per_group) - per_group + (per_group + 1) / 2
+    out = np.empty(len(x))
+    out[order] = rank[group]
+    return out
+
+
+def spearman(
+    x: Sequence[float], y: Sequence[float], weights: Sequence[float] | None = None
+) -> float:
+    """Spearman's rank correlation: the Pearson correlation of `average_ranks` of x and of y
+    (so ties are handled); `weights` repeat items as in `average_ranks`. NaN when x or y takes
+    fewer than two distinct values among the items that count."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if not len(x) == len(y) == len(w):
+        raise ValueError(f"x, y and weights differ in length: {len(x)}, {len(y)}, {len(w)}")
+    counted = w > 0
+    if len(np.unique(x[counted])) < 2 or len(np.unique(y[counted])) < 2:
+        return float("nan")
+    rx, ry = average_ranks(x, w), average_ranks(y, w)
+    total = w.sum()
+    dx, dy = rx - (w * rx).sum() / total, ry - (w * ry).sum() / total
+    return float((w * dx * dy).sum() / math.sqrt((w * dx * dx).sum() * (w * dy * dy).sum()))
+
+
+def _grouped_auc(scores: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """AUC of items with `scores` (S,), each weighing positive[..., i] positives and
+    negative[..., i] negatives (arrays (..., S): one AUC per leading index). NaN where either
+    total is 0."""
+    order = np.argsort(scores, kind="stable")
+    s = scores[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # each run of tied scores
+    pos = np.add.reduceat(positive[..., order], starts, axis=-1)
+    neg = np.add.reduceat(negative[..., order], starts, axis=-1)
+    below = np.cumsum(neg, axis=-1) - neg  # negatives strictly below each tie group
+    pairs = pos.sum(-1) * neg.sum(-1)
+    wins = (pos * (below + neg / 2)).sum(-1)
+    return np.where(pairs > 0, wins / np.where(pairs > 0, pairs, 1), np.nan)
+
+
+def roc_auc(
+    scores: Sequence[float], positive: Sequence[bool], weights: Sequence[float] | None = None
+) -> float:
+    """The area under the ROC curve of `scores` for telling `positive` items from the others:
+    the chance that a positive scores higher than a negative, ties counted half (the
+    Mann-Whitney U over n_pos * n_neg). `weights` count items that many times. NaN without
+    both a positive and a negative."""
+    s = np.asarray(scores, dtype=np.float64)
+    p = np.asarray(positive, dtype=bool)
+    w = np.ones(len(s)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if not len(s) == len(p) == len(w):
+        raise ValueError(
+            f"scores, positive and weights differ in length: {len(s)}, {len(p)}, {len(w)}"
+        )
+    if len(s) == 0:
+        return float("nan")
+    return float(_grouped_auc(s, w * p, w * ~p))
+
+
+def judge_agreement(
+    gradings: Sequence[Grading],
+    confidence: Mapping[str, float],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int | Sequence[int] = 0,
+) -> dict:
+    """How the judge's confidence for each sketch (`confidence`: sketch id -> probability of
+    its claimed category) agrees with the people's `gradings` of those sketches (gradings of
+    other sketches are left out).
+
+    - `auc`: `roc_auc` over gradings, a grading of real or possibly real a positive and one of
+      fake a negative, each scored with its sketch's confidence;
+    - `spearman`: `spearman` of the confidence with each graded sketch's mean grade over its
+      raters (`GRADE_VALUES`).
+
+    95% percentile intervals from the report's two-level bootstrap (`bootstrap_shares`): raters
+    and sketches drawn with replacement, each grading counted (rater count x sketch count)
+    times; resamples where a value is undefined are left out. NaN intervals with fewer than
+    two raters or two sketches, or `resamples` 0.
+    """
+    mine = [g for g in gradings if g.sketch in confidence]
+    raters = {r: i for i, r in enumerate(dict.fromkeys(g.rater for g in mine))}
+    sketches = {s: j for j, s in enumerate(dict.fromkeys(g.sketch for g in mine))}
+    graded = np.zeros((len(raters), len(sketches)))
+    passed = np.zeros_like(graded)
+    value = np.zeros_like(graded)
+    for g in mine:
+        i, j = raters[g.rater], sketches[g.sketch]
+        graded[i, j], passed[i, j], value[i, j] = 1, g.grade != "fake", GRADE_VALUES[g.grade]
+    conf = np.array([confidence[s] for s in sketches], dtype=np.float64)
+    failed = graded - passed
+    nan = [float("nan"), float("nan")]
+    out = {
+        "sketches": len(sketches),
+        "raters": len(raters),
+        "gradings": len(mine),
+        "positives": int(passed.sum()),
+        "negatives": int(failed.sum()),
+        "auc": float(_grouped_auc(conf, passed.sum(0), failed.sum(0))) if mine else math.nan,
+        "auc_ci95": list(nan),
+        "spearman": spearman(conf, value.sum(0) / graded.sum(0)) if mine else math.nan,
+        "spearman_ci95": list(nan),
+    }
+    n_r, n_s = graded.shape
+    if n_r < 2 or n_s < 2 or resamples < 1:
+        return out
+    rng = np.random.default_rng(seed)
+    w_r = rng.multinomial(n_r, np.full(n_r, 1 / n_r), size=resamples).astype(np.float64)
+    w_s = rng.multinomial(n_s, np.full(n_s, 1 / n_s), size=resamples).astype(np.float64)
+    auc = _grouped_auc(conf, (w_r @ passed) * w_s, (w_r @ failed) * w_s)
+    count, total = w_r @ graded, w_r @ value
+    rho = np.array(
+        [
+            spearman(conf, total[b] / np.where(count[b] > 0, count[b], 1), w_s[b] * (count[b] > 0))
+            for b in range(resamples)
+        ]
+    )
+    for name, values in (("auc_ci95", auc), ("spearman_ci95", rho)):
+        values = values[~np.isnan(values)]
+        if len(values):
+            out[name] = [float(q) for q in np.quantile(values, [0.025, 0.975])]
+    return out
+
+
+def judge_images(judge: Judge, sketches: Sequence[Sketch]) -> np.ndarray:
+    """The sketches as the judge sees them: uint8 (N, size, size) bitmaps, strokes drawn by the
+    official renderer as `judge score` draws them (`judge.render_strokes`), bitmaps as they are
+    (they must be the judge's size)."""
+    from ..judge import render_strokes
+
+    size = judge.config.size
+    out = np.zeros((len(sketches), size, size), dtype=np.uint8)
+    stroke_ids = [i for i, s in enumerate(sketches) if s.strokes is not None]
+    if stroke_ids:
+        out[stroke_ids] = render_strokes([sketches[i].strokes for i in stroke_ids], size)
+    for i, s in enumerate(sketches):
+        if s.image is not None:
+            if s.image.shape != (size, size):
+                shape = "x".join(map(str, s.image.shape))
+                raise QuickDrawError(
+                    f"the session's sketches are {shape} bitmaps; the judge sees {size}x{size} "
+                    "bitmaps"
+                )
+            out[i] = s.image
+    return out
+
+
+def _not_judged_reason(category: str) -> str:
+    if category in NO_CATEGORY:
+        return "claims no category (a model of several categories claims none)"
+    return "not one of the judge's classes"
+
+
+def judge_report(
+    store: GradeStore,
+    report: dict,
+    judge: str | os.PathLike | Judge,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+    flagged: Collection[str] = (),
+) -> dict:
+    """The judge's part of `build_report` (its ``judge`` key), for a judge file or a loaded
+    `Judge`: every sketch of the session (gold items left out, as from every source's results)
+    drawn as the judge sees it (`judge_images`) and given the judge's probability for the
+    category it claims (the category of its source's drawing or model); per row of
+    `report["groups"]` the judge's recognizability (its top-1 class is the claimed one, with a
+    Wilson interval) and mean confidence beside the people's share graded real or possibly
+    real; and `judge_agreement` over all sources, over the generated ones only, and (with
+    `flagged` rater tokens) without the flagged raters. Sketches of a category the judge has
+    no class for are counted, by category, in ``not_judged``.
+    """
+    from ..judge import load_judge
+
+    if not isinstance(judge, str | os.PathLike):
+        loaded = judge
+    else:
+        loaded = load_judge(judge, "cpu")
+    pool = {sid: s for sid, s in store.sketches().items() if s.gold is None}
+    if all(s.category in NO_CATEGORY for s in pool.values()):
+        sources = ", ".join(sorted({s.source for s in pool.values()})) or "none"
+        raise QuickDrawError(
+            f"{store.path}: no sketch of the session claims a category (sources: {sources}; a "
+            "model of several categories claims none), so the judge has nothing to check; "
+            "report without --judge"
+        )
+    ids = list(pool)
+    images = judge_images(loaded, [pool[i] for i in ids])
+    _, probs = loaded.embed(images)
+    seen = loaded.seen(images)
+    gradings = [g for g in store.gradings() if g.gold is None]
+    values: dict[str, list[float]] = defaultdict(list)
+    for g in gradings:
+        values[g.sketch].append(GRADE_VALUES[g.grade])
+    index = {c: k for k, c in enumerate(loaded.classes)}
+    per_sketch = []
+    for n, (sid, p) in enumerate(zip(ids, probs, strict=True)):
+        s = pool[sid]
+        k = index.get(s.category)
+        predicted = loaded.classes[int(p.argmax())]
+        per_sketch.append(
+            {
+                "sketch": sid,
+                "source": s.source,
+                "category": s.category,
+                "confidence": None if k is None else float(p[k]),
+                "predicted": predicted,
+                "recognised": None if k is None else predicted == s.category,
+                "gradings": len(values[sid]),
+                "mean_grade": float(np.mean(values[sid])) if values[sid] else math.nan,
+                "in_training": bool(seen["training"][n]),
+                "in_reference": bool(seen["reference"][n]),
+            }
+        )
+    unknown = Counter(r["category"] for r in per_sketch if r["confidence"] is None)
+    not_judged = [
+        {"category": c, "sketches": n, "reason": _not_judged_reason(c)}
+        for c, n in sorted(unknown.items())
+    ]
+    groups = []
+    for row in report["groups"]:
+        mine = [
+            r
+            for r in per_sketch
+            if r["source"] == row["source"] and row["category"] in (ALL, r["category"])
+        ]
+        judged = [r for r in mine if r["confidence"] is not None]
+        right = sum(r["recognised"] for r in judged)
+        lo, hi = wilson_interval(right, len(judged)) if judged else (math.nan, math.nan)
+        groups.append(
+            {
+                "source": row["source"],
+                "category": row["category"],
+                "sketches": len(mine),
+                "judged": len(judged),
+                "not_judged": len(mine) - len(judged),
+                "recognised": right,
+                "recognizability": right / len(judged) if judged else math.nan,
+                "recognizability_lo": lo,
+                "recognizability_hi": hi,
+                "mean_confidence": float(np.mean([r["confidence"] for r in judged]))
+                if judged
+                else math.nan,
+                "in_training": sum(r["in_training"] for r in mine),
+                "in_reference": sum(r["in_reference"] for r in mine),
+                "people_gradings": row["n"],
+                "people_real_or_possibly": row["frac_real_or_possibly"],
+                "people_real_or_possibly_lo": row["frac_real_or_possibly_lo"],
+                "people_real_or_possibly_hi": row["frac_real_or_possibly_hi"],
+            }
+        )
+    confidence = {r["sketch"]: r["confidence"] for r in per_sketch if r["confidence"] is not None}
+    generated = {sid: c for sid, c in confidence.items() if pool[sid].source != REAL_SOURCE}
+    agreement = {
+        "all": judge_agreement(gradings, confidence, resamples, [seed, 1 << 20, 0]),
+        "generated": judge_agreement(gradings, generated, resamples, [seed, 1 << 20, 1]),
+    }
+    if flagged:
+        kept = [g for g in gradings if g.rater not in set(flagged)]
+        agreement["all_without_flagged"] = judge_agreement(
+            kept, confidence, resamples, [seed, 1 << 20, 2]
+        )
+    known = sorted({r["category"] for r in per_sketch} & set(loaded.classes))
+    notes = [
+        f"{g['source']}: of its {g['sketches']} sketches, {g['in_training']} are drawings the "
+        f"judge trained on and {g['in_reference']} are in its reference: the judge flatters them"
+        for g in groups
+        if g["category"] == ALL and (g["in_training"] or g["in_reference"])
+    ]
+    if not known:
+        notes.append(
+            "the judge knows none of the session's categories "
+            f"({', '.join(sorted(unknown))}); its classes are {', '.join(loaded.classes)}"
+        )
+    return {
+        "judge": loaded.path,
+        "classes": list(loaded.classes),
+        "held_out_accuracy": loaded.held_out.get("accuracy"),
+        "sketches": len(per_sketch),
+        "judged": len(confidence),
+        "not_judged": not_judged,
+        "groups": groups,
+        "agreement": agreement,
+        "rules": {"auc": AUC_RULE, "spearman": SPEARMAN_RULE, "grade_values": GRADE_VALUES},
+        "notes": notes,
+        "per_sketch": per_sketch,
+    }
 
 
 def _pct(x: float) -> str:
@@ -498,17 +827,117 @@ def format_report(report: dict) -> str:
         + (" (gold items left out)" if gold else "")
         + ".\n"
     )
+    if "judge" in report:
+        out.write(_judge_lines(report["judge"], report["bootstrap"]["resamples"]))
     return out.getvalue()
+
+
+def _value(x: float, lo: float | None = None, hi: float | None = None) -> str:
+    """``0.83 [0.61, 0.97]``, ``0.83`` without bounds, ``n/a`` when undefined."""
+    if x is None or math.isnan(x):
+        return "n/a"
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return f"{x:.2f}"
+    return f"{x:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+WIDTH = 100  # the judge's prose lines are wrapped to this many characters
+AGREEMENT_ROWS = {
+    "all": "all sources",
+    "generated": "generated only",
+    "all_without_flagged": "all, unflagged raters",
+}
+
+
+def _judge_lines(judge: dict, resamples: int) -> str:
+    """The judge's section of `format_report`: per source beside the people, then sketch by
+    sketch."""
+    out = io.StringIO()
+    held = judge["held_out_accuracy"]
+    intro = (
+        f"Judge {judge['judge']} (classes: {', '.join(judge['classes'])}"
+        + (f"; held-out accuracy {100 * held:.1f}%" if held is not None else "")
+        + f") on the session's {_count(judge['sketches'], 'sketch', 'sketches')} (gold items "
+        "left out), each drawn as the judge sees it; its confidence is its probability for the "
+        "category the sketch claims."
+    )
+    out.write("\n" + textwrap.fill(intro, WIDTH) + "\n")
+    head = (
+        f"{'source':24} {'category':16} {'judged':>9}  {'judge: recognised % [95% CI]':>28}"
+        f"  {'mean conf.':>10}  {'people: real or possibly % [95% CI]':>35}"
+    )
+    out.write(head + "\n")
+    for r in judge["groups"]:
+        recognised = "-"
+        if r["judged"]:
+            recognised = (
+                f"{_pct(r['recognizability'])} [{_pct(r['recognizability_lo'])},"
+                f"{_pct(r['recognizability_hi'])}]"
+            )
+        shown = (
+            f"{_pct(r['people_real_or_possibly'])} [{_pct(r['people_real_or_possibly_lo'])},"
+            f"{_pct(r['people_real_or_possibly_hi'])}] of {r['people_gradings']}"
+        )
+        conf = "-" if math.isnan(r["mean_confidence"]) else f"{r['mean_confidence']:.2f}"
+        out.write(
+            f"{r['source'][:24]:24} {r['category'][:16]:16} "
+            f"{str(r['judged']) + '/' + str(r['sketches']):>9}  {recognised:>28}  {conf:>10}  "
+            f"{shown:>35}\n"
+        )
+    for n in judge["not_judged"]:
+        out.write(
+            f"not judged: {_count(n['sketches'], 'sketch', 'sketches')} of {n['category']!r} "
+            f"({n['reason']})\n"
+        )
+    for note in judge["notes"]:
+        out.write(textwrap.fill(f"note: {note}", WIDTH, subsequent_indent="  ") + "\n")
+    out.write(
+        f"\nJudge vs people, sketch by sketch:\n{'':24} {'sketches':>8} {'gradings':>8}  "
+        f"{'AUC [95% CI]':>18}  {'Spearman [95% CI]':>21}\n"
+    )
+    for key, a in judge["agreement"].items():
+        out.write(
+            f"{AGREEMENT_ROWS[key]:24} {a['sketches']:8d} {a['gradings']:8d}  "
+            f"{_value(a['auc'], *a['auc_ci95']):>18}  "
+            f"{_value(a['spearman'], *a['spearman_ci95']):>21}\n"
+        )
+    for text in (
+        judge["rules"]["auc"],
+        judge["rules"]["spearman"],
+        f"Intervals: the two-level bootstrap over raters and sketches ({resamples} resamples; "
+        "n/a with fewer than two raters or sketches)",
+    ):
+        out.write(textwrap.fill(text + ".", WIDTH) + "\n")
+    return out.getvalue()
+
+
+JUDGE_COLUMNS = (
+    "sketches",
+    "judged",
+    "recognised",
+    "recognizability",
+    "recognizability_lo",
+    "recognizability_hi",
+    "mean_confidence",
+)
 
 
 def write_csv(report: dict, path: str | Path) -> None:
     """One row per (source, category) with counts, fractions and interval bounds; `raters` is
-    "all", and in a session with gold items the rows again for "unflagged" raters only."""
+    "all", and in a session with gold items the rows again for "unflagged" raters only. With a
+    judge, each row also has the judge's ``judge_sketches``, ``judge_judged``,
+    ``judge_recognised``, ``judge_recognizability`` (``_lo``, ``_hi``) and
+    ``judge_mean_confidence`` (the same for both kinds of row: the judge is no rater)."""
     import pandas as pd
 
     rows = [{"raters": "all", **r} for r in report["groups"]]
     if report.get("gold_items"):
         rows += [{"raters": "unflagged", **r} for r in report["without_flagged"]["groups"]]
+    if "judge" in report:
+        judged = {(j["source"], j["category"]): j for j in report["judge"]["groups"]}
+        for row in rows:
+            j = judged.get((row["source"], row["category"]), {})
+            row.update({f"judge_{c}": j.get(c, math.nan) for c in JUDGE_COLUMNS})
     with atomic_write(path, "w", encoding="utf-8", newline="") as f:
         pd.DataFrame(rows).to_csv(f, index=False)
 
@@ -554,8 +983,22 @@ def write_rater_csv(report: dict, path: str | Path) -> None:
         frame.to_csv(f, index=False)
 
 
+def _bars(ax, x: np.ndarray, width: float, offset: float, values, lo, hi, **style) -> None:
+    """Bars of `values` with 95% interval whiskers (none where a bound is NaN)."""
+    values = np.nan_to_num(np.array(values, dtype=float))
+    lo, hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
+    ax.bar(x + offset, values, width, **style)
+    ok = ~(np.isnan(lo) | np.isnan(hi))
+    if ok.any():
+        err = np.vstack([np.clip(values - lo, 0, None), np.clip(hi - values, 0, None)])[:, ok]
+        ax.errorbar(x[ok] + offset, values[ok], yerr=err, fmt="none", ecolor="black", capsize=3)
+
+
 def write_chart(report: dict, path: str | Path) -> None:
-    """Grouped bars: for each source, the fraction of each grade with its 95% Wilson interval."""
+    """Grouped bars: for each source, the fraction of each grade with its 95% Wilson interval.
+    With a judge, a second panel puts, for each source, the share people graded real or
+    possibly real beside the judge's recognizability (both with Wilson intervals) and mean
+    confidence, titled with the sketch-by-sketch AUC and Spearman."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -564,22 +1007,24 @@ def write_chart(report: dict, path: str | Path) -> None:
     rows = [r for r in report["groups"] if r["category"] == ALL]
     if not any(r["n"] for r in rows):
         raise QuickDrawError("no grades yet: nothing to chart")
+    judge = report.get("judge")
     colours = {"real": "#4caf50", "possibly_real": "#ffb300", "fake": "#e53935"}
     width = 0.26
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(rows) + 2), 4.4), layout="constrained")
+    size = (max(6.0, 1.6 * len(rows) + 2), 8.8 if judge else 4.4)
+    fig, axes = plt.subplots(
+        2 if judge else 1, 1, figsize=size, layout="constrained", squeeze=False
+    )
+    ax = axes[0, 0]
     for j, g in enumerate(GRADES):
-        frac = np.array([r[f"frac_{g}"] for r in rows], dtype=float)
-        lo = np.array([r[f"frac_{g}_lo"] for r in rows], dtype=float)
-        hi = np.array([r[f"frac_{g}_hi"] for r in rows], dtype=float)
-        frac = np.nan_to_num(frac)
-        err = np.vstack([np.clip(frac - lo, 0, None), np.clip(hi - frac, 0, None)])
-        ax.bar(
-            x + (j - 1) * width,
-            frac,
+        _bars(
+            ax,
+            x,
             width,
-            yerr=err,
-            capsize=3,
+            (j - 1) * width,
+            [r[f"frac_{g}"] for r in rows],
+            [r[f"frac_{g}_lo"] for r in rows],
+            [r[f"frac_{g}_hi"] for r in rows],
             color=colours[g],
             label=GRADE_NAMES[g],
         )
@@ -590,6 +1035,65 @@ def write_chart(report: dict, path: str | Path) -> None:
     # two short lines: one long line was cut off on a narrow (one-source) chart
     ax.set_title("Human grading: real, possibly real or fake?\n(bars: 95% Wilson intervals)")
     ax.legend(frameon=False, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    if judge:
+        _judge_panel(axes[1, 0], judge, rows, x, width)
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=120)
     plt.close(fig)
+
+
+def _judge_panel(ax, judge: dict, rows: list[dict], x: np.ndarray, width: float) -> None:
+    """The chart's second panel: people beside the judge, source by source."""
+    judged = {j["source"]: j for j in judge["groups"] if j["category"] == ALL}
+    mine = [judged[r["source"]] for r in rows]
+    _bars(
+        ax,
+        x,
+        width,
+        -width,
+        [r["frac_real_or_possibly"] for r in rows],
+        [r["frac_real_or_possibly_lo"] for r in rows],
+        [r["frac_real_or_possibly_hi"] for r in rows],
+        color="#78909c",
+        label="people: real or possibly",
+    )
+    _bars(
+        ax,
+        x,
+        width,
+        0,
+        [j["recognizability"] for j in mine],
+        [j["recognizability_lo"] for j in mine],
+        [j["recognizability_hi"] for j in mine],
+        color="#5e35b1",
+        label="judge: recognised",
+    )
+    _bars(
+        ax,
+        x,
+        width,
+        width,
+        [j["mean_confidence"] for j in mine],
+        [math.nan] * len(mine),
+        [math.nan] * len(mine),
+        color="#b39ddb",
+        label="judge: confidence (mean)",
+    )
+    for k, j in enumerate(mine):
+        if not j["judged"]:
+            ax.text(x[k] + width / 2, 0.03, "not judged", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(
+        x,
+        [
+            f"{r['source']}\n(judged {j['judged']}/{j['sketches']})"
+            for r, j in zip(rows, mine, strict=True)
+        ],
+    )
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("fraction / probability")
+    a = judge["agreement"]["all"]
+    auc, rho = _value(a["auc"], *a["auc_ci95"]), _value(a["spearman"], *a["spearman_ci95"])
+    ax.set_title(f"People beside the judge\n(sketch by sketch: AUC {auc}, Spearman {rho})")
+    ax.legend(
+        frameon=False, ncols=3, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.18)
+    )
