@@ -44,8 +44,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import pickle
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -68,7 +66,7 @@ from ..formats import (
     suffix_list,
 )
 from ..models.base import resolve_device
-from ..models.checkpoint import check_keys, config_from_dict, save_checkpoint
+from ..models.checkpoint import check_keys, config_from_dict, load_safely, save_checkpoint
 from ..raster import rasterize_many
 from ..simplify import simplify_drawings
 from ..splits import SPLITS, Split, limit, read_sidecar, split_bitmaps, split_records
@@ -493,30 +491,12 @@ def _check_settings(config: JudgeConfig, training: JudgeTraining) -> None:
 # --- reading a judge back, without running anything -------------------------------------------
 
 
-def _refused_global(error: Exception) -> str | None:
-    """The global a weights-only load refused ("posix.system"), from torch's message."""
-    found = re.search(r"GLOBAL ([\w.]+)", str(error))
-    return found.group(1) if found else None
-
-
 def read_judge(path: str | os.PathLike) -> dict:
     """The judge file's dict, loaded with ``weights_only=True`` and checked key by key."""
     path = Path(path)
     if not path.is_file():
         raise QuickDrawError(f"judge {str(path)!r} not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        refused = _refused_global(e)
-        if refused is None:
-            first = str(e).strip().splitlines()[0][:120]
-            raise QuickDrawError(f"{path} is not a readable judge ({first})") from None
-        raise QuickDrawError(
-            f"refusing to load {path}: it asks to run {refused}; a judge holds only "
-            "tensors and plain values (loading it as a pickle could run code)"
-        ) from None
-    except Exception as e:  # torch raises many types for a corrupt or foreign file
-        raise QuickDrawError(f"{path} is not a readable judge ({type(e).__name__})") from None
+    state = load_safely(path, what="judge")
     if not isinstance(state, dict) or state.get("kind") != "judge":
         what = (
             f"a {state['model']} checkpoint" if isinstance(state, dict) and "model" in state else ""

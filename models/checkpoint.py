@@ -15,8 +15,11 @@ allow-listed (array reconstruction, `ndarray`, `dtype`), and
 What a checkpoint holds (all of it needed to sample, evaluate or resume without
 the command line): ``format_version``, ``model`` (the registry key),
 ``model_config``, ``weights``, ``data_state`` (from the training split, e.g.
-sketch-rnn's scale factor), ``train_config``, ``step``, ``best_valid``,
-``optimizer``, ``scaler``, ``rng`` (one state per process), ``world_size``.
+sketch-rnn's scale factor; the data files, resolved, and a fingerprint of their
+examples, which ``--resume`` reads the data from and checks it against; for a
+run started with ``--init-from``, that checkpoint and its step), ``train_config``,
+``step``, ``best_valid``, ``optimizer``, ``scaler``, ``rng`` (one state per
+process), ``world_size``.
 """
 
 from __future__ import annotations
@@ -74,28 +77,37 @@ def _refused_global(error: Exception) -> str | None:
     return found.group(1) if found else None
 
 
-def _load(path: Path) -> Any:
+def load_safely(path: Path, what: str = "checkpoint", numpy_rng: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain values only, so a crafted
+    file runs nothing; a file that asks for more is refused in one line naming what it asked
+    to run. `numpy_rng`: also admit the numpy pieces a format-1 checkpoint's RNG state needs.
+    `what` names the file's kind in the messages ("checkpoint", "judge")."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        refused = _refused_global(e)
-        if refused is None:
-            first = str(e).strip().splitlines()[0][:120]
-            raise QuickDrawError(f"{path} is not a readable checkpoint ({first})") from None
-        if not refused.startswith("numpy."):
-            raise QuickDrawError(
-                f"refusing to load {path}: it asks to run {refused}; a checkpoint holds only "
-                "tensors and plain values (loading it as a pickle could run code)"
-            ) from None
-    # a format-1 file: numpy's RNG state needs exactly these numpy pieces, nothing more
-    try:
-        with torch.serialization.safe_globals(_numpy_rng_globals()):
+        try:
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise QuickDrawError(
-            f"refusing to load {path}: it asks to run {_refused_global(e) or 'something'}; "
-            "a checkpoint holds only tensors and plain values"
-        ) from None
+        except pickle.UnpicklingError as e:
+            refused = _refused_global(e)
+            if refused is None:
+                first = str(e).strip().splitlines()[0][:120]
+                raise QuickDrawError(f"{path} is not a readable {what} ({first})") from None
+            if not (numpy_rng and refused.startswith("numpy.")):
+                raise QuickDrawError(
+                    f"refusing to load {path}: it asks to run {refused}; a {what} holds only "
+                    "tensors and plain values (loading it as a pickle could run code)"
+                ) from None
+        # a format-1 file: numpy's RNG state needs exactly these numpy pieces, nothing more
+        try:
+            with torch.serialization.safe_globals(_numpy_rng_globals()):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise QuickDrawError(
+                f"refusing to load {path}: it asks to run {_refused_global(e) or 'something'}; "
+                f"a {what} holds only tensors and plain values"
+            ) from None
+    except QuickDrawError:
+        raise
+    except Exception as e:  # torch raises many types for a corrupt or foreign file
+        raise QuickDrawError(f"{path} is not a readable {what} ({type(e).__name__})") from None
 
 
 def check_keys(ckpt: dict, path: Path, keys: dict[str, Any]) -> None:
@@ -115,12 +127,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise QuickDrawError(f"checkpoint {str(path)!r} not found")
-    try:
-        ckpt = _load(path)
-    except QuickDrawError:
-        raise
-    except Exception as e:  # torch raises many types for a corrupt or foreign file
-        raise QuickDrawError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
+    ckpt = load_safely(path, numpy_rng=True)
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise QuickDrawError(f"{path} is not a checkpoint written by `quickdraw train`")
     check_keys(ckpt, path, REQUIRED_KEYS)
