@@ -67,6 +67,11 @@ class SketchRNNTraining(TrainConfig):
 
     random_scale: float = 0.15  # augmentation: scale x, y by U[1 - a, 1 + a] independently
     augment_prob: float = 0.10  # augmentation: drop interior points with this probability
+    scale_factor: float = 0.0  # divide offsets by this (0: the training split's own offset std)
+
+    # what a run started from another checkpoint's weights (--init-from) takes from that
+    # checkpoint's data state: the units its weights were trained in (see models/base.py)
+    inherited = ("scale_factor",)
 
     def __post_init__(self):
         super().__post_init__()
@@ -74,6 +79,10 @@ class SketchRNNTraining(TrainConfig):
             raise QuickDrawError(f"random_scale must be in [0, 1), got {self.random_scale}")
         if not 0 <= self.augment_prob <= 1:
             raise QuickDrawError(f"augment_prob must be in [0, 1], got {self.augment_prob}")
+        if not (0 <= self.scale_factor < float("inf")):
+            raise QuickDrawError(
+                f"scale_factor must be >= 0 (0: derive it), got {self.scale_factor}"
+            )
 
 
 def kl_weight(step: int | None, cfg: SketchRNNConfig) -> float:
@@ -148,13 +157,14 @@ def kl_divergence(mu: torch.Tensor, sigma_hat: torch.Tensor) -> torch.Tensor:
 #
 # Each decoder is defined by its `step` (one time step, as the papers write it);
 # `loop` runs the steps and is what sampling and evaluation (no gradients) use.
-# Training runs the same maths as one `recurrent` function each, whose backward
-# is written by hand: at the benchmark's sizes (batch 50, N_max 120, decoder
-# 512; `scripts/bench_sketch_rnn.py`) a train step with the looped decoders under
-# autograd took 2.5x (LSTM + recurrent dropout), 6.1x (layer norm) and 8.0x
-# (HyperLSTM) the time of torch's fused LSTM without dropout; see that script
-# for the figures now. The tests hold both paths to the same outputs and
-# gradients, with the same dropout masks.
+# With gradients the same maths runs as one `recurrent` function per decoder,
+# whose backward is written by hand (see there why, and what else was tried).
+# A train step at batch 50, N_max 120, decoder 512 (`scripts/bench_sketch_rnn.py`,
+# 2026-12-01, one CPU thread), relative to torch's fused LSTM without dropout:
+# LSTM + recurrent dropout 1.19x (the loop under autograd: 5.73x), layer norm
+# 1.30x (5.98x), HyperLSTM 2.29x (7.68x; its matmul FLOPs alone predict 1.63x).
+# The tests hold both paths to the same outputs and gradients, with the same
+# dropout masks.
 
 
 class LayerNorm(nn.Module):
@@ -225,8 +235,8 @@ class _Decoder(nn.Module):
         outs = []
         for t in range(x.shape[1]):
             masks_t = None if masks is None else tuple(m[t] for m in masks)
-            h, *rest = state = self.step(x[:, t], xw[:, t], state, masks_t)
-            outs.append(h)
+            state = self.step(x[:, t], xw[:, t], state, masks_t)
+            outs.append(state[0])
         return torch.stack(outs, 1), state
 
 
@@ -244,6 +254,8 @@ class LSTMDecoder(_Decoder):
             self.lstm.bias_hh_l0.zero_()
 
     def forward(self, x: torch.Tensor, state: tuple, masks: tuple | None = None):
+        """As `_Decoder.forward` with active dropout, else torch's fused LSTM (faster than
+        any loop on CUDA, and on the CPU no slower than `recurrent.lstm`)."""
         if self.training and self.drop > 0:
             return super().forward(x, state, masks)
         h, c = state
@@ -826,11 +838,15 @@ def build_datasets(
 ) -> DataBundle:
     """Datasets from sketch-rnn ``.npz`` files (``DIR/sketchrnn/<category>.npz``).
 
-    As magenta's loader: drop sketches longer than N_max, clamp offsets to
-    ±1000, divide by the scale factor of the *training* split (saved in
-    ``state["scale_factor"]``); only the training set is augmented. Given the
+    As magenta's loader: drop sketches longer than N_max (counted per split in
+    ``DataBundle.dropped``), clamp offsets to ±1000, divide by the scale factor
+    of the *training* split, or by ``settings.scale_factor`` when that is set
+    (a run started from another checkpoint's weights keeps its units), saved in
+    ``state["scale_factor"]``; only the training set is augmented. Given the
     `state` of a trained model, its scale factor is used and nothing is augmented.
     """
+    from .base import data_fingerprint
+
     settings = settings if settings is not None else SketchRNNTraining()
     raw = load_splits(files, settings.max_per_category)
     kept = {}
@@ -840,14 +856,18 @@ def build_datasets(
             raise QuickDrawError(
                 f"no {name} sketches with 1..{cfg.max_seq_len} points in {list(map(str, files))}"
             )
+    dropped = {k: len(raw[k]) - len(kept[k]) for k in raw}
     if state is None:
-        scale = S.normalizing_scale_factor(kept["train"])
+        own = S.normalizing_scale_factor(kept["train"])
+        scale = float(getattr(settings, "scale_factor", 0.0)) or own
         state = {
             "scale_factor": scale,
-            "files": [str(f) for f in files],
+            "own_scale_factor": own,  # the training split's own, whether or not it is used
+            "files": [str(Path(f).resolve()) for f in files],
             "categories": [formats.file_stem(Path(f)) for f in files],
             "sizes": {k: len(v) for k, v in kept.items()},
-            "dropped_too_long": {k: len(raw[k]) - len(kept[k]) for k in raw},
+            "dropped_too_long": dropped,
+            "fingerprint": data_fingerprint(kept),
         }
         augment = settings if isinstance(settings, SketchRNNTraining) else SketchRNNTraining()
     else:
@@ -859,4 +879,7 @@ def build_datasets(
         valid=StrokeDataset(norm["valid"], n_max),
         test=StrokeDataset(norm["test"], n_max),
         state=state,
+        dropped=dropped,
+        dropped_why=f"sketches longer than N_max = {n_max} points",
+        read={k: len(v) for k, v in raw.items()},
     )

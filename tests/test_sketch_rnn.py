@@ -14,6 +14,7 @@ from quickdraw_tools import formats
 from quickdraw_tools import strokes as S
 from quickdraw_tools.cli import main
 from quickdraw_tools.errors import QuickDrawError
+from quickdraw_tools.models import recurrent
 from quickdraw_tools.models import sketch_rnn as R
 from quickdraw_tools.models.trainer import TrainConfig, load_checkpoint, train
 
@@ -159,6 +160,133 @@ def test_recurrent_dropout_is_a_drop_probability(tiny_npz):
     assert not torch.allclose(dropped, fused)
     with pytest.raises(QuickDrawError, match="drop probability"):
         R.SketchRNN(tiny(recurrent_dropout=1.0))
+
+
+# --- the decoders' training path against their step-by-step loop -------------------
+
+
+def perturbed_decoder(decoder: str, drop: float, dtype=torch.float32):
+    """A tiny decoder in training mode with its parameters moved off their initial values
+    (the HyperLSTM's start equal per gate, which could hide a mixed-up gate)."""
+    torch.manual_seed(0)
+    cfg = tiny(decoder=decoder, recurrent_dropout=drop, dec_size=8, hyper_size=6)
+    dec = R.SketchRNN(cfg).to(dtype).decoder.train()
+    with torch.no_grad():
+        for p in dec.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return dec
+
+
+def outputs_and_grads(run, dec, x, state, masks):
+    """`run`'s outputs and final state, and the gradients of a fixed random weighting of
+    them with respect to x, the initial state and every parameter of `dec`."""
+    leaves = [x.clone().requires_grad_(), *(s.clone().requires_grad_() for s in state)]
+    out, final = run(leaves[0], tuple(leaves[1:]), masks)
+    g = torch.Generator().manual_seed(2)
+    loss = sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for t in (out, *final))
+    return out, final, torch.autograd.grad(loss, [*leaves, *dec.parameters()])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("drop", [0.3, 0.0])
+@pytest.mark.parametrize("decoder", R.DECODERS)
+def test_training_path_matches_the_step_loop(decoder, drop, dtype):
+    """With gradients each decoder runs its hand-differentiated recurrence
+    (`models.recurrent`); it is the cells' `step` loop under autograd (the reference):
+    the same outputs, final state and gradients of inputs, initial state and every
+    parameter, with the same dropout masks drawn once from a generator."""
+    dec = perturbed_decoder(decoder, drop, dtype)
+    x = torch.randn(3, 7, 5 + tiny().z_size, dtype=dtype)
+    state = tuple(torch.randn(3, n, dtype=dtype) for n in dec.state_sizes)
+    masks = dec.dropout_masks(x, torch.Generator().manual_seed(1))
+    assert (masks is None) == (drop == 0)
+    fast = outputs_and_grads(dec, dec, x, state, masks)
+    reference = outputs_and_grads(dec.loop, dec, x, state, masks)
+    if decoder != "lstm" or drop > 0:  # else torch's fused LSTM, held to the loop too
+        assert type(fast[1][0].grad_fn).__name__ in ("_LSTMBackward", "_HyperLSTMBackward")
+    tolerance = {} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-5}
+    torch.testing.assert_close(fast, reference, **tolerance)
+
+
+@pytest.mark.parametrize("decoder", R.DECODERS)
+def test_a_train_step_equals_the_step_loops(tiny_npz, decoder, monkeypatch):
+    """The whole model: the same seeds give the same losses and parameter gradients with the
+    training path as with every decoder step under autograd (z, masks drawn alike)."""
+    cfg = tiny(decoder=decoder, recurrent_dropout=0.2)
+    batch = batch_of(R.build_datasets(cfg, [tiny_npz]), 4)
+
+    def step(model):
+        torch.manual_seed(1)
+        losses = model(batch, step=10)
+        grads = torch.autograd.grad(losses.total, list(model.parameters()))
+        return losses.recon, losses.kl, grads
+
+    torch.manual_seed(0)
+    model = R.SketchRNN(cfg).train()
+    fast = step(model)
+    monkeypatch.setattr(model.decoder, "forward", model.decoder.loop)
+    torch.testing.assert_close(fast, step(model), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("decoder", ["layer_norm", "hyper"])
+def test_training_path_backward_twice_with_retain_graph(decoder):
+    """What the forward keeps travels through save_for_backward: freed after a backward,
+    kept for a second one with retain_graph."""
+    dec = perturbed_decoder(decoder, 0.3, torch.float64)
+    x = torch.randn(2, 4, 5 + tiny().z_size, dtype=torch.float64)
+    state = tuple(torch.zeros(2, n, dtype=torch.float64) for n in dec.state_sizes)
+    out, _ = dec(x, state, dec.dropout_masks(x))
+    first = torch.autograd.grad(out.sum(), list(dec.parameters()), retain_graph=True)
+    second = torch.autograd.grad(out.sum(), list(dec.parameters()))
+    torch.testing.assert_close(first, second)
+    with pytest.raises(RuntimeError, match="second time"):
+        torch.autograd.grad(out.sum(), list(dec.parameters()))
+
+
+@pytest.mark.parametrize("decoder", R.DECODERS)
+def test_training_path_under_autocast(decoder):
+    """Under autocast (bfloat16 on the CPU, float16 on CUDA) the recurrence's matmuls take
+    the autocast dtype and everything else stays float32: close to float32, float32 grads."""
+    dec = perturbed_decoder(decoder, 0.3)
+    x = torch.randn(3, 7, 5 + tiny().z_size)
+    state = tuple(torch.randn(3, n) for n in dec.state_sizes)
+    masks = dec.dropout_masks(x, torch.Generator().manual_seed(1))
+    out, _, grads = outputs_and_grads(dec, dec, x, state, masks)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_16, _, grads_16 = outputs_and_grads(dec, dec, x, state, masks)
+    assert out_16.dtype == torch.float32
+    for got, want in zip([out_16, *grads_16], [out, *grads], strict=True):
+        assert got.dtype == want.dtype
+        assert (got - want).norm() <= 0.05 * want.norm()
+
+
+def test_dropout_masks_are_seeded_drop_probabilities():
+    like = torch.zeros(1)
+    draw = lambda seed: recurrent.dropout_mask(  # noqa: E731
+        (100, 50, 40), 0.3, like, torch.Generator().manual_seed(seed)
+    )
+    a = draw(0)
+    assert torch.equal(a, draw(0)) and not torch.equal(a, draw(1))
+    assert a.unique().tolist() == [0.0, pytest.approx(1 / 0.7)]
+    assert (a == 0).float().mean().item() == pytest.approx(0.3, abs=0.01)
+    dec = perturbed_decoder("hyper", 0.3)
+    x = torch.zeros(2, 5, 11)
+    assert [m.shape for m in dec.dropout_masks(x)] == [(5, 2, 8), (5, 2, 6)]
+    assert dec.eval().dropout_masks(x) is None  # no dropout in eval mode
+
+
+def test_decoders_keep_their_parameter_names():
+    """Checkpoints saved before the training path was rewritten load unchanged."""
+    cell = {"w_x.weight", "w_h.weight", "ln_gates.gain", "ln_gates.bias", "ln_c.gain", "ln_c.bias"}
+    expected = {
+        "lstm": {f"lstm.{n}_l0" for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")},
+        "layer_norm": cell,
+        "hyper": cell
+        | {f"hyper.{n}" for n in cell}
+        | {"embed.weight", "embed.bias", "scale_x", "scale_h", "bias_z", "bias"},
+    }
+    for decoder, names in expected.items():
+        assert set(R.SketchRNN(tiny(decoder=decoder)).decoder.state_dict()) == names
 
 
 # --- sampling and latent operations -------------------------------------------------
@@ -307,8 +435,8 @@ def test_cli_errors_are_one_line(tiny_npz, tmp_path, capsys):
     assert "invalid choice: 'dream'" in capsys.readouterr().err
     assert main(["sample", ckpt, "--mode", "reconstruct", "--out", "x.svg"]) == 1
     assert "needs --input" in capsys.readouterr().err
-    assert main(["sample", ckpt, "--out", str(tmp_path / "x.png")]) == 1
-    assert "--out must end in .svg, .ndjson, not 'x.png'" in capsys.readouterr().err
+    assert main(["sample", ckpt, "--out", str(tmp_path / "x.gif")]) == 1
+    assert "--out must end in .svg, .png, .ndjson, not 'x.gif'" in capsys.readouterr().err
     # these were tracebacks (torch.stack of an empty list; an empty grid)
     assert main(["sample", ckpt, "--cols", "-1", "--out", str(tmp_path / "x.svg")]) == 1
     assert "--cols must be at least 1, got -1" in capsys.readouterr().err
