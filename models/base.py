@@ -10,7 +10,9 @@ model it holds.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import QuickDrawError, check_choice
+from ..workers import usable_cores
 
 if TYPE_CHECKING:
     from .trainer import TrainConfig
@@ -51,6 +54,12 @@ class DataBundle:
     valid: Dataset
     test: Dataset
     state: dict[str, Any]  # from the training split only; saved in checkpoints
+    # examples of each split the model's own filter left out (sketch-rnn: longer than N_max),
+    # split -> count, and why, as a phrase ("sketches longer than N_max = 250 points")
+    dropped: dict[str, int] = field(default_factory=dict)
+    dropped_why: str = ""
+    # split -> examples read before that filter (so "3 of 1,480" can be said)
+    read: dict[str, int] = field(default_factory=dict)
 
 
 class GenerativeModel(Protocol):
@@ -66,6 +75,15 @@ class GenerativeModel(Protocol):
             ``quickdraw train`` flags.
         output: "strokes" (samples are stroke-3 arrays) or "bitmap" (uint8 images).
         sample_modes: the ``quickdraw sample --mode`` values it supports.
+        presets (optional): name -> {field: value} over both dataclasses, the
+            ``quickdraw train --preset`` choices; ``default_preset`` names the one a
+            new run gets without ``--preset`` (DRAW: "ours"; the dataclasses keep
+            the paper's values, so Python callers get those unless they ask).
+
+    A settings class may name, in ``inherited`` (a ClassVar tuple), settings
+    that a run started from another checkpoint's weights (``--init-from``)
+    takes from that checkpoint's data state rather than from its new data
+    (sketch-rnn: ``scale_factor``, the units its weights were trained in).
 
     Data flows one way: `build_datasets` reads the files ``quickdraw convert``
     writes and returns datasets whose batches `forward` and
@@ -145,6 +163,32 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
+
+
+def data_fingerprint(splits: dict[str, Sequence[np.ndarray]]) -> str:
+    """A short SHA-256 of every array of every split, in order: two data sets with the same
+    fingerprint hold the same examples (what a resumed run checks its data against)."""
+    digest = hashlib.sha256()
+    for name in sorted(splits):
+        digest.update(f"{name}:{len(splits[name])};".encode())
+        for array in splits[name]:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def set_threads(threads: int = 0) -> int:
+    """Set torch's intra-op threads and return how many: `threads`, or for 0
+    ``$OMP_NUM_THREADS`` when it is set (torchrun sets it to 1 per process) and
+    else `usable_cores()`: the cores this process may use, not the machine's."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise QuickDrawError(f"threads must be an integer >= 0, got {threads!r}")
+    if threads == 0:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        threads = int(env) if env.isdigit() and int(env) > 0 else usable_cores()
+    torch.set_num_threads(threads)
+    return threads
 
 
 def trained_category(data_state: dict) -> str | None:

@@ -14,9 +14,12 @@ dataset with randomness (augmentation, binarisation) defines
 item's ``np.random.Generator`` comes from ``(seed, epoch, i)``).
 
 The settings of a run are the model's `settings_class` (`TrainConfig` or a
-subclass with the model's own defaults); `run_configs` merges the defaults, a
-resumed run's saved settings and the flags given, in that order, and is the
-one place that does.
+subclass with the model's own defaults); `run_configs` merges the defaults,
+the model's preset, a resumed run's saved settings and the flags given, in
+that order, and is the one place that does. `prepare_run` sets up the three
+kinds of run `quickdraw train` starts: new; resumed (on the data its
+checkpoint names, and only that data); and new from another checkpoint's
+weights (``--init-from``: step 0, a fresh optimiser, new data).
 
 Model randomness (noise, dropout) uses torch's global generator; the trainer
 seeds it, saves it in checkpoints, and runs validation inside
@@ -28,7 +31,8 @@ learning rate from `learning_rate(step, cfg)`, forward (autocast on CUDA),
 stop on a non-finite loss (keeping the last good checkpoint), backward, clip,
 step; log to ``RUN_DIR/metrics.csv`` and the tqdm bar; every ``eval_every``
 steps validate and keep ``best.pt``; every ``checkpoint_every`` steps write
-``last.pt`` atomically.
+``last.pt`` atomically. SIGINT (Ctrl-C) or SIGTERM ends the step in progress,
+writes ``last.pt`` and metrics.csv at that step and raises `TrainingInterrupted`.
 
 Multi-GPU: launch the same command under ``torchrun --nproc_per_node N``; the
 trainer sees ``WORLD_SIZE`` and wraps the model in DistributedDataParallel,
@@ -42,9 +46,11 @@ import csv
 import math
 import os
 import random
+import signal
+import threading
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +63,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_write
 from ..errors import QuickDrawError, check_choice
-from .base import DataBundle, GenerativeModel, Losses, resolve_device
+from .base import DataBundle, GenerativeModel, Losses, model_class, resolve_device, set_threads
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     RESUME_KEYS,
@@ -92,7 +98,7 @@ class TrainConfig:
     seed: int = 0  # seeds the split of files without one, data order, augmentation, noise
     max_per_category: int = 0  # use at most N drawings of each category, split alike (0: all)
     workers: int = 0  # DataLoader worker processes
-    threads: int = 0  # torch threads in this process (0: torch's default)
+    threads: int = 0  # torch threads (0: $OMP_NUM_THREADS, else the cores this process may use)
 
     def __post_init__(self):
         check_choice("device", self.device, ["auto", "cpu", "cuda"])
@@ -110,6 +116,14 @@ class TrainConfig:
 
 class TrainingDiverged(QuickDrawError):
     """The loss became NaN or infinite; the run stopped without saving it."""
+
+
+class TrainingInterrupted(QuickDrawError):
+    """SIGINT (Ctrl-C) or SIGTERM: the run saved ``last.pt`` at `step` and stopped."""
+
+    def __init__(self, step: int, checkpoint: Path, signum: int, rank: int = 0):
+        self.step, self.checkpoint, self.signum, self.rank = step, checkpoint, signum, rank
+        super().__init__(f"interrupted at step {step}; saved {checkpoint}")
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -132,14 +146,25 @@ def to_device(batch: Any, device: torch.device) -> Any:
 
 
 def run_configs(
-    model_cls: type, given: dict[str, Any], resume_from: dict | None = None
+    model_cls: type,
+    given: dict[str, Any],
+    resume_from: dict | None = None,
+    *,
+    preset: str | None = None,
+    init_from: dict | None = None,
 ) -> tuple[Any, TrainConfig]:
     """(model config, training settings) of a run, from the flags `given` (field -> value).
 
     A new run starts from the defaults of the model's `config_class` and
-    `settings_class`; a resumed one (`resume_from` = its checkpoint) keeps the
-    checkpoint's model and settings. Given training settings override either
-    (e.g. a larger ``steps``); a resumed run refuses model flags.
+    `settings_class`, overridden by its preset (`preset`, or the model's
+    ``default_preset``), then by the flags given. A resumed one (`resume_from`
+    = its checkpoint) keeps the checkpoint's model and settings; given training
+    settings override them (e.g. a larger ``steps``) and model flags or a preset
+    are refused. A new run from a checkpoint's weights (`init_from`) keeps that
+    checkpoint's model config (model flags may change what does not change the
+    weights' shapes), gets a new run's training settings, and takes the settings
+    its ``settings_class.inherited`` names from the checkpoint's data state
+    unless a flag sets them.
     """
     model_fields = {f.name for f in fields(model_cls.config_class)}
     settings_fields = {f.name for f in fields(model_cls.settings_class)}
@@ -148,10 +173,16 @@ def run_configs(
     unknown = sorted(given.keys() - model_fields - settings_fields)
     if unknown:
         raise QuickDrawError(f"unknown settings for {model_cls.name}: {unknown}")
-    if resume_from is None:
-        model_cfg = model_cls.config_class(**{k: given[k] for k in model_fields & given.keys()})
-        settings = model_cls.settings_class()
-    else:
+    presets: dict[str, dict] = getattr(model_cls, "presets", {}) or {}
+    if preset is not None:
+        if not presets:
+            raise QuickDrawError(f"{model_cls.name} has no presets")
+        check_choice("preset", preset, presets)
+    if resume_from is not None:
+        if init_from is not None:
+            raise QuickDrawError("a run is either resumed or started from a checkpoint's weights")
+        if preset is not None:
+            raise QuickDrawError("--resume keeps the checkpoint's settings; drop --preset")
         changed = sorted(model_fields & given.keys())
         if changed:
             raise QuickDrawError(
@@ -159,8 +190,224 @@ def run_configs(
             )
         model_cfg = config_from_dict(model_cls.config_class, resume_from["model_config"])
         settings = checkpoint_settings(resume_from)
-    settings = replace(settings, **{k: given[k] for k in settings_fields & given.keys()})
-    return model_cfg, settings
+        return model_cfg, replace(settings, **{k: given[k] for k in settings_fields & given.keys()})
+    chosen = presets.get(preset or getattr(model_cls, "default_preset", None) or "", {})
+    values = {**chosen, **given}
+    model_values = {k: values[k] for k in model_fields & values.keys()}
+    if init_from is None:
+        model_cfg = model_cls.config_class(**model_values)
+    else:
+        saved = config_from_dict(model_cls.config_class, init_from["model_config"])
+        # the preset's model fields would not fit the weights: only explicit flags change them
+        model_cfg = replace(saved, **{k: given[k] for k in model_fields & given.keys()})
+    settings_values = {k: values[k] for k in settings_fields & values.keys()}
+    if init_from is not None:
+        for name in getattr(model_cls.settings_class, "inherited", ()):
+            if name not in given and name in init_from["data_state"]:
+                settings_values[name] = init_from["data_state"][name]
+    return model_cfg, model_cls.settings_class(**settings_values)
+
+
+@dataclass
+class RunPlan:
+    """A run set up by `prepare_run`, ready for ``train(plan.model, plan.data, plan.settings,
+    plan.out_dir, resume=plan.resume)``."""
+
+    model: Any  # a `GenerativeModel`, with the checkpoint's weights when resumed or initialised
+    data: DataBundle
+    settings: TrainConfig
+    out_dir: Path
+    resume: bool  # continue out_dir/last.pt
+    start_step: int  # the step it starts from (0 for a new run)
+    init_from: Path | None = None  # the checkpoint whose weights a new run starts from
+    notes: list[str] = field(default_factory=list)  # what to tell the user before training
+
+
+def _as_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a run directory meaning its last.pt."""
+    path = Path(path)
+    return path / LAST if path.is_dir() else path
+
+
+def _data_files(data: Sequence[str | os.PathLike]) -> list[Path]:
+    for path in data:
+        if not Path(path).exists():
+            raise QuickDrawError(
+                f"data file {str(path)!r} not found (write it with `quickdraw convert`)"
+            )
+    return [Path(p) for p in data]
+
+
+def data_differences(saved: dict, new: dict) -> list[str]:
+    """The keys of two data states that differ (where the files lie aside): empty for the
+    same examples prepared alike. Keys only one of them has are not compared (a
+    checkpoint written before the key existed)."""
+    ignored = {"files", "init_from"}
+    return sorted(k for k in (saved.keys() & new.keys()) - ignored if saved[k] != new[k])
+
+
+def prepare_run(
+    model_name: str,
+    given: dict[str, Any],
+    data: Sequence[str | os.PathLike] | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool | str | os.PathLike | None = None,
+    init_from: str | os.PathLike | None = None,
+    preset: str | None = None,
+) -> RunPlan:
+    """Set up one of three runs: new, resumed, or new from a checkpoint's weights.
+
+    - new (`data`, `out`): the model's defaults, its preset and the flags `given`.
+    - resumed (``resume`` = ``RUN/last.pt`` or ``RUN``, or True for ``out/last.pt``):
+      continues that run in RUN, exactly, on the data its checkpoint names; `data`
+      may be given only when it is that data (the same examples, found by the data
+      state's fingerprint, sizes and scale), e.g. when the files have moved. Other
+      data is refused: its scale factor and best.pt would not be the run's.
+    - new from weights (`init_from` = a checkpoint, `data`, `out`): a new run in a
+      new `out` (step 0, a fresh optimiser, new training settings) whose model is
+      the checkpoint's config and weights; the settings its ``settings_class``
+      marks ``inherited`` come from the checkpoint (sketch-rnn's scale factor:
+      the units its weights expect), the rest of the data state from `data`.
+    """
+    model_cls = model_class(model_name)
+    resuming = resume is not None and resume is not False
+    if resuming and init_from is not None:
+        raise QuickDrawError(
+            "--resume continues a run and --init-from starts a new one from a checkpoint's "
+            "weights: give one of them"
+        )
+    if resuming:
+        return _plan_resume(model_cls, given, data, out, resume, preset)
+    if data is None:
+        raise QuickDrawError(
+            "--data is required: the converted files to train on (or --resume RUN/last.pt "
+            "to continue a run on its own data)"
+        )
+    if out is None:
+        raise QuickDrawError("--out is required: the new run's directory")
+    files, out_dir = _data_files(data), Path(out)
+    if (out_dir / LAST).exists():
+        raise QuickDrawError(
+            f"{out_dir} already holds a run; continue it with --resume {out_dir / LAST} "
+            "or choose a new --out"
+        )
+    source = ckpt = None
+    if init_from is not None:
+        source = _as_checkpoint(init_from)
+        ckpt = read_checkpoint(source)
+        if ckpt["model"] != model_cls.name:
+            raise QuickDrawError(f"{source} holds a {ckpt['model']!r} model, not {model_name!r}")
+    model_cfg, settings = run_configs(model_cls, given, preset=preset, init_from=ckpt)
+    torch.manual_seed(settings.seed)  # the same initial weights for the same seed
+    model = model_cls(model_cfg)
+    notes = []
+    if source is not None and ckpt is not None:
+        try:
+            model.load_state_dict(ckpt["weights"])
+        except RuntimeError as e:  # missing, unexpected or mis-shaped tensors
+            first = str(e).strip().splitlines()[-1].strip()
+            raise QuickDrawError(
+                f"the weights of {source} do not fit the model these flags make ({first})"
+            ) from None
+        notes.append(f"starting {out_dir} from the weights of {source} (step {ckpt['step']})")
+    bundle = model_cls.build_datasets(model_cfg, files, settings)
+    if source is not None and ckpt is not None:
+        bundle.state = {
+            **bundle.state,
+            "init_from": {"checkpoint": str(source.resolve()), "step": ckpt["step"]},
+        }
+        for name in getattr(model_cls.settings_class, "inherited", ()):
+            if name in given:  # the flag chose it, not the checkpoint
+                continue
+            own = bundle.state.get(f"own_{name}")
+            mine = f" (the new training split's own: {own:.6g})" if own is not None else ""
+            notes.append(f"{name} {getattr(settings, name):.6g} from {source}{mine}")
+    return RunPlan(model, bundle, settings, out_dir, False, 0, source, notes)
+
+
+def _plan_resume(model_cls, given, data, out, resume, preset) -> RunPlan:
+    if resume is True:
+        if out is None:
+            raise QuickDrawError("--resume needs the checkpoint to continue: --resume RUN/last.pt")
+        source = Path(out) / LAST
+    else:
+        source = _as_checkpoint(resume)
+    run_dir = source.parent
+    if not source.is_file():
+        raise QuickDrawError(f"checkpoint {str(source)!r} not found")
+    if source.name != LAST:
+        raise QuickDrawError(
+            f"--resume continues a run from its {LAST} ({run_dir / LAST}), not {source.name}; "
+            f"to start a new run from the weights of {source}, use --init-from {source} "
+            "with --data and a new --out"
+        )
+    if out is not None and Path(out).resolve() != run_dir.resolve():
+        raise QuickDrawError(
+            f"--resume {source} continues the run in {run_dir}, not --out {out}: drop --out "
+            f"(to start a new run in {out} from its weights, use --init-from {source})"
+        )
+    ckpt = read_checkpoint(source)
+    check_keys(ckpt, source, RESUME_KEYS)
+    if ckpt["model"] != model_cls.name:
+        raise QuickDrawError(f"{source} holds a {ckpt['model']!r} model, not {model_cls.name!r}")
+    model_cfg, settings = run_configs(model_cls, given, ckpt, preset=preset)
+    if ckpt["step"] >= settings.steps:
+        raise QuickDrawError(
+            f"{source} is already at step {ckpt['step']}; raise --steps above {ckpt['step']} "
+            "to train further"
+        )
+    saved = ckpt["data_state"]
+    if data is None:
+        recorded = saved.get("files")
+        if not recorded:
+            raise QuickDrawError(
+                f"{source} does not name its data files (written before checkpoints recorded "
+                "them); pass --data with the files it was trained on"
+            )
+        missing = [f for f in recorded if not Path(f).exists()]
+        if missing:
+            raise QuickDrawError(
+                f"{source} was trained on {missing[0]}, which is not there any more; pass "
+                "--data with where its files are now"
+            )
+        files = [Path(f) for f in recorded]
+    else:
+        files = _data_files(data)
+    torch.manual_seed(settings.seed)
+    model = model_cls(model_cfg)  # its weights come from the checkpoint in `train`
+    bundle = model_cls.build_datasets(model_cfg, files, settings)
+    differ = data_differences(saved, bundle.state)
+    if differ:
+        held = (
+            "the files it names, read with these flags, now hold other data"
+            if data is None
+            else f"--data {' '.join(map(str, data))} holds other data"
+        )
+        what = f"{held} (its {', '.join(differ)} differ)"
+        raise QuickDrawError(
+            f"--resume continues {run_dir} on the data it was trained on, but {what}; to train "
+            f"on other data, start a new run from its weights: --init-from {source} --data "
+            "FILE... --out NEW_RUN"
+        )
+    if "init_from" in saved:
+        bundle.state = {**bundle.state, "init_from": saved["init_from"]}
+    notes = [f"resuming {run_dir} from step {ckpt['step']}"]
+    return RunPlan(model, bundle, settings, run_dir, True, ckpt["step"], None, notes)
+
+
+def describe_dropped(data: DataBundle, splits: Sequence[str] = ("train", "valid", "test")) -> str:
+    """One line such as "dropped sketches longer than N_max = 250 points: train 3 of 1480,
+    valid 0 of 53, test 1 of 53": what the model's own filter left out of each split (empty
+    when the model has no such filter)."""
+    if not data.dropped:
+        return ""
+    parts = []
+    for split in splits:
+        if split in data.dropped:
+            read = data.read.get(split)
+            of = f" of {read}" if read is not None else ""
+            parts.append(f"{split} {data.dropped[split]}{of}")
+    return f"dropped {data.dropped_why}: {', '.join(parts)}"
 
 
 # --- data order ----------------------------------------------------------------
@@ -187,10 +434,16 @@ def _epoch_batches(
         sampler=indices,
         drop_last=True,
         num_workers=cfg.workers,
+        worker_init_fn=_ignore_sigint if cfg.workers else None,
         # its own generator, so creating loaders never draws from the model's RNG
         generator=torch.Generator().manual_seed(cfg.seed + epoch),
         pin_memory=False,
     )
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the trainer, which saves the run and stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _batches_per_epoch(dataset, cfg: TrainConfig, world: int) -> int:
@@ -280,6 +533,35 @@ class _MetricsLog:
             writer.writerows(self.rows)
 
 
+class _StopSignals:
+    """While active, SIGINT and SIGTERM only set `signum`: the loop checks it after each
+    step, saves last.pt and stops. The first signal restores the previous handlers, so a
+    second one acts at once (the checkpoint on disk stays whole: it is written atomically).
+    Signals can only be caught in the main thread; elsewhere this does nothing."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._caught)
+        return self
+
+    def _caught(self, signum: int, frame) -> None:
+        self.signum = signum
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -319,6 +601,10 @@ def train(
 
     With ``resume=True`` it continues from ``out_dir/last.pt`` and gives the
     same losses and weights as a run that was never interrupted.
+
+    SIGINT (Ctrl-C) or SIGTERM stops it after the step in progress: it writes
+    ``last.pt`` at that step (and metrics.csv up to it) and raises
+    `TrainingInterrupted`; resuming from there is exact too.
     """
     out_dir = Path(out_dir)
     rank, local_rank, world = _distributed()
@@ -330,8 +616,7 @@ def train(
         torch.cuda.set_device(device)
     is_main = rank == 0
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     _seed_everything(cfg.seed + rank)
     model.to(device)
     optimizer = model.configure_optimizer(cfg)
@@ -363,7 +648,8 @@ def train(
             )
     elif (out_dir / LAST).exists():
         raise QuickDrawError(
-            f"{out_dir} already holds a run; pass --resume to continue it or choose a new --out"
+            f"{out_dir} already holds a run; continue it with --resume {out_dir / LAST} "
+            "or choose a new --out"
         )
 
     net = model
@@ -399,85 +685,110 @@ def train(
             )
             log.flush()
 
-    if is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        checkpoint(out_dir / LAST)  # a "last good" checkpoint exists from step 0
+    def train_row(lr: float, check: torch.Tensor, losses: Losses, grad_norm) -> dict:
+        row = {
+            "step": step,
+            "split": "train",
+            "lr": lr,
+            "total": check.item(),
+            "recon": _scalar(losses.recon),
+            "kl": _scalar(losses.kl),
+            "grad_norm": _scalar(grad_norm),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        row.update({k: _scalar(v) for k, v in losses.extra.items()})
+        return row
 
-    model.train()
-    batches = _batch_stream(data.train, cfg, step, rank, world)
-    bar = tqdm(
-        total=cfg.steps,
-        initial=step,
-        desc=f"train {model.name}",
-        disable=not (progress and is_main),
-    )
-    started = time.perf_counter()
-    while step < cfg.steps:
-        batch = to_device(next(batches), device)
-        lr = learning_rate(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            losses: Losses = net(batch, step=step)
-        total = losses.total.float()
-        check = total.detach().clone()
-        if world > 1:  # every rank must agree to stop, or the others hang
-            dist.all_reduce(check)
-            check /= world
-        if not torch.isfinite(check):
-            bar.close()
-            raise TrainingDiverged(
-                f"loss is {check.item()} at step {step}; stopped without saving it. "
-                f"The last good checkpoint is {out_dir / LAST}: resume from it with a "
-                "lower --lr or --grad-clip"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        scaler.unscale_(optimizer)
-        # measured even when clipping is off (max norm inf), so non-finite gradients still stop
-        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-        if not scaler.is_enabled() and not torch.isfinite(grad_norm):
-            bar.close()
-            raise TrainingDiverged(
-                f"gradient norm is {grad_norm.item()} at step {step}; stopped without "
-                f"applying it. The last good checkpoint is {out_dir / LAST}"
-            )
-        scaler.step(optimizer)
-        scaler.update()
-        step += 1
+    def stop_signal(stop: _StopSignals) -> int | None:
+        """The signal that asked to stop, agreed by every rank (so all save the same step)."""
+        if world == 1:
+            return stop.signum
+        flag = torch.tensor([float(stop.signum or 0)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag.item()) or None
 
-        if is_main and (step % cfg.log_every == 0 or step == cfg.steps):
-            row = {
-                "step": step,
-                "split": "train",
-                "lr": lr,
-                "total": check.item(),
-                "recon": _scalar(losses.recon),
-                "kl": _scalar(losses.kl),
-                "grad_norm": _scalar(grad_norm),
-                "seconds": round(time.perf_counter() - started, 3),
-            }
-            row.update({k: _scalar(v) for k, v in losses.extra.items()})
-            log.add(row)
-            bar.set_postfix(loss=f"{row['total']:.3f}", lr=f"{lr:.2e}")
-        bar.update(1)
+    with _StopSignals() as stop:
+        if is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            checkpoint(out_dir / LAST)  # a "last good" checkpoint exists from step 0
 
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            if is_main:
-                valid = evaluate(model, data.valid, cfg.batch_size, device, cfg.seed)
-                log.add({"step": step, "split": "valid", **valid})
-                if best_valid is None or valid["total"] < best_valid:
-                    best_valid = valid["total"]
-                    checkpoint(out_dir / BEST, gather=False)
-            if world > 1:
-                dist.barrier()
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            checkpoint(out_dir / LAST)
-    bar.close()
-    if world > 1:
-        dist.barrier()
+        model.train()
+        batches = _batch_stream(data.train, cfg, step, rank, world)
+        bar = tqdm(
+            total=cfg.steps,
+            initial=step,
+            desc=f"train {model.name}",
+            disable=not (progress and is_main),
+        )
+        started = time.perf_counter()
+        last: tuple | None = None  # (lr, loss, losses, grad norm) of the latest step
+        logged = step  # the latest step with a train row
+        while step < cfg.steps:
+            signum = stop_signal(stop)
+            if signum is not None:
+                # save the step just done, and its row, then stop (resuming is exact)
+                if is_main and last is not None and logged != step:
+                    log.add(train_row(*last))
+                checkpoint(out_dir / LAST)
+                bar.close()
+                raise TrainingInterrupted(step, out_dir / LAST, signum, rank)
+            batch = to_device(next(batches), device)
+            lr = learning_rate(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                losses: Losses = net(batch, step=step)
+            total = losses.total.float()
+            check = total.detach().clone()
+            if world > 1:  # every rank must agree to stop, or the others hang
+                dist.all_reduce(check)
+                check /= world
+            if not torch.isfinite(check):
+                bar.close()
+                raise TrainingDiverged(
+                    f"loss is {check.item()} at step {step}; stopped without saving it. "
+                    f"The last good checkpoint is {out_dir / LAST}: resume from it with a "
+                    "lower --lr or --grad-clip"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            scaler.unscale_(optimizer)
+            # measured even when clipping is off (max norm inf), so non-finite gradients stop
+            max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            if not scaler.is_enabled() and not torch.isfinite(grad_norm):
+                bar.close()
+                raise TrainingDiverged(
+                    f"gradient norm is {grad_norm.item()} at step {step}; stopped without "
+                    f"applying it. The last good checkpoint is {out_dir / LAST}"
+                )
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            last = (lr, check, losses, grad_norm)
+
+            if is_main and (step % cfg.log_every == 0 or step == cfg.steps):
+                row = train_row(*last)
+                log.add(row)
+                logged = step
+                bar.set_postfix(loss=f"{row['total']:.3f}", lr=f"{lr:.2e}")
+            bar.update(1)
+
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                if is_main:
+                    valid = evaluate(model, data.valid, cfg.batch_size, device, cfg.seed)
+                    log.add({"step": step, "split": "valid", **valid})
+                    if best_valid is None or valid["total"] < best_valid:
+                        best_valid = valid["total"]
+                        checkpoint(out_dir / BEST, gather=False)
+                if world > 1:
+                    dist.barrier()
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                checkpoint(out_dir / LAST)
+        bar.close()
+        if world > 1:
+            dist.barrier()
     best = out_dir / BEST
     return TrainResult(
         step=step,
@@ -491,11 +802,16 @@ def train(
 __all__ = [
     "TrainConfig",
     "TrainResult",
+    "RunPlan",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "checkpoint_settings",
+    "data_differences",
+    "describe_dropped",
     "evaluate",
     "learning_rate",
     "load_checkpoint",
+    "prepare_run",
     "read_checkpoint",
     "resolve_device",
     "run_configs",

@@ -63,6 +63,7 @@ import numpy as np
 
 from .errors import QuickDrawError
 from .strokes import FlatDrawings, flatten_drawings, ranges
+from .workers import usable_cores
 
 # The official numpy_bitmap settings (all in the 256-unit drawing space but `size`).
 SIZE = 28
@@ -399,14 +400,6 @@ def rasterize(
 ) -> np.ndarray:
     """One drawing -> uint8 ``(size, size)`` bitmap, as in the official files."""
     return rasterize_many([drawing], size, line_width, padding)[0].reshape(size, size)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def default_threads() -> int:

@@ -53,6 +53,14 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; all of them off Linux)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def ordered_map(
     pool: ProcessPoolExecutor | None, fn: Callable[[Any], Any], jobs: Iterable[Any]
 ) -> Generator[Any, None, None]:

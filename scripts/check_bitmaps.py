@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 from _machine import cpu_name
 
-from quickdraw_tools.raster import rasterize_many, reference_rasterize, usable_cores
+from quickdraw_tools.raster import rasterize_many, reference_rasterize
+from quickdraw_tools.workers import usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = ROOT.parent / "shared" / "quickdraw" / "mirror" / "full"

@@ -14,6 +14,7 @@ from quickdraw_tools.errors import QuickDrawError
 from quickdraw_tools.models import draw_viz
 from quickdraw_tools.models.base import model_class
 from quickdraw_tools.models.draw import (
+    PRESETS,
     BitmapDataset,
     Draw,
     DrawConfig,
@@ -425,20 +426,71 @@ def test_cli_trains_draw_with_its_optimiser_and_resumes(tmp_path, shared, capsys
     assert "trained draw to step 4" in capsys.readouterr().out
     model, state, ckpt = load_checkpoint(out / "last.pt")
     assert isinstance(model, Draw) and model.config.T == 2 and state["categories"] == ["cat"]
-    # the trainer builds the model's own optimiser: RMSprop keeps `square_avg`
-    assert "square_avg" in ckpt["optimizer"]["state"][0]
-    # and starts from the report's training settings unless a flag says otherwise
-    report = DrawTraining()
-    for key in ("lr", "lr_decay", "grad_clip", "optimizer", "binarize"):
-        assert ckpt["train_config"][key] == getattr(report, key)
+    # the trainer builds the model's own optimiser: our default's Adam keeps `exp_avg`...
+    assert "exp_avg" in ckpt["optimizer"]["state"][0] and model.config.learn_canvas
+    for key, value in PRESETS["ours"].items():
+        assert {**ckpt["train_config"], **ckpt["model_config"]}[key] == value
+    # ...the report's RMSprop `square_avg`
+    report = ["train", "draw", "--data", cat, "--out", str(tmp_path / "r"), *TINY_FLAGS]
+    assert main([*report, "--steps", "1", "--preset", "report"]) == 0
+    assert "square_avg" in load_checkpoint(tmp_path / "r" / "last.pt")[2]["optimizer"]["state"][0]
     assert main([*args, "--steps", "1", "--grad-clip", "2", "--out", str(tmp_path / "c")]) == 0
     assert load_checkpoint(tmp_path / "c" / "last.pt")[2]["train_config"]["grad_clip"] == 2
-    resume = ["train", "draw", "--data", cat, "--out", str(out), "--resume", "--quiet"]
-    assert main([*resume, "--steps", "6"]) == 0
+    # resuming needs no --data: the checkpoint names its files
+    capsys.readouterr()
+    assert main(["train", "draw", "--resume", str(out / "last.pt"), "--steps", "6", "--quiet"]) == 0
+    assert f"resuming {out} from step 4" in capsys.readouterr().out
     assert load_checkpoint(out / "last.pt")[2]["step"] == 6
+    apple = str(shared / "mirror/full/numpy_bitmap/apple.npy")
+    resume = ["train", "draw", "--resume", str(out / "last.pt"), "--steps", "8", "--quiet"]
+    assert main([*resume, "--data", apple]) == 1
+    assert f"--data {apple} holds other data" in capsys.readouterr().err
+    assert main([*resume, "--preset", "report"]) == 1
+    assert "--resume keeps the checkpoint's settings; drop --preset" in capsys.readouterr().err
     assert main(["train", "draw", "--data", cat, "--out", str(tmp_path / "x"), "--binarize",
                  "gray", "--quiet"]) == 1  # fmt: skip
     assert "did you mean 'grey'" in capsys.readouterr().err
+
+
+def test_cli_defaults_are_the_readmes_and_the_report_preset_differs_exactly(
+    tmp_path, shared, capsys
+):
+    """`quickdraw train draw` with no model or training flags gets what the README calls our
+    default (Adam, dynamic binarisation, learned initial canvas; T 20, read/write N 5, z 10,
+    LSTMs 256; batch 100, constant lr 1e-3, clip 5); --preset report changes exactly the
+    optimiser (RMSprop), the targets (grey levels) and the canvas (c_0 = 0)."""
+    from quickdraw_tools.cli import main
+    from quickdraw_tools.models.trainer import read_checkpoint
+
+    cat = str(shared / "mirror/full/numpy_bitmap/cat.npy")
+    runs = {}
+    for name, preset in (("default", []), ("report", ["--preset", "report"])):
+        out = tmp_path / name
+        # --steps 0 writes the step-0 checkpoint: the settings a run gets, without training
+        assert main(["train", "draw", "--data", cat, "--out", str(out), "--steps", "0",
+                     "--quiet", *preset]) == 0  # fmt: skip
+        ckpt = read_checkpoint(out / "last.pt")
+        runs[name] = {**ckpt["model_config"], **ckpt["train_config"]}
+        runs[name]["adam"] = "betas" in ckpt["optimizer"]["param_groups"][0]
+    ours = runs["default"]
+    documented = dict(T=20, read_n=5, write_n=5, z_size=10, enc_size=256, dec_size=256,
+                      read_attn=True, write_attn=True, learn_canvas=True, optimizer="adam",
+                      adam=True, binarize="dynamic", batch_size=100, lr=1e-3, lr_decay=1.0,
+                      grad_clip=5.0)  # fmt: skip
+    assert {k: ours[k] for k in documented} == documented
+    differ = {k: (ours[k], runs["report"][k]) for k in ours if ours[k] != runs["report"][k]}
+    assert differ == {
+        "optimizer": ("adam", "rmsprop"),
+        "adam": (True, False),
+        "binarize": ("dynamic", "grey"),
+        "learn_canvas": (True, False),
+    }
+    # and --help shows the defaults a run gets, and what the report preset sets instead
+    with pytest.raises(SystemExit):
+        main(["train", "draw", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: adam; --preset report: rmsprop)" in text
+    assert "(default: True; --preset report: False)" in text
 
 
 def test_log_importance_weight_averages_to_minus_the_bound(cats):

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from ..errors import QuickDrawError
 
+# what --threads means in every command that has it; `quickdraw train` takes the same words
+# from `TrainConfig.threads`'s comment (a test holds the two the same)
+THREADS_HELP = "torch threads (0: $OMP_NUM_THREADS, else the cores this process may use)"
+
 
 def add_cache_arguments(p: argparse.ArgumentParser) -> None:
     """``--cache`` and ``--base-url``, for every command that may download."""
@@ -40,15 +44,16 @@ def add_device_arguments(p: argparse.ArgumentParser, what: str) -> None:
         "--threads",
         type=int,
         default=0,
-        help="torch threads in this process (default: torch's own)",
+        metavar="INT",
+        help=f"{THREADS_HELP} (default: 0)",
     )
 
 
-def use_threads(threads: int) -> None:
-    """Apply ``--threads`` (0 keeps torch's default)."""
+def use_threads(threads: int) -> int:
+    """Apply ``--threads`` (`models.base.set_threads`, as `quickdraw train` does); returns
+    the number of threads set."""
     if threads < 0:
         raise QuickDrawError(f"--threads must be >= 0, got {threads}")
-    if threads:
-        import torch
+    from ..models.base import set_threads
 
-        torch.set_num_threads(threads)
+    return set_threads(threads)

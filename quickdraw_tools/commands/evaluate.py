@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "loss terms (sketch-rnn: L_R, L_KL as in Ha & Eck; DRAW: L_x, L_z, their sum in nats and "
         "bits per pixel) and an importance-weighted bound with --k samples (k=1 is the ELBO; "
         "larger k is tighter). Several checkpoints are evaluated on the same split, for "
-        "comparison.",
+        "comparison. For sketch-rnn it also says how many sketches of the split were left out "
+        "for being longer than the model's N_max (as its training left them out).",
         epilog="examples:\n  quickdraw evaluate runs/cat/best.pt runs/cat2/best.pt "
         "--data data/sketchrnn/cat.npz --split test --k 10\n"
         "  quickdraw evaluate runs/draw-cat/best.pt --data data/bitmap/cat.npy --json "
@@ -53,9 +54,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def dropped_report(checkpoint: str | Path, files: list[Path], split: str) -> dict | None:
+    """What the model's own filter left out of `split` of each file, as the checkpoint's run
+    prepares its data (sketch-rnn: sketches longer than its N_max); None when it has none."""
+    from ..formats import file_stem
+    from ..models.base import model_class
+    from ..models.checkpoint import checkpoint_settings, config_from_dict, read_checkpoint
+
+    ckpt = read_checkpoint(checkpoint)
+    model_cls = model_class(ckpt["model"])
+    config = config_from_dict(model_cls.config_class, ckpt["model_config"], checkpoint)
+    settings = checkpoint_settings(ckpt)
+    out: dict = {"split": split, "dropped": 0, "of": 0, "why": "", "categories": {}}
+    for path in files:
+        data = model_cls.build_datasets(config, [path], settings, state=ckpt["data_state"])
+        if split not in data.dropped:
+            return None
+        n, of = data.dropped[split], data.read.get(split, 0)
+        out["dropped"] += n
+        out["of"] += of
+        out["why"] = data.dropped_why
+        out["categories"][file_stem(path)] = {"dropped": n, "of": of}
+    return out
+
+
+def dropped_line(label: str, report: dict) -> str:
+    """One line such as "cat/best: dropped sketches longer than N_max = 250 points: test 3 of
+    2500", with each category's count when there are several."""
+    line = (
+        f"{label}: dropped {report['why']}: {report['split']} {report['dropped']} of {report['of']}"
+    )
+    if len(report["categories"]) > 1:
+        each = ", ".join(
+            f"{c} {v['dropped']} of {v['of']}" for c, v in report["categories"].items()
+        )
+        line += f" ({each})"
+    return line
+
+
 def run(args: argparse.Namespace) -> int:
 
     from ..atomic import atomic_write
+    from ..eval.labels import path_labels
     from ..eval.likelihood import evaluate_checkpoint, format_table
 
     use_threads(args.threads)
@@ -72,6 +112,12 @@ def run(args: argparse.Namespace) -> int:
         )
         for ckpt in args.checkpoints
     ]
+    notes = []
+    for report, label in zip(reports, path_labels(args.checkpoints), strict=True):
+        dropped = dropped_report(report["checkpoint"], args.data, args.split)
+        if dropped is not None:
+            report["dropped"] = dropped  # also in the JSON
+            notes.append(dropped_line(label, dropped))
     payload = reports if len(reports) > 1 else reports[0]
     if args.json_out:
         with atomic_write(args.json_out, "w") as f:
@@ -84,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     if len(models) > 1:
         print(f"note: comparing different models ({', '.join(sorted(models))})")
     print(format_table(reports))
+    for line in notes:
+        print(line)
     if args.json_out:
         print(f"wrote {args.json_out}")
     return 0

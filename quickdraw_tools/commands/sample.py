@@ -16,7 +16,7 @@ from ..errors import QuickDrawError
 from .common import add_device_arguments, use_threads
 
 MODES = ["sample", "reconstruct", "interpolate", "analogy", "complete"]
-OUTPUT_SUFFIXES = {"strokes": (".svg", ".ndjson"), "bitmap": (".png", ".gif", ".npy")}
+OUTPUT_SUFFIXES = {"strokes": (".svg", ".png", ".ndjson"), "bitmap": (".png", ".gif", ".npy")}
 WANTED = {"reconstruct": 3, "interpolate": 2, "analogy": 3, "complete": 1}  # --index values
 
 
@@ -34,19 +34,23 @@ def add_parser(subparsers) -> None:
         "  interpolate  the latent path between two --index sketches (--method, --steps)\n"
         "  analogy      z(a) - z(b) + z(c) for three --index sketches, decoded --n times\n"
         "  complete     --n endings of the first --prefix points of one --index sketch\n\n"
-        "--out: sketch-rnn writes .svg (a grid) or .ndjson (drawings, `word` = the category\n"
-        "it was trained on); DRAW writes .png (a grid, plus OUT.steps.png with every step),\n"
-        ".gif (the canvas building up) or .npy (uint8 (n, 784) bitmaps).",
+        "--out: sketch-rnn writes .svg or .png (the same grid, with captions; PNG drawn by\n"
+        "cairo) or .ndjson (drawings, `word` = the category it was trained on); DRAW writes\n"
+        ".png (a grid, plus OUT.steps.png with every step), .gif (the canvas building up) or\n"
+        ".npy (uint8 (n, 784) bitmaps). Every file is written atomically.",
         epilog="examples:\n"
         "  quickdraw sample runs/cat/best.pt --n 16 --temperature 0.5 --seed 0 --out samples.svg\n"
         "  quickdraw sample runs/cat/best.pt --mode interpolate --input data/sketchrnn/cat.npz"
         " --index 0 5 --out path.svg\n"
+        "  quickdraw sample runs/cat/best.pt --n 16 --out samples.png\n"
         "  quickdraw sample runs/draw-cat/best.pt --n 64 --out draw.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("checkpoint", help="a .pt file from `quickdraw train` (last.pt or best.pt)")
     p.add_argument(
-        "--out", required=True, help="output file (sketch-rnn: .svg/.ndjson; draw: .png/.gif/.npy)"
+        "--out",
+        required=True,
+        help="output file (sketch-rnn: .svg/.png/.ndjson; draw: .png/.gif/.npy)",
     )
     p.add_argument("--mode", default="sample", choices=MODES, help="what to draw (default sample)")
     p.add_argument("--n", type=int, default=16, help="how many samples / endings (default 16)")
@@ -179,7 +183,8 @@ def _strokes(model, data_state: dict, args, out: Path) -> int:
 
 
 def write_strokes(path: Path, sketches: list, cols: int, captions: list[str], word: str) -> None:
-    """Stroke-3 sketches -> an SVG grid (``.svg``) or drawings (``.ndjson``), atomically.
+    """Stroke-3 sketches -> a grid (``.svg``, or ``.png`` drawn by cairo) or drawings
+    (``.ndjson``), atomically.
 
     ndjson records carry ``word`` (the model's category) and the caption as ``caption``.
     """
@@ -190,6 +195,9 @@ def write_strokes(path: Path, sketches: list, cols: int, captions: list[str], wo
 
     if path.suffix.lower() == ".svg":
         svg.svg_grid(sketches, cols, captions, path)
+        return
+    if path.suffix.lower() == ".png":
+        svg.png_grid(sketches, cols, captions, path)  # the same layout as the SVG
         return
     records = [
         {"word": word, "caption": c, "drawing": stroke3_to_drawing(np.round(s, 2))}

@@ -3,11 +3,14 @@
 Every field of the model's config dataclass and of its training settings (its
 ``settings_class``: `TrainConfig` or a subclass with the model's defaults) is
 a flag (``dec_size`` -> ``--dec-size``; booleans also as ``--no-...``), with
-the field's comment and its default as help: ``quickdraw train sketch-rnn
---help`` lists them. The model's flags are parsed only once the model is
-known, so torch is imported only when `train` runs. Which value wins (the
-defaults, a resumed checkpoint's, the flags) is the trainer's business
-(`run_configs`).
+the field's comment and the default a run gets (the model's default preset
+applied) as help: ``quickdraw train sketch-rnn --help`` lists them. The
+model's flags are parsed only once the model is known, so torch is imported
+only when `train` runs. Which run it is (new, ``--resume RUN/last.pt``,
+``--init-from CKPT``) and which value wins (the defaults, the preset, a
+resumed checkpoint's, the flags) is the trainer's business (`prepare_run`,
+`run_configs`); this command prints what it says and, when a signal stops
+the run, the command that continues it.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import os
+import shlex
+import sys
 import textwrap
 from pathlib import Path
 
-from ..errors import QuickDrawError, check_choice
+from ..errors import check_choice
 
 MODELS = ["sketch-rnn", "draw"]
 
@@ -30,12 +36,18 @@ def add_parser(subparsers) -> None:
         help="train a model (sketch-rnn or draw) on converted data",
         description="Train sketch-rnn (on sketch-rnn .npz files) or DRAW (on bitmap files) "
         "that `quickdraw convert` wrote. Writes RUN_DIR/last.pt (every --checkpoint-every "
-        "steps), RUN_DIR/best.pt (best validation loss) and RUN_DIR/metrics.csv. "
+        "steps, at the end, and at the step where Ctrl-C or SIGTERM stops it), "
+        "RUN_DIR/best.pt (best validation loss) and RUN_DIR/metrics.csv. "
+        "--resume RUN/last.pt continues a run on its own data; --init-from CKPT starts a new "
+        "one from CKPT's weights. "
         "Run `quickdraw train MODEL --help` for the model's and the trainer's flags. "
         "Several GPUs: torchrun --nproc_per_node N -m quickdraw_tools.cli train ...",
         epilog="examples:\n"
         "  quickdraw train sketch-rnn --data data/sketchrnn/cat.npz --out runs/cat\n"
         "  quickdraw train draw --data data/bitmap/cat.npy --out runs/draw-cat\n"
+        "  quickdraw train sketch-rnn --resume runs/cat/last.pt --steps 20000\n"
+        "  quickdraw train sketch-rnn --init-from runs/cat/best.pt --data data/sketchrnn/lion.npz"
+        " --out runs/lion\n"
         "  quickdraw train sketch-rnn --help     # the model's and the trainer's flags",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -64,22 +76,34 @@ def field_comments(cls) -> dict[str, str]:
     return comments
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls, title: str) -> None:
-    """One flag per field; defaults are SUPPRESSed so we can tell which flags were given."""
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls, title: str, presets=None) -> None:
+    """One flag per field; defaults are SUPPRESSed so we can tell which flags were given.
+
+    `presets` (name -> {field: value}, the first the default) make the help show the value
+    a run gets: the default preset's, then what each other preset sets instead."""
     group = parser.add_argument_group(title)
     comments = field_comments(cls)
+    presets = presets or {}
+    first: dict = next(iter(presets.values()), {})
     for f in dataclasses.fields(cls):
-        default = f.default
+        default = first.get(f.name, f.default)
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{comments.get(f.name, '')} (default: {default})"
-        if isinstance(default, bool):
+        others = [
+            f"--preset {name}: {values[f.name]}"
+            for name, values in list(presets.items())[1:]
+            if f.name in values and values[f.name] != default
+        ]
+        shown = "; ".join([f"default: {default}", *others])
+        help_text = f"{comments.get(f.name, '')} ({shown})"
+        if isinstance(f.default, bool):
             group.add_argument(
                 flag, dest=f.name, action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS, help=help_text,
             )  # fmt: skip
         else:
+            kind = type(f.default)
             group.add_argument(
-                flag, dest=f.name, type=type(default), metavar=type(default).__name__.upper(),
+                flag, dest=f.name, type=kind, metavar=kind.__name__.upper(),
                 default=argparse.SUPPRESS, help=help_text,
             )  # fmt: skip
 
@@ -88,61 +112,129 @@ EXAMPLES = {
     "sketch-rnn": "  quickdraw train sketch-rnn --data data/sketchrnn/cat.npz --out runs/cat\n"
     "  quickdraw train sketch-rnn --data data/sketchrnn/cat.npz data/sketchrnn/pig.npz \\\n"
     "      --decoder hyper --dec-size 2048 --steps 100000 --out runs/cat-pig\n"
-    "  quickdraw train sketch-rnn --data data/sketchrnn/cat.npz --out runs/cat --resume "
-    "--steps 20000",
+    "  quickdraw train sketch-rnn --resume runs/cat/last.pt --steps 20000   # on its own data\n"
+    "  quickdraw train sketch-rnn --init-from runs/cat/best.pt --data data/sketchrnn/lion.npz "
+    "--out runs/lion",
     "draw": "  quickdraw train draw --data data/bitmap/cat.npy --out runs/draw-cat\n"
-    "  quickdraw train draw --data data --learn-canvas --optimizer adam --out runs/draw-all\n"
+    "  quickdraw train draw --data data --preset report --out runs/draw-report\n"
     "  quickdraw train draw --data ../shared/quickdraw/mirror/full/numpy_bitmap/cat.npy "
-    "--steps 600 --out runs/draw-official",
+    "--steps 600 --out runs/draw-official\n"
+    "  quickdraw train draw --resume runs/draw-cat/last.pt --steps 20000",
 }
+
+RUN_FLAGS = ("data", "out", "resume", "init_from", "preset", "quiet")
+
+
+def _ordered_presets(model_cls) -> dict[str, dict]:
+    """The model's presets with its default first (what the help shows as the default)."""
+    presets = dict(getattr(model_cls, "presets", {}) or {})
+    default = getattr(model_cls, "default_preset", None)
+    if default in presets:
+        presets = {default: presets[default], **presets}
+    return presets
 
 
 def model_parser(model_cls) -> argparse.ArgumentParser:
     config_cls, settings_cls = model_cls.config_class, model_cls.settings_class
+    presets = _ordered_presets(model_cls)
     parser = argparse.ArgumentParser(
         prog=f"quickdraw train {model_cls.name}",
         description=f"Train {model_cls.name}. Flags map onto {config_cls.__name__} (the model) "
-        f"and {settings_cls.__name__} (training); with --resume the model's flags come from "
-        "the checkpoint and only the given training flags change (e.g. a larger --steps).",
+        f"and {settings_cls.__name__} (training). Three kinds of run: a new one (--data, "
+        "--out); --resume RUN/last.pt, which continues that run exactly, on the data its "
+        "checkpoint names (no --data needed; other data is refused), with its model and "
+        "settings (only the training flags given change, e.g. a larger --steps); and "
+        "--init-from CKPT, a new run in a new --out from CKPT's model and weights, with a "
+        "fresh optimiser at step 0, on the --data given"
+        + (
+            " (sketch-rnn keeps CKPT's scale factor: the units its weights expect)."
+            if "scale_factor" in getattr(settings_cls, "inherited", ())
+            else "."
+        )
+        + " Ctrl-C or SIGTERM saves RUN/last.pt at the current step and prints the command "
+        "that continues it.",
         epilog="examples:\n" + EXAMPLES.get(model_cls.name, ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--data", nargs="+", required=True, metavar="FILE",
+        "--data", nargs="+", metavar="FILE",
         help="converted data files, one category each (sketch-rnn: .npz from `quickdraw "
-        "convert`, several are concatenated; draw: bitmap .npy files or folders of them)",
+        "convert`, several are concatenated; draw: bitmap .npy files or folders of them); "
+        "not needed with --resume",
     )  # fmt: skip
-    parser.add_argument("--out", required=True, help="run directory for checkpoints and metrics")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    parser.add_argument(
+        "--out", help="run directory for checkpoints and metrics (with --resume: the run's own)"
+    )
+    parser.add_argument(
+        "--resume", nargs="?", const=True, default=None, metavar="RUN/last.pt",
+        help="continue the run whose last.pt this is (or a run directory; bare --resume: "
+        "--out's), on the data it names",
+    )  # fmt: skip
+    parser.add_argument(
+        "--init-from", metavar="CKPT",
+        help="start a new run (in --out, on --data) from this checkpoint's model and weights",
+    )  # fmt: skip
+    if presets:
+        names = list(presets)
+        parser.add_argument(
+            "--preset", choices=names, default=None,
+            help="starting configuration, then the flags given: "
+            + "; ".join(
+                f"{name}{' (default)' if i == 0 else ''}: "
+                + ", ".join(f"{k}={v}" for k, v in values.items())
+                for i, (name, values) in enumerate(presets.items())
+            ),
+        )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_dataclass_flags(parser, config_cls, f"model ({config_cls.__name__})")
-    add_dataclass_flags(parser, settings_cls, f"training ({settings_cls.__name__})")
+    add_dataclass_flags(parser, config_cls, f"model ({config_cls.__name__})", presets)
+    add_dataclass_flags(parser, settings_cls, f"training ({settings_cls.__name__})", presets)
     return parser
+
+
+def resume_command(model: str, checkpoint: Path) -> str:
+    """The command that continues an interrupted run (under torchrun: with torchrun)."""
+    args = ["train", model, "--resume", str(checkpoint)]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        per_node = os.environ.get("LOCAL_WORLD_SIZE", str(world))
+        head = ["torchrun", "--nproc_per_node", per_node, "-m", "quickdraw_tools.cli"]
+    else:
+        head = ["quickdraw"]
+    return shlex.join([*head, *args])
 
 
 def run(args: argparse.Namespace) -> int:
     check_choice("model", args.model, MODELS)
-    import torch
-
     from ..models.base import model_class
-    from ..models.trainer import read_checkpoint, run_configs, train
+    from ..models.trainer import TrainingInterrupted, describe_dropped, prepare_run, train
 
     model_cls = model_class(args.model)
     opts = model_parser(model_cls).parse_args(args.rest)
-    given = {k: v for k, v in vars(opts).items() if k not in ("data", "out", "resume", "quiet")}
-    for path in opts.data:
-        if not Path(path).exists():
-            raise QuickDrawError(
-                f"data file {path!r} not found (write it with `quickdraw convert`)"
-            )
-    out = Path(opts.out)
-    checkpoint = read_checkpoint(out / "last.pt") if opts.resume else None
-    model_cfg, settings = run_configs(model_cls, given, checkpoint)
-
-    torch.manual_seed(settings.seed)  # the same initial weights for the same seed
-    model = model_cls(model_cfg)
-    data = model_cls.build_datasets(model_cfg, opts.data, settings)
-    result = train(model, data, settings, out, resume=opts.resume, progress=not opts.quiet)
+    given = {k: v for k, v in vars(opts).items() if k not in RUN_FLAGS}
+    plan = prepare_run(
+        args.model,
+        given,
+        data=opts.data,
+        out=opts.out,
+        resume=opts.resume,
+        init_from=opts.init_from,
+        preset=getattr(opts, "preset", None),
+    )
+    main_rank = os.environ.get("RANK", "0") == "0"
+    dropped = describe_dropped(plan.data)
+    if main_rank:
+        for line in [*plan.notes, dropped] if dropped else plan.notes:
+            print(line, flush=True)
+    try:
+        result = train(
+            plan.model, plan.data, plan.settings, plan.out_dir, resume=plan.resume,
+            progress=not opts.quiet,
+        )  # fmt: skip
+    except TrainingInterrupted as e:
+        if e.rank == 0:
+            command = resume_command(args.model, e.checkpoint)
+            print(f"{e}; continue with: {command}", file=sys.stderr, flush=True)
+        return 128 + e.signum
     best = f"{result.best_valid:.4f}" if result.best_valid is not None else "n/a"
     print(f"trained {args.model} to step {result.step}: best validation loss {best}")
     print(f"checkpoints: {result.last_checkpoint}, {result.best_checkpoint}; metrics: "
