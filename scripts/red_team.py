@@ -94,11 +94,17 @@ def children(pid: int) -> list[int]:
 
 
 def alive(pid: int) -> bool:
-    """Running (not gone, not a zombie waiting to be reaped)."""
+    """Running: some thread of it is not a zombie (a killed process's main thread turns zombie
+    while its other threads still exit, holding its files a moment longer)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
+    for tid in threads:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                return True
+    return False
 
 
 def threads(pid: int) -> int:

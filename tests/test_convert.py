@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import warnings
 
@@ -318,11 +319,21 @@ def _children(pid: int) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
+    """Any thread of the process still running. Not the main thread's state alone: killed, a
+    worker's main thread turns zombie while its other threads still exit, holding its files
+    (and so the output folder's lock) a moment longer."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"  # not a zombie
+        threads = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
         return False
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                if f.read().split(")")[-1].split()[0] != "Z":
+                    return True
+        except FileNotFoundError:
+            continue
+    return False
 
 
 def test_kill_9_leaves_the_folder_as_it_was_and_no_workers(shared, tmp_path):
