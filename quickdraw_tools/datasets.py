@@ -155,7 +155,7 @@ def _derive(folder: Path, source: Path, category: str, on_error: str, progress: 
         for stale in folder.glob("*.npy"):  # bitmaps and splits of an older source go too
             if stale.name not in files:
                 stage.remove(stale.name)
-        run = manifest.run_record(category=category, skipped=stats.read.skipped)
+        run = manifest.run_record(category=category, source=str(source), skipped=stats.read.skipped)
         record = manifest.build(stage.path, folder, run, files)
         record["files"] = {k: v for k, v in record["files"].items() if k in files}
         record["derived"] = {"version": VERSION, "source_state": _source_state(source)}
@@ -182,11 +182,16 @@ def _derive_bitmaps(folder: Path, data: _Arrays, progress: bool) -> None:
             finally:
                 out.close()
         run = manifest.run_record(category=data.category, derived="bitmaps")
-        record = manifest.build(stage.path, folder, run, {"bitmaps.npy": {}})
-        record["derived"] = (manifest.read(folder) or {}).get("derived", {})
-        manifest.write(stage.path, record)
-        stage.commit()
+        _commit_beside(stage, folder, run, {"bitmaps.npy": {}})
     data._bitmaps = None
+
+
+def _commit_beside(stage, folder: Path, run: dict, files: dict[str, dict]) -> None:
+    """Commit files derived from what `_derive` wrote, listed in the same manifest."""
+    record = manifest.build(stage.path, folder, run, files)
+    record["derived"] = (manifest.read(folder) or {}).get("derived", {})
+    manifest.write(stage.path, record)
+    stage.commit()
 
 
 def _split_codes(
@@ -211,7 +216,9 @@ def _split_codes(
     if folder is not None:
         with staged_output(folder) as stage:
             np.save(stage.file(name), codes, allow_pickle=False)
-            stage.commit()
+            run = manifest.run_record(category=data.category, derived="split", seed=seed,
+                                      split_sizes=label, drawings=n)  # fmt: skip
+            _commit_beside(stage, folder, run, {name: {"seed": seed}})
     return codes
 
 

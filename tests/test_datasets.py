@@ -220,3 +220,13 @@ def test_split_sizes_all_is_convert_split_sizes_all(root, tmp_path):
         ds = QuickDraw(root, "cat", split=split, format="stroke3", seed=1, split_sizes="all",
                        progress=False)  # fmt: skip
         assert [a.tobytes() for a in ds.sketches()] == [a.tobytes() for a in expected]
+
+
+def test_what_is_derived_is_recorded_with_its_seed_and_source(root):
+    QuickDraw(root, "cat", split="valid", format="stroke3", seed=5, progress=False)
+    record = json.loads((root / "derived" / "cat" / "manifest.json").read_text())
+    runs = record["runs"]
+    split = record["files"]["split-5-25-official.npy"]
+    assert split["seed"] == 5 and runs[split["run"]]["derived"] == "split"
+    strokes = runs[record["files"]["strokes.npy"]["run"]]
+    assert strokes["source"].endswith("full/simplified/cat.ndjson")
