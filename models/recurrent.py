@@ -226,13 +226,23 @@ class _Cell:
         return dc * f
 
     def param_grads(self) -> tuple:
-        """After the backward loop: d gain, d bias of the gates' and the cell's layer norms."""
+        """After the backward loop: d gain, d bias of the gates' and the cell's layer norms.
+
+        Then it lets go of every tensor `unpack` gave back: the cell outputs among them carry
+        this Function's node as their grad_fn, and the node holds the cell (through ctx), a
+        cycle through C++ that Python's collector cannot see, so each training step's
+        activations would stay in memory for good (GBs within minutes). A second backward
+        (retain_graph) unpacks them again from ctx.saved_tensors.
+        """
         grads = [None] * 4
         if self.gain is not None:
             grads[0] = self.d_gain.sum_to_size(self.gain.shape)
             grads[1] = self.d_bias.sum_to_size(self.bias.shape)
         if self.c_gain is not None:
             grads[2], grads[3] = self.d_c_gain.sum(0), self.d_c_bias.sum(0)
+        for name in self.TENSORS:
+            setattr(self, name, None)
+        self.d_gain = self.d_bias = self.zero = self.one = self.d_c_gain = self.d_c_bias = None
         return tuple(grads)
 
 
