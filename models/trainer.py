@@ -33,6 +33,8 @@ step; log to ``RUN_DIR/metrics.csv`` and the tqdm bar; every ``eval_every``
 steps validate and keep ``best.pt``; every ``checkpoint_every`` steps write
 ``last.pt`` atomically. SIGINT (Ctrl-C) or SIGTERM ends the step in progress,
 writes ``last.pt`` and metrics.csv at that step and raises `TrainingInterrupted`.
+With ``time_limit`` the run also ends at the first step after that many
+seconds, validated and saved like a last step (a time budget per decoder, say).
 
 Multi-GPU: launch the same command under ``torchrun --nproc_per_node N``; the
 trainer sees ``WORLD_SIZE`` and wraps the model in DistributedDataParallel,
@@ -99,12 +101,13 @@ class TrainConfig:
     max_per_category: int = 0  # use at most N drawings of each category, split alike (0: all)
     workers: int = 0  # DataLoader worker processes
     threads: int = 0  # torch threads (0: $OMP_NUM_THREADS, else the cores this process may use)
+    time_limit: float = 0.0  # stop after this many seconds of training in this process (0: none)
 
     def __post_init__(self):
         check_choice("device", self.device, ["auto", "cpu", "cuda"])
         at_least = {"steps": 0, "batch_size": 1, "eval_every": 1, "checkpoint_every": 1}
         at_least.update(log_every=1, workers=0, threads=0, min_lr=0, grad_clip=0)
-        at_least.update(max_per_category=0)
+        at_least.update(max_per_category=0, time_limit=0)
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise QuickDrawError(f"{name} must be >= {low}, got {getattr(self, name)}")
@@ -707,6 +710,16 @@ def train(
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return int(flag.item()) or None
 
+    def out_of_time() -> bool:
+        """Whether --time-limit is spent; rank 0's clock decides for every rank."""
+        if not cfg.time_limit:
+            return False
+        spent = torch.tensor([float(time.perf_counter() - started >= cfg.time_limit)])
+        if world > 1:
+            spent = spent.to(device)
+            dist.broadcast(spent, src=0)
+        return bool(spent.item())
+
     with _StopSignals() as stop:
         if is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -767,15 +780,17 @@ def train(
             scaler.update()
             step += 1
             last = (lr, check, losses, grad_norm)
+            # the last step: --steps reached, or --time-limit spent (validated and saved alike)
+            final = step == cfg.steps or out_of_time()
 
-            if is_main and (step % cfg.log_every == 0 or step == cfg.steps):
+            if is_main and (step % cfg.log_every == 0 or final):
                 row = train_row(*last)
                 log.add(row)
                 logged = step
                 bar.set_postfix(loss=f"{row['total']:.3f}", lr=f"{lr:.2e}")
             bar.update(1)
 
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            if step % cfg.eval_every == 0 or final:
                 if is_main:
                     valid = evaluate(model, data.valid, cfg.batch_size, device, cfg.seed)
                     log.add({"step": step, "split": "valid", **valid})
@@ -784,8 +799,10 @@ def train(
                         checkpoint(out_dir / BEST, gather=False)
                 if world > 1:
                     dist.barrier()
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            if step % cfg.checkpoint_every == 0 or final:
                 checkpoint(out_dir / LAST)
+            if final:
+                break
         bar.close()
         if world > 1:
             dist.barrier()

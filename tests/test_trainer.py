@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +140,29 @@ def test_resume_gives_the_same_losses_and_weights(tmp_path):
         assert torch.equal(a["weights"][key], b["weights"][key])
 
 
+class Slow(Toy):
+    """The toy with a 20 ms step, so a time limit ends it long before --steps."""
+
+    def forward(self, batch, step=None, reduction="mean"):
+        if step is not None:
+            time.sleep(0.02)
+        return super().forward(batch, step, reduction)
+
+
+def test_time_limit_ends_the_run_validated_and_saved_like_a_last_step(tmp_path):
+    torch.manual_seed(0)
+    settings = cfg(steps=100_000, time_limit=0.3, eval_every=1000, checkpoint_every=1000)
+    result = train(Slow(ToyConfig()), bundle(), settings, tmp_path, progress=False)
+    assert 5 <= result.step < 100  # ~15 steps of 20 ms, far from 100,000
+    assert read_checkpoint(result.last_checkpoint)["step"] == result.step
+    assert [int(r["step"]) for r in rows(result.metrics, "valid")] == [result.step]
+    assert read_checkpoint(result.best_checkpoint)["step"] == result.step
+    # resumed, the limit holds again for the new process, and the run goes on from there
+    torch.manual_seed(0)
+    more = train(Slow(ToyConfig()), bundle(), settings, tmp_path, resume=True, progress=False)
+    assert result.step + 5 <= more.step < result.step + 100
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     model = toy(nan_at=7)
     with pytest.raises(TrainingDiverged, match="loss is nan at step 7.*last good checkpoint"):
@@ -193,6 +217,7 @@ def test_refuses_to_overwrite_a_run_and_bad_device(tmp_path):
         ({"lr": -1.0}, "lr must be > 0, got -1.0"),
         ({"lr_decay": 1.5}, "lr_decay is a per-step factor in \\(0, 1\\], got 1.5"),
         ({"grad_clip": -1.0}, "grad_clip must be >= 0"),
+        ({"time_limit": -5.0}, "time_limit must be >= 0"),
         ({"device": "gpu"}, "unknown device 'gpu'"),
     ],
 )
