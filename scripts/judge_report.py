@@ -60,7 +60,9 @@ def as_strokes(drawings: list) -> list[np.ndarray]:
     return [drawing_to_stroke3(d, dtype=np.float64) for d in drawings]
 
 
-def build_rows(data, checkpoints, n: int, seed: int, size: int) -> list[Row]:
+def build_rows(
+    data, checkpoints, n: int, seed: int, size: int, temperature: float = 1.0
+) -> list[Row]:
     """The real, half-erased and scribble rows of every category, then the checkpoints'."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -76,7 +78,8 @@ def build_rows(data, checkpoints, n: int, seed: int, size: int) -> list[Row]:
             Row("scribbles", category, noise),
         ]
     if checkpoints:
-        rows += source_rows([str(c) for c in checkpoints], n, rng, size, progress=True)
+        sources = [str(c) for c in checkpoints]
+        rows += source_rows(sources, n, rng, size, temperature, progress=True)
     return rows
 
 
@@ -149,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a model checkpoint to sample and score (repeatable)",
     )
     p.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="sampling temperature of the checkpoints (sketch-rnn's tau; DRAW: the prior's "
+        "scale), as in `judge score` (default 1.0)",
+    )
+    p.add_argument(
         "--n",
         type=int,
         default=1000,
@@ -187,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(data) - set(judge.classes)
         if unknown:
             raise QuickDrawError(f"the judge has no class for {sorted(unknown)}")
-        rows = build_rows(data, args.checkpoint, args.n, args.seed, judge.config.size)
+        rows = build_rows(
+            data, args.checkpoint, args.n, args.seed, judge.config.size, args.temperature
+        )
         report = score_rows(judge, rows, n=args.n, seed=args.seed)
         smaller = [int(x) for x in args.fid_by_n.split(",") if x.strip()]
         by_n = {
@@ -207,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
     print(format_summary(lines))
     print(f"\nn = {report['n']} sketches per row; {report['fid_note']}")
+    if args.checkpoint:
+        print(f"checkpoints sampled at temperature {args.temperature:g}, seed {args.seed}")
     if by_n:
         print("\nFID (and KID) of the same rows at smaller n, mean over categories:")
         print(format_by_n({**by_n, report["n"]: lines}))
