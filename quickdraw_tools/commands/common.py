@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
 from ..errors import QuickDrawError
@@ -57,3 +59,25 @@ def use_threads(threads: int) -> int:
     from ..models.base import set_threads
 
     return set_threads(threads)
+
+
+def add_json_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """``--json`` (print `what` as JSON instead of the table) and ``--json-out FILE``."""
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON instead of the table")
+    p.add_argument(
+        "--json-out", type=Path, metavar="FILE", help="also write the JSON to FILE (atomically)"
+    )
+
+
+def emit_json(payload, args: argparse.Namespace) -> bool:
+    """Write ``--json-out`` atomically, and print the JSON with ``--json``; whether it
+    printed (the caller then prints no table)."""
+    if args.json_out:
+        from ..atomic import atomic_write
+
+        with atomic_write(args.json_out, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2)
+    if args.json:
+        json.dump(payload, sys.stdout, indent=2)
+        print()
+    return bool(args.json)

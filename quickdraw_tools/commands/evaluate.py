@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from ..splits import SPLITS
-from .common import add_device_arguments, use_threads
+from .common import add_device_arguments, add_json_arguments, emit_json, use_threads
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,10 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="seed for the z samples (the held-out split and its binarisation are the "
         "training run's, from the checkpoint)",
     )  # fmt: skip
-    p.add_argument(
-        "--json", action="store_true", help="print the report(s) as JSON instead of the table"
-    )
-    p.add_argument("--json-out", type=Path, metavar="FILE", help="also write the JSON to FILE")
+    add_json_arguments(p, "the report(s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -94,7 +89,6 @@ def dropped_line(label: str, report: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
 
-    from ..atomic import atomic_write
     from ..eval.labels import path_labels
     from ..eval.likelihood import evaluate_checkpoint, format_table
 
@@ -119,12 +113,7 @@ def run(args: argparse.Namespace) -> int:
             report["dropped"] = dropped  # also in the JSON
             notes.append(dropped_line(label, dropped))
     payload = reports if len(reports) > 1 else reports[0]
-    if args.json_out:
-        with atomic_write(args.json_out, "w") as f:
-            json.dump(payload, f, indent=2)
-    if args.json:
-        json.dump(payload, sys.stdout, indent=2)
-        print()
+    if emit_json(payload, args):
         return 0
     models = {r["model"] for r in reports}
     if len(models) > 1:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import secrets
 import sys
 from pathlib import Path
 
 from ..errors import QuickDrawError
-from .common import add_device_arguments, use_threads
+from .common import add_device_arguments, add_json_arguments, emit_json, use_threads
 
 SERVE_HELP = """\
 Serve a blind grading page. Each rater first reads the instructions (the three grades, with
@@ -231,10 +230,7 @@ def add_parser(subparsers) -> None:
         help="a judge from `quickdraw judge train`: its recognizability and confidence beside "
         "the people's grades per source, and its agreement with them per sketch (AUC, Spearman)",
     )
-    report.add_argument(
-        "--json", action="store_true", help="print the report as JSON instead of the table"
-    )
-    report.add_argument("--json-out", metavar="FILE", help="also write the JSON to FILE")
+    add_json_arguments(report, "the report")
     report.set_defaults(func=run_report)
 
 
@@ -379,7 +375,6 @@ def _check_same_session(spec: dict, args) -> None:
 
 
 def run_report(args) -> int:
-    from ..atomic import atomic_write
     from ..eval.grading.report import (
         build_report,
         format_report,
@@ -405,13 +400,7 @@ def run_report(args) -> int:
         write_rater_csv(report, args.raters_csv)
     if args.chart:
         write_chart(report, args.chart)
-    if args.json_out:
-        with atomic_write(args.json_out, "w", encoding="utf-8") as f:
-            json.dump(_json_safe(report), f, indent=2)
-    if args.json:
-        json.dump(_json_safe(report), sys.stdout, indent=2)
-        print()
-    else:
+    if not emit_json(_json_safe(report), args):
         print(format_report(report), end="")
     for what, path in (
         ("CSV", args.csv),

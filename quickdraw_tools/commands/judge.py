@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
-from .common import add_device_arguments, use_threads
+from .common import add_device_arguments, add_json_arguments, emit_json, use_threads
 
 TRAIN_HELP = """\
 Train the judge: a small CNN on 28x28 bitmaps drawn by the official renderer, one class per
@@ -81,10 +79,7 @@ def add_parser(subparsers) -> None:
         help="width of the feature layer that FID, KID and precision/recall use (default 64)",
     )  # fmt: skip
     add_device_arguments(train, "the judge trains")
-    train.add_argument(
-        "--json", action="store_true", help="print the summary as JSON instead of the table"
-    )
-    train.add_argument("--json-out", type=Path, metavar="FILE", help="also write the JSON to FILE")
+    add_json_arguments(train, "the summary")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=run_train)
 
@@ -108,23 +103,13 @@ def add_parser(subparsers) -> None:
         "--temperature", type=float, default=1.0, help="sampling temperature for checkpoints"
     )
     add_device_arguments(score, "the judge and the checkpoints run")
-    score.add_argument(
-        "--json", action="store_true", help="print the scores as JSON instead of the table"
-    )
-    score.add_argument("--json-out", type=Path, metavar="FILE", help="also write the JSON to FILE")
+    add_json_arguments(score, "the scores")
     score.add_argument("--quiet", action="store_true", help="no progress bars")
     score.set_defaults(func=run_score)
 
 
 def _emit(payload: dict, args: argparse.Namespace, table: str) -> None:
-    from ..atomic import atomic_write
-
-    if args.json_out:
-        with atomic_write(args.json_out, "w") as f:
-            json.dump(payload, f, indent=2)
-    if args.json:
-        json.dump(payload, sys.stdout, indent=2)
-        print()
+    if emit_json(payload, args):
         return
     print(table)
     if args.json_out:
