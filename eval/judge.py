@@ -66,7 +66,13 @@ from ..formats import (
     suffix_list,
 )
 from ..models.base import resolve_device
-from ..models.checkpoint import check_keys, config_from_dict, load_safely, save_checkpoint
+from ..models.checkpoint import (
+    check_keys,
+    config_from_dict,
+    load_safely,
+    load_weights,
+    save_checkpoint,
+)
 from ..raster import rasterize_many
 from ..simplify import simplify_drawings
 from ..splits import SPLITS, Split, limit, read_sidecar, split_bitmaps, split_records
@@ -542,11 +548,7 @@ def load_judge(path: str | os.PathLike, device: str | torch.device = "cpu") -> J
     config = config_from_dict(JudgeConfig, state["config"], path)
     training = config_from_dict(JudgeTraining, state["train_config"], path)
     net = JudgeNet(config, len(state["classes"]))
-    try:
-        net.load_state_dict(state["weights"])
-    except RuntimeError as e:  # missing, unexpected or mis-shaped tensors
-        first = str(e).strip().splitlines()[-1].strip()
-        raise QuickDrawError(f"{path}: the weights do not fit its config ({first})") from None
+    load_weights(net, state["weights"], f"{path}: the weights do not fit its config")
     net.to(resolve_device(device) if isinstance(device, str) else device).eval()
     references = {
         c: Reference(

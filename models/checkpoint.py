@@ -174,13 +174,19 @@ def load_checkpoint(
     ckpt = read_checkpoint(path)
     model_cls = model_class(ckpt["model"])
     model = model_cls(config_from_dict(model_cls.config_class, ckpt["model_config"], path))
-    try:
-        model.load_state_dict(ckpt["weights"])
-    except RuntimeError as e:  # missing, unexpected or mis-shaped tensors
-        first = str(e).strip().splitlines()[-1].strip()
-        raise QuickDrawError(f"{path}: the weights do not fit its model config ({first})") from None
+    load_weights(model, ckpt["weights"], f"{path}: the weights do not fit its model config")
     model.to(resolve_device(device) if isinstance(device, str) else device).eval()
     return model, ckpt["data_state"], ckpt
+
+
+def load_weights(module: torch.nn.Module, weights: dict, problem: str) -> None:
+    """`module.load_state_dict(weights)`; missing, unexpected or mis-shaped tensors are one
+    QuickDrawError: `problem`, then torch's last line in brackets."""
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1].strip()
+        raise QuickDrawError(f"{problem} ({first})") from None
 
 
 # --- random state, as plain values ------------------------------------------------------------

@@ -73,6 +73,7 @@ from .checkpoint import (
     checkpoint_settings,
     config_from_dict,
     load_checkpoint,
+    load_weights,
     read_checkpoint,
     rng_state,
     save_checkpoint,
@@ -305,13 +306,8 @@ def prepare_run(
     model = model_cls(model_cfg)
     notes = []
     if source is not None and ckpt is not None:
-        try:
-            model.load_state_dict(ckpt["weights"])
-        except RuntimeError as e:  # missing, unexpected or mis-shaped tensors
-            first = str(e).strip().splitlines()[-1].strip()
-            raise QuickDrawError(
-                f"the weights of {source} do not fit the model these flags make ({first})"
-            ) from None
+        problem = f"the weights of {source} do not fit the model these flags make"
+        load_weights(model, ckpt["weights"], problem)
         notes.append(f"starting {out_dir} from the weights of {source} (step {ckpt['step']})")
     bundle = model_cls.build_datasets(model_cfg, files, settings)
     if source is not None and ckpt is not None:
