@@ -577,13 +577,12 @@ def build_datasets(
             seed=settings.seed + i,
             resample=split == "train" and state is None,
         )
-    sizes = dict.fromkeys(categories, 0)
-    for d in datasets.values():
-        for label, count in zip(*np.unique(d.labels, return_counts=True), strict=True):
-            sizes[categories[label]] += int(count)
     if len(datasets["train"]) == 0 and state is None:
         raise QuickDrawError("no training images left after the split")
     if state is None:
+        labels = np.concatenate([d.labels for d in datasets.values()])
+        counts = np.bincount(labels, minlength=len(categories))
+        sizes = {c: int(n) for c, n in zip(categories, counts, strict=True)}
         state = {
             "files": [str(p.resolve()) for p in paths],
             "categories": categories,

@@ -710,11 +710,12 @@ def train(
         """Whether --time-limit is spent; rank 0's clock decides for every rank."""
         if not cfg.time_limit:
             return False
-        spent = torch.tensor([float(time.perf_counter() - started >= cfg.time_limit)])
-        if world > 1:
-            spent = spent.to(device)
-            dist.broadcast(spent, src=0)
-        return bool(spent.item())
+        spent = time.perf_counter() - started >= cfg.time_limit
+        if world == 1:
+            return spent
+        flag = torch.tensor([float(spent)], device=device)
+        dist.broadcast(flag, src=0)
+        return bool(flag.item())
 
     with _StopSignals() as stop:
         if is_main:

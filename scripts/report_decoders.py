@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from quickdraw_tools import svg
-from quickdraw_tools.models.trainer import load_checkpoint
+from quickdraw_tools.models.trainer import load_checkpoint, read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "quickdraw"
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     rows = []
     for (name, _), run in runs.items():
         row = report_run(run, args.out / "report", args.seed, args.temperature)
-        _, _, last = load_checkpoint(run / "last.pt")
+        last = read_checkpoint(run / "last.pt")
         budget = last["train_config"]["time_limit"]
         row["run"], row["steps"] = name, last["step"]
         row["sketches/s"] = round(last["step"] * last["train_config"]["batch_size"] / budget)
