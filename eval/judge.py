@@ -763,7 +763,6 @@ def score_rows(
     if not rows:
         raise QuickDrawError("nothing to score")
     known = [r for r in rows if r.category in judge.references]
-    is_known = [r.category in judge.references for r in rows]
     common = min(
         [n] + [len(r.images) for r in known] + [judge.references[r.category].n for r in known]
     )
@@ -775,11 +774,12 @@ def score_rows(
         )
     rng = np.random.default_rng(seed)
     out = []
-    for row, scored in zip(rows, is_known, strict=True):
+    for row in rows:
+        scored = row.category in judge.references
         images = _subsample(row.images, common if scored else n, rng)
         feats, probs = judge.embed(images)
         predicted = Counter(judge.classes[i] for i in probs.argmax(1))
-        digests = _digests(images).tolist()
+        seen = judge.seen(images)
         result: dict[str, Any] = {
             "source": row.source,
             "category": row.category,
@@ -791,8 +791,8 @@ def score_rows(
             "precision": None,
             "recall": None,
             "predicted": {c: m / len(images) for c, m in predicted.most_common(3)},
-            "in_training": sum(d in judge.digests["training"] for d in digests),
-            "in_reference": sum(d in judge.digests["reference"] for d in digests),
+            "in_training": int(seen["training"].sum()),
+            "in_reference": int(seen["reference"].sum()),
             "notes": list(row.notes),
         }
         if scored:

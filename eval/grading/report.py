@@ -682,7 +682,8 @@ def judge_report(
         "generated": judge_agreement(gradings, generated, resamples, [seed, 1 << 20, 1]),
     }
     if flagged:
-        kept = [g for g in gradings if g.rater not in set(flagged)]
+        dropped = set(flagged)
+        kept = [g for g in gradings if g.rater not in dropped]
         agreement["all_without_flagged"] = judge_agreement(
             kept, confidence, resamples, [seed, 1 << 20, 2]
         )
