@@ -213,7 +213,8 @@ def pack_file(
         results = ordered_map(pool, _pack_lines, jobs)
     else:
         results = (
-            _pack_binary(path, chunk, kind, on_error, meta) for chunk in _binary_chunks(path)
+            _pack_binary(path, first, chunk, kind, on_error, meta)
+            for first, chunk in _binary_chunks(path)
         )
     folder.mkdir(parents=True, exist_ok=True)
     n = raw = 0
@@ -238,23 +239,22 @@ def pack_file(
     return PackStats(drawings=n, raw=raw, read=stats)
 
 
-def _binary_chunks(path: Path) -> Iterator[list[dict]]:
+def _binary_chunks(path: Path) -> Iterator[tuple[int, list[dict]]]:
+    """The drawings of a `.bin` file in chunks of `CHUNK`, each with its first drawing's index."""
     chunk: list[dict] = []
+    first = 0
     for record in formats.iter_binary(path):
         chunk.append(record)
         if len(chunk) >= CHUNK:
-            yield chunk
+            yield first, chunk
+            first += len(chunk)
             chunk = []
     if chunk:
-        yield chunk
+        yield first, chunk
 
 
-_binary_seen: dict[Path, int] = {}
-
-
-def _pack_binary(path: Path, records: list[dict], kind, on_error: str, meta: bool):
-    first = _binary_seen.get(path, 0)
-    _binary_seen[path] = first + len(records)
+def _pack_binary(path: Path, first: int, records: list[dict], kind, on_error: str, meta: bool):
+    """`records`, drawings `first`... of the `.bin` file `path` -> a `Packed` chunk, stats."""
     stats = formats.ReadStats(records=len(records))
     names = [f"{path}: drawing {first + i}" for i in range(len(records))]
     return pack_records(records, names, kind, on_error, meta, stats, no_bools=True), stats

@@ -143,6 +143,17 @@ def test_binary_and_gzip_files_pack_like_ndjson(tmp_path):
         packed.pack_file(broken, tmp_path / "broken")
 
 
+def test_a_bad_binary_drawing_is_named_by_its_index_on_every_read(tmp_path):
+    """The index counts from 0 in each read of a file (it was kept per path for the whole
+    process, so a second read of the same file named drawing 3 as drawing 6)."""
+    records = list(formats.iter_ndjson(SIMPLIFIED / "cat.ndjson"))[:3]
+    records.append({**records[0], "drawing": []})  # no points
+    formats.write_binary(tmp_path / "cat.bin", records)
+    for attempt in range(2):
+        with pytest.raises(QuickDrawError, match=r"cat\.bin: drawing 3\b"):
+            packed.pack_file(tmp_path / "cat.bin", tmp_path / f"out{attempt}")
+
+
 def test_growing_npy_is_what_np_save_writes(tmp_path):
     rows = np.arange(3 * 1001, dtype=np.int16).reshape(1001, 3)
     out = formats.GrowingNpy(tmp_path / "a.npy", np.int16, (3,))
