@@ -303,10 +303,10 @@ class _Shuffled:
         picked = self.order[block]
         width = self.side * self.side
         out = np.empty((len(picked), width), dtype=np.uint8)
-        for k, (path, start) in enumerate(self.files):
-            mine = np.flatnonzero(self.part[picked] == k)
-            if not len(mine):
-                continue
+        parts = self.part[picked]
+        for k in np.unique(parts):  # only the files this block reads from
+            path, start = self.files[k]
+            mine = np.flatnonzero(parts == k)
             rows = self.rows[picked[mine]]
             by_row = np.argsort(rows, kind="stable")  # in file order: the disk reads ahead
             with open(path, "rb") as f:

@@ -280,8 +280,8 @@ class QuickDraw(Dataset):
         for name in names:
             folder = root / "derived" / name
             source = self._source(root, name, download, base_url, folder)
-            if not _derived_is_current(folder, source):
-                assert source is not None
+            # source None: `_source` found the derived files current without one
+            if source is not None and not _derived_is_current(folder, source):
                 _derive(folder, source, name, on_error, progress)
             data = _Arrays(name, folder)
             if format == "bitmap" and not (folder / "bitmaps.npy").is_file():

@@ -45,13 +45,12 @@ import numpy as np
 from . import formats
 from .errors import QuickDrawError
 from .splits import drawing_identity
-from .strokes import FlatDrawings, drawing_problem, ranges
+from .strokes import PLAIN_NUMBERS, FlatDrawings, drawing_problem, ranges
 from .workers import ordered_map
 
 CHUNK = 2_000  # drawings read, checked and converted at a time
 META = ("key_id", "countrycode", "timestamp", "recognized")
 RAW_IN_SIMPLIFIED = "a raw drawing (times, or coordinates not integers 0-255) in simplified data"
-_PLAIN_NUMBERS = frozenset({int, float})
 
 
 @dataclass
@@ -576,7 +575,7 @@ def _gather(drawings: Sequence, no_bools: bool = False) -> _Gathered | None:
                 n += 1
         counts.append(n)
         timed.append(has_times)
-    numbers = _PLAIN_NUMBERS.issuperset
+    numbers = PLAIN_NUMBERS.issuperset
     if ts and not numbers(map(type, ts)):
         return None
     try:  # the common case, at C speed: every coordinate an int 0-255 (or a bool)

@@ -33,7 +33,7 @@ START_TOKEN = np.array([0, 0, 1, 0, 0], dtype=np.float32)
 
 # --- drawings: the one validator ------------------------------------------------------
 
-_PLAIN_NUMBERS = frozenset({int, float})
+PLAIN_NUMBERS = frozenset({int, float})  # the types JSON numbers parse to (packed.py too)
 
 
 def _check_axis(axis, where: str, stroke: int) -> None:
@@ -46,7 +46,7 @@ def _check_axis(axis, where: str, stroke: int) -> None:
         return
     if not isinstance(axis, list | tuple):
         raise ValueError(f"{where}: stroke {stroke} is not [xs, ys] or [xs, ys, ts]")
-    if _PLAIN_NUMBERS.issuperset(map(type, axis)):  # the common case, checked at C speed
+    if PLAIN_NUMBERS.issuperset(map(type, axis)):  # the common case, checked at C speed
         return
     for v in axis:
         if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
@@ -71,7 +71,7 @@ def _checked_strokes(drawing, where: str):
             f"{where} is {type(drawing).__name__}, not a list of strokes [xs, ys(, ts)]"
         )
     out = []
-    plain, issuperset = list, _PLAIN_NUMBERS.issuperset
+    plain, issuperset = list, PLAIN_NUMBERS.issuperset
     for j, stroke in enumerate(drawing):
         # the common case (what JSON gives): lists of ints and floats, checked at C speed
         if type(stroke) is plain and 2 <= len(stroke) <= 3:
