@@ -133,6 +133,17 @@ def _group_row(source: str, category: str, grades: list[str]) -> dict:
     return row
 
 
+def _bootstrap_weights(
+    n_r: int, n_s: int, resamples: int, seed: int | Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two-level bootstrap's draws, (resamples, n_r) and (resamples, n_s): how many times
+    each rater, and each sketch, is drawn in each resample (multinomial counts, seeded)."""
+    rng = np.random.default_rng(seed)
+    w_r = rng.multinomial(n_r, np.full(n_r, 1 / n_r), size=resamples).astype(np.float64)
+    w_s = rng.multinomial(n_s, np.full(n_s, 1 / n_s), size=resamples).astype(np.float64)
+    return w_r, w_s
+
+
 def bootstrap_shares(
     gradings: Sequence[tuple[Hashable, Hashable, str]],
     resamples: int = BOOTSTRAP_RESAMPLES,
@@ -163,11 +174,7 @@ def bootstrap_shares(
         graded[i, j] = 1
         passing[i, j] = g != "fake"
         real[i, j] = g == "real"
-    rng = np.random.default_rng(seed)
-    n_r, n_s = graded.shape
-    # multinomial counts are the times each rater (sketch) is drawn in a resample of n_r (n_s)
-    w_r = rng.multinomial(n_r, np.full(n_r, 1 / n_r), size=resamples).astype(np.float64)
-    w_s = rng.multinomial(n_s, np.full(n_s, 1 / n_s), size=resamples).astype(np.float64)
+    w_r, w_s = _bootstrap_weights(*graded.shape, resamples, seed)
     total = ((w_r @ graded) * w_s).sum(axis=1)
     keep = total > 0
     out = {}
@@ -531,9 +538,7 @@ def judge_agreement(
     n_r, n_s = graded.shape
     if n_r < 2 or n_s < 2 or resamples < 1:
         return out
-    rng = np.random.default_rng(seed)
-    w_r = rng.multinomial(n_r, np.full(n_r, 1 / n_r), size=resamples).astype(np.float64)
-    w_s = rng.multinomial(n_s, np.full(n_s, 1 / n_s), size=resamples).astype(np.float64)
+    w_r, w_s = _bootstrap_weights(n_r, n_s, resamples, seed)
     auc = _grouped_auc(conf, (w_r @ passed) * w_s, (w_r @ failed) * w_s)
     count, total = w_r @ graded, w_r @ value
     rho = np.array(
