@@ -58,8 +58,10 @@ class DataBundle:
     # split -> count, and why, as a phrase ("sketches longer than N_max = 250 points")
     dropped: dict[str, int] = field(default_factory=dict)
     dropped_why: str = ""
-    # split -> examples read before that filter (so "3 of 1,480" can be said)
-    read: dict[str, int] = field(default_factory=dict)
+
+    def read_count(self, split: str) -> int:
+        """Examples of `split` read before the model's filter (so "3 of 1,480" can be said)."""
+        return len(getattr(self, split)) + self.dropped.get(split, 0)
 
 
 class GenerativeModel(Protocol):

@@ -881,5 +881,4 @@ def build_datasets(
         state=state,
         dropped=dropped,
         dropped_why=f"sketches longer than N_max = {n_max} points",
-        read={k: len(v) for k, v in raw.items()},
     )

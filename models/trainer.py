@@ -403,9 +403,7 @@ def describe_dropped(data: DataBundle, splits: Sequence[str] = ("train", "valid"
     parts = []
     for split in splits:
         if split in data.dropped:
-            read = data.read.get(split)
-            of = f" of {read}" if read is not None else ""
-            parts.append(f"{split} {data.dropped[split]}{of}")
+            parts.append(f"{split} {data.dropped[split]} of {data.read_count(split)}")
     return f"dropped {data.dropped_why}: {', '.join(parts)}"
 
 

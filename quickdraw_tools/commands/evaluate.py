@@ -65,7 +65,7 @@ def dropped_report(checkpoint: str | Path, files: list[Path], split: str) -> dic
         data = model_cls.build_datasets(config, [path], settings, state=ckpt["data_state"])
         if split not in data.dropped:
             return None
-        n, of = data.dropped[split], data.read.get(split, 0)
+        n, of = data.dropped[split], data.read_count(split)
         out["dropped"] += n
         out["of"] += of
         out["why"] = data.dropped_why
