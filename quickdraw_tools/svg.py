@@ -18,13 +18,14 @@ into a drawing, parsed by svgelements after the checks an untrusted file needs, 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -798,15 +799,33 @@ def read_svg(
 
 
 def _parse_svg(data: bytes, path: Path, tolerance: float, max_points: int):
-    import svgelements as se
-
     if not tolerance > 0:
         raise QuickDrawError(f"tolerance must be positive, got {tolerance}")
+    return _flatten_svg(_load_svg(data, path, max_points), path, tolerance, max_points)
+
+
+@contextlib.contextmanager
+def _svgelements_errors(path: Path) -> Iterator[None]:
+    """svgelements on input it does not expect: say so in one line."""
+    try:
+        yield
+    except QuickDrawError:
+        raise
+    except Exception as e:
+        why = _one_line(e) or "malformed path data or attribute"
+        raise QuickDrawError(f"{path}: not an SVG drawing svgelements can read ({why})") from None
+
+
+def _load_svg(data: bytes, path: Path, max_points: int) -> tuple[list, np.ndarray]:
+    """The checked, parsed document's ink shapes, and the matrix from its viewport back to
+    user units (what `_flatten_svg` needs, at any tolerance)."""
+    import svgelements as se
+
     try:
         _check_xml(data, max_points)
     except _Refused as e:
         raise QuickDrawError(f"{path}: {_one_line(e)}") from None
-    try:
+    with _svgelements_errors(path):
         # reify=False: shapes keep their own coordinates and the matrix to the viewport
         root = se.SVG.parse(io.BytesIO(data), reify=False, on_error="raise")
         shapes = [e for e in root.elements() if isinstance(e, se.Shape) and _is_ink(e)]
@@ -819,16 +838,19 @@ def _parse_svg(data: bytes, path: Path, tolerance: float, max_points: int):
                 f"{path}: nothing to draw (the root <svg> has a zero width, height or viewBox, "
                 "or a transform that flattens it)"
             ) from None
-        flattener = _Flattener(path, tolerance, max_points)
-        strokes = []
+    return shapes, to_user
+
+
+def _flatten_svg(loaded: tuple[list, np.ndarray], path: Path, tolerance: float, max_points: int):
+    """`_load_svg`'s shapes as strokes ``[[xs, ys], ...]`` in user units, curves flattened
+    within `tolerance`."""
+    shapes, to_user = loaded
+    flattener = _Flattener(path, tolerance, max_points)
+    strokes = []
+    with _svgelements_errors(path):
         for shape in shapes:
             transform = to_user @ np.vstack([_matrix(shape.transform), [0.0, 0.0, 1.0]])
             strokes += flattener.shape(shape, transform[:2])
-    except QuickDrawError:
-        raise
-    except Exception as e:  # svgelements on input it does not expect: say so in one line
-        why = _one_line(e) or "malformed path data or attribute"
-        raise QuickDrawError(f"{path}: not an SVG drawing svgelements can read ({why})") from None
     if not strokes:
         raise QuickDrawError(f"{path}: nothing to draw (no path, line or shape with ink)")
     return [[xy[:, 0].tolist(), xy[:, 1].tolist()] for xy in strokes]
@@ -916,14 +938,15 @@ def import_svgs(
     for path in tqdm(files, desc="import-svg", unit=" files", disable=None if progress else True):
         try:
             data = _read_bytes(path, MAX_SVG_BYTES)
-            strokes = _parse_svg(data, path, FLATTEN_TOLERANCE, MAX_SVG_POINTS)
+            loaded = _load_svg(data, path, MAX_SVG_POINTS)  # parsed once, flattened once or twice
+            strokes = _flatten_svg(loaded, path, FLATTEN_TOLERANCE, MAX_SVG_POINTS)
             xy = np.concatenate([np.column_stack(s) for s in strokes])
             extent = float((xy.max(axis=0) - xy.min(axis=0)).max())
             if 0 < extent < SIZE:
                 # the recipe scales the drawing up to 0-255: flatten its curves within 0.5
                 # of that drawing, not of a smaller one (a drawing in mm, say)
                 tolerance = FLATTEN_TOLERANCE * extent / SIZE
-                strokes = _parse_svg(data, path, tolerance, MAX_SVG_POINTS)
+                strokes = _flatten_svg(loaded, path, tolerance, MAX_SVG_POINTS)
             drawing = simplify_drawing(strokes)
         except QuickDrawError as e:
             message = str(e) if str(path) in str(e) else f"{path}: {e}"
@@ -935,7 +958,8 @@ def import_svgs(
             continue
         meta = {"word": word, "countrycode": "", "timestamp": stamp, "key_id": svg_key_id(data)}
         simplified.append({**meta, "drawing": drawing})
-        raw.append({**meta, "drawing": strokes})
+        if raw_out is not None:
+            raw.append({**meta, "drawing": strokes})
     if not simplified:
         first = f"; first: {result.errors[0]}" if result.errors else ""
         raise QuickDrawError(f"no drawing could be read from {len(files)} SVG file(s){first}")
