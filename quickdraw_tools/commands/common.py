@@ -61,6 +61,17 @@ def use_threads(threads: int) -> int:
     return set_threads(threads)
 
 
+def add_on_error_argument(p: argparse.ArgumentParser, bad: str) -> None:
+    """``--on-error raise|skip`` for the input `bad` names ("a bad SVG file")."""
+    p.add_argument(
+        "--on-error",
+        choices=["raise", "skip"],
+        default="raise",
+        help=f"{bad}: stop with an error naming it (raise, the default; nothing is written) "
+        "or leave it out and report how many were skipped (skip)",
+    )
+
+
 def add_json_arguments(p: argparse.ArgumentParser, what: str) -> None:
     """``--json`` (print `what` as JSON instead of the table) and ``--json-out FILE``."""
     p.add_argument("--json", action="store_true", help=f"print {what} as JSON instead of the table")

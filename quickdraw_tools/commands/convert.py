@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import QuickDrawError
-from .common import add_cache_arguments
+from .common import add_cache_arguments, add_on_error_argument
 
 SOURCE_FORMATS = ("simplified", "raw", "binary")
 
@@ -89,13 +89,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="bitmap side in pixels for mnist (default 28; the bitmap format is always 28)",
     )
     p.add_argument("--gzip", action="store_true", help="gzip the MNIST files")
-    p.add_argument(
-        "--on-error",
-        choices=("raise", "skip"),
-        default="raise",
-        help="a malformed line or a drawing with no points: stop with an error naming it "
-        "(raise, the default) or leave it out and count it in the summary (skip)",
-    )
+    add_on_error_argument(p, "a malformed line or a drawing with no points")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import add_on_error_argument
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -49,13 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE.ndjson",
         help="also write the strokes before simplification (float coordinates, no times)",
     )
-    p.add_argument(
-        "--on-error",
-        choices=["raise", "skip"],
-        default="raise",
-        help="a bad SVG file: stop with an error naming it (raise, the default; nothing is "
-        "written) or leave it out and report how many were skipped (skip)",
-    )
+    add_on_error_argument(p, "a bad SVG file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

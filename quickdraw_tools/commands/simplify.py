@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import add_on_error_argument
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -30,13 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="OUTPUT.ndjson",
         help="file to write: .ndjson, .ndjson.gz, or .bin (the official binary format)",
     )
-    p.add_argument(
-        "--on-error",
-        choices=["raise", "skip"],
-        default="raise",
-        help="a malformed line or drawing: stop with an error naming it (raise, the default; "
-        "nothing is written) or leave it out and report how many were skipped (skip)",
-    )
+    add_on_error_argument(p, "a malformed line or drawing")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
