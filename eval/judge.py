@@ -65,6 +65,7 @@ from ..formats import (
     load_sketchrnn_npz,
     suffix_list,
 )
+from ..models import SAMPLING_TEMPERATURE
 from ..models.base import resolve_device
 from ..models.checkpoint import (
     check_keys,
@@ -849,7 +850,7 @@ def source_rows(
     n: int,
     rng: np.random.Generator,
     size: int = 28,
-    temperature: float = 1.0,
+    temperature: float = SAMPLING_TEMPERATURE,
     device: str = "cpu",
     progress: bool = False,
 ) -> list[Row]:
@@ -892,7 +893,7 @@ def score_sources(
     sources: Sequence[str],
     n: int = 1000,
     seed: int = 0,
-    temperature: float = 1.0,
+    temperature: float = SAMPLING_TEMPERATURE,
     device: str = "auto",
     progress: bool = True,
 ) -> dict:

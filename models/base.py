@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 
 from ..errors import QuickDrawError, check_choice
 from ..workers import usable_cores
+from . import SAMPLING_TEMPERATURE
 
 if TYPE_CHECKING:
     from .trainer import TrainConfig
@@ -132,7 +133,7 @@ class GenerativeModel(Protocol):
     def sample_sketches(
         self,
         n: int,
-        temperature: float = 1.0,
+        temperature: float = SAMPLING_TEMPERATURE,
         generator: torch.Generator | None = None,
         data_state: dict | None = None,
     ) -> list[np.ndarray]:

@@ -46,6 +46,7 @@ from .. import formats
 from ..datasets import QuickDraw
 from ..errors import QuickDrawError, check_choice
 from ..formats import file_kind, file_stem
+from . import SAMPLING_TEMPERATURE
 from .base import DataBundle, Losses, data_fingerprint
 from .trainer import TrainConfig
 
@@ -393,7 +394,7 @@ class Draw(nn.Module):
     def sample_sketches(
         self,
         n: int,
-        temperature: float = 1.0,
+        temperature: float = SAMPLING_TEMPERATURE,
         generator: torch.Generator | None = None,
         data_state: dict | None = None,
     ) -> list[np.ndarray]:

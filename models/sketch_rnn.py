@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 from .. import formats
 from .. import strokes as S
 from ..errors import QuickDrawError, check_choice
-from . import recurrent
+from . import SAMPLING_TEMPERATURE, recurrent
 from .base import DataBundle, Losses
 from .trainer import TrainConfig
 
@@ -560,7 +560,7 @@ class SketchRNN(nn.Module):
     def sample_sketches(
         self,
         n: int,
-        temperature: float = 1.0,
+        temperature: float = SAMPLING_TEMPERATURE,
         generator: torch.Generator | None = None,
         data_state: dict | None = None,
     ) -> list[np.ndarray]:

@@ -310,6 +310,8 @@ def prepare_run(
         load_weights(model, ckpt["weights"], problem)
         notes.append(f"starting {out_dir} from the weights of {source} (step {ckpt['step']})")
     bundle = model_cls.build_datasets(model_cfg, files, settings)
+    settings, note = _fit_batch(settings, len(bundle.train))
+    notes += [note] if note else []
     if source is not None and ckpt is not None:
         bundle.state = {
             **bundle.state,
@@ -322,6 +324,21 @@ def prepare_run(
             mine = f" (the new training split's own: {own:.6g})" if own is not None else ""
             notes.append(f"{name} {getattr(settings, name):.6g} from {source}{mine}")
     return RunPlan(model, bundle, settings, out_dir, False, 0, source, notes)
+
+
+def _fit_batch(settings: TrainConfig, examples: int) -> tuple[TrainConfig, str]:
+    """A new run's settings with ``batch_size`` lowered to the training split when the split
+    is smaller than one batch (per process), and the note that says so ("" when unchanged).
+    The lowered size is the run's own: its checkpoints keep it, so a resumed run has it too."""
+    per_process = examples // _distributed()[2]
+    if not 0 < per_process < settings.batch_size:
+        return settings, ""  # it fits; an empty split is refused by `train`
+    note = (
+        f"the training split has {examples} examples, fewer than one batch of "
+        f"{settings.batch_size}: training on batches of {per_process}, all of them"
+        f"{' per process' if per_process != examples else ''} (--batch-size {per_process})"
+    )
+    return replace(settings, batch_size=per_process), note
 
 
 def _plan_resume(model_cls, given, data, out, resume, preset) -> RunPlan:
@@ -584,6 +601,7 @@ class TrainResult:
     best_checkpoint: Path | None
     best_valid: float | None  # best validation `total`
     metrics: Path
+    time_limited: bool = False  # ended by `time_limit` before `steps`
 
 
 def train(
@@ -715,7 +733,10 @@ def train(
         dist.broadcast(flag, src=0)
         return bool(flag.item())
 
-    with _StopSignals() as stop:
+    _batches_per_epoch(data.train, cfg, world)  # a split smaller than a batch: refused now
+    fresh = not resume  # a new run: nothing of it is kept if it fails before its first step
+    created = is_main and not out_dir.exists()
+    with _StopSignals() as stop, _FirstStepGuard(fresh and is_main, out_dir, created) as guard:
         if is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
@@ -723,7 +744,7 @@ def train(
 
         model.train()
         batches = _batch_stream(data.train, cfg, step, rank, world)
-        bar = tqdm(
+        bar = guard.bar = tqdm(
             total=cfg.steps,
             initial=step,
             desc=f"train {model.name}",
@@ -732,6 +753,7 @@ def train(
         started = time.perf_counter()
         last: tuple | None = None  # (lr, loss, losses, grad norm) of the latest step
         logged = step  # the latest step with a train row
+        time_limited = False
         while step < cfg.steps:
             signum = stop_signal(stop)
             if signum is not None:
@@ -739,7 +761,7 @@ def train(
                 if is_main and last is not None and logged != step:
                     log.add(train_row(*last))
                 checkpoint(out_dir / LAST)
-                bar.close()
+                guard.stepped = True  # a run stopped by a signal is kept, at whatever step
                 raise TrainingInterrupted(step, out_dir / LAST, signum, rank)
             batch = to_device(next(batches), device)
             lr = learning_rate(step, cfg)
@@ -753,12 +775,11 @@ def train(
                 dist.all_reduce(check)
                 check /= world
             if not torch.isfinite(check):
-                bar.close()
                 raise TrainingDiverged(
                     f"loss is {check.item()} at step {step}; stopped without saving it. "
-                    f"The last good checkpoint is {out_dir / LAST}: resume from it with a "
-                    "lower --lr or --grad-clip"
-                )
+                    + _last_good(out_dir, fresh and step == 0, "resume from it with a lower "
+                                 "--lr or --grad-clip")
+                )  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
             scaler.unscale_(optimizer)
@@ -766,17 +787,18 @@ def train(
             max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
             grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
             if not scaler.is_enabled() and not torch.isfinite(grad_norm):
-                bar.close()
                 raise TrainingDiverged(
                     f"gradient norm is {grad_norm.item()} at step {step}; stopped without "
-                    f"applying it. The last good checkpoint is {out_dir / LAST}"
+                    "applying it. " + _last_good(out_dir, fresh and step == 0)
                 )
             scaler.step(optimizer)
             scaler.update()
             step += 1
+            guard.stepped = True
             last = (lr, check, losses, grad_norm)
             # the last step: --steps reached, or --time-limit spent (validated and saved alike)
-            final = step == cfg.steps or out_of_time()
+            time_limited = step < cfg.steps and out_of_time()
+            final = step == cfg.steps or time_limited
 
             if is_main and (step % cfg.log_every == 0 or final):
                 row = train_row(*last)
@@ -808,7 +830,46 @@ def train(
         best_checkpoint=best if best.exists() else None,
         best_valid=best_valid,
         metrics=out_dir / METRICS,
+        time_limited=time_limited,
     )
+
+
+def _last_good(out_dir: Path, nothing_kept: bool, advice: str = "") -> str:
+    """What a diverged run leaves: the last good checkpoint, or nothing (a new run that
+    diverged at its first step keeps no files, so the same command can simply be run again)."""
+    if nothing_kept:
+        return "No step was completed, so nothing of the run is kept" + (
+            f"; {advice.replace('resume from it with', 'start it again with')}" if advice else ""
+        )
+    return f"The last good checkpoint is {out_dir / LAST}" + (f": {advice}" if advice else "")
+
+
+class _FirstStepGuard:
+    """Closes the progress bar however the loop ends (so an error starts on a line of its
+    own), and when a new run fails before its first step, removes what it wrote (its step-0
+    last.pt and metrics.csv, and `out_dir` itself if the run made it): a retry of the same
+    command then starts afresh instead of finding "a run" there."""
+
+    def __init__(self, active: bool, out_dir: Path, created: bool) -> None:
+        self.active, self.out_dir, self.created = active, out_dir, created
+        self.stepped = False
+        self.bar: tqdm | None = None
+
+    def __enter__(self) -> _FirstStepGuard:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if error is None or not self.active or self.stepped:
+            return
+        for name in (LAST, METRICS):
+            (self.out_dir / name).unlink(missing_ok=True)
+        if self.created:
+            try:
+                self.out_dir.rmdir()  # only when empty: nothing else is ever removed
+            except OSError:
+                pass
 
 
 __all__ = [

@@ -34,8 +34,9 @@ COMMAND_MODULES = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="quickdraw",
-        description="Quick, Draw! toolkit: download and convert the official files, "
-        "train and sample DRAW and sketch-rnn, evaluate models.",
+        description="Quick, Draw! toolkit: download the official files and convert them (to "
+        "sketch-rnn .npz, bitmaps, MNIST and Parquet), train and sample DRAW and sketch-rnn, "
+        "evaluate models (likelihood, a judge, human grading).",
     )
     parser.add_argument("--version", action="version", version=f"quickdraw {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -39,6 +39,7 @@ from ...formats import (
     load_sketchrnn_npz,
     suffix_list,
 )
+from ...models import SAMPLING_TEMPERATURE
 from ...splits import SPLITS
 from ...strokes import drawing_to_stroke3, stroke3_to_drawing
 from ..labels import path_labels
@@ -143,7 +144,7 @@ def read_source(
     label: str,
     n: int | None,
     rng: np.random.Generator,
-    temperature: float = 1.0,
+    temperature: float = SAMPLING_TEMPERATURE,
     device: str = "cpu",
 ) -> list[Sketch]:
     """Up to `n` sketches (all if None) from `spec`, chosen at random, labelled `label`."""
@@ -178,7 +179,7 @@ def build_pool(
     generated: Sequence[SourceSpec],
     per_source: int,
     seed: int | None = None,
-    temperature: float = 1.0,
+    temperature: float = SAMPLING_TEMPERATURE,
     device: str = "cpu",
 ) -> tuple[list[Sketch], dict]:
     """The session's pool: `per_source` sketches from each generated source and as many real
@@ -208,7 +209,7 @@ def build_session(
     generated: Sequence[SourceSpec],
     per_source: int,
     seed: int | None = None,
-    temperature: float = 1.0,
+    temperature: float = SAMPLING_TEMPERATURE,
     device: str = "cpu",
     gold_real: SourceSpec | None = None,
     gold_fake: SourceSpec | None = None,
@@ -324,7 +325,7 @@ def _pick(
     used: set,
     flag: str,
     read: dict[SourceSpec, list[Sketch]],
-    temperature: float = 1.0,
+    temperature: float = SAMPLING_TEMPERATURE,
     device: str = "cpu",
     at_most: bool = False,
 ) -> list[Sketch]:

@@ -92,3 +92,14 @@ def emit_json(payload, args: argparse.Namespace) -> bool:
         json.dump(payload, sys.stdout, indent=2)
         print()
     return bool(args.json)
+
+
+def temperature_help() -> str:
+    """What --temperature means in `sample`, `judge score` and `grade serve`, with the one
+    default they share (`models.SAMPLING_TEMPERATURE`)."""
+    from ..models import SAMPLING_TEMPERATURE
+
+    return (
+        f"sampling temperature > 0 (default {SAMPLING_TEMPERATURE:g}, the same in sample, judge "
+        "score and grade serve: the model's own distribution; lower is tidier)"
+    )

@@ -1,4 +1,4 @@
-"""`quickdraw convert`: categories -> sketch-rnn .npz, bitmaps, MNIST files."""
+"""`quickdraw convert`: categories -> sketch-rnn .npz, bitmaps, MNIST and Parquet files."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ SOURCE_FORMATS = ("simplified", "raw", "binary")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
-        help="convert categories to sketch-rnn .npz, bitmaps and MNIST files",
+        help="convert categories to sketch-rnn .npz, bitmaps, MNIST and Parquet files",
         description="Read each category's drawings once (downloaded, from a mirror, or from\n"
         "local files), drop duplicates, split them into train/valid/test (70,000/2,500/2,500,\n"
         "or the same proportions for smaller sets; --split-sizes all keeps every drawing; the\n"
@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--max-per-category",
         type=int,
         metavar="N",
-        help="use at most the first N drawings of each category (before the split)",
+        help="use at most the first N drawings of each category (before the split; default: all)",
     )
     p.add_argument(
         "--workers",

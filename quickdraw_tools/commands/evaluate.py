@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed", type=int, default=0,
         help="seed for the z samples (the held-out split and its binarisation are the "
-        "training run's, from the checkpoint)",
+        "training run's, from the checkpoint; default 0)",
     )  # fmt: skip
     add_json_arguments(p, "the report(s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

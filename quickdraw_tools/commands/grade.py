@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 
 from ..errors import QuickDrawError
-from .common import add_device_arguments, add_json_arguments, emit_json, use_threads
+from ..models import SAMPLING_TEMPERATURE
+from .common import (
+    add_device_arguments,
+    add_json_arguments,
+    emit_json,
+    temperature_help,
+    use_threads,
+)
 
 SERVE_HELP = """\
 Serve a blind grading page. Each rater first reads the instructions (the three grades, with
@@ -168,7 +175,8 @@ def add_parser(subparsers) -> None:
         "--exposure-ms",
         type=int,
         metavar="MS",
-        help="show each sketch MS milliseconds (1-60000), then hide it; the buttons stay",
+        help="show each sketch MS milliseconds (1-60000), then hide it; the buttons stay "
+        "(default: shown until graded)",
     )
     serve.add_argument(
         "--completion-code",
@@ -182,10 +190,15 @@ def add_parser(subparsers) -> None:
         help="send a rater who finishes to this http(s) URL (e.g. Prolific's completion link); "
         "{code} in it is replaced by the completion code. Kept in --db",
     )
-    serve.add_argument("--seed", type=int, help="seed for choosing and sampling sketches")
     serve.add_argument(
-        "--temperature", type=float, default=1.0, help="sampling temperature for checkpoints"
-    )
+        "--seed", type=int, default=0,
+        help="seed for choosing and sampling sketches, kept in --db and shown by the report "
+        "(default 0)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--temperature", type=float, default=SAMPLING_TEMPERATURE,
+        help="checkpoints' " + temperature_help(),
+    )  # fmt: skip
     add_device_arguments(serve, "checkpoints are sampled")
     serve.add_argument("--verbose", action="store_true", help="log every request")
     serve.add_argument("--quiet", action="store_true", help="print only the grading link")

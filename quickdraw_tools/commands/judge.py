@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_device_arguments, add_json_arguments, emit_json, use_threads
+from ..models import SAMPLING_TEMPERATURE
+from .common import (
+    add_device_arguments,
+    add_json_arguments,
+    emit_json,
+    temperature_help,
+    use_threads,
+)
 
 TRAIN_HELP = """\
 Train the judge: a small CNN on 28x28 bitmaps drawn by the official renderer, one class per
@@ -64,8 +71,9 @@ def add_parser(subparsers) -> None:
     train.add_argument("--epochs", type=int, default=8, help="passes over the data (default 8)")
     train.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     train.add_argument(
-        "--lr", type=float, default=2e-3, help="Adam's peak learning rate, cosine-decayed (2e-3)"
-    )
+        "--lr", type=float, default=2e-3,
+        help="Adam's peak learning rate, cosine-decayed (default 2e-3)",
+    )  # fmt: skip
     train.add_argument(
         "--seed", type=int, default=0,
         help="seed of the keyed split (as convert's --seed) and of the training run (default 0)",
@@ -100,8 +108,9 @@ def add_parser(subparsers) -> None:
         "--seed", type=int, default=0, help="seed for choosing and sampling sketches (default 0)"
     )
     score.add_argument(
-        "--temperature", type=float, default=1.0, help="sampling temperature for checkpoints"
-    )
+        "--temperature", type=float, default=SAMPLING_TEMPERATURE,
+        help="checkpoints' " + temperature_help(),
+    )  # fmt: skip
     add_device_arguments(score, "the judge and the checkpoints run")
     add_json_arguments(score, "the scores")
     score.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -13,7 +13,8 @@ import math
 from pathlib import Path
 
 from ..errors import QuickDrawError
-from .common import add_device_arguments, use_threads
+from ..models import SAMPLING_TEMPERATURE
+from .common import add_device_arguments, temperature_help, use_threads
 
 MODES = ["sample", "reconstruct", "interpolate", "analogy", "complete"]
 OUTPUT_SUFFIXES = {"strokes": (".svg", ".png", ".ndjson"), "bitmap": (".png", ".gif", ".npy")}
@@ -55,8 +56,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--mode", default="sample", choices=MODES, help="what to draw (default sample)")
     p.add_argument("--n", type=int, default=16, help="how many samples / endings (default 16)")
     p.add_argument(
-        "--temperature", type=float, nargs="+", default=[0.5],
-        help="sampling temperature(s) > 0, lower is tidier (default 0.5); reconstruct: several",
+        "--temperature", type=float, nargs="+", default=[SAMPLING_TEMPERATURE],
+        help=temperature_help() + "; reconstruct: several",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_device_arguments(p, "the model runs")

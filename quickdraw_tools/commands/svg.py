@@ -34,7 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Write one SVG per drawing, or grids of COLSxROWS drawings per file, from\n"
         "an ndjson file (raw or simplified, optionally .gz), a binary .bin file, or a\n"
         "sketch-rnn .npz file. Each drawing is scaled to fit its cell with its aspect ratio\n"
-        "kept. Files are named after the input (cat_00000.svg, or cat_grid_000.svg).\n\n"
+        "kept. Files are named after the input: cat_00000.svg, ... (drawing 0 of cat.ndjson),\n"
+        "cat_test_00000.svg, ... (drawing 0 of the test split of cat.npz), or cat_grid_000.svg,\n"
+        "... with --grid.\n\n"
         "Bitmaps (a numpy_bitmap .npy, or an MNIST images file such as\n"
         "train-images-idx3-ubyte[.gz], labels and categories.txt read from beside it) are\n"
         "pixels, not strokes: they are written as PNG only (--png is implied; --color-by\n"
@@ -77,7 +79,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--caption",
         default="none",
         choices=("none", "word", "index", "country"),
-        help="text under each drawing: its category, its position in the file, or its country",
+        help="text under each drawing: its category (word), its position in the file (index), "
+        "its country, or none (the default)",
     )
     p.add_argument(
         "--png", action="store_true", help="also write a PNG next to each SVG (bitmaps: always PNG)"

@@ -239,4 +239,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {args.model} to step {result.step}: best validation loss {best}")
     print(f"checkpoints: {result.last_checkpoint}, {result.best_checkpoint}; metrics: "
           f"{result.metrics}")  # fmt: skip
+    if result.time_limited and main_rank:
+        limit = plan.settings.time_limit
+        print(
+            f"stopped at the --time-limit of {limit:g} s at step {result.step} of "
+            f"{plan.settings.steps}; continue with (another {limit:g} s; --time-limit 0 for "
+            f"none): {resume_command(args.model, result.last_checkpoint)}"
+        )
     return 0
