@@ -78,7 +78,7 @@ from ..raster import rasterize_many
 from ..simplify import simplify_drawings
 from ..splits import SPLITS, Split, limit, read_sidecar, split_bitmaps, split_records
 from ..strokes import is_raw
-from .grading.sources import unit_drawing
+from .grading.sources import source_rng, unit_drawing
 
 JUDGE_FORMAT = 1  # bump when the layout of a judge file changes
 # key -> type(s) every judge file must have
@@ -739,12 +739,25 @@ class Row:
     category: str
     images: np.ndarray  # uint8 (N, size, size)
     notes: list[str] = field(default_factory=list)
+    # (N,) bool: a blank sketch (empty, one point, no ink) is scored as not recognised,
+    # whatever the classifier makes of its empty canvas; None: none is blank
+    blank: np.ndarray | None = None
+
+    def blanks(self) -> np.ndarray:
+        return np.zeros(len(self.images), bool) if self.blank is None else self.blank
 
 
 def _subsample(images: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     if len(images) <= n:
         return images
     return images[np.sort(rng.choice(len(images), n, replace=False))]
+
+
+def _chosen(size: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The rows `_subsample` keeps of `size` rows."""
+    if size <= n:
+        return np.arange(size)
+    return np.sort(rng.choice(size, n, replace=False))
 
 
 def score_rows(
@@ -773,18 +786,23 @@ def score_rows(
             f"{small.source} ({small.category!r}) leaves {common} sketches to score (its own or "
             f"its reference's count); scoring needs more than {k} (precision/recall's k)"
         )
-    rng = np.random.default_rng(seed)
     out = []
     for row in rows:
         scored = row.category in judge.references
-        images = _subsample(row.images, common if scored else n, rng)
+        # a row's draws come from the seed and the row alone: its scores never depend on
+        # which other rows are scored beside it
+        rng = source_rng(seed, "score", row.source, row.category)
+        keep = _chosen(len(row.images), common if scored else n, rng)
+        images, blank = row.images[keep], row.blanks()[keep]
         feats, probs = judge.embed(images)
-        predicted = Counter(judge.classes[i] for i in probs.argmax(1))
+        top = probs.argmax(1)
+        predicted = Counter(judge.classes[i] for i in top)
         seen = judge.seen(images)
         result: dict[str, Any] = {
             "source": row.source,
             "category": row.category,
             "n": len(images),
+            "blank": int(blank.sum()),
             "recognizability": None,
             "recognizability_ci95": None,
             "fid": None,
@@ -796,9 +814,15 @@ def score_rows(
             "in_reference": int(seen["reference"].sum()),
             "notes": list(row.notes),
         }
+        if result["blank"]:
+            result["notes"].append(
+                f"{result['blank']} of these {len(images)} sketches are blank (empty, one point "
+                "or no ink): each is counted as not recognised, and scored as the blank canvas "
+                "it is by FID, KID, precision and recall"
+            )
         if scored:
             reference = judge.references[row.category]
-            right = predicted[row.category]
+            right = int(((top == judge.classes.index(row.category)) & ~blank).sum())
             real = _subsample(reference.features, len(images), rng)
             precision, recall = precision_recall(real, feats, k)
             result.update(
@@ -818,8 +842,9 @@ def score_rows(
             )
         if result["in_training"] or result["in_reference"]:
             result["notes"].append(
-                f"of these {len(images)} sketches, {result['in_training']} are drawings the judge "
-                f"trained on and {result['in_reference']} are in its reference: scores flatter them"
+                f"of these {len(images)} sketches, {_are(result['in_training'])} drawings the "
+                f"judge trained on and {_are(result['in_reference'])} in its reference: scores "
+                "flatter them"
             )
         out.append(result)
     sizes = {c: judge.references[c].n for c in dict.fromkeys(r.category for r in known)}
@@ -835,6 +860,11 @@ def score_rows(
     }
 
 
+def _are(n: int) -> str:
+    """``1 is``, ``2 are``: a count and its verb."""
+    return f"{n} is" if n == 1 else f"{n} are"
+
+
 def _fid_note(n: int, reference_sizes: dict[str, int]) -> str:
     values = sorted(set(reference_sizes.values()))
     sizes = str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
@@ -848,14 +878,17 @@ def _fid_note(n: int, reference_sizes: dict[str, int]) -> str:
 def source_rows(
     sources: Sequence[str],
     n: int,
-    rng: np.random.Generator,
+    seed: int,
     size: int = 28,
     temperature: float = SAMPLING_TEMPERATURE,
     device: str = "cpu",
     progress: bool = False,
 ) -> list[Row]:
     """The rows of SOURCE arguments as `grade serve` reads them (`grading.sources`): one row per
-    (source, category), strokes drawn by the official renderer, checkpoints sampled `n` times."""
+    (source, category), strokes drawn by the official renderer, checkpoints sampled `n` times.
+
+    Each source is read, chosen from and sampled with `source_rng` (`seed` and that source
+    alone). Every sketch is kept, the blank ones too (`Row.blank`)."""
     from tqdm import tqdm
 
     from .grading.sources import parse_source, read_source
@@ -864,27 +897,27 @@ def source_rows(
     rows = []
     for spec in tqdm(specs, desc="read sources", unit=" source", disable=not progress, leave=False):
         count = n if spec.kind == "checkpoint" else None
+        rng = source_rng(seed, "judge", str(spec))
         sketches = read_source(spec, str(spec), count, rng, temperature, device)
         by_category: dict[str, list] = {}
         for s in sketches:
             by_category.setdefault(s.category, []).append(s)
         for category, group in by_category.items():
-            strokes = [s.strokes for s in group if s.strokes is not None]
-            images = [s.image for s in group if s.image is not None]
-            shapes = {im.shape for im in images} - {(size, size)}
+            shapes = {s.image.shape for s in group if s.image is not None} - {(size, size)}
             if shapes:
                 raise QuickDrawError(
                     f"source {spec}: its bitmaps are {'x'.join(map(str, shapes.pop()))}; the judge "
                     f"sees {size}x{size} bitmaps"
                 )
-            drawn = (
-                render_strokes(strokes, size) if strokes else np.zeros((0, size, size), np.uint8)
-            )
-            stacked = np.concatenate([drawn, np.stack(images)]) if images else drawn
-            notes = []
-            if spec.kind == "checkpoint" and len(stacked) < n:
-                notes.append(f"the checkpoint gave {len(stacked)} non-empty samples of {n}")
-            rows.append(Row(str(spec), category, stacked, notes))
+            images = np.zeros((len(group), size, size), np.uint8)
+            drawn = [i for i, s in enumerate(group) if s.strokes is not None]
+            if drawn:
+                images[drawn] = render_strokes([group[i].strokes for i in drawn], size)
+            for i, s in enumerate(group):
+                if s.image is not None:
+                    images[i] = s.image
+            blank = np.array([s.blank for s in group], dtype=bool)
+            rows.append(Row(str(spec), category, images, blank=blank))
     return rows
 
 
@@ -904,10 +937,11 @@ def score_sources(
         raise QuickDrawError("give at least one SOURCE to score")
     judge = load_judge(judge_path, device)
     on = "cuda" if judge.device.type == "cuda" else "cpu"
-    rows = source_rows(
-        sources, n, np.random.default_rng(seed), judge.config.size, temperature, on, progress
-    )
-    return score_rows(judge, rows, n=n, seed=seed)
+    rows = source_rows(sources, n, seed, judge.config.size, temperature, on, progress)
+    report = score_rows(judge, rows, n=n, seed=seed)
+    report["temperature"] = temperature
+    report["seed"] = seed
+    return report
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -932,8 +966,11 @@ def text_table(lines: Sequence[Sequence[str]], left: int = 1) -> str:
 def format_scores(report: dict) -> str:
     """The scores as a table, then the notes (FID's dependence on n, undefined rows)."""
     lines = [
-        ["source", "category", "n", "recognised (95% CI)", "FID", "KID", "precision", "recall"]
-    ]
+        [
+            "source", "category", "n", "blank", "recognised (95% CI)", "FID", "KID",
+            "precision", "recall",
+        ]
+    ]  # fmt: skip
     notes = []
     for r in report["sources"]:
         recognised = "-"
@@ -941,7 +978,8 @@ def format_scores(report: dict) -> str:
             lo, hi = r["recognizability_ci95"]
             recognised = f"{100 * r['recognizability']:.1f}% ({100 * lo:.0f}-{100 * hi:.0f})"
         lines.append([
-            r["source"], r["category"], str(r["n"]), recognised, _number(r["fid"]),
+            r["source"], r["category"], str(r["n"]), str(r.get("blank", 0)), recognised,
+            _number(r["fid"]),
             _number(r["kid"], 3), _number(r["precision"]), _number(r["recall"]),
         ])  # fmt: skip
         notes += [f"{r['source']} ({r['category']}): {note}" for note in r["notes"]]

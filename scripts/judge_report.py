@@ -79,7 +79,7 @@ def build_rows(
         ]
     if checkpoints:
         sources = [str(c) for c in checkpoints]
-        rows += source_rows(sources, n, rng, size, temperature, progress=True)
+        rows += source_rows(sources, n, seed, size, temperature, progress=True)
     return rows
 
 

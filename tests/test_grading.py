@@ -152,7 +152,7 @@ def test_source_errors_name_the_problem(tmp_path, shared):
     one = tmp_path / "one.ndjson"
     one.write_text('{"word": "cake", "drawing": [[[1, 2], [3, 4]]]}\n')
     small = parse_source(str(shared / "other" / "aaron_sheep.npz") + ":test")
-    with pytest.raises(QuickDrawError, match="has 1 drawings, fewer than the 5"):
+    with pytest.raises(QuickDrawError, match="has 1 drawing, fewer than the 5"):
         build_pool(parse_source(str(one)), [small], 5)
 
 
@@ -979,7 +979,9 @@ def test_sketch_rnn_checkpoint_is_sampled_as_strokes(tmp_path, shared):
     assert spec["display"] == "strokes" and spec["labels"] == ["sketch-rnn"]
     generated = [s for s in pool if s.source == "sketch-rnn"]
     assert len(generated) == 4 and all(s.category == "aaron_sheep" for s in generated)
-    assert all(s.strokes.shape[1] == 3 and 0 < len(s.strokes) <= 120 for s in generated)
+    # every sample as drawn, a blank one (no points) too: never drawn again
+    assert all(s.strokes.shape[1] == 3 and len(s.strokes) <= 120 for s in generated)
+    assert spec["blank"]["sketch-rnn"] == sum(len(s.strokes) < 2 for s in generated)
     again, _ = build_pool(real, [parse_source(str(ckpt))], 4, seed=3, temperature=0.5)
     assert all(
         np.array_equal(a.strokes, b.strokes) for a, b in zip(pool, again, strict=True)
@@ -995,7 +997,9 @@ def test_draw_checkpoint_makes_a_bitmap_session(tmp_path, shared):
     assert spec["display"] == "bitmap"
     assert Counter(s.source for s in pool) == {"real": 6, "draw": 3, "sketch-rnn": 3}
     assert all(s.strokes is None and s.image.shape == (28, 28) for s in pool)
-    assert all(s.image.dtype == np.uint8 and s.image.any() for s in pool)
+    assert all(s.image.dtype == np.uint8 for s in pool)
+    # a blank sample (no points, no ink) is kept as drawn: a black canvas
+    assert sum(not s.image.any() for s in pool) <= sum(spec["blank"].values())
     # strokes become exactly the official bitmaps: the first simplified cats of the mirror
     # against the first rows of the official numpy_bitmap file
     from quickdraw_tools.strokes import drawing_to_stroke3
@@ -1010,7 +1014,8 @@ def test_draw_checkpoint_makes_a_bitmap_session(tmp_path, shared):
         store.create_session(pool, spec)
         app = GradingApp(store)
         svgs = list(app.svgs.values())
-        assert all("<rect" in svg and "polyline" not in svg for svg in svgs)
+        assert all("polyline" not in svg for svg in svgs)  # a blank canvas has no <rect>
+        assert sum("<rect" in svg for svg in svgs) >= len(svgs) - sum(spec["blank"].values())
         assert all("draw" not in svg and "sketch-rnn" not in svg for svg in svgs)
         stored = store.sketches()
         assert all(
@@ -1126,7 +1131,8 @@ def test_gold_items_and_examples_are_apart_from_the_pool(shared):
     assert len({s.strokes.tobytes() for s in shown}) == len(shown) == 20 + 6
     assert [len(session.examples[k]) for k in ("real", "fake")] == [3, 3]
     scribble = next(s for s in pool if s.gold == "fake")
-    assert scribble.category == "scribble" and np.array_equal(
+    # a scribble claims the pool's category: the page tells it apart by nothing
+    assert scribble.category == "cake" and np.array_equal(
         scribble.strokes.round(), scribble.strokes
     )
     assert 2 <= scribble.strokes[:, 2].sum() <= 4 and scribble.strokes[-1, 2] == 1
@@ -1166,9 +1172,14 @@ def test_gold_and_example_errors_name_the_flag(tmp_path, shared):
         build_session(few_spec, [sheep], 2, gold_real=few_spec, gold=4)
     with pytest.raises(QuickDrawError, match=r"--examples: real examples from .*: 1 drawings not"):
         build_session(few_spec, [sheep], 2, gold_real=few_spec, gold=2, examples=2)
-    assert (
-        len(build_session(few_spec, [sheep], 2, gold_real=few_spec, gold=2, examples=1).pool) == 8
+    # none left for a scrambled example fake: say how to get one
+    with pytest.raises(QuickDrawError, match=r"scrambled examples from .*: 0 drawings not alr.*"
+                       "give --example-fake SOURCE or a smaller --examples"):  # fmt: skip
+        build_session(few_spec, [sheep], 2, gold_real=few_spec, gold=2, examples=1)
+    session = build_session(
+        few_spec, [sheep], 2, gold_real=few_spec, gold=2, examples=1, example_fake=sheep
     )
+    assert len(session.pool) == 8
     # the command's default: as many examples as the source has left (here 1), no error
     fewer = build_session(
         few_spec, [sheep], 2, gold_real=few_spec, gold=2, examples=3, examples_at_most=True
@@ -1384,9 +1395,10 @@ def test_report_flags_raters_who_fail_the_attention_checks(tmp_path, shared, cap
     assert stats["r1"]["median_ms"] == 2000 and stats["r1"]["timed"] == 3
     assert np.isnan(stats["r3"]["median_ms"])
     # the careless rater makes the teapots pass; without them, teapots fail
-    verdicts = {v["model"]: v for v in report["verdicts"]}
+    verdicts = {v["model"]: v for v in report["all_raters"]["verdicts"]}
     kept = report["without_flagged"]
     kept_verdicts = {v["model"]: v for v in kept["verdicts"]}
+    assert report["verdicts"] == kept["verdicts"]  # the checked raters decide
     assert verdicts["teapot"]["frac_real_or_possibly"] == 0.5
     assert kept_verdicts["teapot"]["frac_real_or_possibly"] == 0.0
     assert kept_verdicts[sheep]["passes"] and kept["raters"] == 2 and kept["gradings"] == 13
@@ -1396,7 +1408,8 @@ def test_report_flags_raters_who_fail_the_attention_checks(tmp_path, shared, cap
 
     text = format_report(report)
     assert "fewer than 75% of the gold items they graded correctly" in text
-    assert "Flagged: r2 (kept in every result above)" in text and "FLAGGED" in text
+    assert "Flagged: r2 (kept in the table above; the verdicts are without them" in text
+    assert "FLAGGED" in text
     assert "gold 4/4 (100%)" in text and "median 2.0 s" in text and "bootstrap [" in text
     strict = build_report(store, min_gold_accuracy=0.0, resamples=0)
     assert strict["attention"]["flagged"] == [] and "fewer than 0%" in strict["attention"]["rule"]

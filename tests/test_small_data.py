@@ -128,3 +128,26 @@ def test_one_sampling_temperature_default_everywhere():
     assert sample.temperature == [SAMPLING_TEMPERATURE]
     assert score.temperature == serve.temperature == SAMPLING_TEMPERATURE
     assert serve.seed == 0  # a concrete seed, recorded with the session
+
+
+def test_grade_serve_builds_the_balanced_pool_a_small_test_split_allows(cat_npz, tmp_path):
+    from conftest import train_checkpoint
+
+    from quickdraw_tools.eval.grading.sources import build_session, parse_source
+
+    tiny = {"enc_size": 8, "dec_size": 8, "z_size": 4, "num_mixture": 2, "max_seq_len": 150}
+    model = parse_source(str(train_checkpoint(tmp_path / "run", "sketch-rnn", tiny, [cat_npz])))
+    real = parse_source(f"{cat_npz}:test")  # one drawing
+    session = build_session(real, [model], 50, seed=0, examples_at_most=True,
+                            per_source_at_most=True)  # fmt: skip
+    assert len(session.pool) == 2 and session.spec["per_source"] == 1
+    assert session.spec["notes"] == [
+        f"the real source {real} has 1 drawing: 1 sketch per generated source, not 50, so that "
+        "half the pool is real (a bigger real source, such as another split, gives more)"
+    ]
+    # a count the user gave is honoured or refused, saying how to get a valid pool
+    with pytest.raises(QuickDrawError, match="1 drawing, fewer than the 50 generated ones; "
+                       "lower --per-source to 1 or give a bigger real source"):  # fmt: skip
+        build_session(real, [model], 50, seed=0)
+    with pytest.raises(QuickDrawError, match="fewer than the 2 generated sources"):
+        build_session(real, [model, model], 50, seed=0, per_source_at_most=True)

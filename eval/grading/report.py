@@ -339,6 +339,12 @@ def build_report(
     rows, verdicts = _results(gradings, models, resamples, seed)
     kept = [g for g in gradings if g.rater not in flagged_tokens]
     rows_kept, verdicts_kept = _results(kept, models, resamples, seed)
+    # with attention checks the verdict is the checked raters'; everyone's stands beside it
+    deciding = verdicts_kept if gold_ids else verdicts
+    for mine, everyone in zip(deciding, verdicts, strict=True):
+        mine["all_raters"] = {
+            k: everyone[k] for k in ("n", "frac_real_or_possibly", "passes", "reason")
+        }
 
     by_sketch: dict[str, list[str]] = defaultdict(list)
     raters: Counter = Counter()  # rater token -> sketches graded (gold items too)
@@ -377,7 +383,11 @@ def build_report(
         "gold_gradings": len(every) - len(gradings),
         "grade_rows": store.counts()["grades"],
         "groups": rows,
-        "verdicts": verdicts,
+        "decided_on": _decided_on(bool(gold_ids), len(raters), len(raters) - len(flagged_ids)),
+        "verdicts": deciding,
+        "all_raters": {"raters": len(raters), "gradings": len(gradings), "verdicts": verdicts},
+        "blank": _blank_counts(store, spec, [REAL_SOURCE, *models]),
+        "pool_sizes": dict(Counter(s.source for s in store.sketches().values() if s.gold is None)),
         "attention": {
             "rule": flag_rule(min_gold_accuracy),
             "min_gold_accuracy": min_gold_accuracy,
@@ -398,6 +408,23 @@ def build_report(
     if judge is not None:
         report["judge"] = judge_report(store, report, judge, resamples, seed, flagged_tokens)
     return report
+
+
+def _decided_on(checked: bool, raters: int, passed: int) -> str:
+    """Whose grades the verdicts are, in words."""
+    if not checked:
+        everyone = {0: "no rater yet", 1: "the 1 rater"}.get(raters, f"all {raters} raters")
+        return f"{everyone} (no attention checks in this session)"
+    return f"the {passed} of {_count(raters, 'rater')} who passed the attention checks"
+
+
+def _blank_counts(store: GradeStore, spec: dict, sources: list[str]) -> dict[str, int]:
+    """Blank sketches (empty, one point, no ink) of each source in the pool: what the session
+    recorded when it drew them, else counted from the stored sketches."""
+    if isinstance(spec.get("blank"), dict):
+        return {s: int(spec["blank"].get(s, 0)) for s in sources}
+    found = Counter(s.source for s in store.sketches().values() if s.gold is None and s.blank)
+    return {s: found[s] for s in sources}
 
 
 def flag_rule(min_gold_accuracy: float) -> str:
@@ -750,6 +777,13 @@ def _verdict_lines(verdicts: list[dict]) -> str:
     out = ""
     for v in verdicts:
         word = "PASSES" if v["passes"] else "fails"
+        everyone = v.get("all_raters")
+        beside = ""
+        if everyone is not None and (everyone["n"], everyone["passes"]) != (v["n"], v["passes"]):
+            beside = (
+                f"; all raters: {_pct(everyone['frac_real_or_possibly']).strip()}% -> "
+                f"{'PASSES' if everyone['passes'] else 'fails'}"
+            )
         sure = [
             name
             for name, ok in (
@@ -764,15 +798,30 @@ def _verdict_lines(verdicts: list[dict]) -> str:
             f"[{_pct(v['ci'][0]).strip()}, {_pct(v['ci'][1]).strip()}], bootstrap "
             f"[{_pct(v['bootstrap_ci'][0]).strip()}, {_pct(v['bootstrap_ci'][1]).strip()}], "
             f"real sketches {_pct(v['real_frac_real']).strip()}% real -> {word}{at_95}: "
-            f"{v['reason']}\n"
+            f"{v['reason']}{beside}\n"
         )
     return out
+
+
+def _headline(report: dict) -> str:
+    """The report's first line: each model's verdict, whose grades decide it, and everyone's
+    beside it when they differ."""
+    parts = []
+    for v in report["verdicts"]:
+        part = f"{v['model']} {'PASSES' if v['passes'] else 'fails'}"
+        everyone = v.get("all_raters")
+        if everyone is not None and everyone["passes"] != v["passes"]:
+            part += f" (all raters: {'PASSES' if everyone['passes'] else 'fails'})"
+        parts.append(part)
+    return f"verdict, on {report['decided_on']}: {'; '.join(parts)}\n"
 
 
 def format_report(report: dict) -> str:
     """A table a person reads in a terminal."""
     out = io.StringIO()
     gold = report.get("gold_items", 0)
+    if "decided_on" in report:
+        out.write(_headline(report))
     out.write(
         f"{report['db']}: {_count(report['raters'], 'rater')}, "
         f"{_count(report['gradings'], 'grading')} of "
@@ -808,7 +857,19 @@ def format_report(report: dict) -> str:
         f"independent trials) and a bootstrap over raters and sketches ({boot['resamples']} "
         f"resamples, seed {boot['seed']}).\n"
     )
+    if "decided_on" in report:
+        out.write(f"Verdicts on {report['decided_on']}:\n")
     out.write(_verdict_lines(report["verdicts"]))
+    blank = report.get("blank") or {}
+    if any(blank.values()):
+        sizes = report.get("pool_sizes", {})
+        counted = ", ".join(
+            f"{source} {n} of {sizes.get(source, '?')}" for source, n in blank.items() if n
+        )
+        out.write(
+            f"Blank sketches in the pool (empty, one point or no ink), shown as drawn and graded "
+            f"like the others: {counted}.\n"
+        )
     attention = report["attention"]
     if gold:
         out.write(f"\nAttention checks: {attention['rule']}.\n")
@@ -816,12 +877,18 @@ def format_report(report: dict) -> str:
         if flagged:
             kept = report["without_flagged"]
             out.write(
-                f"Flagged: {', '.join(flagged)} (kept in every result above). Without them "
-                f"({_count(kept['raters'], 'rater')}, {_count(kept['gradings'], 'grading')}):\n"
+                f"Flagged: {', '.join(flagged)} (kept in the table above; the verdicts are "
+                f"without them: {_count(kept['raters'], 'rater')}, "
+                f"{_count(kept['gradings'], 'grading')}).\n"
             )
-            out.write(_verdict_lines(kept["verdicts"]))
         else:
             out.write("No rater is flagged: the results without flagged raters are the same.\n")
+    session = report.get("session") or {}
+    if session.get("seed") is not None or session.get("temperature") is not None:
+        out.write(
+            f"Session drawn with --seed {session.get('seed')}, checkpoints sampled at "
+            f"--temperature {session.get('temperature')}.\n"
+        )
     a = report["agreement"]
     alpha, kappa = a["krippendorff_alpha"], a["fleiss_kappa"]
     out.write(

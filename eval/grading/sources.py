@@ -22,6 +22,7 @@ items and examples are never drawings of the pool, nor of each other.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from ..labels import path_labels
 from .store import REAL_SOURCE, Sketch
 
 SCRIBBLES = "scribbles"  # what the spec records for gold fakes drawn by `scribbles`
+SCRAMBLED = "scrambled real drawings"  # ...for example fakes made by `scramble`
 GOLD_SOURCES = {"real": "gold real", "fake": "gold fake"}  # the source labels of gold items
 
 # file kind (`formats.SUFFIXES`) -> source kind
@@ -86,13 +88,17 @@ def parse_source(text: str) -> SourceSpec:
     return SourceSpec(kind, path, split)
 
 
+# Every reader keeps every sketch, the blank ones too (`Sketch.blank`: an empty or one-point
+# sample, a canvas without ink): a model's blank samples are samples, and counting them out
+# (or drawing again until something shows) would flatter the model.
+
+
 def _read_drawings(path: Path) -> list[Sketch]:
     sketches = []
     for record in iter_drawings(path):
         strokes = drawing_to_stroke3(record["drawing"], dtype=np.float64)
-        if len(strokes):
-            category = str(record.get("word") or file_stem(path))
-            sketches.append(Sketch(REAL_SOURCE, category, strokes=strokes))
+        category = str(record.get("word") or file_stem(path))
+        sketches.append(Sketch(REAL_SOURCE, category, strokes=strokes))
     return sketches
 
 
@@ -101,15 +107,15 @@ def _read_npz(path: Path, split: str) -> list[Sketch]:
     return [
         Sketch(REAL_SOURCE, file_stem(path), strokes=np.asarray(a, dtype=np.float64))
         for a in arrays
-        if len(a)
     ]
 
 
 def _sample_checkpoint(
     path: Path, n: int, seed: int, temperature: float, device: str = "cpu"
 ) -> list[Sketch]:
-    """`n` sketches drawn from a checkpoint with its model's `sample_sketches`: strokes from a
-    stroke model (sketch-rnn), ink levels from a bitmap model (DRAW)."""
+    """`n` sketches drawn from a checkpoint with its model's `sample_sketches`, as drawn (a
+    blank one too): strokes from a stroke model (sketch-rnn), ink levels from a bitmap model
+    (DRAW)."""
     import torch
 
     from ...models.base import trained_category
@@ -118,25 +124,27 @@ def _sample_checkpoint(
     model, data_state, _ = load_checkpoint(path, device)
     generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on any device
     category = trained_category(data_state) or "mixed"
-    out: list[Sketch] = []
-    for _ in range(5):  # an empty sample (end of sketch at once, a blank canvas) is drawn again
-        for s in model.sample_sketches(n, temperature, generator, data_state):
-            if len(out) < n and np.asarray(s).any():
-                if model.output == "strokes":
-                    out.append(Sketch(REAL_SOURCE, category, strokes=np.asarray(s, np.float64)))
-                else:
-                    out.append(Sketch(REAL_SOURCE, category, image=np.asarray(s, np.uint8)))
-        if len(out) == n:
-            break
-    return out
+    drawn = model.sample_sketches(n, temperature, generator, data_state)
+    if model.output == "strokes":
+        return [Sketch(REAL_SOURCE, category, strokes=np.asarray(s, np.float64)) for s in drawn]
+    return [Sketch(REAL_SOURCE, category, image=np.asarray(s, np.uint8)) for s in drawn]
 
 
 def _read_bitmaps(path: Path) -> list[Sketch]:
     rows = load_bitmaps(path)
     side = int(round(np.sqrt(rows.shape[1])))
-    return [
-        Sketch(REAL_SOURCE, file_stem(path), image=r.reshape(side, side)) for r in rows if r.any()
-    ]
+    return [Sketch(REAL_SOURCE, file_stem(path), image=r.reshape(side, side)) for r in rows]
+
+
+def source_rng(seed: int | None, *names: str) -> np.random.Generator:
+    """The generator of one source's draws: from the run's `seed` and that source alone
+    (`names`: its argument, as given, and what the draws are for), never from the other
+    sources of the command, so a source's sketches and scores do not change with them.
+    ``seed=None``: fresh randomness."""
+    if seed is None:
+        return np.random.default_rng()
+    digest = hashlib.sha256("\0".join(names).encode()).digest()
+    return np.random.default_rng([seed, *np.frombuffer(digest[:16], np.uint32).tolist()])
 
 
 def read_source(
@@ -181,14 +189,21 @@ def build_pool(
     seed: int | None = None,
     temperature: float = SAMPLING_TEMPERATURE,
     device: str = "cpu",
+    per_source_at_most: bool = False,
 ) -> tuple[list[Sketch], dict]:
     """The session's pool: `per_source` sketches from each generated source and as many real
     sketches as generated ones in total, so half of what a rater sees is real.
 
     Real sketches are drawn category by category to match the generated sketches' categories
-    where the real source has them. Returns (pool, spec) where spec records what was used.
+    where the real source has them. Each source's sketches are drawn with `source_rng`: from
+    `seed` and that source alone. Blank samples are kept as drawn (``spec["blank"]`` counts
+    them per source). `per_source_at_most`: with a real source too small for `per_source`
+    per generated source, take as many as it allows (``spec["notes"]`` says so) rather than
+    refuse. Returns (pool, spec) where spec records what was used.
     """
-    pool, session = _draw_pool(real, generated, per_source, seed, temperature, device)
+    pool, session = _draw_pool(
+        real, generated, per_source, seed, temperature, device, at_most=per_source_at_most
+    )
     if session["display"] == "bitmap":
         pool = as_bitmaps(pool)
     return pool, session
@@ -217,17 +232,19 @@ def build_session(
     example_fake: SourceSpec | None = None,
     examples: int = 3,
     examples_at_most: bool = False,
+    per_source_at_most: bool = False,
 ) -> Session:
     """`build_pool`'s pool plus attention checks and examples.
 
     With `gold_real`, `gold` known real drawings from it and `gold` obvious fakes (from
-    `gold_fake`, else random `scribbles`) join the pool, marked ``Sketch.gold``. The
-    instructions page shows `examples` real drawings (from `gold_real`, else `real`) and as
-    many fakes (from `example_fake`, else the gold fakes' source, else scribbles). None of
-    them is a drawing of the pool or a gold item. `examples_at_most`: fewer examples where a
-    source has fewer drawings left, rather than an error (the command's default). The pool's
-    own draws are those of `build_pool` with the same seed; gold items and examples use a
-    generator of their own.
+    `gold_fake`, else random `scribbles`, which claim the pool's category) join the pool,
+    marked ``Sketch.gold``. The instructions page shows `examples` real drawings (from
+    `gold_real`, else `real`) and as many fakes: from `example_fake`, else the gold fakes'
+    source, else other real drawings of that source, `scramble`d (a drawing of the category
+    the raters grade, broken as a careless model breaks it). None of them is a drawing of the
+    pool or a gold item. `examples_at_most`: fewer examples where a source has fewer drawings
+    left, rather than an error (the command's default). The pool's own draws are those of
+    `build_pool` with the same seed; gold items and examples use a generator of their own.
     """
     if gold < 1:
         raise QuickDrawError(f"--gold must be at least 1, got {gold}")
@@ -238,9 +255,12 @@ def build_session(
     if gold_real is not None and gold_real.kind == "checkpoint":
         raise QuickDrawError(f"--gold-real {gold_real} is a checkpoint: give real drawings")
     read: dict[SourceSpec, list[Sketch]] = {}  # each file is read once
-    pool, session = _draw_pool(real, generated, per_source, seed, temperature, device, read)
+    pool, session = _draw_pool(
+        real, generated, per_source, seed, temperature, device, read, per_source_at_most
+    )
     rng = np.random.default_rng(None if seed is None else [seed, 1])
     used = {_key(s) for s in pool}
+    claimed = Counter(s.category for s in pool).most_common(1)[0][0]
     gold_items: list[Sketch] = []
     if gold_real is not None:
         gold_items += _pick(gold_real, GOLD_SOURCES["real"], gold, rng, used, "--gold-real", read)
@@ -257,7 +277,7 @@ def build_session(
                 device,
             )
             if gold_fake is not None
-            else [Sketch(GOLD_SOURCES["fake"], "scribble", strokes=s) for s in scribbles(gold, rng)]
+            else [Sketch(GOLD_SOURCES["fake"], claimed, strokes=s) for s in scribbles(gold, rng)]
         )
         gold_items = [_as_gold(s, "real") for s in gold_items] + [
             _as_gold(s, "fake") for s in fakes
@@ -277,10 +297,16 @@ def build_session(
         shown["real"] = _pick(
             real_from, "example real", examples, rng, used, flag, read, at_most=examples_at_most
         )
+        used |= {_key(s) for s in shown["real"]}
         if fake_from is None:
-            shown["fake"] = [
-                Sketch("example fake", "scribble", s) for s in scribbles(examples, rng)
-            ]
+            flag = "--examples: scrambled examples from"
+            found = _pick(real_from, "example fake", examples, rng, used, flag, read, at_most=True)
+            if len(found) < examples and not examples_at_most:
+                raise QuickDrawError(
+                    f"{flag} {real_from}: {len(found)} drawings not already in the session, "
+                    f"{examples} needed; give --example-fake SOURCE or a smaller --examples"
+                )
+            shown["fake"] = [scramble(s, rng) for s in found]
         else:
             flag = "--example-fake" if example_fake else "--gold-fake"
             shown["fake"] = _pick(
@@ -289,7 +315,7 @@ def build_session(
             )  # fmt: skip
     session["examples"] = {
         "real": str(real_from) if examples else None,
-        "fake": (str(fake_from) if fake_from else SCRIBBLES) if examples else None,
+        "fake": (str(fake_from) if fake_from else SCRAMBLED) if examples else None,
         "per_kind": examples,
     }
     everything = pool + gold_items + shown["real"] + shown["fake"]
@@ -305,6 +331,32 @@ def build_session(
             "fake": everything[n_pool + n_gold + n_real :],
         },
     )
+
+
+def scramble(sketch: Sketch, rng: np.random.Generator) -> Sketch:
+    """A real drawing broken as a careless model breaks one: each stroke moved away from its
+    place by up to a third of the drawing's size and its points shaken (a bitmap: its four
+    quarters put back in the wrong places). It keeps the drawing's category, so the example
+    fakes show the category the raters grade, not a scribble of nothing."""
+    if sketch.image is not None:
+        image = np.asarray(sketch.image)
+        h, w = image.shape[0] // 2, image.shape[1] // 2
+        tiles = [image[:h, :w], image[:h, w:], image[h:, :w], image[h:, w:]]
+        order = [1, 3, 0, 2] if rng.random() < 0.5 else [2, 0, 3, 1]  # no tile stays put
+        t = [tiles[i][:h, :w] for i in order]
+        out = np.zeros_like(image)
+        out[:h, :w], out[:h, w : 2 * w], out[h : 2 * h, :w], out[h : 2 * h, w : 2 * w] = t
+        return Sketch("example fake", sketch.category, image=out)
+    drawing = stroke3_to_drawing(np.asarray(sketch.strokes, dtype=np.float64))
+    xy = np.concatenate([np.column_stack(stroke[:2]) for stroke in drawing]) if drawing else None
+    size = float(np.ptp(xy, axis=0).max()) if xy is not None and len(xy) > 1 else 1.0
+    broken = []
+    for xs, ys in (stroke[:2] for stroke in drawing):
+        points = np.column_stack([xs, ys]) + rng.uniform(-size / 3, size / 3, size=2)
+        points += rng.normal(0, size / 60, size=points.shape)
+        broken.append([points[:, 0].tolist(), points[:, 1].tolist()])
+    strokes = drawing_to_stroke3(broken, dtype=np.float64)
+    return Sketch("example fake", sketch.category, strokes=strokes)
 
 
 def _key(sketch: Sketch) -> tuple:
@@ -372,6 +424,7 @@ def _draw_pool(
     temperature: float,
     device: str,
     read: dict[SourceSpec, list[Sketch]] | None = None,
+    at_most: bool = False,
 ) -> tuple[list[Sketch], dict]:
     """`build_pool` before any bitmap rendering (`spec["display"]` says whether it needs it);
     the real source's drawings are left in `read`."""
@@ -383,22 +436,41 @@ def _draw_pool(
         raise QuickDrawError(
             f"--real {real} is a checkpoint: give real drawings (ndjson, npz, npy)"
         )
-    rng = np.random.default_rng(seed)
+    # all of the real source: no draw from its generator yet
+    everything_real = read_source(real, REAL_SOURCE, None, source_rng(seed, "real", str(real)))
+    if read is not None:
+        read[real] = everything_real
+    most = len(everything_real) // len(generated)
+    notes = []
+    if most < 1:
+        raise QuickDrawError(
+            f"the real source {real} has {_drawings(len(everything_real))}, fewer than the "
+            f"{len(generated)} generated sources: half the pool must be real; give a bigger "
+            "real source"
+        )
+    if per_source > most and at_most:
+        notes.append(
+            f"the real source {real} has {_drawings(len(everything_real))}: {most} sketch"
+            f"{'es' if most > 1 else ''} per generated source, not {per_source}, so that half "
+            "the pool is real (a bigger real source, such as another split, gives more)"
+        )
+        per_source = most
     labels = source_labels(generated)
     fake: list[Sketch] = []
     for spec, label in zip(generated, labels, strict=True):
+        rng = source_rng(seed, "generated", str(spec))
         fake += read_source(spec, label, per_source, rng, temperature, device)
-    everything_real = read_source(real, REAL_SOURCE, None, rng)  # all of it: no draw from rng
-    if read is not None:
-        read[real] = everything_real
     if len(everything_real) < len(fake):
         raise QuickDrawError(
-            f"the real source {real} has {len(everything_real)} drawings, fewer than the "
-            f"{len(fake)} generated ones; lower --per-source or give a bigger real source"
+            f"the real source {real} has {_drawings(len(everything_real))}, fewer than the "
+            f"{len(fake)} generated ones; lower --per-source to {most} or give a bigger real "
+            "source"
         )
+    rng = source_rng(seed, "real", str(real))
     real_pool = _match_categories(everything_real, [s.category for s in fake], rng)
     pool = real_pool + fake
     display = "bitmap" if any(s.image is not None for s in pool) else "strokes"
+    blank = Counter(s.source for s in pool if s.blank)
     session = {
         "display": display,
         "real": str(real),
@@ -407,8 +479,15 @@ def _draw_pool(
         "per_source": per_source,
         "seed": seed,
         "temperature": temperature,
+        # blank sketches (empty, one point, no ink) per source: kept and shown as drawn
+        "blank": {source: blank[source] for source in [REAL_SOURCE, *labels]},
+        "notes": notes,
     }
     return pool, session
+
+
+def _drawings(n: int) -> str:
+    return f"{n} drawing" if n == 1 else f"{n} drawings"
 
 
 def _match_categories(
@@ -442,6 +521,8 @@ def unit_drawing(strokes: np.ndarray) -> list:
     from ...simplify import scale_drawing
 
     drawing = stroke3_to_drawing(np.asarray(strokes, dtype=np.float64))
+    if not drawing:
+        return []  # an empty sample: a blank canvas
     xy = np.concatenate([np.column_stack(stroke[:2]) for stroke in drawing])
     if xy.min() >= 0 and xy.max() == 255:
         return drawing

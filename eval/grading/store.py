@@ -106,6 +106,14 @@ class Sketch:
         assert (self.strokes is None) != (self.image is None), "strokes or an image, not both"
         assert self.gold is None or self.gold in GOLD_KINDS, self.gold
 
+    @property
+    def blank(self) -> bool:
+        """Nothing to see: fewer than two points (an empty or one-point sample), or an image
+        without ink. A blank sample is still a sample: it is kept, shown and counted."""
+        if self.strokes is not None:
+            return len(self.strokes) < 2
+        return not np.asarray(self.image).any()
+
     def to_json(self) -> str:
         if self.strokes is not None:
             return json.dumps({"strokes": np.asarray(self.strokes).tolist()})

@@ -18,6 +18,8 @@ from .common import (
     use_threads,
 )
 
+PER_SOURCE = 50  # sketches per generated source, unless the real source has fewer
+
 SERVE_HELP = """\
 Serve a blind grading page. Each rater first reads the instructions (the three grades, with
 example real drawings and example fakes), types a name and sees the whole pool, one sketch at a
@@ -128,10 +130,11 @@ def add_parser(subparsers) -> None:
     serve.add_argument(
         "--per-source",
         type=int,
-        default=50,
+        default=None,
         metavar="N",
         help="sketches per generated source; the real source gives as many as all of them "
-        "together (default 50)",
+        "together (default 50, or as many as the real source allows, saying so; an N given "
+        "is required)",
     )
     serve.add_argument(
         "--token",
@@ -271,7 +274,7 @@ def run_serve(args) -> int:
         raise QuickDrawError("--token must be at least 8 characters (or 'auto')")
     check_exposure(args.host, token)
     host_allow_list(args.host, args.allowed_host)  # a bad --allowed-host NAME, before any work
-    if args.per_source < 1:
+    if args.per_source is not None and args.per_source < 1:
         raise QuickDrawError(f"--per-source must be at least 1, got {args.per_source}")
     if args.temperature <= 0:
         raise QuickDrawError(f"--temperature must be > 0, got {args.temperature}")
@@ -311,9 +314,12 @@ def run_serve(args) -> int:
                 session = _session(args)
             store.create_session(session.pool, session.spec, session.examples)
             gold = sum(s.gold is not None for s in session.pool)
+            for note in session.spec.get("notes", []):
+                say(f"note: {note}")
             say(
                 f"new session in {args.db}: {len(session.pool) - gold} sketches"
                 + (f" and {gold} attention checks" if gold else "")
+                + f" (seed {session.spec['seed']}, temperature {session.spec['temperature']:g})"
             )
         store.set_completion(args.completion_code, args.completion_url)
         code, url = store.completion()
@@ -343,7 +349,7 @@ def _session(args):
     session = build_session(
         real,
         generated,
-        args.per_source,
+        PER_SOURCE if args.per_source is None else args.per_source,
         args.seed,
         args.temperature,
         args.device,
@@ -353,6 +359,7 @@ def _session(args):
         example_fake=maybe(args.example_fake),
         examples=3 if args.examples is None else args.examples,
         examples_at_most=args.examples is None,
+        per_source_at_most=args.per_source is None,
     )
     session.spec["exposure_ms"] = args.exposure_ms
     return session
