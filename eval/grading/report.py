@@ -341,10 +341,11 @@ def build_report(
     rows_kept, verdicts_kept = _results(kept, models, resamples, seed)
     # with attention checks the verdict is the checked raters'; everyone's stands beside it
     deciding = verdicts_kept if gold_ids else verdicts
-    for mine, everyone in zip(deciding, verdicts, strict=True):
-        mine["all_raters"] = {
-            k: everyone[k] for k in ("n", "frac_real_or_possibly", "passes", "reason")
-        }
+    if gold_ids:
+        for mine, everyone in zip(deciding, verdicts, strict=True):
+            mine["all_raters"] = {
+                k: everyone[k] for k in ("n", "frac_real_or_possibly", "passes", "reason")
+            }
 
     by_sketch: dict[str, list[str]] = defaultdict(list)
     raters: Counter = Counter()  # rater token -> sketches graded (gold items too)
@@ -779,7 +780,7 @@ def _verdict_lines(verdicts: list[dict]) -> str:
         word = "PASSES" if v["passes"] else "fails"
         everyone = v.get("all_raters")
         beside = ""
-        if everyone is not None and (everyone["n"], everyone["passes"]) != (v["n"], v["passes"]):
+        if everyone is not None:
             beside = (
                 f"; all raters: {_pct(everyone['frac_real_or_possibly']).strip()}% -> "
                 f"{'PASSES' if everyone['passes'] else 'fails'}"

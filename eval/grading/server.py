@@ -48,9 +48,14 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from ...errors import QuickDrawError
+from .completion import (  # noqa: F401 - the command and the tests import them from here too
+    check_completion_code,
+    check_completion_url,
+    completion_link,
+)
 from .render import sketch_svg
 from .store import GRADES, GradeConflict, GradeStore, Rater, clean_name, clean_participant
 
@@ -66,9 +71,6 @@ STATIC = {  # URL path -> (file in eval/grading/static, content type)
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }
 REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
-COMPLETION_CODE = re.compile(r"[A-Za-z0-9_-]{4,40}")
-CODE_FIELD = "{code}"  # where a completion URL takes the code
-MAX_URL = 2000  # characters of a completion URL
 MAX_MS = 86_400_000  # a longer time (a day) is stored as this
 TOKEN_HEADER = "X-Grading-Token"
 SECURITY_HEADERS = {
@@ -205,53 +207,6 @@ def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
         elif ch in "]}":
             depth -= 1
     return False
-
-
-def check_completion_code(code: str) -> str:
-    """A --completion-code as a crowd platform shows it: 4 to 40 of A-Z a-z 0-9 _ -."""
-    if not COMPLETION_CODE.fullmatch(code):
-        raise QuickDrawError(
-            f"--completion-code {code[:60]!r}: give 4 to 40 characters of A-Z a-z 0-9 _ - "
-            "(the code your crowd platform shows, such as Prolific's C1A2B3C4)"
-        )
-    return code
-
-
-def check_completion_url(url: str) -> str:
-    """A --completion-url: an absolute http(s) URL, ASCII, with no white space; `{code}` in it
-    (at most once) is where the completion code goes. Raises QuickDrawError saying what is
-    wrong; returns the URL unchanged."""
-    problem = None
-    if len(url) > MAX_URL:
-        problem = f"is over {MAX_URL} characters"
-    elif not url.isascii() or not url.isprintable() or any(c.isspace() for c in url):
-        problem = "has white space, control or non-ASCII characters (percent-encode them)"
-    elif url.count(CODE_FIELD) > 1:
-        problem = f"has {CODE_FIELD} more than once"
-    else:
-        parts = urlsplit(url.replace(CODE_FIELD, "CODE"))
-        try:
-            parts.port  # noqa: B018 - raises ValueError for a port that is no number
-        except ValueError:
-            problem = "has a bad port"
-        if problem is None and (
-            parts.scheme.lower() not in ("http", "https") or not parts.hostname
-        ):
-            problem = "is not an absolute http:// or https:// URL"
-        elif problem is None and ("{" in parts.geturl() or "}" in parts.geturl()):
-            problem = f"has braces other than {CODE_FIELD}"
-    if problem:
-        raise QuickDrawError(
-            f"--completion-url {url[:100]!r} {problem}: give the URL your crowd platform shows, "
-            "such as https://app.prolific.com/submissions/complete?cc=C1A2B3C4, or put "
-            f"{CODE_FIELD} where the code goes"
-        )
-    return url
-
-
-def completion_link(url: str, code: str) -> str:
-    """The completion URL a finished rater is sent to: `{code}` replaced by the code."""
-    return url.replace(CODE_FIELD, quote(code, safe=""))
 
 
 def check_exposure(host: str, token: str | None) -> None:

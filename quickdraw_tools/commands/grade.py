@@ -38,9 +38,10 @@ Human studies (HYPE, Zhou et al. 2019):
   exposure          --exposure-ms MS shows each sketch MS milliseconds, then hides it; the
                     buttons stay. Every grade stores its time (ms from showing to answering)
   crowd platforms   the link's ?participant=ID or Prolific's ?PROLIFIC_PID=ID is stored with
-                    the rater; a rater who finishes is shown a completion code (given with
-                    --completion-code, else a random one) and sent on to --completion-url
-                    (http or https; {code} in it is replaced by the code)
+                    the rater; a rater who finishes is shown the study's completion code and
+                    sent on to --completion-url (http or https). The code is the one the URL
+                    carries (Prolific's ?cc=CODE), or --completion-code CODE with {code} in
+                    the URL where it goes; else a random one, kept in --db
 
 SOURCE is FILE.ndjson (.ndjson.gz, .bin), FILE.npz:SPLIT (e.g. sheep.npz:test), FILE.npy
 (28x28 bitmaps) or a checkpoint (.pt/.pth/.ckpt) to sample from: sketch-rnn gives strokes,
@@ -184,8 +185,9 @@ def add_parser(subparsers) -> None:
     serve.add_argument(
         "--completion-code",
         metavar="CODE",
-        help="the code a rater who finishes is shown (your crowd platform's completion code; "
-        "default: a random one, kept in --db)",
+        help="the code a rater who finishes is shown and sent (your crowd platform's "
+        "completion code; default: the one --completion-url carries as cc=, else a random one, "
+        "kept in --db)",
     )
     serve.add_argument(
         "--completion-url",
@@ -251,10 +253,9 @@ def add_parser(subparsers) -> None:
 
 
 def run_serve(args) -> int:
+    from ..eval.grading.completion import resolve_completion
     from ..eval.grading.server import (
         GradingApp,
-        check_completion_code,
-        check_completion_url,
         check_exposure,
         host_allow_list,
         make_server,
@@ -278,10 +279,8 @@ def run_serve(args) -> int:
         raise QuickDrawError(f"--per-source must be at least 1, got {args.per_source}")
     if args.temperature <= 0:
         raise QuickDrawError(f"--temperature must be > 0, got {args.temperature}")
-    if args.completion_url is not None:
-        check_completion_url(args.completion_url)
-    if args.completion_code is not None:
-        check_completion_code(args.completion_code)
+    # one completion code, shown and sent: --completion-code, or the one the URL carries
+    code, url = resolve_completion(args.completion_code, args.completion_url)
     if args.exposure_ms is not None and not 1 <= args.exposure_ms <= 60000:
         raise QuickDrawError(f"--exposure-ms must be 1-60000, got {args.exposure_ms}")
     if args.gold < 1:
@@ -321,7 +320,9 @@ def run_serve(args) -> int:
                 + (f" and {gold} attention checks" if gold else "")
                 + f" (seed {session.spec['seed']}, temperature {session.spec['temperature']:g})"
             )
-        store.set_completion(args.completion_code, args.completion_url)
+        if url is None:  # the URL kept in --db: a new code must still be the one it carries
+            code, url = resolve_completion(code, store.completion()[1])
+        store.set_completion(code, url)
         code, url = store.completion()
         say(f"completion code: {code}" + (f"; finished raters go to {url}" if url else ""))
         app = GradingApp(store, token)
