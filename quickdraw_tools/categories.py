@@ -361,6 +361,13 @@ CATEGORIES: tuple[str, ...] = (
 _BY_FOLDED = {name.casefold(): name for name in CATEGORIES}
 
 
+def is_category(name: str) -> bool:
+    """Whether `name` is an official category, as `check_category` matches it."""
+    return isinstance(name, str) and " ".join(name.replace("_", " ").split()).casefold() in (
+        _BY_FOLDED
+    )
+
+
 def check_category(name: str) -> str:
     """Return the official spelling of category `name`, or raise naming the closest ones.
 

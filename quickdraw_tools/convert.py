@@ -60,6 +60,40 @@ class Source:
     kind: str | None = None
 
 
+def file_category(path: Path) -> str:
+    """The category of a local drawings file: its records' ``word`` (what `quickdraw sample
+    --out x.ndjson` and `import-svg` write), else the file's name without its suffix. A file
+    whose records name several words is refused: convert writes one category per file."""
+    words: dict[str, int] = {}
+    if formats.file_kind(path) != "binary":  # .bin records carry no word
+        for record in formats.iter_ndjson(path, on_error="skip", warn=False):
+            word = record.get("word")
+            if isinstance(word, str) and word:
+                words[word] = words.get(word, 0) + 1
+    if len(words) > 1:
+        counted = ", ".join(f"{w!r} ({n})" for w, n in sorted(words.items(), key=lambda x: -x[1]))
+        raise QuickDrawError(
+            f"{path} holds drawings of {len(words)} words ({counted}): convert writes one "
+            "category per file; split it by word first"
+        )
+    return next(iter(words)) if words else formats.file_stem(path)
+
+
+def not_a_source(path: Path) -> str:
+    """Why convert cannot read `path`, a file it is not made for, and what it can read."""
+    kind = formats.file_kind(path)
+    what = {
+        "sketchrnn": "is a sketch-rnn .npz, converted already (train, svg and sample read it "
+        "as it is)",
+        "bitmap": "is 28x28 bitmaps (.npy), converted already (train draw and svg read it)",
+    }.get(kind or "", "is not a drawings file")
+    return (
+        f"{path} {what if path.is_file() else 'is no category name and no file'}; convert "
+        "reads official category names (`quickdraw download --list`) and drawings files "
+        "(.ndjson, .ndjson.gz, .jsonl, .bin: a category each)"
+    )
+
+
 @dataclass
 class CategoryResult:
     category: str
@@ -117,6 +151,7 @@ def convert(
         raise QuickDrawError(f"a category is given twice: {names}")
     out = Path(out)
     wanted = tuple(formats_wanted)
+    _check_one_split(out, names, wanted, seed, sizes, max_per_category)
     results: list[CategoryResult] = []
     mnist_parts: dict[str, list[tuple[Path, np.ndarray, int]]] = {"train": [], "test": []}
     written: dict[str, dict] = {}  # staged file -> its manifest fields
@@ -150,6 +185,54 @@ def convert(
         manifest.write(stage.path, manifest.build(stage.path, out, run, written))
         stage.commit()
     return results
+
+
+def _written_by(names: Sequence[str], wanted: Sequence[str]) -> set[str]:
+    """The files (relative to the output folder) a run of `names` into `wanted` writes; a
+    name ending in "/" stands for every file below it."""
+    out = {"mnist/"} if "mnist" in wanted else set()
+    for name in names:
+        out |= {f"sketchrnn/{name}.npz"} if "sketchrnn" in wanted else set()
+        out |= {f"bitmap/{name}.npy", f"bitmap/{name}.splits.json"} if "bitmap" in wanted else set()
+        out |= {f"parquet/{name}.parquet"} if "parquet" in wanted else set()
+    return out
+
+
+def _check_one_split(out: Path, names, wanted, seed, sizes, max_per_category) -> None:
+    """Refuse, before any work, a run that would leave `out` holding files of two splits: the
+    files of earlier runs it does not replace must come from the same --seed and
+    --split-sizes (and, for these categories, the same --max-per-category)."""
+    found = manifest.read(out)
+    if found is None:
+        return
+    replaced = _written_by(names, wanted)
+    label = sizes if isinstance(sizes, str) else ",".join(str(int(v)) for v in sizes)
+    for rel, entry in sorted(found["files"].items()):
+        if rel in replaced or any(rel.startswith(d) for d in replaced if d.endswith("/")):
+            continue
+        run = found.get("runs", {}).get(entry.get("run"), {})
+        if "split_sizes" not in run:  # not a convert run (write_mnist alone): no split to mix
+            continue
+        theirs = run["split_sizes"]
+        theirs = theirs if isinstance(theirs, str) else ",".join(str(int(v)) for v in theirs)
+        same_category = entry.get("category") in names
+        if (
+            run.get("seed") == seed
+            and theirs == label
+            and (not same_category or run.get("max_per_category") == max_per_category)
+        ):
+            continue
+        held = sorted({r.split("/")[0] for r in found["files"] if "/" in r})
+        most = f" --max-per-category {run.get('max_per_category') or 'all'}"
+        mine = f" --max-per-category {max_per_category or 'all'}"
+        raise QuickDrawError(
+            f"{out} holds {rel} of another split (--seed {run.get('seed')} --split-sizes "
+            f"{theirs}{most if same_category else ''}), which this run (--seed {seed} "
+            f"--split-sizes {label}{mine if same_category else ''}) would "
+            "not replace: a folder holds one split. Write every format it holds again with "
+            f"these settings (--formats {','.join(held)}), use that run's settings, or choose "
+            "another --out"
+        )
 
 
 def _read(source, work, wanted, seed, sizes, pool, progress, on_error, max_per_category):

@@ -30,6 +30,7 @@ DataLoader workers and distributed ranks.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,42 @@ def _split_codes(
     return codes
 
 
+# --- filters: one value or several, checked ------------------------------------------------------
+
+COUNTRY_CODE = re.compile(r"[A-Z]{2}")
+
+
+def country_codes(codes: str | Sequence[str] | None) -> list[str] | None:
+    """``countrycodes=`` as a list: one code (``"US"``) or several (``["US", "GB"]``), each two
+    capital letters as the files write them (ISO 3166-1 alpha-2); None for no filter."""
+    if codes is None:
+        return None
+    values = [codes] if isinstance(codes, str) else list(codes)
+    if not values:
+        raise QuickDrawError("countrycodes is empty: give one code ('US') or several, or None")
+    for code in values:
+        if not isinstance(code, str) or not COUNTRY_CODE.fullmatch(code):
+            raise QuickDrawError(
+                f"countrycodes: {code!r} is not a country code; give two capital letters as the "
+                "files write them (ISO 3166-1 alpha-2), such as 'US' or ['US', 'GB']"
+            )
+    return values
+
+
+def recognized_values(value: bool | Sequence[bool] | None) -> list[bool] | None:
+    """``recognized=`` as a list: True, False, or both (``[True, False]``); None for no
+    filter."""
+    if value is None:
+        return None
+    values: Sequence[Any] = value if isinstance(value, list | tuple) and value else [value]
+    for v in values:
+        if not isinstance(v, bool | np.bool_):
+            raise QuickDrawError(
+                f"recognized: {v!r} is not True or False; give True, False or [True, False]"
+            )
+    return [bool(v) for v in values]
+
+
 # --- the map-style dataset -----------------------------------------------------------------------
 
 
@@ -239,7 +276,9 @@ class QuickDraw(Dataset):
         every command; default ``$QUICKDRAW_BASE_URL`` or the official bucket.
     seed: the split seed (the same drawings as ``quickdraw convert --seed``).
     recognized, countrycodes: keep only drawings the game recognised (True) or did not
-        (False), or from these countries (two-letter codes).
+        (False) (or both: ``[True, False]``), or from this country or these countries
+        (``"US"`` or ``["US", "GB"]``). A code no drawing of these categories has, or filters
+        that leave no drawing, are refused with the codes there are.
     max_len: for ``"stroke5"``, the padded length (longer drawings are left out).
     max_per_category: use the first N drawings of each category (as ``convert``).
     split_sizes: ``"official"`` (70,000 / 2,500 / 2,500, or those proportions), ``"all"``
@@ -258,8 +297,8 @@ class QuickDraw(Dataset):
         transform: Callable | None = None,
         target_transform: Callable | None = None,
         *,
-        recognized: bool | None = None,
-        countrycodes: Sequence[str] | None = None,
+        recognized: bool | Sequence[bool] | None = None,
+        countrycodes: str | Sequence[str] | None = None,
         max_len: int = 250,
         max_per_category: int | None = None,
         split_sizes: str | Sequence[int] = "official",
@@ -269,6 +308,7 @@ class QuickDraw(Dataset):
         check_choice("split", split, splits.SPLITS)
         check_choice("format", format, FORMATS)
         check_choice("on_error mode", on_error, ["raise", "skip"])
+        recognized, countrycodes = recognized_values(recognized), country_codes(countrycodes)
         root = Path(root)
         names = [categories] if isinstance(categories, str) else list(categories)
         if not names:
@@ -324,29 +364,51 @@ class QuickDraw(Dataset):
         self._label = np.repeat(np.arange(len(sizes)), sizes)
         self._row = np.concatenate(self._rows) if self._rows else np.zeros(0, np.int64)
 
-    def _filter(self, recognized: bool | None, countrycodes: Sequence[str] | None) -> None:
+    def _filter(self, recognized: list[bool] | None, countrycodes: list[str] | None) -> None:
+        """Keep the rows that pass the filters (checked lists: `recognized_values`,
+        `country_codes`); a code no drawing has, or nothing left, is refused in one line."""
         if recognized is None and countrycodes is None:
             return
         wanted = None if countrycodes is None else np.array([c.encode() for c in countrycodes])
+        present: dict[bytes, int] = {}
         for k, (data, rows) in enumerate(zip(self._data, self._rows, strict=True)):
             keep = np.ones(len(rows), dtype=bool)
             if recognized is not None:
                 flags = data.field("recognized")
                 if flags is None:
                     raise QuickDrawError(f"{data.category}: these files carry no 'recognized'")
-                keep &= np.asarray(flags)[rows] == int(recognized)
+                keep &= np.isin(np.asarray(flags)[rows], [int(v) for v in recognized])
             if wanted is not None:
                 codes = data.field("countrycode")
                 if codes is None:
                     raise QuickDrawError(f"{data.category}: these files carry no countrycode")
+                found, counts = np.unique(np.asarray(codes), return_counts=True)
+                for code, count in zip(found.tolist(), counts.tolist(), strict=True):
+                    present[code] = present.get(code, 0) + count
                 keep &= np.isin(np.asarray(codes)[rows], wanted)
             self._rows[k] = rows[keep]
         self._index()
+        where = f"{', '.join(self.classes)}"
+        if wanted is not None:
+            unknown = [c for c in countrycodes or [] if c.encode() not in present]
+            if unknown:
+                common = sorted(present.items(), key=lambda kv: -kv[1])[:12]
+                there = ", ".join(f"{c.decode() or '(none)'} ({n})" for c, n in common)
+                raise QuickDrawError(
+                    f"countrycodes {unknown}: no drawing of {where} is from there; the codes "
+                    f"these drawings have, most common first: {there}"
+                )
+        if len(self) == 0:
+            chosen = [f"recognized={recognized}"] if recognized is not None else []
+            chosen += [f"countrycodes={countrycodes}"] if countrycodes is not None else []
+            raise QuickDrawError(
+                f"no drawing of the {self.split} split of {where} has {' and '.join(chosen)}"
+            )
 
     @classmethod
     def from_files(
         cls,
-        files: Sequence[str | os.PathLike],
+        files: str | os.PathLike | Sequence[str | os.PathLike],
         split: str = "train",
         format: str = "stroke3",
         seed: int = 0,
@@ -358,7 +420,8 @@ class QuickDraw(Dataset):
         """The dataset over files `quickdraw convert` writes, one category each (its stem):
         sketch-rnn ``.npz`` (``stroke3``, ``stroke5``, ``drawing``; their own split) or bitmap
         ``.npy`` (``bitmap``; the split beside them, else the keyed split of their rows, by
-        `seed`). `max_per_category`: the first rows of each split, as `splits.limit`."""
+        `seed`). `files`: one path or several (str or Path). `max_per_category`: the first rows
+        of each split, as `splits.limit`."""
         check_choice("split", split, splits.SPLITS)
         options = dict(transform=transform, target_transform=target_transform, max_len=max_len)
         return cls.splits_from_files(files, format, seed, max_per_category, **options)[split]
@@ -366,7 +429,7 @@ class QuickDraw(Dataset):
     @classmethod
     def splits_from_files(
         cls,
-        files: Sequence[str | os.PathLike],
+        files: str | os.PathLike | Sequence[str | os.PathLike],
         format: str = "stroke3",
         seed: int = 0,
         max_per_category: int = 0,
@@ -374,20 +437,16 @@ class QuickDraw(Dataset):
     ) -> dict[str, QuickDraw]:
         """`from_files` for the three splits at once (each file is read once)."""
         check_choice("format", format, FORMATS)
-        if not files:
+        paths = [Path(files)] if isinstance(files, str | os.PathLike) else [Path(f) for f in files]
+        if not paths:
             raise QuickDrawError("no data files given")
         names, loaded = [], []
-        for file in map(Path, files):
-            kind = formats.file_kind(file)
-            if kind == "sketchrnn" and format != "bitmap":
-                data, split_of = _from_npz(file)
-            elif kind == "bitmap" and format == "bitmap":
+        for file in paths:
+            _check_file_format(file, format)
+            if format == "bitmap":
                 data, split_of = _from_bitmaps(file, seed)
             else:
-                raise QuickDrawError(
-                    f"{file}: format {format!r} is read from "
-                    + ("bitmap .npy files" if format == "bitmap" else "sketch-rnn .npz files")
-                )
+                data, split_of = _from_npz(file)
             names.append(data.category)
             loaded.append((data, splits.limit(split_of, max_per_category)))
         if len(set(names)) != len(names):
@@ -472,6 +531,37 @@ class QuickDraw(Dataset):
         )
 
 
+def _check_file_format(path: Path, format: str) -> None:
+    """Refuse a file `from_files` cannot read as `format`: one that is not there, or one of
+    another kind, saying what it is and which ``format=`` reads it."""
+    kind = formats.file_kind(path)
+    if not path.is_file():
+        what = "folder" if path.is_dir() else "file"
+        raise QuickDrawError(f"{path}: no such {what} (write it with `quickdraw convert`)")
+    if kind == "sketchrnn" and format != "bitmap" or kind == "bitmap" and format == "bitmap":
+        return
+    if kind == "sketchrnn":
+        raise QuickDrawError(
+            f"{path} is a sketch-rnn .npz (strokes): read it with format='stroke3', 'stroke5' "
+            "or 'drawing' (format='bitmap' reads bitmap .npy files)"
+        )
+    if kind == "bitmap":
+        raise QuickDrawError(
+            f"{path} is 28x28 bitmaps (.npy): read it with format='bitmap' "
+            f"(format={format!r} reads sketch-rnn .npz files)"
+        )
+    if kind in formats.DRAWING_KINDS:
+        raise QuickDrawError(
+            f"{path} is drawings ({formats.suffix_list(kind)}), not a converted file: "
+            "`quickdraw convert` it first, or use QuickDraw(root, category) or "
+            "QuickDrawStream for drawings"
+        )
+    raise QuickDrawError(
+        f"{path}: from_files reads sketch-rnn .npz files (format='stroke3', 'stroke5', "
+        "'drawing') and bitmap .npy files (format='bitmap')"
+    )
+
+
 def _from_npz(path: Path) -> tuple[_Arrays, splits.Split]:
     """A sketch-rnn ``.npz`` as arrays, train, valid, test in that order, with its split."""
     parts = formats.load_sketchrnn_npz(path)
@@ -521,7 +611,8 @@ class QuickDrawStream(IterableDataset):
     format: which official files to read for category names: ``"simplified"``, ``"raw"``
         or ``"binary"``.
     simplified: simplify raw drawings on the fly with Google's recipe.
-    recognized, countrycodes: filters, as in `QuickDraw`.
+    recognized, countrycodes: filters, as in `QuickDraw` (each code checked; a stream cannot
+        know beforehand which codes its files hold).
     shuffle_buffer: yield in a shuffled order drawn from a buffer of this many records
         (0: file order), with a generator seeded by ``(seed, epoch, shard)``.
     rank, world_size: this process's place among distributed ranks (default: from
@@ -540,8 +631,8 @@ class QuickDrawStream(IterableDataset):
         base_url: str | None = None,
         *,
         simplified: bool = False,
-        recognized: bool | None = None,
-        countrycodes: Sequence[str] | None = None,
+        recognized: bool | Sequence[bool] | None = None,
+        countrycodes: str | Sequence[str] | None = None,
         shuffle_buffer: int = 0,
         seed: int = 0,
         rank: int | None = None,
@@ -556,8 +647,10 @@ class QuickDrawStream(IterableDataset):
         self.files: list[Path] = [
             p for item in items for p in self._files(item, format, root, base_url)
         ]
-        self.simplified, self.recognized = simplified, recognized
-        self.countrycodes = None if countrycodes is None else set(countrycodes)
+        self.simplified = simplified
+        self.recognized = recognized_values(recognized)
+        codes = country_codes(countrycodes)
+        self.countrycodes = None if codes is None else set(codes)
         self.shuffle_buffer, self.seed, self.epoch = shuffle_buffer, seed, 0
         self.rank, self.world_size, self.on_error = rank, world_size, on_error
 
@@ -607,7 +700,7 @@ class QuickDrawStream(IterableDataset):
                     continue
                 if word is not None and "word" not in record:
                     record["word"] = word
-                if self.recognized is not None and record.get("recognized") != self.recognized:
+                if self.recognized is not None and record.get("recognized") not in self.recognized:
                     continue
                 if (
                     self.countrycodes is not None

@@ -171,7 +171,7 @@ def test_from_files_bitmaps_with_and_without_a_split(tmp_path):
         [MIRROR / "full" / "numpy_bitmap" / "cat.npy"], "test", "bitmap"
     )
     assert len(official) == 100 and official.bitmaps().shape == (100, 784)
-    with pytest.raises(QuickDrawError, match="read from sketch-rnn .npz files"):
+    with pytest.raises(QuickDrawError, match="is 28x28 bitmaps .* read it with format=.bitmap."):
         QuickDraw.from_files([tmp_path / "bitmap" / "cat.npy"], "train", "stroke3")
 
 

@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="CATEGORY",
         help="official category name (quote names with spaces), or a local .ndjson, .ndjson.gz,"
-        " .jsonl or .bin file (its name without the suffix is the category)",
+        " .jsonl or .bin file of one category: its records' word (as `sample --out x.ndjson` "
+        "and import-svg write it), else its name without the suffix",
     )
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
     p.add_argument(
@@ -106,8 +107,8 @@ def _split_sizes(text: str):
 def resolve_sources(args: argparse.Namespace) -> list:
     """CATEGORY arguments -> `Source`s: local files, an input folder, or downloads."""
     from .. import categories, download
-    from ..convert import Source
-    from ..formats import DRAWING_KINDS, file_kind, file_stem
+    from ..convert import Source, file_category, not_a_source
+    from ..formats import DRAWING_KINDS, file_kind
 
     sources = []
     for name in args.categories:
@@ -115,8 +116,10 @@ def resolve_sources(args: argparse.Namespace) -> list:
         if file_kind(path) in DRAWING_KINDS:
             if not path.is_file():
                 raise QuickDrawError(f"no such file: {name}")
-            sources.append(Source(category=file_stem(path), path=path))
+            sources.append(Source(category=file_category(path), path=path))
             continue
+        if path.is_file() or (file_kind(path) and not categories.is_category(name)):
+            raise QuickDrawError(not_a_source(path))
         category = categories.check_category(name)
         local = download.fetch(
             category,
