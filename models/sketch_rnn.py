@@ -56,7 +56,11 @@ class SketchRNNConfig:
     conditional: bool = True  # False: decoder only (the paper's unconditional model)
     recurrent_dropout: float = 0.1  # *drop* probability on the decoder's cell update
     kl_weight: float = 0.5  # w_KL
-    kl_weight_start: float = 0.01  # eta_min, the annealed KL weight's start
+    # The paper's annealing (section 3.4) weighs L_KL by w_KL * eta_step, eta_step = 1 -
+    # (1 - eta_min) R^step: the weight starts at w_KL * eta_min (0.5 * 0.01 = 0.005) and rises
+    # to w_KL. Magenta's training script starts the weight at eta_min itself (0.01). This
+    # follows the paper (`kl_weight`).
+    kl_weight_start: float = 0.01  # eta_min: the KL weight starts at w_KL * eta_min (the paper)
     kl_decay_rate: float = 0.99995  # R, the annealing rate per step
     kl_tolerance: float = 0.2  # KL_min, the floor under L_KL
 
@@ -621,8 +625,11 @@ class SketchRNN(nn.Module):
 
         Temperature tau (0 < tau): the mixture weights and pen logits are
         divided by tau before the softmax (tau < 1 sharpens them), and each
-        Gaussian's variance is multiplied by tau (sigma by sqrt(tau)), as in
-        the paper's section 4 and magenta's `sample`. `z` (n, N_z) conditions a
+        Gaussian's variance is multiplied by tau, so sigma by sqrt(tau): as the
+        paper's section 4 writes it and as magenta's JavaScript sketch-rnn
+        (@magenta/sketch) samples. Magenta's Python `sample` multiplies sigma by
+        tau squared instead (its `sample_gaussian_2d`); that is not followed
+        here, so its samples at a tau < 1 are tighter than these. `z` (n, N_z) conditions a
         conditional model; if omitted it is drawn from N(0, I). `generator`
         makes the draws reproducible; `scale` (the training scale factor)
         turns normalised offsets back into data units. `state`/`prev` continue

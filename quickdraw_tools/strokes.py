@@ -13,8 +13,12 @@ stroke-3
 stroke-5
     ``(max_len + 1, 5)`` array of rows ``(dx, dy, p1, p2, p3)``: p1 = pen down
     after this point, p2 = pen lifted after this point, p3 = end of sketch. Row 0
-    is the start token ``(0, 0, 1, 0, 0)``; rows after the sketch are padding
-    ``(0, 0, 0, 0, 1)``, as in Ha & Eck (2018) and magenta's ``pad_batch``.
+    is the start token ``(0, 0, 1, 0, 0)``, then the sketch's ``max_len`` rows: its
+    points, then padding ``(0, 0, 0, 0, 1)``, as in Ha & Eck (2018) and magenta's
+    ``pad_batch`` (magenta's ``to_big_strokes`` gives the ``max_len`` rows without
+    the token). A sketch's first point at the origin is the row ``(0, 0, 1, 0, 0)``
+    too: only the caller knows whether row 0 is a token, so `stroke5_to_stroke3`
+    is told (``start_token``).
 
 Randomness arrives as an explicit ``numpy.random.Generator``.
 """
@@ -337,17 +341,27 @@ def stroke3_to_stroke5(strokes: np.ndarray, max_len: int) -> np.ndarray:
     return out
 
 
-def stroke5_to_stroke3(big: np.ndarray) -> np.ndarray:
+def stroke5_to_stroke3(big: np.ndarray, start_token: bool = True) -> np.ndarray:
     """Stroke-5 -> stroke-3, cut at the first end-of-sketch row.
 
-    Accepts arrays with or without the start token (a leading ``(0, 0, 1, 0, 0)``
-    row is dropped). The pen state of each row is its argmax over (p1, p2, p3),
-    so model outputs with soft pen values work too.
+    start_token: row 0 is the start token (what `stroke3_to_stroke5` and magenta's
+        ``pad_batch`` put there): it is dropped, and a row 0 that is not
+        ``(0, 0, 1, 0, 0)`` is refused. False: every row is the sketch's (magenta's
+        ``to_big_strokes``), and nothing is dropped, also not a first point at the
+        origin, whose row looks like the token.
+    The pen state of each row is its argmax over (p1, p2, p3), so model outputs with
+    soft pen values work too.
     """
     big = np.asarray(big)
     if big.ndim != 2 or big.shape[1] != 5:
         raise QuickDrawError(f"stroke-5 must have shape (n, 5), got {big.shape}")
-    if len(big) and np.array_equal(big[0], START_TOKEN):
+    if start_token:
+        if not len(big) or not np.array_equal(big[0], START_TOKEN):
+            first = big[0].tolist() if len(big) else "missing"
+            raise QuickDrawError(
+                f"stroke-5 row 0 is {first}, not the start token (0, 0, 1, 0, 0); pass "
+                "start_token=False for stroke-5 rows without one (magenta's to_big_strokes)"
+            )
         big = big[1:]
     pen = np.argmax(big[:, 2:], axis=1)
     end = np.flatnonzero(pen == 2)

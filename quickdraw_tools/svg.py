@@ -54,7 +54,8 @@ def as_strokes(sketch) -> Strokes:
     """Any sketch format -> list of ``(xs, ys, ts | None)`` float arrays, absolute coordinates.
 
     Lists (and records) are drawings; 2-D arrays with 3 or 5 columns are stroke-3
-    or stroke-5. Empty strokes are dropped.
+    or stroke-5 (with its start token, as `strokes.stroke3_to_stroke5` writes it). Empty
+    strokes are dropped.
     """
     if isinstance(sketch, np.ndarray) and sketch.ndim == 2 and sketch.dtype != object:
         if sketch.shape[1] == 5:
