@@ -78,6 +78,7 @@ from ..raster import rasterize_many
 from ..simplify import simplify_drawings
 from ..splits import SPLITS, Split, limit, read_sidecar, split_bitmaps, split_records
 from ..strokes import is_raw
+from .grading.report import count_is
 from .grading.sources import source_rng, unit_drawing
 
 JUDGE_FORMAT = 1  # bump when the layout of a judge file changes
@@ -842,9 +843,9 @@ def score_rows(
             )
         if result["in_training"] or result["in_reference"]:
             result["notes"].append(
-                f"of these {len(images)} sketches, {_are(result['in_training'])} drawings the "
-                f"judge trained on and {_are(result['in_reference'])} in its reference: scores "
-                "flatter them"
+                f"of these {len(images)} sketches, "
+                f"{count_is(result['in_training'], 'a drawing', 'drawings')} the judge trained on "
+                f"and {count_is(result['in_reference'])} in its reference: scores flatter them"
             )
         out.append(result)
     sizes = {c: judge.references[c].n for c in dict.fromkeys(r.category for r in known)}
@@ -858,11 +859,6 @@ def score_rows(
         "fid_note": _fid_note(common, sizes) if known else "no source claims a judge class",
         "sources": out,
     }
-
-
-def _are(n: int) -> str:
-    """``1 is``, ``2 are``: a count and its verb."""
-    return f"{n} is" if n == 1 else f"{n} are"
 
 
 def _fid_note(n: int, reference_sizes: dict[str, int]) -> str:

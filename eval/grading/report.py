@@ -722,8 +722,9 @@ def judge_report(
         )
     known = sorted({r["category"] for r in per_sketch} & set(loaded.classes))
     notes = [
-        f"{g['source']}: of its {g['sketches']} sketches, {g['in_training']} are drawings the "
-        f"judge trained on and {g['in_reference']} are in its reference: the judge flatters them"
+        f"{g['source']}: of its {g['sketches']} sketches, "
+        f"{count_is(g['in_training'], 'a drawing', 'drawings')} the judge trained on and "
+        f"{count_is(g['in_reference'])} in its reference: the judge flatters them"
         for g in groups
         if g["category"] == ALL and (g["in_training"] or g["in_reference"])
     ]
@@ -749,6 +750,11 @@ def judge_report(
 
 def _pct(x: float) -> str:
     return "   -" if math.isnan(x) else f"{100 * x:4.0f}"
+
+
+def count_is(n: int, one: str = "", many: str = "") -> str:
+    """``1 is a drawing``, ``2 are drawings``: a count, its verb (and noun)."""
+    return (f"{n} is {one}" if n == 1 else f"{n} are {many}").rstrip()
 
 
 def _count(n: int, word: str, plural: str | None = None) -> str:
@@ -1073,6 +1079,16 @@ def write_chart(report: dict, path: str | Path) -> None:
     With a judge, a second panel puts, for each source, the share people graded real or
     possibly real beside the judge's recognizability (both with Wilson intervals) and mean
     confidence, titled with the sketch-by-sketch AUC and Spearman."""
+    import matplotlib.pyplot as plt
+
+    fig = chart_figure(report)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
+    plt.close(fig)
+
+
+def chart_figure(report: dict):
+    """The figure `write_chart` saves (a matplotlib Figure; close it when done)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1111,9 +1127,7 @@ def write_chart(report: dict, path: str | Path) -> None:
     ax.legend(frameon=False, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     if judge:
         _judge_panel(axes[1, 0], judge, rows, x, width)
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def _judge_panel(ax, judge: dict, rows: list[dict], x: np.ndarray, width: float) -> None:
@@ -1167,7 +1181,8 @@ def _judge_panel(ax, judge: dict, rows: list[dict], x: np.ndarray, width: float)
     ax.set_ylabel("fraction / probability")
     a = judge["agreement"]["all"]
     auc, rho = _value(a["auc"], *a["auc_ci95"]), _value(a["spearman"], *a["spearman_ci95"])
-    ax.set_title(f"People beside the judge\n(sketch by sketch: AUC {auc}, Spearman {rho})")
+    # three short lines: two were cut off on a narrow (one- or two-source) chart
+    ax.set_title(f"People beside the judge, sketch by sketch:\nAUC {auc},\nSpearman {rho}")
     ax.legend(
         frameon=False, ncols=3, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.18)
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .common import add_on_error_argument
@@ -75,4 +76,23 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {result.written} drawing(s) of {args.word!r} from {result.files} SVG file(s)"
         f" to {args.out}{raw}{skipped}"
     )
+    note = word_note(args.word)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return 0
+
+
+def word_note(word: str) -> str:
+    """What to say about a --word that is not spelled as a Quick, Draw! category ("" when it
+    is): your own drawings may be of anything, but a misspelt category trains apart."""
+    from ..categories import check_category
+    from ..errors import QuickDrawError
+
+    try:
+        official = check_category(word)
+    except QuickDrawError as e:
+        hint = str(e).split("; ", 1)[-1]
+        return f"{word!r} is not one of the Quick, Draw! categories ({hint}); written as given"
+    if official != word:
+        return f"the Quick, Draw! category is spelt {official!r}; written as {word!r}, as given"
+    return ""
