@@ -254,7 +254,9 @@ def test_whole_session_through_the_api(app, store):
 def test_page_is_blind(app, store):
     rater = new_rater(app)
     it = item(app, rater, 0)
-    assert set(it) == {"index", "id", "svg", "grade"}
+    # its category too: the same word for real and generated (here none: real cakes stand
+    # against sheep and teapots, so naming a category would tell them apart)
+    assert set(it) == {"index", "id", "svg", "grade", "category"} and it["category"] is None
     labels = {"real", "aaron", "sheep", "teapot", "cake", "snowman", "npz", "ndjson"}
     for svg in app.svgs.values():
         text = svg.lower()
@@ -1074,7 +1076,8 @@ def test_serve_a_checkpoint_with_one_command_and_resume(tmp_path, shared, capsys
         status, me = client.request("POST", "/api/raters", {"name": "ann"})
         assert status == 201 and me["total"] == 4
         status, first = client.request("GET", f"/api/item?rater={me['rater']}&index=0")
-        assert status == 200 and "<polyline" in first["svg"]
+        # a sketch as drawn: strokes, or an empty canvas for a model's empty sample (kept)
+        assert status == 200 and first["svg"].startswith("<svg")
         body = {"rater": me["rater"], "sketch": first["id"], "grade": "fake", "request_id": rid()}
         assert client.request("POST", "/api/grades", body)[0] == 201
         # the report reads the live session (read-only, beside the serving process)
@@ -1206,7 +1209,8 @@ def test_gold_items_and_instructions_through_the_api(tmp_path, shared):
         it = item(app, rater, 0)
         while it:
             seen.append(it["id"])
-            assert set(it) == {"index", "id", "svg", "grade"}  # nothing tells a gold item
+            assert set(it) == {"index", "id", "svg", "grade", "category"}  # nothing tells a gold
+            assert it["category"] is None  # item (cakes against sheep: no category named)
             it = grade(app, rater, it["id"], "fake")[1]["next"]
         assert set(gold) <= set(seen) and len(seen) == 16
         # gold SVGs look like every other sketch (real cakes and scribbles, fitted alike)

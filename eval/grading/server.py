@@ -6,14 +6,16 @@ are read once from the package into a whitelist dict):
 
     GET  /  /app.js  /style.css          the page (and its icon, /favicon.svg)
     GET  /api/session                    what the instructions page shows: {exposure_ms,
-                                         examples: {real: [svg], fake: [svg]}, checks}
+                                         examples: {real: [svg], fake: [svg]}, checks, total,
+                                         categories}
     POST /api/raters   {name, participant?}
                                          start a new rater: {rater, name, participant, total,
                                          graded, done}; `rater` is the rater's secret resume
                                          token, told only here
     GET  /api/state?rater=T              {name, participant, total, graded, done}, and once done
                                          {completion: {code, url}}
-    GET  /api/item?rater=T&index=I       the I-th sketch of T's order: {index, id, svg, grade}
+    GET  /api/item?rater=T&index=I       the I-th sketch of T's order: {index, id, svg, grade,
+                                         category}
     POST /api/grades   {rater, sketch, grade, request_id, ms?}
                                          store a grade (ms: from showing the sketch to the
                                          answer); {stored, graded, total, done, next, ...}
@@ -43,6 +45,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -57,7 +60,16 @@ from .completion import (  # noqa: F401 - the command and the tests import them 
     completion_link,
 )
 from .render import sketch_svg
-from .store import GRADES, GradeConflict, GradeStore, Rater, clean_name, clean_participant
+from .store import (
+    GRADES,
+    REAL_SOURCE,
+    GradeConflict,
+    GradeStore,
+    Rater,
+    Sketch,
+    clean_name,
+    clean_participant,
+)
 
 MAX_BODY = 4096  # bytes; a grade is ~150
 MAX_DEPTH = 8  # JSON nesting of a body; the API's bodies are flat objects
@@ -218,6 +230,26 @@ def check_exposure(host: str, token: str | None) -> None:
         )
 
 
+def shown_categories(sketches: dict[str, Sketch]) -> dict[str, str | None]:
+    """Sketch id -> the category the page names with it ("a drawing of a cat"), so that it
+    tells real and generated sketches apart by nothing: each sketch's own category, an
+    attention check's the pool's commonest, when the real sketches claim each category
+    exactly as often as the generated ones (the balanced pool of `sources.build_pool`);
+    None for every sketch otherwise (real cakes against a model of sheep, a "mixed" model)."""
+    real = Counter(
+        s.category for s in sketches.values() if s.gold is None and s.source == REAL_SOURCE
+    )
+    generated = Counter(
+        s.category for s in sketches.values() if s.gold is None and s.source != REAL_SOURCE
+    )
+    graded = list((real + generated).elements())
+    if not graded or real != generated or any(c in ("", "mixed") for c in graded):
+        return dict.fromkeys(sketches)
+    known = set(graded)
+    commonest = Counter(graded).most_common(1)[0][0]
+    return {sid: s.category if s.category in known else commonest for sid, s in sketches.items()}
+
+
 class GradingApp:
     """The request logic, independent of the socket layer (tests call `handle` directly)."""
 
@@ -227,7 +259,9 @@ class GradingApp:
         self.store = store
         self.token = token
         self.static = load_static()
-        self.svgs = {sid: sketch_svg(s) for sid, s in store.sketches().items()}
+        sketches = store.sketches()
+        self.svgs = {sid: sketch_svg(s) for sid, s in sketches.items()}
+        self.category_of = shown_categories(sketches)
         spec = store.spec()
         store.set_completion()  # a file from before completion codes gets one now
         code, url = store.completion()
@@ -239,6 +273,9 @@ class GradingApp:
                 kind: [sketch_svg(s) for s in found] for kind, found in store.examples().items()
             },
             "checks": bool(store.gold()),  # the instructions say so; never which ones
+            "total": len(sketches),  # every rater grades the whole pool
+            # what the sketches are meant to be, most common first (none: not said anywhere)
+            "categories": [c for c, _ in Counter(self.category_of.values()).most_common() if c],
         }
 
     def handle(
@@ -401,7 +438,13 @@ class GradingApp:
     def _item_at(self, rater: Rater, index: int) -> dict:
         sid = rater.order[index]
         grade = self.store.latest_grade(rater, sid)
-        return {"index": index, "id": sid, "svg": self.svgs[sid], "grade": grade}
+        return {
+            "index": index,
+            "id": sid,
+            "svg": self.svgs[sid],
+            "grade": grade,
+            "category": self.category_of[sid],
+        }
 
     def _state(self, query: dict) -> Response:
         if set(query) != {"rater"}:

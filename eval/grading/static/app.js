@@ -36,6 +36,7 @@ let inFlight = false;     // a request in flight: Back waits for it
 let shownCount = 0;      // items shown so far: a stale settle timer must not unlock a newer one
 let shownAt = 0;         // performance.now() when the sketch on screen was shown
 let exposureMs = null;   // the session's exposure: the sketch disappears after this long
+let categories = [];     // what the sketches are meant to be, most common first
 let redirectTimer = null;
 
 function newRequestId() {
@@ -81,6 +82,23 @@ function setBusy(value) {
 
 const LABELS = { real: "Real", possibly_real: "Possibly real", fake: "Fake" };
 
+// "a drawing of a cat", "of an apple": the category as the page names it on every screen
+function aDrawingOf(category) {
+  return `a drawing of ${/^[aeiou]/i.test(category) ? "an" : "a"} ${category}`;
+}
+
+function drawingsOf(list) {  // "drawings of a cat" / "drawings of a cat or a dog"
+  const named = list.map((c) => `${/^[aeiou]/i.test(c) ? "an" : "a"} ${c}`);
+  return named.length < 3 ? named.join(" or ")
+    : `${named.slice(0, -1).join(", ")} or ${named[named.length - 1]}`;
+}
+
+function setPrompt(category) {
+  $("prompt").textContent = category
+    ? `Is this ${aDrawingOf(category)} by a person?`
+    : "Was this drawn by a person?";
+}
+
 function showItem(item) {
   current = item;
   requestId = newRequestId();
@@ -89,6 +107,7 @@ function showItem(item) {
   // until the pointer moves (style.css)
   if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
   $("buttons").classList.add("fresh");
+  setPrompt(item.category);
   $("sketch").innerHTML = item.svg;
   $("sketch").classList.remove("expired");
   for (const b of document.querySelectorAll("button.grade")) {
@@ -135,9 +154,10 @@ function showDone(completion) {
   shownCount++;
   cancelRedirect();
   const url = completion && completion.url;
+  const what = categories.length ? `sketches of ${drawingsOf(categories)}` : "sketches";
   $("done-text").textContent = url
-    ? `You graded all ${total} sketches.`
-    : `You graded all ${total} sketches. You can close this page.`;
+    ? `You graded all ${total} ${what}.`
+    : `You graded all ${total} ${what}. You can close this page.`;
   $("completion").hidden = !(completion && completion.code);
   if (completion && completion.code) $("completion-code").textContent = completion.code;
   if (url && /^https?:\/\//i.test(url)) {  // the server checked it; a last guard all the same
@@ -308,6 +328,12 @@ function setUpStart(session) {
   exampleRow("examples-real", real);
   exampleRow("examples-fake", fake);
   $("examples").hidden = real.length + fake.length === 0;
+  categories = session.categories || [];
+  $("category-line").hidden = categories.length === 0;
+  $("category-start").textContent = categories.length === 1
+    ? aDrawingOf(categories[0]) : `a drawing of ${drawingsOf(categories)}`;
+  $("count-note").hidden = !session.total;
+  if (session.total) $("count").textContent = `${session.total} sketches`;
   exposureMs = session.exposure_ms || null;
   $("exposure-note").hidden = !exposureMs;
   if (exposureMs) $("exposure-seconds").textContent = seconds(exposureMs);
