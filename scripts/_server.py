@@ -16,16 +16,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_server(
-    args: list[str], timeout: float = 60, cwd: Path = ROOT, command: list[str] | None = None
+    args: list[str],
+    timeout: float = 60,
+    cwd: Path = ROOT,
+    command: list[str] | None = None,
+    any_port: bool = True,
 ) -> tuple[subprocess.Popen, str]:
-    """Run `quickdraw grade serve ARGS --port 0` and return (process, page URL).
+    """Run `quickdraw grade serve ARGS --port 0` and return (process, page URL); with
+    ``any_port=False``, ARGS as they are (the command's own port).
 
     The server's output is read by a thread into ``proc.lines`` (see `output`), so no read
     of it can hang a test: waiting for the link gives up after `timeout` seconds.
     """
     command = command or [sys.executable, "-m", "quickdraw_tools.cli", "grade", "serve"]
     proc = subprocess.Popen(
-        [*command, *args, "--port", "0"],
+        [*command, *args, *(["--port", "0"] if any_port else [])],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

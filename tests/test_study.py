@@ -126,3 +126,30 @@ def test_one_completion_code_or_a_one_line_refusal(tmp_path, shared, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "differs from the code" in err and not Path(db).exists()
+
+
+def test_grade_serve_takes_a_free_port_when_its_own_is_taken(tmp_path, shared):
+    """The README's `grade serve` line names no port: a second session (or a port in use by
+    anything else) gets a free one, saying so, rather than stopping."""
+    import socket
+
+    db = tmp_path / "g.sqlite"
+    make_session(db, shared).close()
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past a closed one's TIME_WAIT
+    try:
+        holder.bind(("127.0.0.1", 8765))  # taken now (by this socket, or by someone else)
+        holder.listen()
+    except OSError:
+        pass
+    try:
+        proc, link = start_server(["--db", str(db)], any_port=False)
+        try:
+            status, me = Client(link).request("POST", "/api/raters", {"name": "ann"})
+            assert status == 201
+        finally:
+            stop(proc)
+    finally:
+        holder.close()
+    port = int(link.rsplit(":", 1)[1].strip("/"))
+    assert port != 8765 and f"port 8765 is taken: serving on port {port}" in "".join(proc.lines)

@@ -19,6 +19,7 @@ from .common import (
 )
 
 PER_SOURCE = 50  # sketches per generated source, unless the real source has fewer
+PORT = 8765  # grade serve's port, unless it is taken
 
 SERVE_HELP = """\
 Serve a blind grading page. Each rater first reads the instructions (the three grades, with
@@ -118,7 +119,10 @@ def add_parser(subparsers) -> None:
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
-    serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any)")
+    serve.add_argument(
+        "--port", type=int, default=None,
+        help=f"port (default {PORT}, or a free one when {PORT} is taken, saying so; 0 = any)",
+    )  # fmt: skip
     serve.add_argument(
         "--allowed-host",
         metavar="NAME",
@@ -268,7 +272,7 @@ def run_serve(args) -> int:
             print(message, flush=True)
 
     # every check that needs no data comes first: a refusal must not leave a half-made session
-    if not 0 <= args.port <= 65535:
+    if args.port is not None and not 0 <= args.port <= 65535:
         raise QuickDrawError(f"--port must be 0-65535, got {args.port}")
     token = secrets.token_urlsafe(16) if args.token == "auto" else args.token
     if token is not None and len(token) < 8:
@@ -326,9 +330,16 @@ def run_serve(args) -> int:
         code, url = store.completion()
         say(f"completion code: {code}" + (f"; finished raters go to {url}" if url else ""))
         app = GradingApp(store, token)
-        server = make_server(
-            app, args.host, args.port, quiet=not args.verbose, allowed_hosts=args.allowed_host
-        )
+        options = {"quiet": not args.verbose, "allowed_hosts": args.allowed_host}
+        try:
+            server = make_server(
+                app, args.host, PORT if args.port is None else args.port, **options
+            )
+        except QuickDrawError:
+            if args.port is not None:  # the port asked for, or nothing
+                raise
+            server = make_server(app, args.host, 0, **options)  # a second session, say
+            say(f"port {PORT} is taken: serving on port {server.server_address[1]}")
         print(f"grading page: {session_url(server, args.host, token)}", flush=True)
         say("stop with Ctrl-C; every grade is already saved")
         try:
