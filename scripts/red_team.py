@@ -638,6 +638,33 @@ def grade_completion_url(tmp: Path) -> str:
     return "javascript:, file: and a URL with a space refused in one line; no database"
 
 
+@case("convert into a folder that holds another split (--seed): refused in one line, unchanged")
+def convert_two_splits(tmp: Path) -> str:
+    out = tmp / "data"
+    done = quickdraw("convert", TRAINING / "cake.ndjson", "--out", out, "--formats",
+                     "sketchrnn,bitmap", "--max-per-category", 200, "--quiet")  # fmt: skip
+    expect(done.returncode == 0, done.stderr)
+    before = snapshot(out)
+    for extra in (("--seed", 3), ("--split-sizes", "150,25,25")):
+        done = quickdraw("convert", TRAINING / "cake.ndjson", "--out", out, "--formats", "bitmap",
+                         "--max-per-category", 200, "--quiet", *extra)  # fmt: skip
+        one_line_error(done, "of another split")
+        expect(snapshot(out) == before, "the folder changed")
+    return "--seed 3 and other --split-sizes refused; the folder byte for byte as it was"
+
+
+@case("grading server: a --completion-code that differs from the URL's cc= is refused first")
+def grade_two_codes(tmp: Path) -> str:
+    done = quickdraw(
+        "grade", "serve", "--real", TRAINING / "cake.ndjson", "--generated", f"{SHEEP}:test",
+        "--db", tmp / "g.sqlite", "--port", "0", "--completion-code", "OTHER1",
+        "--completion-url", "https://app.prolific.com/submissions/complete?cc=C1A2B3C4",
+    )  # fmt: skip
+    one_line_error(done, "differs from the code")
+    expect(not (tmp / "g.sqlite").exists(), "a database was made")
+    return "refused in one line, no database: a rater is never shown one code and sent another"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
