@@ -92,6 +92,7 @@ def summary(report: dict) -> list[dict]:
     for kind, rows in kinds.items():
         scored = [r for r in rows if r["recognizability"] is not None]
         line = {"kind": kind, "categories": len(rows), "n": sum(r["n"] for r in rows)}
+        line["blank"] = sum(r.get("blank", 0) for r in rows)  # counted as not recognised
         if scored:
             right = round(sum(r["recognizability"] * r["n"] for r in scored))
             total = sum(r["n"] for r in scored)
@@ -104,16 +105,17 @@ def summary(report: dict) -> list[dict]:
 
 
 def format_summary(lines: list[dict]) -> str:
-    header = ["kind", "categories", "sketches", "recognised (95% CI)", "FID", "KID", "precision",
-              "recall"]  # fmt: skip
+    header = ["kind", "categories", "sketches", "blank", "recognised (95% CI)", "FID", "KID",
+              "precision", "recall"]  # fmt: skip
     table = [header]
     for s in lines:
+        counts = [s["kind"], str(s["categories"]), str(s["n"]), str(s.get("blank", 0))]
         if "recognizability" not in s:
-            table.append([s["kind"], str(s["categories"]), str(s["n"]), "undefined", *"----"])
+            table.append([*counts, "undefined", *"----"])
             continue
         lo, hi = s["recognizability_ci95"]
         table.append([
-            s["kind"], str(s["categories"]), str(s["n"]),
+            *counts,
             f"{100 * s['recognizability']:.1f}% ({100 * lo:.1f}-{100 * hi:.1f})",
             f"{s['fid']:.2f}", f"{s['kid']:.3f}", f"{s['precision']:.2f}", f"{s['recall']:.2f}",
         ])  # fmt: skip
