@@ -748,17 +748,15 @@ class Row:
         return np.zeros(len(self.images), bool) if self.blank is None else self.blank
 
 
-def _subsample(images: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    if len(images) <= n:
-        return images
-    return images[np.sort(rng.choice(len(images), n, replace=False))]
-
-
 def _chosen(size: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """The rows `_subsample` keeps of `size` rows."""
+    """`n` of `size` rows at random, in order (all of them when there are no more than `n`)."""
     if size <= n:
         return np.arange(size)
     return np.sort(rng.choice(size, n, replace=False))
+
+
+def _subsample(images: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    return images[_chosen(len(images), n, rng)]
 
 
 def score_rows(
