@@ -146,4 +146,6 @@ def test_the_grading_pool_keeps_blank_samples_as_drawn(untrained, shared, tmp_pa
         store.create_session(session.pool, session.spec, session.examples)
         report = build_report(store, resamples=0)
     assert report["blank"] == {"real": 0, label: blank}
-    assert f"{label} {blank} of 30" in format_report(report)
+    text = format_report(report)
+    assert f"{label} {blank} of 30" in text
+    assert "Session drawn with --seed 0, checkpoints sampled at --temperature 1.0" in text

@@ -101,7 +101,10 @@ def test_every_readme_command_runs_as_written(shared, tmp_path, monkeypatch, cap
                  "runs/draw-cat/best.pt"):  # fmt: skip
         assert os.path.isfile(path), path
     assert main(["grade", "report", "--db", "grades.sqlite", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["gradings"] == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["gradings"] == 1
+    # grade serve's defaults, kept with the session: seed 0, the one sampling temperature
+    assert report["session"]["seed"] == 0 and report["session"]["temperature"] == 1.0
 
 
 def test_the_python_examples_run(shared, tmp_path, monkeypatch):

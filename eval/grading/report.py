@@ -827,8 +827,7 @@ def format_report(report: dict) -> str:
     """A table a person reads in a terminal."""
     out = io.StringIO()
     gold = report.get("gold_items", 0)
-    if "decided_on" in report:
-        out.write(_headline(report))
+    out.write(_headline(report))
     out.write(
         f"{report['db']}: {_count(report['raters'], 'rater')}, "
         f"{_count(report['gradings'], 'grading')} of "
@@ -864,14 +863,12 @@ def format_report(report: dict) -> str:
         f"independent trials) and a bootstrap over raters and sketches ({boot['resamples']} "
         f"resamples, seed {boot['seed']}).\n"
     )
-    if "decided_on" in report:
-        out.write(f"Verdicts on {report['decided_on']}:\n")
+    out.write(f"Verdicts on {report['decided_on']}:\n")
     out.write(_verdict_lines(report["verdicts"]))
-    blank = report.get("blank") or {}
-    if any(blank.values()):
-        sizes = report.get("pool_sizes", {})
+    if any(report["blank"].values()):
+        sizes = report["pool_sizes"]
         counted = ", ".join(
-            f"{source} {n} of {sizes.get(source, '?')}" for source, n in blank.items() if n
+            f"{source} {n} of {sizes.get(source, 0)}" for source, n in report["blank"].items() if n
         )
         out.write(
             f"Blank sketches in the pool (empty, one point or no ink), shown as drawn and graded "
@@ -890,10 +887,10 @@ def format_report(report: dict) -> str:
             )
         else:
             out.write("No rater is flagged: the results without flagged raters are the same.\n")
-    session = report.get("session") or {}
-    if session.get("seed") is not None or session.get("temperature") is not None:
+    session = report["session"]
+    if session.get("seed") is not None:  # sessions made before the seed had a default: none
         out.write(
-            f"Session drawn with --seed {session.get('seed')}, checkpoints sampled at "
+            f"Session drawn with --seed {session['seed']}, checkpoints sampled at "
             f"--temperature {session.get('temperature')}.\n"
         )
     a = report["agreement"]
