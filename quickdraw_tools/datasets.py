@@ -388,7 +388,7 @@ class QuickDraw(Dataset):
                 keep &= np.isin(np.asarray(codes)[rows], wanted)
             self._rows[k] = rows[keep]
         self._index()
-        where = f"{', '.join(self.classes)}"
+        where = ", ".join(self.classes)
         if wanted is not None:
             unknown = [c for c in countrycodes or [] if c.encode() not in present]
             if unknown:

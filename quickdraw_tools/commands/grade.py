@@ -139,7 +139,7 @@ def add_parser(subparsers) -> None:
         metavar="N",
         help="sketches per generated source; the real source gives as many as all of them "
         "together (default 50, or as many as the real source allows, saying so; an N given "
-        "is required)",
+        "is refused when the real source has too few)",
     )
     serve.add_argument(
         "--token",
