@@ -61,22 +61,17 @@ class Source:
 
 
 def file_category(path: Path) -> str:
-    """The category of a local drawings file: its records' ``word`` (what `quickdraw sample
-    --out x.ndjson` and `import-svg` write), else the file's name without its suffix. A file
-    whose records name several words is refused: convert writes one category per file."""
-    words: dict[str, int] = {}
+    """The category of a local drawings file: its records' ``word`` when they all name the
+    same one (what `quickdraw sample --out x.ndjson` and `import-svg` write), else the file's
+    name without its suffix (records of several words, or of none)."""
+    word = None
     if formats.file_kind(path) != "binary":  # .bin records carry no word
         for record in formats.iter_ndjson(path, on_error="skip", warn=False):
-            word = record.get("word")
-            if isinstance(word, str) and word:
-                words[word] = words.get(word, 0) + 1
-    if len(words) > 1:
-        counted = ", ".join(f"{w!r} ({n})" for w, n in sorted(words.items(), key=lambda x: -x[1]))
-        raise QuickDrawError(
-            f"{path} holds drawings of {len(words)} words ({counted}): convert writes one "
-            "category per file; split it by word first"
-        )
-    return next(iter(words)) if words else formats.file_stem(path)
+            found = record.get("word")
+            if not isinstance(found, str) or not found or word not in (None, found):
+                return formats.file_stem(path)  # no word, or a second one: the name decides
+            word = found
+    return word or formats.file_stem(path)
 
 
 def not_a_source(path: Path) -> str:

@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="CATEGORY",
         help="official category name (quote names with spaces), or a local .ndjson, .ndjson.gz,"
-        " .jsonl or .bin file of one category: its records' word (as `sample --out x.ndjson` "
+        " .jsonl or .bin file: its records' word when they name one (as `sample --out x.ndjson` "
         "and import-svg write it), else its name without the suffix",
     )
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
