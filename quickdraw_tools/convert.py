@@ -118,8 +118,9 @@ def check_formats(formats_wanted: Sequence[str], picture: Picture = Picture()) -
         check_choice("format", f, FORMATS)
     try:
         check_settings(picture.size, picture.line_width, picture.padding)
-    except QuickDrawError as e:
-        raise QuickDrawError(f"--{e}") from None  # "--size must be 8 to 1024 pixels, got 0"
+    except QuickDrawError as e:  # "line_width must be..." -> "--line-width must be..."
+        name, rest = str(e).split(" ", 1)
+        raise QuickDrawError(f"--{name.replace('_', '-')} {rest}") from None
     if picture.invert and "png" not in formats_wanted:
         raise QuickDrawError("--invert applies to --formats png (the bitmaps stay official)")
 

@@ -32,6 +32,7 @@ import dataclasses
 import gzip
 import io
 import json
+import math
 import pickle
 import struct
 import warnings
@@ -518,21 +519,29 @@ def read_stroke3(path: str | Path, split: str = "test") -> list[np.ndarray]:
 # numpy_bitmap
 
 
+def bitmap_side(row_size: int) -> int:
+    """The side of square bitmaps of `row_size` pixels (784 -> 28); 0 if there is none from
+    8 to 1024 (`quickdraw convert --size`)."""
+    side = math.isqrt(row_size)
+    return side if side * side == row_size and 8 <= side <= 1024 else 0
+
+
 def _check_bitmaps(array: Any, where: str) -> np.ndarray:
     if not isinstance(array, np.ndarray):
         raise QuickDrawError(f"{where}: bitmaps must be a numpy array, got {type(array).__name__}")
     if array.dtype != np.uint8:
         raise QuickDrawError(f"{where}: bitmaps must be uint8 (0-255), got {array.dtype}")
-    if array.ndim != 2 or array.shape[1] != BITMAP_SIZE:
+    if array.ndim != 2 or not bitmap_side(array.shape[1]):
         raise QuickDrawError(
-            f"{where}: bitmaps must have shape (N, {BITMAP_SIZE}) (28x28 flattened), "
-            f"got {array.shape}"
+            f"{where}: bitmaps must have shape (N, {BITMAP_SIZE}) (28x28 flattened; or any"
+            f" side 8-1024 squared), got {array.shape}"
         )
     return array
 
 
 def load_bitmaps(path: str | Path, mmap: bool = False) -> np.ndarray:
-    """Load an official numpy_bitmap ``.npy``: ``uint8 (N, 784)``, row i is drawing i.
+    """Load an official numpy_bitmap ``.npy``: ``uint8 (N, 784)``, row i is drawing i (or
+    ``(N, side * side)``, bitmaps `quickdraw convert --size` drew: `bitmap_side`).
 
     `mmap` maps the file instead of reading it (the official files are large).
     """

@@ -114,16 +114,21 @@ def _check_options(size: int, line_width: float, padding: float) -> None:
             raise QuickDrawError(f"{name} must be a finite number {least}, got {value!r}")
 
 
+def check_size(size) -> None:
+    """Refuse a picture side that is not a whole number of pixels `MIN_SIZE`-`MAX_SIZE`."""
+    if isinstance(size, bool) or not isinstance(size, int | np.integer):
+        raise QuickDrawError(f"size must be a whole number of pixels, got {size!r}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise QuickDrawError(f"size must be {MIN_SIZE} to {MAX_SIZE} pixels, got {size}")
+
+
 def check_settings(size, line_width, padding) -> None:
     """Refuse picture settings outside what `convert`, `QuickDraw` and `svg` draw, in one
     line that names the value: `size` an integer `MIN_SIZE`-`MAX_SIZE` pixels, `line_width`
     a number > 0 and `padding` >= 0, both at most 256 (units of the 256-unit drawing space).
     """
-    if isinstance(size, bool) or not isinstance(size, int | np.integer):
-        raise QuickDrawError(f"size must be a whole number of pixels, got {size!r}")
-    if not MIN_SIZE <= size <= MAX_SIZE:
-        raise QuickDrawError(f"size must be {MIN_SIZE} to {MAX_SIZE} pixels, got {size}")
-    for name, value, least in (("line width", line_width, "> 0"), ("padding", padding, ">= 0")):
+    check_size(size)
+    for name, value, least in (("line_width", line_width, "> 0"), ("padding", padding, ">= 0")):
         number = isinstance(value, int | float | np.integer | np.floating)
         if isinstance(value, bool) or not number or not math.isfinite(value):
             raise QuickDrawError(f"{name} must be a finite number, got {value!r}")

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "  quickdraw convert cat --base-url ../shared/quickdraw/mirror --formats sketchrnn,bitmap"
         " --out data\n"
         "  quickdraw convert ../shared/quickdraw/training/cake.ndjson --out data --workers 2\n"
-        "  quickdraw convert cat dog --formats png --size 128 --out data   # ImageFolder('data/png/train')\n"
+        "  quickdraw convert cat dog --formats png --size 128 --out data\n"
         "outputs: DIR/sketchrnn/<category>.npz, DIR/bitmap/<category>.npy (+ .splits.json),"
         " DIR/mnist/*-idx*-ubyte, DIR/parquet/<split>/<category>.parquet,"
         " DIR/png/<split>/<category>/<key_id>.png, DIR/manifest.json; beside each, <name>.rows.csv"

@@ -16,7 +16,13 @@ from ..errors import QuickDrawError
 from .common import add_device_arguments, use_threads
 
 MODES = ["sample", "reconstruct", "interpolate", "analogy", "complete"]
-OUTPUT_SUFFIXES = {"strokes": (".svg", ".png", ".ndjson"), "bitmap": (".png", ".gif", ".npy")}
+OUTPUT_SUFFIXES = {
+    "strokes": (".svg", ".png", ".gif", ".ndjson"),
+    "bitmap": (".png", ".gif", ".npy"),
+}
+# sketch-rnn's pen in a GIF: a step every 20 ms, a frame every 3 steps
+SECONDS_PER_STEP = 0.02
+STEPS_PER_FRAME = 3
 WANTED = {"reconstruct": 3, "interpolate": 2, "analogy": 3, "complete": 1}  # --index values
 
 
@@ -35,7 +41,9 @@ def add_parser(subparsers) -> None:
         "  analogy      z(a) - z(b) + z(c) for three --index sketches, decoded --n times\n"
         "  complete     --n endings of the first --prefix points of one --index sketch\n\n"
         "--out: sketch-rnn writes .svg or .png (the same grid, with captions; PNG drawn by\n"
-        "cairo) or .ndjson (drawings, `word` = the category it was trained on); DRAW writes\n"
+        "cairo), .gif (the grid drawing itself: the pen of every sketch moving step by step,\n"
+        "a frame every 3 steps) or .ndjson (drawings, `word` = the category it was trained\n"
+        "on); DRAW writes\n"
         ".png (a grid, plus OUT.steps.png with every step), .gif (the canvas building up) or\n"
         ".npy (uint8 (n, 784) bitmaps). Every file is written atomically.",
         epilog="examples:\n"
@@ -43,6 +51,7 @@ def add_parser(subparsers) -> None:
         "  quickdraw sample runs/cat/best.pt --mode interpolate --input data/sketchrnn/cat.npz"
         " --index 0 5 --out path.svg\n"
         "  quickdraw sample runs/cat/best.pt --n 16 --out samples.png\n"
+        "  quickdraw sample runs/cat/best.pt --n 4 --out pen.gif\n"
         "  quickdraw sample runs/draw-cat/best.pt --n 64 --out draw.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -50,7 +59,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--out",
         required=True,
-        help="output file (sketch-rnn: .svg/.png/.ndjson; draw: .png/.gif/.npy)",
+        help="output file (sketch-rnn: .svg/.png/.gif/.ndjson; draw: .png/.gif/.npy)",
     )
     p.add_argument("--mode", default="sample", choices=MODES, help="what to draw (default sample)")
     p.add_argument("--n", type=int, default=16, help="how many samples / endings (default 16)")
@@ -183,8 +192,8 @@ def _strokes(model, data_state: dict, args, out: Path) -> int:
 
 
 def write_strokes(path: Path, sketches: list, cols: int, captions: list[str], word: str) -> None:
-    """Stroke-3 sketches -> a grid (``.svg``, or ``.png`` drawn by cairo) or drawings
-    (``.ndjson``), atomically.
+    """Stroke-3 sketches -> a grid (``.svg``, ``.png`` drawn by cairo, or an animated ``.gif``
+    of the pen, `STEPS_PER_FRAME` steps a frame) or drawings (``.ndjson``), atomically.
 
     ndjson records carry ``word`` (the model's category) and the caption as ``caption``.
     """
@@ -193,6 +202,14 @@ def write_strokes(path: Path, sketches: list, cols: int, captions: list[str], wo
     from .. import formats, svg
     from ..strokes import stroke3_to_drawing
 
+    if path.suffix.lower() == ".gif":
+        from ..animate import animated_gif
+
+        animated_gif(
+            sketches, cols, captions, path, cell=128.0, seconds_per_step=SECONDS_PER_STEP,
+            frame_seconds=STEPS_PER_FRAME * SECONDS_PER_STEP,
+        )  # fmt: skip
+        return
     if path.suffix.lower() == ".svg":
         svg.svg_grid(sketches, cols, captions, path)
         return
