@@ -413,8 +413,9 @@ class _Category:
             return [f"{s}/{category}/{n}.png" for s, n in zip(splits, names, strict=True)]
 
         settings = (picture.size, picture.line_width, picture.padding, picture.invert)
+        folder = os.path.join(stage.path, "png", "")
         jobs = (
-            (self.data.take(rows), [str(stage.path / "png" / f) for f in files(i, rows)], *settings)
+            (self.data.take(rows), [folder + f for f in files(i, rows)], *settings)
             for i, rows in self.chunks(picture.chunk())
         )
         bar = self._bar("png")

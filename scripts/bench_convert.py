@@ -13,9 +13,13 @@ in a temporary worktree):
   * every format (``--formats sketchrnn,bitmap,mnist,parquet --split-sizes all``):
     wall time, drawings/s, peak RSS (this checkout only; older revisions cannot);
   * `QuickDraw` on a 70,000-drawing category: first construction (derives), second
-    construction (opens the derived files), in one process each.
+    construction (opens the derived files), in one process each;
+  * pictures, side by side on one ``--picture-drawings`` category (50,000 by default):
+    ``--formats bitmap`` (the official 28x28 ``.npy``), ``--formats bitmap --size 64`` and
+    ``--formats png --size 64`` (one PNG file per drawing): drawings/s, peak RSS, and each
+    one's ratio to the 28x28 ``.npy`` path (goal: at least 0.5x).
 
-Usage: ``python scripts/bench_convert.py [--drawings N] [--baseline REV]``
+Usage: ``python scripts/bench_convert.py [--drawings N] [--baseline REV] [--pictures-only]``
 """
 
 from __future__ import annotations
@@ -95,6 +99,33 @@ def time_quickdraw(python: str, root: Path, mirror: Path) -> float:
     return float(out.stdout.split()[0])
 
 
+def pictures(python: str, tmp_path: Path, n: int, records: list[dict]) -> None:
+    """Bitmaps and PNG folders at 64 pixels beside the official 28x28 .npy, one run each."""
+    source = tmp_path / "pictures.ndjson"
+    write_category(source, n, "pictures", records)
+    print(f"pictures: {n:,} simplified drawings, the whole convert of each, one core:")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = [
+        ("bitmap 28x28 .npy (official)", ["--formats", "bitmap"]),
+        ("bitmap 64x64 .npy", ["--formats", "bitmap", "--size", "64"]),
+        ("png 64x64 folders", ["--formats", "png", "--size", "64"]),
+    ]
+    base = None
+    # the outputs stay until all three ran: deleting many files first slows the file
+    # system's next creations (a file system mounted with `discard` trims as it deletes)
+    for k, (label, flags) in enumerate(runs):
+        out = tmp_path / f"out-pictures-{k}"
+        wall, rss = run_convert(python, ROOT, env, [str(source), "--out", str(out), *flags])
+        rate = n / wall
+        base = base or rate
+        files = sum(1 for p in out.rglob("*") if p.is_file())
+        report(label, n, wall, rss)
+        print(f"  {'':<34} {rate / base:7.2f}x the 28x28 .npy path ({files:,} files)")
+    for k in range(len(runs)):
+        shutil.rmtree(tmp_path / f"out-pictures-{k}")
+    source.unlink()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drawings", type=int, default=300_000, help="size of the category")
@@ -106,12 +137,21 @@ def main() -> int:
     parser.add_argument(
         "--dataset-drawings", type=int, default=70_000, help="size of the QuickDraw category"
     )
+    parser.add_argument(
+        "--picture-drawings", type=int, default=50_000, help="size of the pictures' category"
+    )
+    parser.add_argument(
+        "--pictures-only", action="store_true", help="run only the pictures' measurements"
+    )
     args = parser.parse_args()
     python = sys.executable
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores (convert pinned to one)")
     records = real_drawings()
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
         tmp_path = Path(tmp)
+        pictures(python, tmp_path, args.picture_drawings, records)
+        if args.pictures_only:
+            return 0
         source = tmp_path / "synthetic.ndjson"
         write_category(source, args.drawings, "synthetic", records)
         size = source.stat().st_size

@@ -148,12 +148,9 @@ def run(args: argparse.Namespace) -> int:
         gif=args.gif,
         speed=args.speed,
     )
-    counts = {
-        kind: sum(p.suffix == f".{kind.lower()}" for p in written) for kind in ("SVG", "PNG", "GIF")
-    }
-    kinds = " and ".join(f"{n} {kind}" for kind, n in counts.items() if n)
-    animated = " animated" if args.animate else ""
-    print(f"wrote {kinds}{animated} file(s) to {args.out}")
+    names = {"SVG": "animated SVG" if args.animate else "SVG", "PNG": "PNG", "GIF": "GIF"}
+    counts = [(sum(p.suffix == f".{k.lower()}" for p in written), names[k]) for k in names]
+    print(f"wrote {', '.join(f'{n} {kind}' for n, kind in counts if n)} file(s) to {args.out}")
     return 0
 
 
