@@ -638,6 +638,37 @@ def grade_completion_url(tmp: Path) -> str:
     return "javascript:, file: and a URL with a space refused in one line; no database"
 
 
+@case(
+    "convert: a category name that would leave the output folder ('..') is refused, nothing written"
+)
+def convert_category_escape(tmp: Path) -> str:
+    crafted = tmp / "in" / "...ndjson"  # its category, the name without .ndjson, is ".."
+    crafted.parent.mkdir()
+    crafted.write_bytes((TRAINING / "cake.ndjson").read_bytes())
+    out = tmp / "out" / "inner"
+    done = quickdraw("convert", crafted, "--formats", "png,bitmap,sketchrnn", "--out", out)
+    one_line_error(done, "category name")
+    expect(sorted(p.name for p in tmp.iterdir()) == ["in"], f"written: {list(tmp.rglob('*'))}")
+    return "'..' refused in one line; no folder made, nothing written beside it"
+
+
+@case("convert --formats png: a crafted key_id ('../../x') names no file outside its folder")
+def png_key_id_escape(tmp: Path) -> str:
+    source = tmp / "cat.ndjson"
+    lines = (MIRROR / "full" / "simplified" / "cat.ndjson").read_text().splitlines()[:6]
+    crafted = [line.replace('"key_id":"', '"key_id":"../../../x') for line in lines]
+    source.write_text("\n".join(crafted) + "\n")
+    out = tmp / "out"
+    done = quickdraw("convert", source, "--formats", "png", "--out", out, "--quiet")
+    expect(done.returncode == 0, done.stderr[-300:])
+    images = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    expect(len(images) == 6, f"{len(images)} images")
+    inside = all(p.count("/") == 3 and p.split("/")[3].startswith("key-") for p in images)
+    expect(inside, f"images {images}")
+    expect(sorted(p.name for p in tmp.iterdir()) == ["cat.ndjson", "out"], "a file outside out/")
+    return "6 images named key-<sha1>.png inside png/<split>/cat/; nothing outside"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],

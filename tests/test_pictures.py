@@ -401,3 +401,23 @@ def test_png_bytes_decode_to_the_bitmap():
         np.testing.assert_array_equal(np.asarray(decoded), image)
     with Image.open(io.BytesIO(png_bytes(image, invert=True))) as decoded:
         np.testing.assert_array_equal(np.asarray(decoded), 255 - image)
+
+
+def test_crafted_key_ids_name_no_other_place_and_no_formula(shared, tmp_path):
+    records = list(formats.iter_ndjson(SIMPLIFIED / "cat.ndjson"))[:6]
+    crafted = ["../../../x", '=HYPERLINK("http://x")', "a/b", "..", "+1", "'quoted"]
+    for record, key in zip(records, crafted, strict=True):
+        record["key_id"] = key
+    source = tmp_path / "cat.ndjson"
+    formats.write_ndjson(source, records)
+    convert([Source("cat", source)], tmp_path / "o", ["png", "bitmap"], progress=False)
+    images = sorted((tmp_path / "o").rglob("*.png"))
+    assert len(images) == 6
+    for image in images:
+        split, category, name = image.relative_to(tmp_path / "o" / "png").parts
+        assert category == "cat" and name.startswith("key-") and len(name) == 48
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.ndjson", "o"]
+    text = (tmp_path / "o" / "bitmap" / "cat.rows.csv").read_text()
+    assert "'=HYPERLINK" in text and ",'+1," in text and ",''quoted," in text
+    rows = read_rows(tmp_path / "o" / "bitmap" / "cat.rows.csv")
+    assert sorted(r["key_id"] for r in rows) == sorted(crafted)  # read back as they were
