@@ -565,6 +565,12 @@ def build_datasets(
     parts = QuickDraw.splits_from_files(
         paths, "bitmap", seed=settings.seed, max_per_category=settings.max_per_category
     )
+    side = parts["train"].size
+    if side * side != config.height * config.width:
+        raise QuickDrawError(
+            f"{', '.join(map(str, paths))}: {side}x{side} bitmaps; the model draws "
+            f"{config.height}x{config.width} (quickdraw convert --size {config.height})"
+        )
     datasets = {}
     bitmaps = {split: data.bitmaps() for split, data in parts.items()}
     for i, (split, data) in enumerate(parts.items()):

@@ -134,7 +134,7 @@ def test_svg_command_writes_animated_svgs_and_gifs(shared, tmp_path, capsys):
     out = tmp_path / "replay"
     args = ["svg", str(RAW), "--limit", "3", "--animate", "--gif", "--quiet", "--out", str(out)]
     assert main(args) == 0
-    assert "3 SVG" in capsys.readouterr().out
+    assert "3 animated SVG, 3 GIF file(s)" in capsys.readouterr().out
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"cat_0000{i}.{s}" for i in range(3) for s in ("gif", "svg")]
     assert "<animate" in (out / "cat_00000.svg").read_text()

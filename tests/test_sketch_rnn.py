@@ -454,8 +454,8 @@ def test_cli_errors_are_one_line(tiny_npz, tmp_path, capsys):
     assert "invalid choice: 'dream'" in capsys.readouterr().err
     assert main(["sample", ckpt, "--mode", "reconstruct", "--out", "x.svg"]) == 1
     assert "needs --input" in capsys.readouterr().err
-    assert main(["sample", ckpt, "--out", str(tmp_path / "x.gif")]) == 1
-    assert "--out must end in .svg, .png, .ndjson, not 'x.gif'" in capsys.readouterr().err
+    assert main(["sample", ckpt, "--out", str(tmp_path / "x.npy")]) == 1
+    assert "--out must end in .svg, .png, .gif, .ndjson, not 'x.npy'" in capsys.readouterr().err
     # these were tracebacks (torch.stack of an empty list; an empty grid)
     assert main(["sample", ckpt, "--cols", "-1", "--out", str(tmp_path / "x.svg")]) == 1
     assert "--cols must be at least 1, got -1" in capsys.readouterr().err
