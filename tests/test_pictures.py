@@ -421,3 +421,25 @@ def test_crafted_key_ids_name_no_other_place_and_no_formula(shared, tmp_path):
     assert "'=HYPERLINK" in text and ",'+1," in text and ",''quoted," in text
     rows = read_rows(tmp_path / "o" / "bitmap" / "cat.rows.csv")
     assert sorted(r["key_id"] for r in rows) == sorted(crafted)  # read back as they were
+
+
+def test_a_category_called_train_keeps_its_splits(shared, tmp_path, monkeypatch):
+    # Hugging Face's imagefolder guesses splits from folder names anywhere in a path, so
+    # png/test/train/ could pass for the train split; the dataset card names each split's
+    # folder, and load_dataset("DIR/png") reads exactly those
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import datasets
+
+    train = tmp_path / "train.ndjson"
+    shutil.copy(shared / "training" / "cake.ndjson", train)
+    out = tmp_path / "out"
+    _convert(out, "cat", str(train), "--formats", "png", "--size", "16", "--max-per-category", "60")
+    rows = [r for c in ("cat", "train") for r in read_rows(out / "png" / f"{c}.rows.csv")]
+    ds = datasets.load_dataset(str(out / "png"), cache_dir=str(tmp_path / "cache"))
+    assert {s: len(ds[s]) for s in ds} == {
+        "train": sum(r["split"] == "train" for r in rows),
+        "validation": sum(r["split"] == "valid" for r in rows),
+        "test": sum(r["split"] == "test" for r in rows),
+    }
+    assert ds["test"].features["label"].names == ["cat", "train"]
