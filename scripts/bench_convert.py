@@ -124,6 +124,54 @@ def pictures(python: str, tmp_path: Path, n: int, records: list[dict]) -> None:
     for k in range(len(runs)):
         shutil.rmtree(tmp_path / f"out-pictures-{k}")
     source.unlink()
+    png_costs(tmp_path, records[:5000])
+
+
+def png_costs(tmp_path: Path, records: list[dict]) -> None:
+    """Where a PNG folder's time goes, per drawing, in this process (best of 3): rendering
+    at 28 and 64, encoding, creating the files, and the all-or-nothing commit of them."""
+    from quickdraw_tools.atomic import staged_output
+    from quickdraw_tools.images import png_bytes
+    from quickdraw_tools.packed import pack_records
+    from quickdraw_tools.raster import rasterize_many
+
+    flat = pack_records(records, [str(i) for i in range(len(records))]).flat()
+    n = len(records)
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return min(times) / n * 1e6
+
+    bitmaps = rasterize_many(flat, 64, threads=1).reshape(n, 64, 64)
+    encoded = [png_bytes(b) for b in bitmaps]
+    costs = {
+        "render 28x28": best(lambda: rasterize_many(flat, 28, threads=1)),
+        "render 64x64": best(lambda: rasterize_many(flat, 64, threads=1)),
+        "encode a 64x64 PNG": best(lambda: [png_bytes(b) for b in bitmaps]),
+    }
+    creates, commits = [], []
+    for k in range(3):
+        with staged_output(tmp_path / f"costs-{k}") as stage:
+            folder = stage.path / "png"
+            folder.mkdir()
+            start = time.perf_counter()
+            for i, data in enumerate(encoded):
+                (folder / f"{i}.png").write_bytes(data)
+            creates.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            stage.commit()
+            commits.append(time.perf_counter() - start)
+    costs["create and write its file"] = min(creates) / n * 1e6
+    costs["commit it (atomic.staged_output)"] = min(commits) / n * 1e6
+    print(f"where a PNG's time goes, per drawing ({n:,} drawings, best of 3):")
+    for what, micros in costs.items():
+        print(f"  {what:<34} {micros:7.1f} us")
+    for k in range(3):
+        shutil.rmtree(tmp_path / f"costs-{k}")
 
 
 def main() -> int:
