@@ -342,14 +342,15 @@ class _Category:
             delay=0.5,  # a quick write shows no bar at all
         )
 
-    def _rows(self, rel: str, extra: Callable[[int, np.ndarray], dict] | None = None) -> str:
-        """Write the rows sidecar of the staged file `rel` (`rows`); returns its path."""
+    def _rows(self, rel: str, files: Callable[[int, np.ndarray], list[str]] | None = None) -> str:
+        """Write the rows sidecar of the staged file `rel` (`rows`); returns its path.
+        `files(first row, drawings)`: the PNG folders' `file` column."""
         sidecar = rows_path(rel).as_posix()
-        writer = RowsWriter(self.stage.file(sidecar), () if extra is None else ("file",))
+        writer = RowsWriter(self.stage.file(sidecar), () if files is None else ("file",))
         try:
             for start, rows in self.chunks():
                 splits = self.split_of_row[start : start + len(rows)]
-                more = {} if extra is None else extra(start, rows)
+                more = {} if files is None else {"file": files(start, rows)}
                 writer.append(self.data.meta(rows), splits, **more)
         finally:
             writer.close()
@@ -424,7 +425,7 @@ class _Category:
                 bar.update(done)
         finally:
             bar.close()
-        return self._rows(f"png/{category}.png", lambda i, rows: {"file": files(i, rows)})
+        return self._rows(f"png/{category}.png", files)  # png/<category>.rows.csv
 
 
 def _images_of(target: Path, split: str, category: str) -> list[str]:
