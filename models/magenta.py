@@ -94,7 +94,8 @@ def _parse(path: Path) -> list:
         raise QuickDrawError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except json.JSONDecodeError as e:
         where = f"line {e.lineno} column {e.colno}"
-        why = "truncated" if e.pos >= len(raw.rstrip()) else e.msg
+        ends_early = e.pos >= len(raw.rstrip()) or e.msg.startswith("Unterminated")
+        why = f"truncated: {e.msg}" if ends_early else e.msg
         raise QuickDrawError(f"{path}: not a complete JSON file ({why} at {where})") from None
     except ValueError as e:  # NaN / Infinity, from _refuse_constant
         raise QuickDrawError(f"{path}: {e}; a .gen.json's numbers are finite") from None
