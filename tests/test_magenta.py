@@ -50,8 +50,8 @@ FILES = {  # file -> (category, N_max, scale factor), as ../shared/magenta/READM
 def sheep_npz(shared, tmp_path_factory) -> Path:
     """The mirror's 25 real sheep, converted: 15 train, 5 valid, 5 test."""
     out = tmp_path_factory.mktemp("sheep")
-    assert main(["convert", "sheep", "--base-url", str(shared / "mirror"), "--formats",
-                 "sketchrnn", "--split-sizes", "15,5,5", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    args = ["--formats", "sketchrnn", "--split-sizes", "15,5,5", "--out", str(out), "--quiet"]
+    assert main(["convert", "sheep", "--base-url", str(shared / "mirror"), *args]) == 0
     return out / "sketchrnn" / "sheep.npz"
 
 
@@ -135,7 +135,9 @@ def test_export_of_a_model_trained_here_keeps_it_within_int16(tmp_path, sheep_np
     ours, theirs = mine.state_dict(), back.state_dict()
     for weights in (ours, theirs):  # TF's LSTM has one bias, torch's two
         lstm = "decoder.lstm."
-        weights[lstm + "bias_ih_l0"] = weights[lstm + "bias_ih_l0"] + weights.pop(lstm + "bias_hh_l0")
+        weights[lstm + "bias_ih_l0"] = weights[lstm + "bias_ih_l0"] + weights.pop(
+            lstm + "bias_hh_l0"
+        )
     for name, w in ours.items():
         assert torch.allclose(theirs[name], w, atol=10 / 32767 / 2 + 1e-6), name
 
@@ -197,6 +199,7 @@ def test_magenta_js_temperature_is_the_js_default():
     model, _ = load_magenta(SHEEP)
     assert magenta_js_temperature(0.65) == pytest.approx(0.825)
     assert magenta_js_temperature(1.0) == 1.0
+
     def draw(**kwargs):
         return model.sample(2, temperature=1.0, generator=torch.Generator().manual_seed(0),
                             scale=50.0, **kwargs)  # fmt: skip
@@ -254,7 +257,6 @@ def test_grade_serve_takes_it(tmp_path, shared, capsys):
 
 def test_judge_score_takes_it(tmp_path, shared, capsys):
     from quickdraw_tools.eval.judge import JudgeConfig, JudgeTraining, train_judge
-
     from quickdraw_tools.formats import load_sketchrnn_npz, write_ndjson
     from quickdraw_tools.strokes import stroke3_to_drawing
 
@@ -274,8 +276,11 @@ def test_judge_score_takes_it(tmp_path, shared, capsys):
 
 def test_train_init_from_fine_tunes_googles_weights(tmp_path, sheep_npz, capsys):
     out = tmp_path / "tuned"
-    assert main(["train", "sketch-rnn", "--init-from", str(SHEEP), "--data", str(sheep_npz),
-                 "--out", str(out), "--steps", "1", "--batch-size", "4", "--quiet"]) == 0  # fmt: skip
+    args = ["--out", str(out), "--steps", "1", "--batch-size", "4", "--quiet"]
+    assert (
+        main(["train", "sketch-rnn", "--init-from", str(SHEEP), "--data", str(sheep_npz), *args])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"from the weights of {SHEEP}" in printed and "scale_factor 63.0983" in printed
     ckpt = read_checkpoint(out / "last.pt")
@@ -293,16 +298,26 @@ def bad_files(tmp_path: Path, text: list) -> dict[str, tuple[Path, str]]:
     raw = json.dumps(text)
     cases: dict[str, tuple[object, str]] = {
         "truncated": (raw[: len(raw) // 2], "not a complete JSON file (truncated"),
-        "bad-base64": ([info, dims, [weights[0], "!" * len(weights[1]), *weights[2:]]],
-                       "weights[1] (output bias) is not valid base64"),  # fmt: skip
-        "short-weights": ([info, dims, [weights[0], weights[1][:-8], *weights[2:]]],
-                          "weights[1] (output bias) holds"),  # fmt: skip
-        "dims": ([info, [[512, 123], [123], [5, 2048], [512, 1024], [2048]], weights],
-                 "LSTM recurrent kernel shape [512, 1024]"),  # fmt: skip
-        "no-scale": ([{k: v for k, v in info.items() if k != "scale_factor"}, dims, weights],
-                     "info has no 'scale_factor'"),  # fmt: skip
-        "no-n-max": ([{k: v for k, v in info.items() if k != "max_seq_len"}, dims, weights],
-                     "info has no 'max_seq_len'"),  # fmt: skip
+        "bad-base64": (
+            [info, dims, [weights[0], "!" * len(weights[1]), *weights[2:]]],
+            "weights[1] (output bias) is not valid base64",
+        ),  # fmt: skip
+        "short-weights": (
+            [info, dims, [weights[0], weights[1][:-8], *weights[2:]]],
+            "weights[1] (output bias) holds",
+        ),  # fmt: skip
+        "dims": (
+            [info, [[512, 123], [123], [5, 2048], [512, 1024], [2048]], weights],
+            "LSTM recurrent kernel shape [512, 1024]",
+        ),  # fmt: skip
+        "no-scale": (
+            [{k: v for k, v in info.items() if k != "scale_factor"}, dims, weights],
+            "info has no 'scale_factor'",
+        ),  # fmt: skip
+        "no-n-max": (
+            [{k: v for k, v in info.items() if k != "max_seq_len"}, dims, weights],
+            "info has no 'max_seq_len'",
+        ),  # fmt: skip
         "nan-weights": (raw.replace('"' + weights[1] + '"', "[NaN, 1.0]"), "it holds NaN"),
         "nan-scale": (raw.replace('"scale_factor": 63.0983', '"scale_factor": NaN'), "NaN"),
         "not-a-model": ([1, 2], "a .gen.json is a JSON array [info, dims, weights]"),

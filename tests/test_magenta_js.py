@@ -118,8 +118,10 @@ def our_export(shared, tmp_path_factory) -> tuple[Path, Path]:
     a few steps, then exported by `quickdraw export`."""
     tmp = tmp_path_factory.mktemp("export")
     mirror = shared / "mirror"
-    assert main(["convert", "monkey", "--base-url", str(mirror), "--formats", "sketchrnn",
-                 "--split-sizes", "200,20,20", "--out", str(tmp / "data"), "--quiet"]) == 0  # fmt: skip
+    args = ["--split-sizes", "200,20,20", "--out", str(tmp / "data"), "--quiet"]
+    assert (
+        main(["convert", "monkey", "--base-url", str(mirror), "--formats", "sketchrnn", *args]) == 0
+    )
     assert main(["train", "sketch-rnn", "--data", str(tmp / "data" / "sketchrnn" / "monkey.npz"),
                  "--out", str(tmp / "run"), "--no-conditional", "--dec-size", "24",
                  "--max-seq-len", "200", "--steps", "6", "--batch-size", "20", "--lr", "0.01",
