@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import QuickDrawError, check_choice
 from ..formats import file_stem
+from ..models.base import LOG_PX
 from ..splits import SPLITS
 from .labels import path_labels
 
@@ -61,7 +62,7 @@ class Totals:
         self.kl += float(losses.kl.double().sum())
         self.iw += float(iw.double().sum())
         for name, value in losses.extra.items():
-            if value.shape == recon.shape:
+            if value.shape == recon.shape and not name.startswith("_"):
                 self.extra[name] = self.extra.get(name, 0.0) + float(value.double().sum())
 
     def merge(self, other: Totals) -> None:
@@ -146,7 +147,9 @@ def evaluate_checkpoint(
             for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
                 batch = to_device(batch, on)
                 losses = model(batch, step=None, reduction="none")
-                iw = importance_weighted_nll(model, batch, k)
+                # a model without latent variables gives log p(x) itself: no samples needed
+                exact = losses.extra.get(LOG_PX)
+                iw = -exact if exact is not None else importance_weighted_nll(model, batch, k)
                 t.add(losses, iw)
                 bar.update(len(losses.recon))
     overall = Totals()

@@ -37,7 +37,7 @@ from .. import formats
 from .. import strokes as S
 from ..errors import QuickDrawError, check_choice
 from . import recurrent
-from .base import DataBundle, Losses
+from .base import LOG_PX, DataBundle, Losses
 from .trainer import TrainConfig
 
 DECODERS = ("lstm", "layer_norm", "hyper")
@@ -547,6 +547,8 @@ class SketchRNN(nn.Module):
         extra = {"kl_weight": torch.tensor(weight)}
         if step is None:  # evaluation: magenta's own figure too, beside the paper's L_R
             extra[MAGENTA_EVAL] = magenta_eval_loss(params, strokes5[:, 1:], lengths, n_max)
+            if not self.config.conditional:  # no z: log p(x) itself, as eval.likelihood reads it
+                extra[LOG_PX] = -n_max * recon
         if reduction == "mean":
             recon, kl = recon.mean(), kl.mean()
             extra = {k: v.mean() for k, v in extra.items()}
