@@ -1,6 +1,6 @@
 """Google's six sketch-rnn models on the mirror's drawings, beside models trained here.
 
-    nice .venv/bin/python scripts/report_magenta.py                 # table + picture, ~12 min
+    nice .venv/bin/python scripts/report_magenta.py                 # table + picture, ~25 min
     .venv/bin/python scripts/report_magenta.py --work runs/magenta  # reuses what is there
 
 Prints the table of docs/magenta.md and writes docs/img/magenta-sheep-samples.svg.
@@ -22,6 +22,8 @@ Prints the table of docs/magenta.md and writes docs/img/magenta-sheep-samples.sv
 from __future__ import annotations
 
 import argparse
+import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,9 +82,13 @@ def prepare(work: Path) -> dict[str, dict[str, Path]]:
 def train_ours(work: Path, seconds: float) -> dict[str, Path]:
     """The two models trained here (monkey, sheep): best.pt of each, trained once."""
     monkeys = work / "simplified" / "monkey" / "sketchrnn" / "monkey.npz"
+    sheep = work / "sheep" / "sheep.npz"  # The Sheep Market's, named so the model says "sheep"
+    if not sheep.exists():
+        sheep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(AARON_SHEEP, sheep)
     runs = {  # N_max: Google's monkey's (so both see the same test drawings); sheep: 250
         "monkey": (work / "ours-monkey", monkeys, 182),
-        "sheep": (work / "ours-sheep", AARON_SHEEP, 250),
+        "sheep": (work / "ours-sheep", sheep, 250),
     }
     for run, data, n_max in runs.values():
         if not (run / "best.pt").exists():
@@ -92,14 +98,21 @@ def train_ours(work: Path, seconds: float) -> dict[str, Path]:
 
 
 def row(label: str, data: str, checkpoint: Path, npz: Path) -> list[str]:
-    report = evaluate_checkpoint(checkpoint, [npz], split="test", progress=False, device="cpu")
-    overall = report["overall"]
+    """L_R and magenta's figure (each in the model's own units: offsets / its scale factor),
+    and -log p(x) per drawing in the data's units, which compares across scale factors: N_max
+    L_R plus 2 log(scale) for each offset point scored (the Jacobian of the division)."""
+    from quickdraw_tools.formats import load_sketchrnn_npz
     from quickdraw_tools.models.checkpoint import read_checkpoint
 
+    report = evaluate_checkpoint(checkpoint, [npz], split="test", progress=False, device="cpu")
+    overall = report["overall"]
     ckpt = read_checkpoint(checkpoint)
     n_max, scale = ckpt["model_config"]["max_seq_len"], ckpt["data_state"]["scale_factor"]
+    lengths = [len(s) for s in load_sketchrnn_npz(npz)["test"] if 0 < len(s) <= n_max]
+    assert len(lengths) == overall["n"]
+    nll = n_max * overall["L_R"] + 2 * math.log(scale) * float(np.mean(lengths))
     return [label, data, str(overall["n"]), str(n_max), f"{scale:.2f}",
-            f"{overall['L_R']:.3f}", f"{overall[MAGENTA_EVAL]:.3f}"]  # fmt: skip
+            f"{overall['L_R']:.3f}", f"{overall[MAGENTA_EVAL]:.3f}", f"{nll:.1f}"]  # fmt: skip
 
 
 def picture(ours: Path, n: int = 8) -> None:
@@ -124,12 +137,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "magenta",
                         help="data and our runs (reused; default runs/magenta)")  # fmt: skip
-    parser.add_argument("--seconds", type=float, default=240,
-                        help="training time of each model of ours (default 240)")  # fmt: skip
+    parser.add_argument("--seconds", type=float, default=600,
+                        help="training time of each model of ours (default 600)")  # fmt: skip
     args = parser.parse_args()
     data = prepare(args.work)
     ours = train_ours(args.work, args.seconds)
-    lines = [["model", "drawings", "n", "N_max", "scale", "L_R (eq. 9)", "magenta's figure"]]
+    lines = [["model", "drawings", "n", "N_max", "scale", "L_R (eq. 9)", "magenta's figure",
+              "-log p(x), data units"]]  # fmt: skip
     for name, category in CATEGORIES.items():
         for kind, npz in data[name].items():
             lines.append(row(f"Google's {category}", kind, MAGENTA / f"{name}.gen.json", npz))

@@ -344,3 +344,32 @@ def test_bad_files_are_refused_in_one_line_naming_file_and_problem(tmp_path, she
         err = capsys.readouterr().err
         assert why in err and len(err.strip().splitlines()) == 1, (name, err)
         assert not out.exists(), name
+
+
+# --- the README's commands ------------------------------------------------------------------
+
+# flags the test adds to a README command (by its first two words) so it runs in seconds
+QUICK = {("train", "sketch-rnn"): ["--steps", "1", "--batch-size", "4", "--quiet"]}
+
+
+def test_the_readme_commands_for_googles_models_run(shared, tmp_path, monkeypatch, capsys):
+    """The README's block that begins "# Google's pretrained sketch-rnn models", run in order in
+    one folder beside a `shared` like the checkout's."""
+    import re
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    (block,) = [
+        b for b in re.findall(r"```sh\n(.*?)```", text, flags=re.S) if b.startswith("# Google's")
+    ]
+    commands = [shlex.split(line, comments=True) for line in block.splitlines()]
+    commands = [c for c in commands if c]
+    assert len(commands) >= 5 and all(c[0] == "quickdraw" for c in commands)
+    (tmp_path / "shared").symlink_to(shared.parent)
+    work = tmp_path / "checkout"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for argv in commands:
+        args = argv[1:] + QUICK.get(tuple(argv[1:3]), [])
+        assert main(args) == 0, argv
+    assert (work / "sheep-tuned.gen.json").is_file() and (work / "google-sheep.svg").is_file()
