@@ -22,7 +22,7 @@ def candidates(path: str | Path, suffix: str = "") -> list[str]:
     stem = file_stem(path)
     parents = [p for p in path.parent.parts if p not in ("", ".", "/")]
     # a run's checkpoints are named by the run; a Magenta .gen.json is a model by itself
-    if file_kind(path) == "checkpoint" and parents and not path.name.endswith(".gen.json"):
+    if file_kind(path) == "checkpoint" and parents and not path.name.lower().endswith(".gen.json"):
         names = [parents[-1], f"{parents[-1]}/{stem}"]
         rest = parents[:-1]
     else:

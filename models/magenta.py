@@ -103,6 +103,12 @@ def _parse(path: Path) -> list:
         raise QuickDrawError(f"{path}: JSON nested too deeply for a .gen.json") from None
 
 
+def _short(value) -> str:
+    """`repr` of a value a file gave, cut short for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _check_info(info, path: Path) -> dict:
     if not isinstance(info, dict):
         raise QuickDrawError(f"{path}: its first element (info) is not an object")
@@ -112,10 +118,10 @@ def _check_info(info, path: Path) -> dict:
     n_max, scale = info["max_seq_len"], info["scale_factor"]
     if isinstance(n_max, bool) or not isinstance(n_max, int) or not 1 <= n_max <= MAX_SEQ_LEN:
         raise QuickDrawError(
-            f"{path}: max_seq_len must be an integer in 1..{MAX_SEQ_LEN}, got {n_max!r}"
+            f"{path}: max_seq_len must be an integer in 1..{MAX_SEQ_LEN}, got {_short(n_max)}"
         )
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-        raise QuickDrawError(f"{path}: scale_factor must be a number, got {scale!r}")
+        raise QuickDrawError(f"{path}: scale_factor must be a number, got {_short(scale)}")
     if not (math.isfinite(scale) and scale > 0):
         raise QuickDrawError(f"{path}: scale_factor must be finite and > 0, got {scale!r}")
     name = info.get("name", "")
@@ -268,6 +274,8 @@ def load_magenta(
     """
     from .checkpoint import load_checkpoint
 
+    if not is_gen_json(path):
+        raise QuickDrawError(f"{path}: a Magenta model's name ends in {SUFFIX}")
     model, data_state, _ = load_checkpoint(path, device)  # read_checkpoint reads .gen.json
     return model, data_state
 
