@@ -193,6 +193,12 @@ def test_sample_every_unconditional_mode(tmp_path, sheep_npz, capsys):
     assert main(["sample", str(SHEEP), "--mode", "reconstruct", "--input", str(sheep_npz),
                  "--out", str(tmp_path / "r.svg")]) == 1  # fmt: skip
     assert "supports --mode sample, complete" in capsys.readouterr().err
+    run = train_checkpoint(tmp_path / "run", "sketch-rnn", dict(UNCONDITIONAL, conditional=True,
+                           enc_size=8, z_size=4), [sheep_npz])  # fmt: skip
+    js_flag = ["--temperature-convention", "magenta-js", "--out", str(tmp_path / "r.svg")]
+    assert main(["sample", str(run), "--mode", "reconstruct", "--input", str(sheep_npz),
+                 *js_flag]) == 1  # fmt: skip
+    assert "applies to sketch-rnn's modes sample and complete" in capsys.readouterr().err
 
 
 def test_magenta_js_temperature_is_the_js_default():

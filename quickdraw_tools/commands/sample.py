@@ -120,6 +120,13 @@ def run(args: argparse.Namespace) -> int:
             f"{model.name} draws {model.output}: --out must end in {', '.join(valid)}, "
             f"not {out.name!r}"
         )
+    if args.temperature_convention != "paper" and (
+        model.output != "strokes" or args.mode not in ("sample", "complete")
+    ):
+        raise QuickDrawError(
+            "--temperature-convention magenta-js applies to sketch-rnn's modes sample and "
+            f"complete, not to the {model.name} model's --mode {args.mode}"
+        )
     if args.mode != "sample" and not args.input:
         raise QuickDrawError(f"--mode {args.mode} needs --input (the sketches to start from)")
     if model.output == "strokes":
