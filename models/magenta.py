@@ -201,21 +201,23 @@ def _state_dict(arrays: list[np.ndarray], m: int) -> dict[str, torch.Tensor]:
     out_kernel, out_bias, w_x, w_h, bias = (torch.from_numpy(a.copy()) for a in arrays)
     # output: pen logits first in the file, last here
     order = torch.cat([torch.arange(3, 3 + 6 * m), torch.arange(3)])
-    i, j, f, o = bias.chunk(4)
+    bias = _swap_gates(bias)
+    bias[len(bias) // 4 : len(bias) // 2] += 1.0  # TF's forget bias, on f (torch's 2nd gate)
     return {
-        "decoder.lstm.weight_ih_l0": _tf_to_torch_gates(w_x.T),
-        "decoder.lstm.weight_hh_l0": _tf_to_torch_gates(w_h.T),
-        "decoder.lstm.bias_ih_l0": torch.cat([i, f + 1.0, j, o]),  # TF's forget bias 1.0
+        "decoder.lstm.weight_ih_l0": _swap_gates(w_x.T),
+        "decoder.lstm.weight_hh_l0": _swap_gates(w_h.T),
+        "decoder.lstm.bias_ih_l0": bias,
         "decoder.lstm.bias_hh_l0": torch.zeros_like(bias),
         "to_params.weight": out_kernel.T[order].contiguous(),
         "to_params.bias": out_bias[order].contiguous(),
     }
 
 
-def _tf_to_torch_gates(w: torch.Tensor) -> torch.Tensor:
-    """Gate blocks (rows) from TF's order (i, j, f, o) to torch's (i, f, g = j, o)."""
-    i, j, f, o = w.chunk(4, 0)
-    return torch.cat([i, f, j, o]).contiguous()
+def _swap_gates(w: torch.Tensor) -> torch.Tensor:
+    """Gate blocks along dim 0 between TF's order (i, j = the candidate, f, o) and torch's
+    (i, f, g, o): the middle two change places, so the one swap goes either way."""
+    i, second, third, o = w.chunk(4, 0)
+    return torch.cat([i, third, second, o]).contiguous()
 
 
 def read_gen_json(path: str | os.PathLike) -> dict:
@@ -289,8 +291,7 @@ def step_distributions(model, sketch: np.ndarray, scale: float) -> np.ndarray:
     from .sketch_rnn import MixtureParams
 
     strokes5, _ = model._prepare([sketch], scale)
-    p: MixtureParams
-    p, _ = model.decode(strokes5[:, : len(sketch) + 1], None)
+    p: MixtureParams = model.decode(strokes5[:, : len(sketch) + 1], None)[0]
     rows = [
         torch.softmax(p.logit_pi, -1),
         p.mu_x,
@@ -353,20 +354,15 @@ def gen_json_value(model, data_state: dict, source: str = "the model") -> list:
     cfg, m = model.config, model.config.num_mixture
     weights = {k: v.detach().cpu().float() for k, v in model.state_dict().items()}
     lstm = "decoder.lstm."
-    i, f, g, o = (weights[lstm + "bias_ih_l0"] + weights[lstm + "bias_hh_l0"]).chunk(4)
-    bias = torch.cat([i, g, f - 1.0, o])  # TF adds its forget bias 1.0 itself
-
-    def tf_gates(w: torch.Tensor) -> torch.Tensor:  # torch (i, f, g, o) rows -> TF (i, j, f, o)
-        i, f, g, o = w.chunk(4, 0)
-        return torch.cat([i, g, f, o]).T
-
+    bias = weights[lstm + "bias_ih_l0"] + weights[lstm + "bias_hh_l0"]
+    bias[len(bias) // 4 : len(bias) // 2] -= 1.0  # TF adds its forget bias 1.0 itself
     order = torch.cat([torch.arange(6 * m, 6 * m + 3), torch.arange(6 * m)])  # pen first
     arrays = [
         weights["to_params.weight"][order].T,
         weights["to_params.bias"][order],
-        tf_gates(weights[lstm + "weight_ih_l0"]),
-        tf_gates(weights[lstm + "weight_hh_l0"]),
-        bias,
+        _swap_gates(weights[lstm + "weight_ih_l0"]).T,
+        _swap_gates(weights[lstm + "weight_hh_l0"]).T,
+        _swap_gates(bias),
     ]
     scale = float(data_state.get("scale_factor", 0.0))
     if not (math.isfinite(scale) and scale > 0):

@@ -1,4 +1,5 @@
-"""Magenta's own JavaScript (`@magenta/sketch` in node) as the oracle for the .gen.json format.
+"""Magenta's own JavaScript (`@magenta/sketch` in node) as the oracle for the .gen.json format,
+and what the scripts about Google's models share.
 
 `scripts/magenta_js/` is a node project pinned by its package-lock.json; `scripts/setup.sh`
 installs it with `npm ci`. Shared by the exactness test (`tests/test_magenta_js.py`), the
@@ -28,6 +29,14 @@ CATEGORIES = {  # .gen.json file -> the mirror's file of the same category
     "key": "key",
     "palm_tree": "palm tree",
 }
+
+
+def quickdraw(*args) -> None:
+    """Run a `quickdraw` command as a user would (what the report scripts train and convert
+    with); an error stops the script."""
+    import sys
+
+    subprocess.run([sys.executable, "-m", "quickdraw_tools.cli", *map(str, args)], check=True)
 
 
 def js_missing() -> str | None:

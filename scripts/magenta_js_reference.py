@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _magenta_js import MAGENTA, ROOT, js_missing, js_pdfs, mirror_drawings  # noqa: E402
+from _magenta_js import MAGENTA, ROOT, js_missing, js_pdfs, mirror_drawings, quickdraw  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 REFERENCE = DATA / "magenta_js_reference.json"
@@ -33,10 +32,6 @@ TINY_FLAGS = [
     "--no-conditional", "--decoder", "lstm", "--dec-size", "32", "--max-seq-len", "200",
     "--steps", "200", "--batch-size", "50", "--lr", "0.005", "--eval-every", "200", "--quiet",
 ]  # fmt: skip
-
-
-def quickdraw(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "quickdraw_tools.cli", *args], check=True, cwd=ROOT)
 
 
 def make_tiny(tmp: Path) -> None:

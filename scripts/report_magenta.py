@@ -24,14 +24,13 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _magenta_js import CATEGORIES, MAGENTA, ROOT  # noqa: E402
+from _magenta_js import CATEGORIES, MAGENTA, ROOT, quickdraw  # noqa: E402
 
 from quickdraw_tools.eval.likelihood import evaluate_checkpoint  # noqa: E402
 from quickdraw_tools.formats import iter_drawings, save_sketchrnn_npz  # noqa: E402
@@ -44,10 +43,6 @@ AARON_SHEEP = ROOT.parent / "shared" / "quickdraw" / "other" / "aaron_sheep.npz"
 PICTURE = ROOT / "docs" / "img" / "magenta-sheep-samples.svg"
 OURS = ["--no-conditional", "--decoder", "lstm", "--dec-size", "256", "--batch-size", "50",
         "--steps", "100000", "--eval-every", "100", "--quiet"]  # fmt: skip
-
-
-def quickdraw(*args) -> None:
-    subprocess.run([sys.executable, "-m", "quickdraw_tools.cli", *map(str, args)], check=True)
 
 
 def official_strokes(raw_drawing: list) -> np.ndarray:
