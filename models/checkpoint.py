@@ -123,8 +123,13 @@ def check_keys(ckpt: dict, path: Path, keys: dict[str, Any]) -> None:
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """The checkpoint dict, loaded safely and checked; a clear error for anything else."""
+    """The checkpoint dict, loaded safely and checked; a clear error for anything else.
+    A Magenta ``.gen.json`` reads as one too (`magenta.read_gen_json`)."""
+    from .magenta import is_gen_json, read_gen_json  # (it imports this module)
+
     path = Path(path)
+    if is_gen_json(path):  # a Magenta model for @magenta/sketch
+        return read_gen_json(path)
     if not path.is_file():
         raise QuickDrawError(f"checkpoint {str(path)!r} not found")
     ckpt = load_safely(path, numpy_rng=True)

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "train",
     "sample",
     "evaluate",
+    "export",
     "grade",
     "judge",
 ]

@@ -63,7 +63,7 @@ SUFFIXES = {
     "binary": (".bin",),  # the official binary drawings
     "bitmap": (".npy",),  # numpy_bitmap rows, uint8 (N, 784)
     "sketchrnn": (".full.npz", ".npz"),  # sketch-rnn stroke-3 splits
-    "checkpoint": (".pt", ".pth", ".ckpt"),  # what `quickdraw train` writes
+    "checkpoint": (".pt", ".pth", ".ckpt", ".gen.json"),  # `quickdraw train`'s; Magenta's
 }
 DRAWING_KINDS = ("ndjson", "binary")  # files of drawings (records)
 

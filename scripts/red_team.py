@@ -669,6 +669,92 @@ def png_key_id_escape(tmp: Path) -> str:
     return "6 images named key-<sha1>.png inside png/<split>/cat/; nothing outside"
 
 
+# --- Magenta's .gen.json models (issue 21) ---------------------------------------------------
+
+MAGENTA_SHEEP = ROOT.parent / "shared" / "magenta" / "sheep.gen.json"
+
+
+def damaged_gen_json(tmp: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (a damaged copy of Google's sheep.gen.json, what its refusal must say)."""
+    import json
+
+    text = MAGENTA_SHEEP.read_text()
+    info, dims, weights = json.loads(text)
+
+    def other(**changes):
+        return json.dumps([*changes.get("parts", (info, dims, weights))])
+
+    without = lambda key: {k: v for k, v in info.items() if k != key}  # noqa: E731
+    cases = {
+        "truncated": (text[: len(text) // 3], "truncated"),
+        "bad-base64": (
+            other(parts=(info, dims, [weights[0], "@" * len(weights[1]), *weights[2:]])),
+            "is not valid base64",
+        ),  # fmt: skip
+        "dims": (
+            other(parts=(info, [[512, 123], [123], [5, 2048], [512, 2000], [2048]], weights)),
+            "LSTM recurrent kernel shape [512, 2000]",
+        ),  # fmt: skip
+        "no-scale-factor": (
+            other(parts=(without("scale_factor"), dims, weights)),
+            "info has no 'scale_factor'",
+        ),  # fmt: skip
+        "no-max-seq-len": (
+            other(parts=(without("max_seq_len"), dims, weights)),
+            "info has no 'max_seq_len'",
+        ),  # fmt: skip
+        "nan-weights": (text.replace(f'"{weights[1]}"', "[NaN, NaN]"), "NaN"),
+    }
+    out = {}
+    for name, (value, why) in cases.items():
+        path = tmp / f"{name}.gen.json"
+        path.write_text(value)
+        out[name] = (path, why)
+    huge = tmp / "huge.gen.json"
+    with open(huge, "wb") as f:
+        f.truncate(64 * 2**20 + 1)  # sparse: a refusal reads none of it
+    out["huge"] = (huge, "larger than any sketch-rnn model")
+    return out
+
+
+@case("Magenta .gen.json truncated, bad base64, wrong dims, no scale/N_max, NaN, > 64 MB: refused")
+def bad_gen_json(tmp: Path) -> str:
+    files = damaged_gen_json(tmp)
+    for name, (path, why) in files.items():
+        done = quickdraw("sample", path, "--out", tmp / "s.svg")
+        one_line_error(done, str(path), why)
+        expect(not (tmp / "s.svg").exists(), f"{name}: an output was written")
+    path, why = files["dims"]
+    done = quickdraw("convert", "sheep", "--base-url", MIRROR, "--formats", "sketchrnn",
+                     "--split-sizes", "15,5,5", "--out", tmp / "data", "--quiet")  # fmt: skip
+    expect(done.returncode == 0, f"convert failed: {done.stderr[-300:]}")
+    npz = tmp / "data" / "sketchrnn" / "sheep.npz"
+    before = snapshot(tmp / "data")
+    for command in (
+        ("evaluate", path, "--data", npz, "--quiet"),
+        ("export", path, "--out", tmp / "e.gen.json"),
+        ("train", "sketch-rnn", "--init-from", path, "--data", npz, "--out", tmp / "run"),
+        ("grade", "serve", "--real", f"{npz}:test", "--generated", path, "--db", tmp / "g.db"),
+    ):
+        one_line_error(quickdraw(*command), str(path), why)
+    expect(snapshot(tmp / "data") == before, "the data folder changed")
+    left = sorted(p.name for p in tmp.iterdir())
+    expect(not {"e.gen.json", "run", "g.db"} & set(left), f"something was written: {left}")
+    return (
+        f"{len(files)} damaged files refused in one line by sample; and by evaluate, export, "
+        "train --init-from, grade serve; nothing written"
+    )
+
+
+@case("export: a conditional model or another M is refused in one line, naming why")
+def export_refusals(tmp: Path) -> str:
+    run = tiny_run(tmp)  # conditional, M = 2
+    done = quickdraw("export", run / "last.pt", "--out", tmp / "x.gen.json")
+    one_line_error(done, "cannot export", "conditional")
+    expect(not (tmp / "x.gen.json").exists(), "a file was written")
+    return "refused in one line; nothing written"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],

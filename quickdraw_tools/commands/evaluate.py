@@ -27,7 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "> report.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="best.pt / last.pt files")
+    p.add_argument(
+        "checkpoints", nargs="+", metavar="CHECKPOINT",
+        help="best.pt / last.pt files, or Magenta .gen.json models",
+    )  # fmt: skip
     p.add_argument(
         "--data", nargs="+", required=True, type=Path, metavar="FILE",
         help="data files, one per category (the files the models were trained on, or others)",

@@ -34,8 +34,8 @@ Human studies (HYPE, Zhou et al. 2019):
                     (http or https; {code} in it is replaced by the code)
 
 SOURCE is FILE.ndjson (.ndjson.gz, .bin), FILE.npz:SPLIT (e.g. sheep.npz:test), FILE.npy
-(28x28 bitmaps) or a checkpoint (.pt/.pth/.ckpt) to sample from: sketch-rnn gives strokes,
-DRAW bitmaps; with any bitmap source every sketch is shown as a bitmap.
+(28x28 bitmaps) or a checkpoint (.pt/.pth/.ckpt/.gen.json) to sample from: sketch-rnn gives
+strokes, DRAW bitmaps; with any bitmap source every sketch is shown as a bitmap.
 
 Send the printed link to colleagues on this machine; to open the session to other machines
 give --host 0.0.0.0 --token auto and send the printed link (it holds the token). The server

@@ -33,7 +33,8 @@ each reference's size): FID is biased upwards by about a constant over n, so FID
 only at the same n. A category the judge has no class for gets no scores, and says so.
 
 SOURCE is FILE.ndjson (.ndjson.gz, .bin), FILE.npz:SPLIT, FILE.npy (28x28 bitmaps) or a
-checkpoint (.pt/.pth/.ckpt), sampled --n times; strokes are drawn by the official renderer.
+checkpoint (.pt/.pth/.ckpt/.gen.json), sampled --n times; strokes are drawn by the official
+renderer.
 
 examples:
   quickdraw judge score judge.pt data/sketchrnn/cat.npz:test runs/cat/best.pt --n 500

@@ -52,10 +52,16 @@ def add_parser(subparsers) -> None:
         " --index 0 5 --out path.svg\n"
         "  quickdraw sample runs/cat/best.pt --n 16 --out samples.png\n"
         "  quickdraw sample runs/cat/best.pt --n 4 --out pen.gif\n"
-        "  quickdraw sample runs/draw-cat/best.pt --n 64 --out draw.png",
+        "  quickdraw sample runs/draw-cat/best.pt --n 64 --out draw.png\n"
+        "  quickdraw sample ../shared/magenta/sheep.gen.json --n 16 --temperature 0.65"
+        " --temperature-convention magenta-js --out sheep.svg",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoint", help="a .pt file from `quickdraw train` (last.pt or best.pt)")
+    p.add_argument(
+        "checkpoint",
+        help="a .pt file from `quickdraw train` (last.pt or best.pt), or a Magenta .gen.json "
+        "(unconditional: modes sample and complete)",
+    )
     p.add_argument(
         "--out",
         required=True,
@@ -66,6 +72,12 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--temperature", type=float, nargs="+", default=[0.5],
         help="sampling temperature(s) > 0, lower is tidier (default 0.5); reconstruct: several",
+    )  # fmt: skip
+    p.add_argument(
+        "--temperature-convention", default="paper", choices=("paper", "magenta-js"),
+        help="sketch-rnn: what --temperature divides the mixture-weight and pen logits by: "
+        "paper (the default) τ itself, as the paper and magenta's Python; magenta-js "
+        "0.5 + τ/2, as @magenta/sketch's getPDF does by default. σ is scaled by √τ in both",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_device_arguments(p, "the model runs")
@@ -117,6 +129,13 @@ def run(args: argparse.Namespace) -> int:
             f"{model.name} draws {model.output}: --out must end in {', '.join(valid)}, "
             f"not {out.name!r}"
         )
+    if args.temperature_convention != "paper" and (
+        model.output != "strokes" or args.mode not in ("sample", "complete")
+    ):
+        raise QuickDrawError(
+            "--temperature-convention magenta-js applies to sketch-rnn's modes sample and "
+            f"complete, not to the {model.name} model's --mode {args.mode}"
+        )
     if args.mode != "sample" and not args.input:
         raise QuickDrawError(f"--mode {args.mode} needs --input (the sketches to start from)")
     if model.output == "strokes":
@@ -151,12 +170,16 @@ def _strokes(model, data_state: dict, args, out: Path) -> int:
 
     from ..formats import read_stroke3
     from ..models.base import trained_category
+    from ..models.sketch_rnn import magenta_js_temperature
 
     scale = data_state["scale_factor"]
     gen = torch.Generator().manual_seed(args.seed)
     temps = args.temperature
+    soft = magenta_js_temperature(temps[0]) if args.temperature_convention == "magenta-js" else None
     if args.mode == "sample":
-        rows = model.sample(args.n, temperature=temps[0], generator=gen, scale=scale)
+        rows = model.sample(
+            args.n, temperature=temps[0], generator=gen, scale=scale, softmax_temperature=soft
+        )
         captions = [f"τ={temps[0]:g}"] * len(rows)
         cols = args.cols or _square(len(rows))
     else:
@@ -183,7 +206,9 @@ def _strokes(model, data_state: dict, args, out: Path) -> int:
             k = args.prefix if args.prefix is not None else max(1, len(sketch) // 2)
             if not 1 <= k <= len(sketch):
                 raise QuickDrawError(f"--prefix must be in 1..{len(sketch)}, got {k}")
-            endings = model.complete(sketch[:k], scale, args.n, temps[0], gen)
+            endings = model.complete(
+                sketch[:k], scale, args.n, temps[0], gen, softmax_temperature=soft
+            )
             rows = [sketch, sketch[:k], *endings]
             captions = ["whole", "given", *["ending"] * len(endings)]
             cols = args.cols or _square(len(rows))
