@@ -14,7 +14,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import QuickDrawError
+from .errors import QuickDrawError, printable
 
 # One entry per subcommand module, in the order `--help` lists them.
 COMMAND_MODULES = [
@@ -44,18 +44,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class EscapedOutput:
+    """Standard output with control characters escaped (newlines and tabs kept): tables and
+    messages show names taken from files and records, and a name must not be able to move
+    the cursor, recolour the terminal or reorder a line (`errors.printable`)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(printable(text, keep="\n\t"))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    stdout, sys.stdout = sys.stdout, EscapedOutput(sys.stdout)  # type: ignore[assignment]
+    try:
+        return _run(args)
+    finally:
+        sys.stdout = stdout
+
+
+def _run(args: argparse.Namespace) -> int:
+    """`args.func(args)`, its failures turned into one line on stderr and an exit status."""
     try:
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # here, so a closed pipe is met inside this `try`
         return status
     except QuickDrawError as e:
-        print(f"quickdraw {args.command}: error: {e}", file=sys.stderr)
+        print(f"quickdraw {args.command}: error: {printable(str(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"quickdraw {args.command}: interrupted", file=sys.stderr)
@@ -68,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         # "[Errno 13] Permission denied: 'x'" -> "x: Permission denied"
         message = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else e.strerror or e
-        print(f"quickdraw {args.command}: error: {message}", file=sys.stderr)
+        print(f"quickdraw {args.command}: error: {printable(str(message))}", file=sys.stderr)
         return 1
 
 

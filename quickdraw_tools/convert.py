@@ -38,10 +38,10 @@ from tqdm import tqdm
 
 from . import formats, manifest
 from .atomic import staged_output
-from .errors import QuickDrawError, check_choice
+from .errors import QuickDrawError, check_choice, check_seed, printable
 from .packed import Packed, open_packed, pack_file
 from .splits import SPLITS, Split, split_identities, split_sizes, write_sidecar
-from .workers import ordered_map, process_pool
+from .workers import check_workers, ordered_map, process_pool
 
 FORMATS = ("sketchrnn", "bitmap", "mnist", "parquet")
 CHUNK = 4_096  # drawings drawn (or tabled) at a time
@@ -105,8 +105,8 @@ def convert(
 ) -> list[CategoryResult]:
     """Convert each source category into the requested formats under `out`."""
     check_formats(formats_wanted, size)
-    if workers < 1:
-        raise QuickDrawError(f"--workers must be >= 1, got {workers}")
+    check_workers(workers)
+    check_seed(seed)
     if max_per_category is not None and max_per_category < 1:
         raise QuickDrawError(f"--max-per-category must be >= 1, got {max_per_category}")
     split_sizes(0 if isinstance(sizes, str) else sum(sizes), sizes)  # a bad value fails now
@@ -155,7 +155,7 @@ def convert(
 def _read(source, work, wanted, seed, sizes, pool, progress, on_error, max_per_category):
     """Pass 1: the category's drawings packed under `work`, and its split."""
     bar = tqdm(
-        desc=f"read {source.category}",
+        desc=f"read {printable(source.category)}",
         unit=" drawings",
         total=max_per_category,
         leave=False,
@@ -244,7 +244,7 @@ class _Category:
         jobs = ((self.data.take(rows), self.size) for rows in self.chunks())
         bar = tqdm(
             total=len(self.order),
-            desc=f"draw {self.result.category}",
+            desc=f"draw {printable(self.result.category)}",
             unit=" drawings",
             leave=False,
             disable=not self.progress,
@@ -344,14 +344,14 @@ def summary_table(results: Sequence[CategoryResult]) -> str:
     header = ("category", "read", "skipped", "dupes", "train", "valid", "test", "source")
     rows = [
         (
-            r.category,
+            printable(r.category),  # escaped here too, so the columns line up
             r.read,
             r.skipped,
             r.duplicates,
             r.sizes["train"],
             r.sizes["valid"],
             r.sizes["test"],
-            _kind(r) + " " + Path(r.source).name,
+            _kind(r) + " " + printable(Path(r.source).name),
         )
         for r in results
     ]

@@ -41,7 +41,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from . import download, formats, manifest, splits
 from .atomic import staged_output
 from .categories import check_category
-from .errors import QuickDrawError, check_choice
+from .errors import QuickDrawError, check_choice, printable
 from .packed import Packed, open_packed, pack_file
 from .strokes import is_raw, stroke3_to_drawing, stroke3_to_stroke5
 
@@ -145,7 +145,7 @@ def _derive(folder: Path, source: Path, category: str, on_error: str, progress: 
     from tqdm import tqdm
 
     with staged_output(folder) as stage:
-        bar = tqdm(desc=f"derive {category}", unit=" drawings", disable=not progress)
+        bar = tqdm(desc=f"derive {printable(category)}", unit=" drawings", disable=not progress)
         with bar:
             stats = pack_file(
                 source, stage.path, kind="simplified", on_error=on_error, meta=True,
@@ -172,7 +172,9 @@ def _derive_bitmaps(folder: Path, data: _Arrays, progress: bool) -> None:
     n = len(data)
     with staged_output(folder) as stage:
         out = formats.GrowingNpy(stage.file("bitmaps.npy"), np.uint8, (formats.BITMAP_SIZE,))
-        bar = tqdm(total=n, desc=f"draw {data.category}", unit=" drawings", disable=not progress)
+        bar = tqdm(
+            total=n, desc=f"draw {printable(data.category)}", unit=" drawings", disable=not progress
+        )
         with bar:
             try:
                 for start in range(0, n, _BITMAP_CHUNK):

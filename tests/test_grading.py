@@ -899,7 +899,10 @@ def test_cli_errors_are_one_line(tmp_path, shared, capsys):
         (["--generated", str(shared / "README.md")], "expected drawings ('.ndjson'"),
         (["--generated", str(tmp_path / "none.ndjson")], "no such file"),
         (["--generated", generated[0], "--per-source", "0"], "--per-source must be at least 1"),
-        (["--generated", generated[0], "--temperature", "0"], "--temperature must be > 0"),
+        (
+            ["--generated", generated[0], "--temperature", "0"],
+            "--temperature must be from 0.001 to 100",
+        ),
         (["--generated", str(broken_checkpoint(tmp_path))], "has no 'model_config'"),
     ]:
         assert main([*args, *extra]) == 1

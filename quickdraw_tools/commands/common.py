@@ -7,7 +7,23 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import QuickDrawError
+from ..errors import (  # noqa: F401 - the rules for numbers, for every command to import here
+    SEED_MAX,
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    QuickDrawError,
+    check_count,
+    check_finite,
+    check_seed,
+    check_temperature,
+)
+from ..workers import check_workers  # noqa: F401
+
+# Upper bounds of counts that each cost memory or time in proportion (README, Reliability)
+MAX_SAMPLES = 10_000  # sketches drawn by one command: sample --n, judge score --n, grade serve
+MAX_IMPORTANCE_SAMPLES = 10_000  # evaluate --k
+MAX_BOOTSTRAP = 20_000  # grade report --bootstrap (10x its default; memory grows with it)
+MAX_BATCH = 10_000  # examples per batch
 
 # what --threads means in every command that has it; `quickdraw train` takes the same words
 # from `TrainConfig.threads`'s comment (a test holds the two the same)
@@ -92,3 +108,8 @@ def emit_json(payload, args: argparse.Namespace) -> bool:
         json.dump(payload, sys.stdout, indent=2)
         print()
     return bool(args.json)
+
+
+def check_temperatures(values) -> list[float]:
+    """Every ``--temperature`` given (`check_temperature`: 0.001 to 100)."""
+    return [check_temperature(t) for t in values]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from ..errors import QuickDrawError
-from .common import add_cache_arguments, add_on_error_argument
+from .common import add_cache_arguments, add_on_error_argument, check_seed, check_workers
 
 SOURCE_FORMATS = ("simplified", "raw", "binary")
 
@@ -74,7 +75,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument(
         "--split-sizes",
-        type=_split_sizes,
         default="official",
         metavar="SIZES",
         help="drawings per split: 'official' (the default: 70,000/2,500/2,500 as the sketch-rnn"
@@ -92,15 +92,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_on_error_argument(p, "a malformed line or a drawing with no points")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-def _split_sizes(text: str):
-    from ..splits import parse_split_sizes
-
-    try:
-        return parse_split_sizes(text)
-    except QuickDrawError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix("--split-sizes ")) from None
+    # "-1,5,5" is a value of --split-sizes, not an option (argparse takes only "-1" for one):
+    # it then reaches the check that names it
+    p._negative_number_matcher = re.compile(r"^-\d[\d,]*$|^-\d*\.\d+$")
 
 
 def resolve_sources(args: argparse.Namespace) -> list:
@@ -134,9 +128,13 @@ def resolve_sources(args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from ..convert import check_formats, convert, summary_table
+    from ..splits import parse_split_sizes
 
     wanted = [f.strip() for f in args.formats.split(",") if f.strip()]
     check_formats(wanted, args.size)  # before any download
+    sizes = parse_split_sizes(args.split_sizes)
+    check_workers(args.workers)
+    check_seed(args.seed)
     results = convert(
         resolve_sources(args),
         args.out,
@@ -148,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         on_error=args.on_error,
         progress=not args.quiet,
         gzip_mnist=args.gzip,
-        sizes=args.split_sizes,
+        sizes=sizes,
     )
     print(summary_table(results))
     for r in results:

@@ -9,7 +9,17 @@ import sys
 from pathlib import Path
 
 from ..errors import QuickDrawError
-from .common import add_device_arguments, add_json_arguments, emit_json, use_threads
+from .common import (
+    MAX_BOOTSTRAP,
+    MAX_SAMPLES,
+    add_device_arguments,
+    add_json_arguments,
+    check_count,
+    check_seed,
+    check_temperature,
+    emit_json,
+    use_threads,
+)
 
 SERVE_HELP = """\
 Serve a blind grading page. Each rater first reads the instructions (the three grades, with
@@ -219,7 +229,8 @@ def add_parser(subparsers) -> None:
         type=int,
         default=2000,
         metavar="N",
-        help="bootstrap resamples over raters and sketches (default 2000; 0 = none)",
+        help=f"bootstrap resamples over raters and sketches, 0 to {MAX_BOOTSTRAP:,} (default "
+        "2000; 0 = none)",
     )
     report.add_argument(
         "--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default 0)"
@@ -260,8 +271,10 @@ def run_serve(args) -> int:
     host_allow_list(args.host, args.allowed_host)  # a bad --allowed-host NAME, before any work
     if args.per_source < 1:
         raise QuickDrawError(f"--per-source must be at least 1, got {args.per_source}")
-    if args.temperature <= 0:
-        raise QuickDrawError(f"--temperature must be > 0, got {args.temperature}")
+    check_count(args.per_source, "--per-source", 1, MAX_SAMPLES)
+    check_temperature(args.temperature)
+    if args.seed is not None:
+        check_seed(args.seed)
     if args.completion_url is not None:
         check_completion_url(args.completion_url)
     if args.completion_code is not None:
@@ -270,8 +283,11 @@ def run_serve(args) -> int:
         raise QuickDrawError(f"--exposure-ms must be 1-60000, got {args.exposure_ms}")
     if args.gold < 1:
         raise QuickDrawError(f"--gold must be at least 1, got {args.gold}")
+    check_count(args.gold, "--gold", 1, MAX_SAMPLES)
     if args.examples is not None and args.examples < 0:
         raise QuickDrawError(f"--examples must be 0 or more, got {args.examples}")
+    if args.examples is not None:
+        check_count(args.examples, "--examples", 0, MAX_SAMPLES)
     if args.gold_fake and not args.gold_real:
         raise QuickDrawError("--gold-fake needs --gold-real: attention checks need both kinds")
     use_threads(args.threads)
@@ -388,6 +404,8 @@ def run_report(args) -> int:
         raise QuickDrawError(f"--min-gold-accuracy must be 0-1, got {args.min_gold_accuracy}")
     if args.bootstrap < 0:
         raise QuickDrawError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    check_count(args.bootstrap, "--bootstrap", 0, MAX_BOOTSTRAP)
+    check_seed(args.bootstrap_seed, "--bootstrap-seed")
     with GradeStore(args.db, readonly=True) as store:
         if not store.has_session():
             raise QuickDrawError(f"{args.db} holds no grading session")
