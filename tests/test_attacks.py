@@ -301,8 +301,12 @@ def test_a_line_of_12_million_points_is_refused_within_a_memory_bound(tmp_path):
     with open(path, "w") as f:
         f.write(good + "\n" + '{"drawing": [[[' + xs + "], [" + xs + "]]]}\n" + good + "\n")
     out = tmp_path / "out"
-    for command in (["convert", str(path), "--out", str(out)], ["simplify", str(path), "--out",
-                    str(tmp_path / "s.ndjson")], ["svg", str(path), "--out", str(out)]):  # fmt: skip
+    commands = [
+        ["convert", str(path), "--out", str(out)],
+        ["simplify", str(path), "--out", str(tmp_path / "s.ndjson")],
+        ["svg", str(path), "--out", str(out)],
+    ]
+    for command in commands:
         done = run_limited([*command, "--quiet"], memory=512 << 20)
         assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr[-500:]
         assert f"{path}:2: malformed line: the line is over 8,388,608 bytes" in done.stderr
