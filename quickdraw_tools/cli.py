@@ -14,6 +14,7 @@ import os
 import sys
 
 from . import __version__
+from .commands.common import accept_negative_values
 from .errors import QuickDrawError, printable
 
 # One entry per subcommand module, in the order `--help` lists them.
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"quickdraw_tools.commands.{name}").add_parser(sub)
+    accept_negative_values(parser)  # "--temperature -inf" reaches the check that names it
     return parser
 
 

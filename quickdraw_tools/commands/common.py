@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -113,3 +114,18 @@ def emit_json(payload, args: argparse.Namespace) -> bool:
 def check_temperatures(values) -> list[float]:
     """Every ``--temperature`` given (`check_temperature`: 0.001 to 100)."""
     return [check_temperature(t) for t in values]
+
+
+# what argparse takes for a value, not an option, after a flag: its own "-1" and "-.5", and
+# "-1e5", "-inf", "-nan" and "-1,5,5" (which it took for unknown options: "expected one
+# argument"), so a bad number reaches the check that names it
+NEGATIVE_VALUE = re.compile(r"^-(\d[\d,]*|\d*\.?\d+([eE][-+]?\d+)?|inf(inity)?|nan)$", re.I)
+
+
+def accept_negative_values(parser: argparse.ArgumentParser) -> None:
+    """Let `parser` and its subcommands' parsers take negative-looking values (`NEGATIVE_VALUE`)."""
+    parser._negative_number_matcher = NEGATIVE_VALUE
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                accept_negative_values(sub)

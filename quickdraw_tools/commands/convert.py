@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from ..errors import QuickDrawError
@@ -92,9 +91,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_on_error_argument(p, "a malformed line or a drawing with no points")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-    # "-1,5,5" is a value of --split-sizes, not an option (argparse takes only "-1" for one):
-    # it then reaches the check that names it
-    p._negative_number_matcher = re.compile(r"^-\d[\d,]*$|^-\d*\.\d+$")
 
 
 def resolve_sources(args: argparse.Namespace) -> list:

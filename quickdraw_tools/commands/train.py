@@ -27,6 +27,7 @@ import textwrap
 from pathlib import Path
 
 from ..errors import QuickDrawError, check_choice
+from .common import accept_negative_values
 
 MODELS = ["sketch-rnn", "draw"]
 
@@ -189,6 +190,7 @@ def model_parser(model_cls) -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataclass_flags(parser, config_cls, f"model ({config_cls.__name__})", presets)
     add_dataclass_flags(parser, settings_cls, f"training ({settings_cls.__name__})", presets)
+    accept_negative_values(parser)
     return parser
 
 
