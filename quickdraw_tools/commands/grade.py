@@ -129,6 +129,14 @@ def add_parser(subparsers) -> None:
         "are refused (421)",
     )
     serve.add_argument(
+        "--max-per-address",
+        type=int,
+        default=32,
+        metavar="N",
+        help="connections one client address may hold open (default 32 of the server's 128, so "
+        "no one client can take them all; raise it for raters behind one NAT, up to 127)",
+    )
+    serve.add_argument(
         "--per-source",
         type=int,
         default=50,
@@ -255,7 +263,7 @@ def run_serve(args) -> int:
         make_server,
         session_url,
     )
-    from ..eval.grading.store import GradeStore
+    from ..eval.grading.store import StoreUnwritable, remove_database
 
     def say(message: str) -> None:
         if not args.quiet:
@@ -269,6 +277,7 @@ def run_serve(args) -> int:
         raise QuickDrawError("--token must be at least 8 characters (or 'auto')")
     check_exposure(args.host, token)
     host_allow_list(args.host, args.allowed_host)  # a bad --allowed-host NAME, before any work
+    check_count(args.max_per_address, "--max-per-address", 1, 127)
     if args.per_source < 1:
         raise QuickDrawError(f"--per-source must be at least 1, got {args.per_source}")
     check_count(args.per_source, "--per-source", 1, MAX_SAMPLES)
@@ -300,7 +309,37 @@ def run_serve(args) -> int:
         # the whole pool (checkpoints loaded and sampled) before the database file is made,
         # so a bad SOURCE or checkpoint leaves nothing behind
         session = _session(args)
-    with GradeStore(args.db) as store:
+    made = not Path(args.db).exists()
+    try:
+        store = _open_session(args, session, say)
+    except StoreUnwritable:  # a full or read-only disk: no half-made database is left
+        if made:
+            remove_database(Path(args.db))
+        raise
+    with store:
+        app = GradingApp(store, token)
+        server = make_server(
+            app, args.host, args.port, quiet=not args.verbose, allowed_hosts=args.allowed_host,
+            max_per_address=args.max_per_address,
+        )  # fmt: skip
+        print(f"grading page: {session_url(server, args.host, token)}", flush=True)
+        say("stop with Ctrl-C; every grade is already saved")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:  # the normal way to end a session
+            say(f"stopped; {store.counts()['grades']} grade rows in {args.db}")
+        finally:
+            server.server_close()
+    return 0
+
+
+def _open_session(args, session, say):
+    """The store of --db, with its session (created from `session`, or built now, when it has
+    none), the completion code and URL kept."""
+    from ..eval.grading.store import GradeStore
+
+    store = GradeStore(args.db)
+    try:
         if store.has_session():
             _check_same_session(store.spec(), args)
             say(f"resuming the session in {args.db}")
@@ -321,19 +360,10 @@ def run_serve(args) -> int:
         store.set_completion(args.completion_code, args.completion_url)
         code, url = store.completion()
         say(f"completion code: {code}" + (f"; finished raters go to {url}" if url else ""))
-        app = GradingApp(store, token)
-        server = make_server(
-            app, args.host, args.port, quiet=not args.verbose, allowed_hosts=args.allowed_host
-        )
-        print(f"grading page: {session_url(server, args.host, token)}", flush=True)
-        say("stop with Ctrl-C; every grade is already saved")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:  # the normal way to end a session
-            say(f"stopped; {store.counts()['grades']} grade rows in {args.db}")
-        finally:
-            server.server_close()
-    return 0
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def _session(args):
