@@ -42,8 +42,10 @@ def check_choice(what: str, value: str, valid: Iterable[str]) -> str:
 # --- numbers: one rule for each kind, in every command and public function -------------------
 
 SEED_MAX = 2**63 - 1  # seeds are whole numbers 0..SEED_MAX: what torch, numpy and the split take
-TEMPERATURE_MIN = 0.001  # below it the softmax of a model's logits / tau overflows float32
-TEMPERATURE_MAX = 100.0  # above it the offsets' spread (sqrt(tau) sigma) overflows float32
+# Sampling temperatures: logits / tau overflow float32 below about 1e-37 (the softmax then
+# gives NaN) and sqrt(tau) * sigma above about 1e76; the stated range keeps far from both
+TEMPERATURE_MIN = 0.001
+TEMPERATURE_MAX = 100.0
 
 
 def check_count(value: int, what: str, low: int = 1, high: int | None = None) -> int:

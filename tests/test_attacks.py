@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import resource
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -152,9 +153,7 @@ def test_a_journal_that_names_links_is_refused(tmp_path):
         with pytest.raises(QuickDrawError, match="not a commit journal that quickdraw-tools"):
             atomic.recover(out)
         assert snapshot(tmp_path) == before, why
-        for p in sorted(out.iterdir()):
-            p.unlink() if p.is_symlink() or p.is_file() else __import__("shutil").rmtree(p)
-        out.rmdir()
+        shutil.rmtree(out)  # removes the links, never what they point at
 
 
 def test_a_symlinked_subfolder_of_the_output_is_refused(shared, tmp_path, capsys):
