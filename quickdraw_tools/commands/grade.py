@@ -278,8 +278,6 @@ def run_serve(args) -> int:
     check_exposure(args.host, token)
     host_allow_list(args.host, args.allowed_host)  # a bad --allowed-host NAME, before any work
     check_count(args.max_per_address, "--max-per-address", 1, 127)
-    if args.per_source < 1:
-        raise QuickDrawError(f"--per-source must be at least 1, got {args.per_source}")
     check_count(args.per_source, "--per-source", 1, MAX_SAMPLES)
     check_temperature(args.temperature)
     if args.seed is not None:
@@ -290,11 +288,7 @@ def run_serve(args) -> int:
         check_completion_code(args.completion_code)
     if args.exposure_ms is not None and not 1 <= args.exposure_ms <= 60000:
         raise QuickDrawError(f"--exposure-ms must be 1-60000, got {args.exposure_ms}")
-    if args.gold < 1:
-        raise QuickDrawError(f"--gold must be at least 1, got {args.gold}")
     check_count(args.gold, "--gold", 1, MAX_SAMPLES)
-    if args.examples is not None and args.examples < 0:
-        raise QuickDrawError(f"--examples must be 0 or more, got {args.examples}")
     if args.examples is not None:
         check_count(args.examples, "--examples", 0, MAX_SAMPLES)
     if args.gold_fake and not args.gold_real:
@@ -432,8 +426,6 @@ def run_report(args) -> int:
 
     if not 0 <= args.min_gold_accuracy <= 1:
         raise QuickDrawError(f"--min-gold-accuracy must be 0-1, got {args.min_gold_accuracy}")
-    if args.bootstrap < 0:
-        raise QuickDrawError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
     check_count(args.bootstrap, "--bootstrap", 0, MAX_BOOTSTRAP)
     check_seed(args.bootstrap_seed, "--bootstrap-seed")
     with GradeStore(args.db, readonly=True) as store:

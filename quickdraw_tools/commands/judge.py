@@ -157,8 +157,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     from ..eval.judge import format_scores, score_sources
 
-    if args.n >= 1:  # below 1: the library's own message
-        check_count(args.n, "--n", 1, MAX_SAMPLES)
+    check_count(args.n, "--n", 1, MAX_SAMPLES)
     check_seed(args.seed)
     check_temperature(args.temperature)
     use_threads(args.threads)
