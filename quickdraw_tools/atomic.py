@@ -314,10 +314,12 @@ def recover(target: Path) -> None:
 
 
 def check_no_commit(folder: Path) -> None:
-    """Raise if a commit into `folder` was interrupted: its files may be half old, half new."""
-    if any(
-        p.is_file() and _TEMP.fullmatch(p.name) is None for p in folder.glob(f"{JOURNAL_PREFIX}*")
-    ):
+    """Raise if a commit into `folder` was interrupted: its files may be half old, half new
+    (or if a journal there is not one of ours: `read_journal` says so)."""
+    journals = [p for p in folder.glob(f"{JOURNAL_PREFIX}*") if _TEMP.fullmatch(p.name) is None]
+    for journal in journals:
+        read_journal(folder, journal)
+    if journals:
         raise QuickDrawError(
             f"{folder} was being written by a run that was interrupted while putting its files "
             "in place; run the same command again (or any convert into it) to finish it"

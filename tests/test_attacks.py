@@ -188,6 +188,16 @@ def test_our_own_journal_still_finishes_and_a_failed_run_leaves_no_folder(shared
     assert not (tmp_path / "new").exists()
 
 
+def test_readers_name_a_planted_journal_too(shared, tmp_path):
+    """A reader of a folder with a journal that is not ours says so (rather than calling it an
+    interrupted commit that the next run would finish)."""
+    out = tmp_path / "out"
+    assert main(["convert", str(small_cake(shared, tmp_path)), "--out", str(out), "--quiet"]) == 0
+    (out / "sketchrnn" / ".commit-x").write_text('{"staging": "../..", "files": [], "removed": []}')
+    with pytest.raises(QuickDrawError, match=r"\.commit-x is not a commit journal that quick"):
+        formats.load_sketchrnn_npz(out / "sketchrnn" / "cake.npz")
+
+
 # --- 4. files: .npz bombs, long lines, names --------------------------------------------------
 
 
