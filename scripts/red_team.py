@@ -1092,13 +1092,27 @@ def long_line(tmp: Path) -> str:
         f.write(good + "\n" + '{"drawing": [[[' + xs + "], [" + xs + "]]]}\n" + good + "\n")
     done = limited("convert", path, "--out", tmp / "o", "--quiet", memory=512 << 20)
     one_line_error(done, f"{path}:2: malformed line: the line is over 8,388,608 bytes")
+    # the same command again, telling its peak memory: VmHWM, the most this process's own
+    # memory held (getrusage's maxrss would count what the parent held when it forked)
+    peak = subprocess.run(
+        [sys.executable, "-c", "import re, sys\nfrom quickdraw_tools.cli import main\n"
+         "main(sys.argv[1:])\nstatus = open('/proc/self/status').read()\n"
+         "print(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))",
+         "convert", str(path), "--out", str(tmp / "o"), "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    megabytes = int(peak.stdout.split()[-1]) / 1024
     long = list(range(256)) * 400  # 102,400 points: under 8 MiB, over the drawing limit
     path2 = tmp / "long.ndjson"
     path2.write_text(good + "\n" + '{"drawing": [[' + str(long) + ", " + str(long) + "]]}\n")
     one_line_error(quickdraw("convert", path2, "--out", tmp / "o", "--quiet"),
                    f"{path2}:2: the drawing has 102,400 points; at most 100,000")  # fmt: skip
     expect(not (tmp / "o").exists(), "a .npz was written")
-    return "an 85 MB line refused in 512 MB; a 102,400-point drawing refused"
+    size = path.stat().st_size / 1e6
+    return (
+        f"a {size:.0f} MB line refused at a peak of {megabytes:.0f} MB (held to 512 MB); a "
+        "102,400-point drawing refused"
+    )
 
 
 @case("a file name or --word that is not UTF-8: one line, nothing written")
