@@ -302,8 +302,8 @@ def test_a_drawing_longer_than_the_limit_never_lands_in_an_npz(tmp_path, capsys)
 
 
 def test_a_line_of_12_million_points_is_refused_within_a_memory_bound(tmp_path):
-    """One ndjson line of 12,000,000 points (96 MB; about 8 times that to parse whole): refused naming
-    file:line in a process held to 512 MB, never read whole; --on-error skip goes on."""
+    """One ndjson line of 12,000,000 points (96 MB; about 8 times that to parse whole): refused,
+    naming file:line, in a process held to 512 MB, never read whole; --on-error skip goes on."""
     xs = ",".join(["255"] * 12_000_000)
     path = tmp_path / "huge.ndjson"
     good = json.dumps({"drawing": [[[0, 10, 20], [0, 5, 9]]]})
