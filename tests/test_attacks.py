@@ -9,15 +9,13 @@ import io
 import json
 import os
 import pickle
-import resource
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from attack_support import one_line_error, run_limited
 
 from quickdraw_tools import atomic, formats
 from quickdraw_tools.cli import main
@@ -38,14 +36,6 @@ def snapshot(folder: Path) -> dict[str, bytes | str]:
         else:
             out[rel] = "dir"
     return out
-
-
-def one_line_error(capsys, *words: str) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, (word, err)
-    return err
 
 
 def small_cake(shared, tmp_path: Path, n: int = 60) -> Path:
@@ -220,18 +210,6 @@ def one(item) -> np.ndarray:
     array = np.empty(1, dtype=object)
     array[0] = item
     return array
-
-
-def run_limited(args: list[str], memory: int = 1 << 30, timeout: float = 120):
-    """`quickdraw ARGS` in a process that may not use more than `memory` bytes."""
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-
-    return subprocess.run(
-        [sys.executable, "-m", "quickdraw_tools.cli", *args], capture_output=True, text=True,
-        timeout=timeout, preexec_fn=limit,
-    )  # fmt: skip
 
 
 def test_a_nested_list_bomb_is_refused_by_its_count_before_it_is_built(tmp_path):

@@ -5,14 +5,12 @@ and what would be valid, before any work starts. `scripts/red_team.py` replays t
 from __future__ import annotations
 
 import os
-import resource
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from attack_support import one_line_error, run_limited
 from conftest import train_checkpoint
 
 from quickdraw_tools.cli import main
@@ -21,14 +19,6 @@ from quickdraw_tools.errors import SEED_MAX, QuickDrawError, check_seed, check_t
 
 TINY_RNN = dict(max_seq_len=120, enc_size=8, dec_size=8, z_size=4, num_mixture=2)
 TINY_DRAW = dict(T=2, enc_size=8, dec_size=8, z_size=2, read_n=2, write_n=2)
-
-
-def one_line_error(capsys, *words: str) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, (word, err)
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -218,16 +208,6 @@ def test_the_limits_are_the_ones_stated():
 
 
 # --- 5. checkpoints ---------------------------------------------------------------------------
-
-
-def run_limited(args: list[str], memory: int = 1 << 30, timeout: float = 120):
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-
-    return subprocess.run(
-        [sys.executable, "-m", "quickdraw_tools.cli", *args], capture_output=True, text=True,
-        timeout=timeout, preexec_fn=limit,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
