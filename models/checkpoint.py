@@ -159,6 +159,8 @@ def config_from_dict(cls, values: dict, path: Path | str = "the checkpoint"):
         return cls(**{k: v for k, v in values.items() if k in known})
     except TypeError as e:
         raise QuickDrawError(f"{path}: {cls.__name__} cannot be built from it ({e})") from None
+    except QuickDrawError as e:  # a size out of range, checked before any tensor is made
+        raise QuickDrawError(f"{path}: {cls.__name__}: {e}") from None
 
 
 def checkpoint_settings(ckpt: dict) -> TrainConfig:

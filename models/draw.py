@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 
 from .. import formats
 from ..datasets import QuickDraw
-from ..errors import QuickDrawError, check_choice
+from ..errors import QuickDrawError, check_choice, check_count, check_temperature
 from ..formats import file_kind, file_stem
 from .base import DataBundle, Losses, data_fingerprint
 from .trainer import TrainConfig
@@ -77,6 +77,22 @@ class DrawConfig:
         for name in ("read_n", "write_n"):
             if getattr(self, name) < 2:
                 raise QuickDrawError(f"{name} must be >= 2 (δ divides by N − 1)")
+        # checked before any tensor is made: every image keeps T canvases of height x width
+        for name, high in SIZE_LIMITS.items():
+            check_count(getattr(self, name), name, 1, high)
+
+
+# the largest sizes a config may ask for (a canvas per step: T x height x width per image)
+SIZE_LIMITS = {
+    "T": 256,
+    "height": 256,
+    "width": 256,
+    "read_n": 256,
+    "write_n": 256,
+    "z_size": 4096,
+    "enc_size": 4096,
+    "dec_size": 4096,
+}
 
 
 @dataclass
@@ -425,8 +441,7 @@ class Draw(nn.Module):
         """
         if n < 1:
             raise QuickDrawError(f"n must be >= 1, got {n}")
-        if temperature <= 0:
-            raise QuickDrawError(f"temperature must be > 0, got {temperature}")
+        check_temperature(temperature, "temperature")
         c = self.config
         weight = self.to_q.weight
         _, (h_dec, s_dec), canvas = self._initial_state(n, weight)

@@ -35,7 +35,13 @@ from torch.utils.data import Dataset
 
 from .. import formats
 from .. import strokes as S
-from ..errors import QuickDrawError, check_choice
+from ..errors import (
+    QuickDrawError,
+    check_choice,
+    check_count,
+    check_finite,
+    check_temperature,
+)
 from . import recurrent
 from .base import LOG_PX, DataBundle, Losses
 from .trainer import TrainConfig
@@ -61,6 +67,28 @@ class SketchRNNConfig:
     kl_weight_start: float = 0.01  # eta_min, the annealed KL weight's start
     kl_decay_rate: float = 0.99995  # R, the annealing rate per step
     kl_tolerance: float = 0.2  # KL_min, the floor under L_KL
+
+    def __post_init__(self):
+        # checked before any tensor is made: a checkpoint's config (or a typo) must not ask for
+        # more memory than the machine has
+        for name, high in SIZE_LIMITS.items():
+            check_count(getattr(self, name), name, 1, high)
+        for name in ("kl_weight", "kl_weight_start", "kl_tolerance"):
+            check_finite(getattr(self, name), name)
+        if not 0 <= self.kl_decay_rate <= 1:
+            raise QuickDrawError(f"kl_decay_rate must be in [0, 1], got {self.kl_decay_rate}")
+
+
+# the largest model sizes a config may ask for: twice the paper's largest decoder (2,048 units)
+SIZE_LIMITS = {
+    "max_seq_len": 10_000,  # points; the official files' drawings have a few hundred
+    "enc_size": 4096,
+    "dec_size": 4096,
+    "hyper_size": 4096,
+    "hyper_embedding": 4096,
+    "z_size": 4096,
+    "num_mixture": 1000,
+}
 
 
 @dataclass
@@ -659,11 +687,9 @@ class SketchRNN(nn.Module):
         turns normalised offsets back into data units. `state`/`prev` continue
         a primed decoder (see `complete`).
         """
-        if not temperature > 0:
-            raise QuickDrawError(f"temperature must be > 0, got {temperature}")
+        check_temperature(temperature, "temperature")
         soft = temperature if softmax_temperature is None else softmax_temperature
-        if not soft > 0:
-            raise QuickDrawError(f"softmax_temperature must be > 0, got {soft}")
+        check_temperature(soft, "softmax_temperature")
         self.eval()
         device = next(self.parameters()).device
 

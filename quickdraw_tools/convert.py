@@ -47,11 +47,11 @@ from tqdm import tqdm
 
 from . import formats, manifest
 from .atomic import staged_output
-from .errors import QuickDrawError, check_choice
+from .errors import QuickDrawError, check_choice, check_seed, printable
 from .packed import Packed, open_packed, pack_file
 from .rows import RowsWriter, rows_path
 from .splits import SPLITS, Split, split_identities, split_sizes, write_sidecar
-from .workers import ordered_map, process_pool
+from .workers import check_workers, ordered_map, process_pool
 
 FORMATS = ("sketchrnn", "bitmap", "mnist", "parquet", "png")
 PICTURE_FORMATS = ("bitmap", "mnist", "png")  # what `Picture` settings draw
@@ -168,8 +168,8 @@ def convert(
     invert: PNG images black on white."""
     picture = Picture(size, line_width, padding, invert)
     check_formats(formats_wanted, picture)
-    if workers < 1:
-        raise QuickDrawError(f"--workers must be >= 1, got {workers}")
+    check_workers(workers)
+    check_seed(seed)
     if max_per_category is not None and max_per_category < 1:
         raise QuickDrawError(f"--max-per-category must be >= 1, got {max_per_category}")
     split_sizes(0 if isinstance(sizes, str) else sum(sizes), sizes)  # a bad value fails now
@@ -243,7 +243,7 @@ def _check_image_folders(out: Path, names: Sequence[str]) -> None:
 def _read(source, work, seed, sizes, pool, progress, on_error, max_per_category):
     """Pass 1: the category's drawings packed under `work`, and its split."""
     bar = tqdm(
-        desc=f"read {source.category}",
+        desc=f"read {printable(source.category)}",
         unit=" drawings",
         total=max_per_category,
         leave=False,
@@ -335,7 +335,7 @@ class _Category:
     def _bar(self, what: str) -> tqdm:
         return tqdm(
             total=len(self.order),
-            desc=f"{what} {self.result.category}",
+            desc=f"{what} {printable(self.result.category)}",
             unit=" drawings",
             leave=False,
             disable=not self.progress,
@@ -553,14 +553,14 @@ def summary_table(results: Sequence[CategoryResult]) -> str:
     header = ("category", "read", "skipped", "dupes", "train", "valid", "test", "source")
     rows = [
         (
-            r.category,
+            printable(r.category),  # escaped here too, so the columns line up
             r.read,
             r.skipped,
             r.duplicates,
             r.sizes["train"],
             r.sizes["valid"],
             r.sizes["test"],
-            _kind(r) + " " + Path(r.source).name,
+            _kind(r) + " " + printable(Path(r.source).name),
         )
         for r in results
     ]

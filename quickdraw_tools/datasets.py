@@ -43,7 +43,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from . import download, formats, manifest, splits
 from .atomic import staged_output
 from .categories import check_category
-from .errors import QuickDrawError, check_choice
+from .errors import QuickDrawError, check_choice, printable
 from .packed import Packed, open_packed, pack_file
 from .strokes import is_raw, stroke3_to_drawing, stroke3_to_stroke5
 
@@ -169,7 +169,7 @@ def _derive(folder: Path, source: Path, category: str, on_error: str, progress: 
     from tqdm import tqdm
 
     with staged_output(folder) as stage:
-        bar = tqdm(desc=f"derive {category}", unit=" drawings", disable=not progress)
+        bar = tqdm(desc=f"derive {printable(category)}", unit=" drawings", disable=not progress)
         with bar:
             stats = pack_file(
                 source, stage.path, kind="simplified", on_error=on_error, meta=True,
@@ -206,7 +206,9 @@ def _derive_bitmaps(folder: Path, data: _Arrays, progress: bool, picture) -> Non
     chunk = max(1, min(_BITMAP_CHUNK, _BITMAP_PIXELS // (size * size)))
     with staged_output(folder) as stage:
         out = formats.GrowingNpy(stage.file(data.bitmap_file), np.uint8, (size * size,))
-        bar = tqdm(total=n, desc=f"draw {data.category}", unit=" drawings", disable=not progress)
+        bar = tqdm(
+            total=n, desc=f"draw {printable(data.category)}", unit=" drawings", disable=not progress
+        )
         with bar:
             try:
                 for start in range(0, n, chunk):

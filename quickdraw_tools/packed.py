@@ -47,7 +47,7 @@ import numpy as np
 from . import formats
 from .errors import QuickDrawError
 from .splits import drawing_identity
-from .strokes import PLAIN_NUMBERS, FlatDrawings, drawing_problem, ranges
+from .strokes import MAX_POINTS, PLAIN_NUMBERS, FlatDrawings, drawing_problem, ranges
 from .workers import ordered_map
 
 CHUNK = 2_000  # drawings read, checked and converted at a time
@@ -542,6 +542,8 @@ class _Gathered:
             out[int(i)] = "coordinates must be finite numbers (not NaN, infinite or beyond float64)"
         for i in np.flatnonzero(self.points == 0):
             out[int(i)] = "the drawing has no points"
+        for i in np.flatnonzero(self.points > MAX_POINTS):
+            out[int(i)] = f"the drawing has {self.points[i]:,} points; at most {MAX_POINTS:,}"
         if kind == "simplified":
             for i in np.flatnonzero(self.raw & ~bad & (self.points > 0)):
                 out[int(i)] = RAW_IN_SIMPLIFIED

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import formats
 from .atomic import atomic_write, staged_output
-from .errors import QuickDrawError, check_choice
+from .errors import QuickDrawError, check_choice, check_utf8
 from .formats import file_kind, file_stem
 from .strokes import flatten_drawing, stroke3_to_drawing, stroke5_to_stroke3
 
@@ -331,6 +331,7 @@ def _read_sketches(path: Path, split: str | None, limit: int | None):
         raise QuickDrawError(f"input file not found: {path}")
     if file_kind(path) != "sketchrnn" and split is not None:
         raise QuickDrawError(f"--split applies to sketch-rnn .npz files, not {path.name}")
+    file_stem(path)  # a name that is not UTF-8 names no output file: refused before any is made
     return _iter_sketches(path, split, limit)
 
 
@@ -957,6 +958,7 @@ def import_svgs(
     check_choice("on_error mode", on_error, ["raise", "skip"])
     if not isinstance(word, str) or not word.strip():
         raise QuickDrawError(f"--word must name the drawings' category, got {word!r}")
+    check_utf8(word, "--word", "give the category as UTF-8 text")
     targets = [Path(out)] + ([Path(raw_out)] if raw_out is not None else [])
     for target in targets:
         if file_kind(target) != "ndjson":

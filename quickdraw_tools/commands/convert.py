@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import QuickDrawError
-from .common import add_cache_arguments, add_on_error_argument
+from .common import add_cache_arguments, add_on_error_argument, check_seed, check_workers
 
 SOURCE_FORMATS = ("simplified", "raw", "binary")
 
@@ -77,7 +77,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument(
         "--split-sizes",
-        type=_split_sizes,
         default="official",
         metavar="SIZES",
         help="drawings per split: 'official' (the default: 70,000/2,500/2,500 as the sketch-rnn"
@@ -119,15 +118,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _split_sizes(text: str):
-    from ..splits import parse_split_sizes
-
-    try:
-        return parse_split_sizes(text)
-    except QuickDrawError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix("--split-sizes ")) from None
-
-
 def resolve_sources(args: argparse.Namespace) -> list:
     """CATEGORY arguments -> `Source`s: local files, an input folder, or downloads."""
     from .. import categories, download
@@ -159,10 +149,14 @@ def resolve_sources(args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from ..convert import Picture, check_formats, convert, summary_table
+    from ..splits import parse_split_sizes
 
     wanted = [f.strip() for f in args.formats.split(",") if f.strip()]
     picture = Picture(args.size, args.line_width, args.padding, args.invert)
     check_formats(wanted, picture)  # before any download
+    sizes = parse_split_sizes(args.split_sizes)
+    check_workers(args.workers)
+    check_seed(args.seed)
     results = convert(
         resolve_sources(args),
         args.out,
@@ -174,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         on_error=args.on_error,
         progress=not args.quiet,
         gzip_mnist=args.gzip,
-        sizes=args.split_sizes,
+        sizes=sizes,
         line_width=args.line_width,
         padding=args.padding,
         invert=args.invert,

@@ -9,7 +9,17 @@ import sys
 from pathlib import Path
 
 from ..errors import QuickDrawError
-from .common import add_device_arguments, add_json_arguments, emit_json, use_threads
+from .common import (
+    MAX_BOOTSTRAP,
+    MAX_SAMPLES,
+    add_device_arguments,
+    add_json_arguments,
+    check_count,
+    check_seed,
+    check_temperature,
+    emit_json,
+    use_threads,
+)
 
 SERVE_HELP = """\
 Serve a blind grading page. Each rater first reads the instructions (the three grades, with
@@ -119,6 +129,14 @@ def add_parser(subparsers) -> None:
         "are refused (421)",
     )
     serve.add_argument(
+        "--max-per-address",
+        type=int,
+        default=32,
+        metavar="N",
+        help="connections one client address may hold open (default 32 of the server's 128, so "
+        "no one client can take them all; raise it for raters behind one NAT, up to 127)",
+    )
+    serve.add_argument(
         "--per-source",
         type=int,
         default=50,
@@ -219,7 +237,8 @@ def add_parser(subparsers) -> None:
         type=int,
         default=2000,
         metavar="N",
-        help="bootstrap resamples over raters and sketches (default 2000; 0 = none)",
+        help=f"bootstrap resamples over raters and sketches, 0 to {MAX_BOOTSTRAP:,} (default "
+        "2000; 0 = none)",
     )
     report.add_argument(
         "--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default 0)"
@@ -244,7 +263,7 @@ def run_serve(args) -> int:
         make_server,
         session_url,
     )
-    from ..eval.grading.store import GradeStore
+    from ..eval.grading.store import StoreUnwritable, remove_database
 
     def say(message: str) -> None:
         if not args.quiet:
@@ -258,20 +277,20 @@ def run_serve(args) -> int:
         raise QuickDrawError("--token must be at least 8 characters (or 'auto')")
     check_exposure(args.host, token)
     host_allow_list(args.host, args.allowed_host)  # a bad --allowed-host NAME, before any work
-    if args.per_source < 1:
-        raise QuickDrawError(f"--per-source must be at least 1, got {args.per_source}")
-    if args.temperature <= 0:
-        raise QuickDrawError(f"--temperature must be > 0, got {args.temperature}")
+    check_count(args.max_per_address, "--max-per-address", 1, 127)
+    check_count(args.per_source, "--per-source", 1, MAX_SAMPLES)
+    check_temperature(args.temperature)
+    if args.seed is not None:
+        check_seed(args.seed)
     if args.completion_url is not None:
         check_completion_url(args.completion_url)
     if args.completion_code is not None:
         check_completion_code(args.completion_code)
     if args.exposure_ms is not None and not 1 <= args.exposure_ms <= 60000:
         raise QuickDrawError(f"--exposure-ms must be 1-60000, got {args.exposure_ms}")
-    if args.gold < 1:
-        raise QuickDrawError(f"--gold must be at least 1, got {args.gold}")
-    if args.examples is not None and args.examples < 0:
-        raise QuickDrawError(f"--examples must be 0 or more, got {args.examples}")
+    check_count(args.gold, "--gold", 1, MAX_SAMPLES)
+    if args.examples is not None:
+        check_count(args.examples, "--examples", 0, MAX_SAMPLES)
     if args.gold_fake and not args.gold_real:
         raise QuickDrawError("--gold-fake needs --gold-real: attention checks need both kinds")
     use_threads(args.threads)
@@ -284,7 +303,37 @@ def run_serve(args) -> int:
         # the whole pool (checkpoints loaded and sampled) before the database file is made,
         # so a bad SOURCE or checkpoint leaves nothing behind
         session = _session(args)
-    with GradeStore(args.db) as store:
+    made = not Path(args.db).exists()
+    try:
+        store = _open_session(args, session, say)
+    except StoreUnwritable:  # a full or read-only disk: no half-made database is left
+        if made:
+            remove_database(Path(args.db))
+        raise
+    with store:
+        app = GradingApp(store, token)
+        server = make_server(
+            app, args.host, args.port, quiet=not args.verbose, allowed_hosts=args.allowed_host,
+            max_per_address=args.max_per_address,
+        )  # fmt: skip
+        print(f"grading page: {session_url(server, args.host, token)}", flush=True)
+        say("stop with Ctrl-C; every grade is already saved")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:  # the normal way to end a session
+            say(f"stopped; {store.counts()['grades']} grade rows in {args.db}")
+        finally:
+            server.server_close()
+    return 0
+
+
+def _open_session(args, session, say):
+    """The store of --db, with its session (created from `session`, or built now, when it has
+    none), the completion code and URL kept."""
+    from ..eval.grading.store import GradeStore
+
+    store = GradeStore(args.db)
+    try:
         if store.has_session():
             _check_same_session(store.spec(), args)
             say(f"resuming the session in {args.db}")
@@ -305,19 +354,10 @@ def run_serve(args) -> int:
         store.set_completion(args.completion_code, args.completion_url)
         code, url = store.completion()
         say(f"completion code: {code}" + (f"; finished raters go to {url}" if url else ""))
-        app = GradingApp(store, token)
-        server = make_server(
-            app, args.host, args.port, quiet=not args.verbose, allowed_hosts=args.allowed_host
-        )
-        print(f"grading page: {session_url(server, args.host, token)}", flush=True)
-        say("stop with Ctrl-C; every grade is already saved")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:  # the normal way to end a session
-            say(f"stopped; {store.counts()['grades']} grade rows in {args.db}")
-        finally:
-            server.server_close()
-    return 0
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def _session(args):
@@ -386,8 +426,8 @@ def run_report(args) -> int:
 
     if not 0 <= args.min_gold_accuracy <= 1:
         raise QuickDrawError(f"--min-gold-accuracy must be 0-1, got {args.min_gold_accuracy}")
-    if args.bootstrap < 0:
-        raise QuickDrawError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    check_count(args.bootstrap, "--bootstrap", 0, MAX_BOOTSTRAP)
+    check_seed(args.bootstrap_seed, "--bootstrap-seed")
     with GradeStore(args.db, readonly=True) as store:
         if not store.has_session():
             raise QuickDrawError(f"{args.db} holds no grading session")

@@ -5,7 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_device_arguments, add_json_arguments, emit_json, use_threads
+from .common import (
+    MAX_BATCH,
+    MAX_SAMPLES,
+    add_device_arguments,
+    add_json_arguments,
+    check_count,
+    check_seed,
+    check_temperature,
+    emit_json,
+    use_threads,
+)
+
+MAX_FEATURES = 4096  # --feature-size: the feature layer's width
 
 TRAIN_HELP = """\
 Train the judge: a small CNN on 28x28 bitmaps drawn by the official renderer, one class per
@@ -120,6 +132,9 @@ def _emit(payload: dict, args: argparse.Namespace, table: str) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from ..eval.judge import JudgeConfig, JudgeTraining, format_training, train_judge
 
+    check_seed(args.seed)
+    check_count(args.batch_size, "--batch-size", 1, MAX_BATCH)
+    check_count(args.feature_size, "--feature-size", 1, MAX_FEATURES)
     use_threads(args.threads)
     summary = train_judge(
         args.data,
@@ -143,6 +158,9 @@ def run_train(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     from ..eval.judge import format_scores, score_sources
 
+    check_count(args.n, "--n", 1, MAX_SAMPLES)
+    check_seed(args.seed)
+    check_temperature(args.temperature)
     use_threads(args.threads)
     report = score_sources(
         args.judge,

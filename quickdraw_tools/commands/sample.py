@@ -13,7 +13,16 @@ import math
 from pathlib import Path
 
 from ..errors import QuickDrawError
-from .common import add_device_arguments, use_threads
+from .common import (
+    MAX_SAMPLES,
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    add_device_arguments,
+    check_count,
+    check_seed,
+    check_temperatures,
+    use_threads,
+)
 
 MODES = ["sample", "reconstruct", "interpolate", "analogy", "complete"]
 OUTPUT_SUFFIXES = {
@@ -23,6 +32,18 @@ OUTPUT_SUFFIXES = {
 # sketch-rnn's pen in a GIF: a step every 20 ms, a frame every 3 steps
 SECONDS_PER_STEP = 0.02
 STEPS_PER_FRAME = 3
+# what --input a model of each output reads (formats.SUFFIXES kinds), and in words
+INPUT_KINDS = {
+    "strokes": (("sketchrnn", "ndjson", "binary"), "drawings (strokes)"),
+    "bitmap": (("bitmap",), "28x28 bitmaps"),
+}
+KIND_WORDS = {
+    "sketchrnn": "a sketch-rnn .npz of strokes",
+    "ndjson": "ndjson drawings (strokes)",
+    "binary": "a .bin file of drawings (strokes)",
+    "bitmap": "a .npy of bitmaps",
+    "checkpoint": "a checkpoint",
+}
 WANTED = {"reconstruct": 3, "interpolate": 2, "analogy": 3, "complete": 1}  # --index values
 
 
@@ -68,10 +89,14 @@ def add_parser(subparsers) -> None:
         help="output file (sketch-rnn: .svg/.png/.gif/.ndjson; draw: .png/.gif/.npy)",
     )
     p.add_argument("--mode", default="sample", choices=MODES, help="what to draw (default sample)")
-    p.add_argument("--n", type=int, default=16, help="how many samples / endings (default 16)")
+    p.add_argument(
+        "--n", type=int, default=16,
+        help=f"how many samples / endings, 1 to {MAX_SAMPLES:,} (default 16)",
+    )  # fmt: skip
     p.add_argument(
         "--temperature", type=float, nargs="+", default=[0.5],
-        help="sampling temperature(s) > 0, lower is tidier (default 0.5); reconstruct: several",
+        help=f"sampling temperature(s), {TEMPERATURE_MIN:g} to {TEMPERATURE_MAX:g}, lower is "
+        "tidier (default 0.5); reconstruct: several",
     )  # fmt: skip
     p.add_argument(
         "--temperature-convention", default="paper", choices=("paper", "magenta-js"),
@@ -79,7 +104,7 @@ def add_parser(subparsers) -> None:
         "paper (the default) τ itself, as the paper and magenta's Python; magenta-js "
         "0.5 + τ/2, as @magenta/sketch's getPDF does by default. σ is scaled by √τ in both",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed, 0 to 2**63 - 1 (default 0)")
     add_device_arguments(p, "the model runs")
     p.add_argument("--cols", type=int, default=None, help="grid columns (default: a square)")
     p.add_argument(
@@ -93,7 +118,9 @@ def add_parser(subparsers) -> None:
         "--index", type=int, nargs="+", default=None,
         help="which --input sketches (default the first ones the mode needs)",
     )  # fmt: skip
-    p.add_argument("--steps", type=int, default=8, help="interpolation points (default 8)")
+    p.add_argument(
+        "--steps", type=int, default=8, help="interpolation points, both ends too (default 8)"
+    )
     p.add_argument(
         "--method", default="slerp", choices=("slerp", "lerp"),
         help="interpolation path (default slerp, the paper's)",
@@ -106,15 +133,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..models.trainer import load_checkpoint
 
-    if args.n < 1:
-        raise QuickDrawError(f"--n must be at least 1, got {args.n}")
-    for t in args.temperature:
-        if not t > 0:
-            raise QuickDrawError(f"--temperature must be > 0, got {t}")
-    if args.cols is not None and args.cols < 1:
-        raise QuickDrawError(f"--cols must be at least 1, got {args.cols}")
-    if args.steps < 2:
-        raise QuickDrawError(f"--steps must be at least 2 (the path's two ends), got {args.steps}")
+    check_count(args.n, "--n", 1, MAX_SAMPLES)
+    check_temperatures(args.temperature)
+    check_seed(args.seed)
+    if args.cols is not None:
+        check_count(args.cols, "--cols", 1, MAX_SAMPLES)
+    check_count(args.steps, "--steps", 2, MAX_SAMPLES)  # the path's points, both ends among them
     use_threads(args.threads)
     model, data_state, _ = load_checkpoint(args.checkpoint, args.device)
     if args.mode not in model.sample_modes:
@@ -138,12 +162,29 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.mode != "sample" and not args.input:
         raise QuickDrawError(f"--mode {args.mode} needs --input (the sketches to start from)")
+    if args.mode != "sample":
+        _check_input_kind(model, args.input)
     if model.output == "strokes":
         count = _strokes(model, data_state, args, out)
     else:
         count = _bitmaps(model, args, out)
     print(f"wrote {args.mode} ({count} sketches) to {out}")
     return 0
+
+
+def _check_input_kind(model, path: str) -> None:
+    """Refuse an --input the model cannot start from (a DRAW model given strokes, a sketch-rnn
+    model given bitmaps), saying what it takes."""
+    from ..formats import file_kind, suffix_list
+
+    kinds, words = INPUT_KINDS[model.output]
+    kind = file_kind(path)
+    if kind not in kinds:
+        given = KIND_WORDS.get(kind or "", "a file of no kind it reads")
+        raise QuickDrawError(
+            f"the {model.name} model takes {words} as --input ({suffix_list(*kinds)}); "
+            f"{path} is {given}"
+        )
 
 
 def _picked(pool_size: int, args) -> list[int]:
