@@ -21,7 +21,8 @@ def candidates(path: str | Path, suffix: str = "") -> list[str]:
     path = Path(path)
     stem = file_stem(path)
     parents = [p for p in path.parent.parts if p not in ("", ".", "/")]
-    if file_kind(path) == "checkpoint" and parents:
+    # a run's checkpoints are named by the run; a Magenta .gen.json is a model by itself
+    if file_kind(path) == "checkpoint" and parents and not path.name.lower().endswith(".gen.json"):
         names = [parents[-1], f"{parents[-1]}/{stem}"]
         rest = parents[:-1]
     else:

@@ -27,16 +27,21 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import QuickDrawError, check_choice
 from ..formats import file_stem
+from ..models.base import LOG_PX
 from ..splits import SPLITS
 from .labels import path_labels
+
+if TYPE_CHECKING:
+    from ..models.base import Losses
 
 
 @dataclass
@@ -47,18 +52,26 @@ class Totals:
     recon: float = 0.0
     kl: float = 0.0
     iw: float = 0.0  # importance-weighted bound on -log p(x), nats per example
+    # per-example figures a model reports beside its loss terms (sketch-rnn: magenta's own)
+    extra: dict[str, float] = field(default_factory=dict)
 
-    def add(self, recon: torch.Tensor, kl: torch.Tensor, iw: torch.Tensor) -> None:
+    def add(self, losses: Losses, iw: torch.Tensor) -> None:
+        recon = losses.recon
         self.n += len(recon)
         self.recon += float(recon.double().sum())
-        self.kl += float(kl.double().sum())
+        self.kl += float(losses.kl.double().sum())
         self.iw += float(iw.double().sum())
+        for name, value in losses.extra.items():
+            if value.shape == recon.shape and not name.startswith("_"):
+                self.extra[name] = self.extra.get(name, 0.0) + float(value.double().sum())
 
     def merge(self, other: Totals) -> None:
         self.n += other.n
         self.recon += other.recon
         self.kl += other.kl
         self.iw += other.iw
+        for name, value in other.extra.items():
+            self.extra[name] = self.extra.get(name, 0.0) + value
 
 
 def importance_weighted_nll(model: torch.nn.Module, batch, k: int) -> torch.Tensor:
@@ -87,7 +100,8 @@ def _summarise(model, t: Totals, data_state: dict) -> dict:
     """Means of one category (or all) with the model's own names for the terms."""
     if t.n == 0:
         return {"n": 0}
-    return {"n": t.n, **model.report_terms(t.recon / t.n, t.kl / t.n, t.iw / t.n, data_state)}
+    terms = model.report_terms(t.recon / t.n, t.kl / t.n, t.iw / t.n, data_state)
+    return {"n": t.n, **terms, **{name: value / t.n for name, value in t.extra.items()}}
 
 
 @torch.no_grad()
@@ -133,8 +147,10 @@ def evaluate_checkpoint(
             for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
                 batch = to_device(batch, on)
                 losses = model(batch, step=None, reduction="none")
-                iw = importance_weighted_nll(model, batch, k)
-                t.add(losses.recon, losses.kl, iw)
+                # a model without latent variables gives log p(x) itself: no samples needed
+                exact = losses.extra.get(LOG_PX)
+                iw = -exact if exact is not None else importance_weighted_nll(model, batch, k)
+                t.add(losses, iw)
                 bar.update(len(losses.recon))
     overall = Totals()
     for t in categories.values():

@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 MODELS = {"sketch-rnn": (".sketch_rnn", "SketchRNN"), "draw": (".draw", "Draw")}
 
 
+# the `Losses.extra` entry in which a model without latent variables (an unconditional
+# sketch-rnn) gives log p(x) per example, exactly, when evaluating; evaluation then needs no
+# importance samples. Extras named with "_" are not reported as loss terms.
+LOG_PX = "_log_px"
+
+
 @dataclass
 class Losses:
     """Loss terms of one batch, in nats.

@@ -123,8 +123,13 @@ def check_keys(ckpt: dict, path: Path, keys: dict[str, Any]) -> None:
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """The checkpoint dict, loaded safely and checked; a clear error for anything else."""
+    """The checkpoint dict, loaded safely and checked; a clear error for anything else.
+    A Magenta ``.gen.json`` reads as one too (`magenta.read_gen_json`)."""
+    from .magenta import is_gen_json, read_gen_json  # (it imports this module)
+
     path = Path(path)
+    if is_gen_json(path):  # a Magenta model for @magenta/sketch
+        return read_gen_json(path)
     if not path.is_file():
         raise QuickDrawError(f"checkpoint {str(path)!r} not found")
     ckpt = load_safely(path, numpy_rng=True)
@@ -154,6 +159,8 @@ def config_from_dict(cls, values: dict, path: Path | str = "the checkpoint"):
         return cls(**{k: v for k, v in values.items() if k in known})
     except TypeError as e:
         raise QuickDrawError(f"{path}: {cls.__name__} cannot be built from it ({e})") from None
+    except QuickDrawError as e:  # a size out of range, checked before any tensor is made
+        raise QuickDrawError(f"{path}: {cls.__name__}: {e}") from None
 
 
 def checkpoint_settings(ckpt: dict) -> TrainConfig:

@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 
 from .. import formats
 from ..datasets import QuickDraw
-from ..errors import QuickDrawError, check_choice
+from ..errors import QuickDrawError, check_choice, check_count, check_temperature
 from ..formats import file_kind, file_stem
 from . import SAMPLING_TEMPERATURE
 from .base import DataBundle, Losses, data_fingerprint
@@ -78,6 +78,22 @@ class DrawConfig:
         for name in ("read_n", "write_n"):
             if getattr(self, name) < 2:
                 raise QuickDrawError(f"{name} must be >= 2 (δ divides by N − 1)")
+        # checked before any tensor is made: every image keeps T canvases of height x width
+        for name, high in SIZE_LIMITS.items():
+            check_count(getattr(self, name), name, 1, high)
+
+
+# the largest sizes a config may ask for (a canvas per step: T x height x width per image)
+SIZE_LIMITS = {
+    "T": 256,
+    "height": 256,
+    "width": 256,
+    "read_n": 256,
+    "write_n": 256,
+    "z_size": 4096,
+    "enc_size": 4096,
+    "dec_size": 4096,
+}
 
 
 @dataclass
@@ -426,8 +442,7 @@ class Draw(nn.Module):
         """
         if n < 1:
             raise QuickDrawError(f"n must be >= 1, got {n}")
-        if temperature <= 0:
-            raise QuickDrawError(f"temperature must be > 0, got {temperature}")
+        check_temperature(temperature, "temperature")
         c = self.config
         weight = self.to_q.weight
         _, (h_dec, s_dec), canvas = self._initial_state(n, weight)
@@ -566,6 +581,12 @@ def build_datasets(
     parts = QuickDraw.splits_from_files(
         paths, "bitmap", seed=settings.seed, max_per_category=settings.max_per_category
     )
+    side = parts["train"].size
+    if side * side != config.height * config.width:
+        raise QuickDrawError(
+            f"{', '.join(map(str, paths))}: {side}x{side} bitmaps; the model draws "
+            f"{config.height}x{config.width} (quickdraw convert --size {config.height})"
+        )
     datasets = {}
     bitmaps = {split: data.bitmaps() for split, data in parts.items()}
     for i, (split, data) in enumerate(parts.items()):

@@ -35,12 +35,20 @@ from torch.utils.data import Dataset
 
 from .. import formats
 from .. import strokes as S
-from ..errors import QuickDrawError, check_choice
+from ..errors import (
+    QuickDrawError,
+    check_choice,
+    check_count,
+    check_finite,
+    check_temperature,
+)
 from . import SAMPLING_TEMPERATURE, recurrent
-from .base import DataBundle, Losses
+from .base import LOG_PX, DataBundle, Losses
 from .trainer import TrainConfig
 
 DECODERS = ("lstm", "layer_norm", "hyper")
+# the name `evaluate` reports `magenta_eval_loss` under, beside L_R
+MAGENTA_EVAL = "magenta_eval_L_R"
 
 
 @dataclass
@@ -63,6 +71,28 @@ class SketchRNNConfig:
     kl_weight_start: float = 0.01  # eta_min: the KL weight starts at w_KL * eta_min (the paper)
     kl_decay_rate: float = 0.99995  # R, the annealing rate per step
     kl_tolerance: float = 0.2  # KL_min, the floor under L_KL
+
+    def __post_init__(self):
+        # checked before any tensor is made: a checkpoint's config (or a typo) must not ask for
+        # more memory than the machine has
+        for name, high in SIZE_LIMITS.items():
+            check_count(getattr(self, name), name, 1, high)
+        for name in ("kl_weight", "kl_weight_start", "kl_tolerance"):
+            check_finite(getattr(self, name), name)
+        if not 0 <= self.kl_decay_rate <= 1:
+            raise QuickDrawError(f"kl_decay_rate must be in [0, 1], got {self.kl_decay_rate}")
+
+
+# the largest model sizes a config may ask for: twice the paper's largest decoder (2,048 units)
+SIZE_LIMITS = {
+    "max_seq_len": 10_000,  # points; the official files' drawings have a few hundred
+    "enc_size": 4096,
+    "dec_size": 4096,
+    "hyper_size": 4096,
+    "hyper_embedding": 4096,
+    "z_size": 4096,
+    "num_mixture": 1000,
+}
 
 
 @dataclass
@@ -150,6 +180,22 @@ def reconstruction_loss(
     l_s = -(mixture_log_prob(p, target[..., 0], target[..., 1]) * mask).sum(1)
     l_p = -(F.log_softmax(p.pen_logits, dim=-1) * target[..., 2:]).sum((1, 2))
     return (l_s + l_p) / n_max
+
+
+def magenta_eval_loss(
+    p: MixtureParams, target: torch.Tensor, lengths: torch.Tensor, n_max: int
+) -> torch.Tensor:
+    """Per-example reconstruction loss as magenta's training script reports it on the valid and
+    test sets (its `r_cost` with ``is_training`` off), shape (B,): the offset NLL with 1e-6
+    added inside its log, and the pen loss over the sketch's own points only (masked after the
+    sketch ends, so ending on time is never charged), both summed and divided by N_max. Not the
+    paper's L_R (`reconstruction_loss`); reported beside it, so figures compare with magenta's."""
+    t = target.shape[1]
+    mask = (torch.arange(t, device=target.device)[None, :] < lengths[:, None]).float()
+    density = mixture_log_prob(p, target[..., 0], target[..., 1]).exp()
+    l_s = -torch.log(density + 1e-6)
+    l_p = -(F.log_softmax(p.pen_logits, dim=-1) * target[..., 2:]).sum(-1)
+    return ((l_s + l_p) * mask).sum(1) / n_max
 
 
 def kl_divergence(mu: torch.Tensor, sigma_hat: torch.Tensor) -> torch.Tensor:
@@ -452,6 +498,8 @@ class SketchRNN(nn.Module):
                 f"recurrent_dropout is a drop probability in [0, 1), got {config.recurrent_dropout}"
             )
         self.config = c = config
+        if not c.conditional:  # no encoder: nothing to reconstruct, interpolate or compose
+            self.sample_modes = ("sample", "complete")
         z = c.z_size if c.conditional else 0
         if c.conditional:
             self.encoder = nn.LSTM(5, c.enc_size, batch_first=True, bidirectional=True)
@@ -523,13 +571,20 @@ class SketchRNN(nn.Module):
             z = mu + torch.exp(sigma_hat / 2) * torch.randn_like(mu)
             kl = kl_divergence(mu, sigma_hat)
         params, _ = self.decode(strokes5[:, :-1], z)
-        recon = reconstruction_loss(params, strokes5[:, 1:], lengths, self.config.max_seq_len)
+        n_max = self.config.max_seq_len
+        recon = reconstruction_loss(params, strokes5[:, 1:], lengths, n_max)
         weight = kl_weight(step, self.config) if self.config.conditional else 0.0
         # the KL floor applies to the batch mean, as in magenta
         total = recon.mean() + weight * torch.clamp(kl.mean(), min=self.config.kl_tolerance)
+        extra = {"kl_weight": torch.tensor(weight)}
+        if step is None:  # evaluation: magenta's own figure too, beside the paper's L_R
+            extra[MAGENTA_EVAL] = magenta_eval_loss(params, strokes5[:, 1:], lengths, n_max)
+            if not self.config.conditional:  # no z: log p(x) itself, as eval.likelihood reads it
+                extra[LOG_PX] = -n_max * recon
         if reduction == "mean":
             recon, kl = recon.mean(), kl.mean()
-        return Losses(recon, kl, total, {"kl_weight": torch.tensor(weight)})
+            extra = {k: v.mean() for k, v in extra.items()}
+        return Losses(recon, kl, total, extra)
 
     def log_importance_weight(self, batch) -> torch.Tensor:
         """log p(x, z) - log q(z | x) for one fresh z ~ q(z | x), nats per sketch, (B,).
@@ -620,6 +675,7 @@ class SketchRNN(nn.Module):
         max_len: int | None = None,
         state: tuple | None = None,
         prev: torch.Tensor | None = None,
+        softmax_temperature: float | None = None,
     ) -> list[np.ndarray]:
         """Draw `n` sketches at once; returns stroke-3 float32 arrays in data units.
 
@@ -629,14 +685,18 @@ class SketchRNN(nn.Module):
         paper's section 4 writes it and as magenta's JavaScript sketch-rnn
         (@magenta/sketch) samples. Magenta's Python `sample` multiplies sigma by
         tau squared instead (its `sample_gaussian_2d`); that is not followed
-        here, so its samples at a tau < 1 are tighter than these. `z` (n, N_z) conditions a
+        here, so its samples at a tau < 1 are tighter than these.
+        `softmax_temperature`, when given, divides the mixture and pen logits
+        instead of tau (`magenta_js_temperature` gives @magenta/sketch's
+        0.5 + tau / 2). `z` (n, N_z) conditions a
         conditional model; if omitted it is drawn from N(0, I). `generator`
         makes the draws reproducible; `scale` (the training scale factor)
         turns normalised offsets back into data units. `state`/`prev` continue
         a primed decoder (see `complete`).
         """
-        if temperature <= 0:
-            raise QuickDrawError(f"temperature must be > 0, got {temperature}")
+        check_temperature(temperature, "temperature")
+        soft = temperature if softmax_temperature is None else softmax_temperature
+        check_temperature(soft, "softmax_temperature")
         self.eval()
         device = next(self.parameters()).device
 
@@ -659,7 +719,7 @@ class SketchRNN(nn.Module):
             p, state = self.decode(x[:, None], z, state)
             p = MixtureParams(*(getattr(p, f)[:, 0] for f in p.__dataclass_fields__))
             j = torch.multinomial(
-                F.softmax(p.logit_pi / temperature, -1).cpu(), 1, generator=generator
+                F.softmax(p.logit_pi / soft, -1).cpu(), 1, generator=generator
             ).to(device)
             mx, my, sx, sy, rho = (
                 v.gather(1, j)[:, 0] for v in (p.mu_x, p.mu_y, p.sigma_x, p.sigma_y, p.rho)
@@ -668,7 +728,7 @@ class SketchRNN(nn.Module):
             dx = mx + sx * sqrt_tau * e1
             dy = my + sy * sqrt_tau * (rho * e1 + torch.sqrt(1 - rho**2) * e2)
             pen = torch.multinomial(
-                F.softmax(p.pen_logits / temperature, -1).cpu(), 1, generator=generator
+                F.softmax(p.pen_logits / soft, -1).cpu(), 1, generator=generator
             )[:, 0].to(device)
             newly_done = (pen == 2) & ~done
             lengths[newly_done] = t
@@ -743,11 +803,13 @@ class SketchRNN(nn.Module):
         temperature: float = 0.5,
         generator=None,
         z: torch.Tensor | None = None,
+        softmax_temperature: float | None = None,
     ) -> list[np.ndarray]:
         """`n` endings of an unfinished stroke-3 sketch, each returned whole (prefix + ending).
 
         The decoder reads the given points (teacher-forced), then samples on.
         A conditional model uses z = mu of the partial sketch unless `z` is given.
+        `softmax_temperature` as in `sample`.
         """
         if len(partial) == 0:
             raise QuickDrawError("complete needs at least one point to start from")
@@ -768,9 +830,17 @@ class SketchRNN(nn.Module):
             max_len=self.config.max_seq_len - k,
             state=state,
             prev=prefix[:, -1],
+            softmax_temperature=softmax_temperature,
         )
         head = np.asarray(partial, dtype=np.float32)
         return [np.concatenate([head, r]) for r in rest]
+
+
+def magenta_js_temperature(temperature: float) -> float:
+    """The softmax temperature of the mixture weights and pen that @magenta/sketch's
+    ``getPDF(state, temperature)`` uses by default: 0.5 + temperature / 2 (its sigmas are
+    scaled by sqrt(temperature), as here)."""
+    return 0.5 + temperature / 2
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:

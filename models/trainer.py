@@ -64,7 +64,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from ..atomic import atomic_write
-from ..errors import QuickDrawError, check_choice
+from ..errors import QuickDrawError, check_choice, check_seed
+from ..workers import check_workers
 from .base import DataBundle, GenerativeModel, Losses, model_class, resolve_device, set_threads
 from .checkpoint import (
     CHECKPOINT_FORMAT,
@@ -110,8 +111,10 @@ class TrainConfig:
         at_least.update(log_every=1, workers=0, threads=0, min_lr=0, grad_clip=0)
         at_least.update(max_per_category=0, time_limit=0)
         for name, low in at_least.items():
-            if getattr(self, name) < low:
+            if not getattr(self, name) >= low:  # NaN fails this too
                 raise QuickDrawError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        check_seed(self.seed, "seed")
+        check_workers(self.workers, "workers", low=0)
         if not self.lr > 0:
             raise QuickDrawError(f"lr must be > 0, got {self.lr}")
         if not 0 < self.lr_decay <= 1:
@@ -578,7 +581,9 @@ class _StopSignals:
 
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed)
+    # numpy's global generator takes 32 bits; a larger seed (up to 2**64 - 1: 2**63 - 1 plus
+    # a rank) as its two 32-bit words, so seeds below 2**32 give the streams they always gave
+    np.random.seed(seed if seed < 2**32 else [seed & 0xFFFFFFFF, seed >> 32])
     torch.manual_seed(seed)
 
 

@@ -15,6 +15,14 @@ killed after it is finished by the next command that writes there
 (`recover`), and readers that find a journal say so instead of reading a half
 swapped set (`check_no_commit`).
 
+A folder's contents may come from anyone (an archive, a sync, a shared disk), so recovery
+trusts nothing it finds there: it acts only on a journal that this module wrote (`read_journal`:
+its fixed name pattern, its format marker, a staging folder that is the journal's own direct
+child of the folder, every named file a plain relative path inside it, no ``..``, no
+absolute path, no symbolic link followed). Anything else is refused with a message and left
+alone. A subfolder of the output that is a symbolic link (``out/sketchrnn -> ../elsewhere``)
+is never written through.
+
 Disks fill: a write that runs out of space says ``no space left on device
 writing FILE`` and leaves what was there before.
 """
@@ -42,6 +50,9 @@ _TEMP = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp")  # what mkstemp make
 JOURNAL_PREFIX = ".commit-"
 STAGING_PREFIX = ".staging-"
 SCRATCH = ".scratch"  # inside a staging folder: work files, never committed
+_RUN = re.compile(r"[A-Za-z0-9_]{8}")  # what mkdtemp puts after STAGING_PREFIX
+JOURNAL_FORMAT = "quickdraw-tools commit journal 1"  # the marker every journal of ours holds
+MAX_JOURNAL_BYTES = 16 << 20  # a journal lists file names: far less than this
 
 
 def _mode_for(path: Path) -> int:
@@ -131,6 +142,7 @@ class StagedOutput:
     def __init__(self, target: Path, staging: Path):
         self.target, self.path = target, staging
         self.removed: list[str] = []  # files of `target` to delete at the commit
+        self.committed = False  # the journal is written: the set lands, now or by recovery
         self.journal = target / f"{JOURNAL_PREFIX}{staging.name.removeprefix(STAGING_PREFIX)}"
 
     def file(self, rel: str | os.PathLike) -> Path:
@@ -158,22 +170,117 @@ class StagedOutput:
         """Put every staged file in place; returns their final paths."""
         shutil.rmtree(self.path / SCRATCH, ignore_errors=True)
         files = self.staged()
+        for rel in [*files, *self.removed]:  # before the journal: a refusal changes nothing
+            _check_no_links(self.target, rel)
         with atomic_write(self.journal, "w", encoding="utf-8") as f:
-            record = {"staging": self.path.name, "files": files, "removed": self.removed}
+            record = {
+                "format": JOURNAL_FORMAT,
+                "staging": self.path.name,
+                "files": files,
+                "removed": self.removed,
+            }
             json.dump(record, f)
+        self.committed = True
         _finish(self.target, self.journal)  # from here on the new set is certain to land
         return [self.target / rel for rel in files]
 
 
-def _finish(target: Path, journal: Path) -> None:
-    """Carry out a commit journal: move what is still staged into place, delete what it says,
-    then remove the journal and the staging folder. Safe to repeat after a crash."""
-    record = json.loads(journal.read_text(encoding="utf-8"))
+def _refuse_journal(journal: Path, why: str) -> QuickDrawError:
+    return QuickDrawError(
+        f"{journal} is not a commit journal that quickdraw-tools wrote ({why}); left it and "
+        f"everything it names alone: look at it, and remove it to write into {journal.parent}"
+    )
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _link_on_the_way(target: Path, rel: str) -> Path | None:
+    """The first subfolder of `target` on the way to ``target / rel`` that is a symbolic
+    link, if any: a file put there would land wherever the link points."""
+    folder = target
+    for part in Path(rel).parts[:-1]:
+        folder = folder / part
+        if _is_link(folder):
+            return folder
+    return None
+
+
+def _check_no_links(target: Path, rel: str) -> None:
+    """Refuse to write ``target / rel`` through a subfolder that is a symbolic link."""
+    link = _link_on_the_way(target, rel)
+    if link is not None:
+        raise QuickDrawError(
+            f"{link} is a symbolic link (to {os.readlink(link)}): refusing to write through "
+            f"it; make it a real folder, or give another output folder than {target}"
+        )
+
+
+def plain_relative(rel: object) -> bool:
+    """A path that names something inside a folder: relative, no ``..`` or ``.``, no empty
+    part, no NUL, written as the journal writes it."""
+    if not isinstance(rel, str) or not rel or "\0" in rel or rel.startswith("/"):
+        return False
+    parts = rel.split("/")
+    return all(part not in ("", ".", "..") for part in parts)
+
+
+def read_journal(target: Path, journal: Path) -> tuple[Path, list[str], list[str]]:
+    """(staging folder, files, removed) of a commit journal in `target`, checked to be one this
+    module wrote and to name nothing outside `target`; raises QuickDrawError otherwise, having
+    changed nothing."""
+    name = journal.name.removeprefix(JOURNAL_PREFIX)
+    if not _RUN.fullmatch(name):
+        raise _refuse_journal(journal, f"its name is not {JOURNAL_PREFIX} and 8 letters or digits")
+    info = os.lstat(journal)
+    if not stat.S_ISREG(info.st_mode):
+        raise _refuse_journal(journal, "it is not a plain file")
+    if info.st_size > MAX_JOURNAL_BYTES:
+        raise _refuse_journal(journal, f"it is over {MAX_JOURNAL_BYTES:,} bytes")
+    try:
+        record = json.loads(journal.read_bytes())
+    except (ValueError, UnicodeDecodeError):
+        raise _refuse_journal(journal, "it is not JSON") from None
+    if not isinstance(record, dict) or record.get("format") != JOURNAL_FORMAT:
+        raise _refuse_journal(journal, f"it has no format marker {JOURNAL_FORMAT!r}")
+    if set(record) != {"format", "staging", "files", "removed"}:
+        raise _refuse_journal(journal, f"its keys are {sorted(record)}")
+    if record["staging"] != STAGING_PREFIX + name:
+        raise _refuse_journal(
+            journal, f"its staging folder {record['staging']!r} is not {STAGING_PREFIX + name!r}"
+        )
     staging = target / record["staging"]
-    for rel in record["removed"]:
-        if rel not in record["files"]:
+    if _is_link(staging) or (staging.exists() and not staging.is_dir()):
+        raise _refuse_journal(journal, f"{staging.name} is not a real folder")
+    for key in ("files", "removed"):
+        names = record[key]
+        if not isinstance(names, list):
+            raise _refuse_journal(journal, f"its {key!r} is not a list")
+        for rel in names:
+            if not plain_relative(rel):
+                raise _refuse_journal(journal, f"{key!r} names {rel!r}, not a file inside it")
+            link = _link_on_the_way(target, rel) or _link_on_the_way(staging, rel)
+            if link is not None:
+                raise _refuse_journal(journal, f"{link} on the way to {rel!r} is a symbolic link")
+            source = staging / rel
+            if key == "files" and (_is_link(source) or source.is_dir()):
+                raise _refuse_journal(journal, f"{source} is not a plain file")
+    return staging, record["files"], record["removed"]
+
+
+def _finish(target: Path, journal: Path) -> None:
+    """Carry out a commit journal (checked by `read_journal`): move what is still staged into
+    place, delete what it says, then remove the journal and the staging folder. Safe to repeat
+    after a crash."""
+    staging, files, removed = read_journal(target, journal)
+    for rel in removed:
+        if rel not in files:
             (target / rel).unlink(missing_ok=True)
-    for rel in record["files"]:
+    for rel in files:
         source, dest = staging / rel, target / rel
         if source.exists():  # else moved already, before a crash
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -185,23 +292,34 @@ def _finish(target: Path, journal: Path) -> None:
 def recover(target: Path) -> None:
     """Finish the commits a killed run left in `target`, and remove the staging folders of
     runs killed before they committed. Call it holding the folder's writer lock: a live run
-    holds that lock while it stages, so every other staging folder is a dead run's."""
+    holds that lock while it stages, so every other staging folder is a dead run's. Every
+    journal is checked before any is carried out: one that this module did not write stops
+    the recovery (QuickDrawError), with nothing changed."""
     if not target.is_dir():
         return
-    for journal in sorted(target.glob(f"{JOURNAL_PREFIX}*")):
-        if journal.is_file() and _TEMP.fullmatch(journal.name) is None:
-            _finish(target, journal)
+    journals = [
+        j for j in sorted(target.glob(f"{JOURNAL_PREFIX}*")) if _TEMP.fullmatch(j.name) is None
+    ]
+    for journal in journals:
+        read_journal(target, journal)
+    for journal in journals:
+        _finish(target, journal)
     for staging in target.glob(f"{STAGING_PREFIX}*"):
-        if staging.is_dir():
-            shutil.rmtree(staging, ignore_errors=True)
+        # only our own pattern, and never through a link: rmtree would follow none, but a
+        # link is not ours to remove either
+        if _RUN.fullmatch(staging.name.removeprefix(STAGING_PREFIX)) and not _is_link(staging):
+            if staging.is_dir():
+                shutil.rmtree(staging, ignore_errors=True)
     remove_stale_temporaries(target)
 
 
 def check_no_commit(folder: Path) -> None:
-    """Raise if a commit into `folder` was interrupted: its files may be half old, half new."""
-    if any(
-        p.is_file() and _TEMP.fullmatch(p.name) is None for p in folder.glob(f"{JOURNAL_PREFIX}*")
-    ):
+    """Raise if a commit into `folder` was interrupted: its files may be half old, half new
+    (or if a journal there is not one of ours: `read_journal` says so)."""
+    journals = [p for p in folder.glob(f"{JOURNAL_PREFIX}*") if _TEMP.fullmatch(p.name) is None]
+    for journal in journals:
+        read_journal(folder, journal)
+    if journals:
         raise QuickDrawError(
             f"{folder} was being written by a run that was interrupted while putting its files "
             "in place; run the same command again (or any convert into it) to finish it"
@@ -232,17 +350,26 @@ def _writer_lock(target: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def staged_output(target: str | os.PathLike) -> Iterator[StagedOutput]:
     """Stage files for `target`; the caller calls `commit()` when all are written. On an
-    exception (or without a commit) the staging folder is removed and `target` is unchanged."""
+    exception (or without a commit) the staging folder is removed and `target` is unchanged
+    (folders made for it are removed again)."""
     target = Path(target)
+    made = [f for f in (target, *target.parents) if not f.exists()]  # deepest first
     try:
         target.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         raise QuickDrawError(f"cannot write into {target}: it is a file, not a folder") from None
-    with _writer_lock(target):
-        recover(target)
-        stage = StagedOutput(target, Path(tempfile.mkdtemp(dir=target, prefix=STAGING_PREFIX)))
-        try:
-            yield stage
-        finally:
-            if not stage.journal.exists():  # else committed: the next writer finishes it
-                shutil.rmtree(stage.path, ignore_errors=True)
+    stage = None
+    try:
+        with _writer_lock(target):
+            recover(target)
+            stage = StagedOutput(target, Path(tempfile.mkdtemp(dir=target, prefix=STAGING_PREFIX)))
+            try:
+                yield stage
+            finally:
+                if not stage.committed:  # else the set lands (or the next writer finishes it)
+                    shutil.rmtree(stage.path, ignore_errors=True)
+    finally:
+        if stage is None or not stage.committed:
+            for folder in made:
+                with contextlib.suppress(OSError):  # not empty: a file of someone else's
+                    folder.rmdir()

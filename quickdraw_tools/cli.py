@@ -14,7 +14,8 @@ import os
 import sys
 
 from . import __version__
-from .errors import QuickDrawError
+from .commands.common import accept_negative_values
+from .errors import QuickDrawError, printable
 
 # One entry per subcommand module, in the order `--help` lists them.
 COMMAND_MODULES = [
@@ -26,6 +27,7 @@ COMMAND_MODULES = [
     "train",
     "sample",
     "evaluate",
+    "export",
     "grade",
     "judge",
 ]
@@ -42,7 +44,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"quickdraw_tools.commands.{name}").add_parser(sub)
+    accept_negative_values(parser)  # "--temperature -inf" reaches the check that names it
     return parser
+
+
+class EscapedOutput:
+    """Standard output with control characters escaped (newlines and tabs kept): tables and
+    messages show names taken from files and records, and a name must not be able to move
+    the cursor, recolour the terminal or reorder a line (`errors.printable`)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(printable(text, keep="\n\t"))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,12 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    stdout, sys.stdout = sys.stdout, EscapedOutput(sys.stdout)  # type: ignore[assignment]
+    try:
+        return _run(args)
+    finally:
+        sys.stdout = stdout
+
+
+def _run(args: argparse.Namespace) -> int:
+    """`args.func(args)`, its failures turned into one line on stderr and an exit status."""
     try:
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # here, so a closed pipe is met inside this `try`
         return status
     except QuickDrawError as e:
-        print(f"quickdraw {args.command}: error: {e}", file=sys.stderr)
+        print(f"quickdraw {args.command}: error: {printable(str(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"quickdraw {args.command}: interrupted", file=sys.stderr)
@@ -69,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         # "[Errno 13] Permission denied: 'x'" -> "x: Permission denied"
         message = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else e.strerror or e
-        print(f"quickdraw {args.command}: error: {message}", file=sys.stderr)
+        print(f"quickdraw {args.command}: error: {printable(str(message))}", file=sys.stderr)
         return 1
 
 

@@ -1,4 +1,4 @@
-"""`quickdraw convert`: categories -> sketch-rnn `.npz`, bitmaps, MNIST and Parquet files.
+"""`quickdraw convert`: categories -> sketch-rnn `.npz`, bitmaps, MNIST, Parquet and PNG files.
 
 Two passes per category, in bounded memory whatever its size. First the file is
 read a chunk at a time into packed arrays on disk (`packed.pack_file`: checked,
@@ -11,13 +11,22 @@ Outputs under `out/`:
 
 - `sketchrnn/<category>.npz`: the official sketch-rnn layout (train/valid/test
   object arrays of int16 stroke-3).
-- `bitmap/<category>.npy`: uint8 `(N, 784)` in the official numpy_bitmap layout,
-  rows in split order (train, then valid, then test), with
+- `bitmap/<category>.npy`: uint8 `(N, size * size)` (`(N, 784)` at the default 28, the
+  official numpy_bitmap layout), rows in split order (train, then valid, then test), with
   `bitmap/<category>.splits.json` giving the row count of each split.
 - `mnist/`: IDX files for all the categories together (train split ->
   `train-*`, test split -> `t10k-*`; labels are positions in
   `mnist/categories.txt`).
-- `parquet/<category>.parquet`: the official record schema plus `split`.
+- `parquet/<split>/<category>.parquet`: the official record schema plus `split`, `word`
+  a Hugging Face ClassLabel of the run's categories (`parquet`).
+- `png/<split>/<category>/<name>.png`: one image per drawing, the folder layout of
+  torchvision's ImageFolder and Hugging Face's imagefolder (`images`).
+
+Beside each file whose rows are drawings, `<name>.rows.csv` says which drawing each row
+is (`rows`): `sketchrnn/cat.rows.csv`, `bitmap/cat.rows.csv`, `png/cat.rows.csv`,
+`mnist/train-rows.csv` and `mnist/t10k-rows.csv` (the Parquet tables carry the same
+fields in their columns). Bitmaps, MNIST images and PNG images are drawn by the official
+renderer (`raster`) with the run's `Picture` settings, recorded in the manifest.
 
 `split_sizes` chooses how many drawings each split gets: ``"official"``
 (70,000 / 2,500 / 2,500, as the sketch-rnn files), ``"all"`` (every drawing, as the
@@ -29,7 +38,7 @@ serial run.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,13 +47,38 @@ from tqdm import tqdm
 
 from . import formats, manifest
 from .atomic import staged_output
-from .errors import QuickDrawError, check_choice
+from .errors import QuickDrawError, check_choice, check_seed, printable
 from .packed import Packed, open_packed, pack_file
+from .rows import RowsWriter, rows_path
 from .splits import SPLITS, Split, split_identities, split_sizes, write_sidecar
-from .workers import ordered_map, process_pool
+from .workers import check_workers, ordered_map, process_pool
 
-FORMATS = ("sketchrnn", "bitmap", "mnist", "parquet")
+FORMATS = ("sketchrnn", "bitmap", "mnist", "parquet", "png")
+PICTURE_FORMATS = ("bitmap", "mnist", "png")  # what `Picture` settings draw
 CHUNK = 4_096  # drawings drawn (or tabled) at a time
+CHUNK_PIXELS = 1 << 24  # and at most 16 MB of bitmaps at a time (a 1024x1024 one is 1 MB)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """How bitmaps, MNIST and PNG images are drawn (`raster`): the side in pixels, the line
+    width and padding in the 256-unit drawing space (the defaults are the official
+    numpy_bitmap settings, byte for byte), and for PNG black ink on white (`invert`)
+    instead of the official grey on black."""
+
+    size: int = 28
+    line_width: float = 16.0
+    padding: float = 16.0
+    invert: bool = False
+
+    def settings(self) -> dict:
+        """What the manifest records, under ``picture`` (of the run, and of each file drawn)."""
+        out = {"size": self.size, "line_width": self.line_width, "padding": self.padding}
+        return out | ({"invert": True} if self.invert else {})
+
+    def chunk(self) -> int:
+        """Drawings rendered at a time: `CHUNK`, fewer for large images."""
+        return max(1, min(CHUNK, CHUNK_PIXELS // (self.size * self.size)))
 
 
 @dataclass
@@ -102,20 +136,42 @@ class CategoryResult:
     outputs: list[str] = field(default_factory=list)
 
 
-def check_formats(formats_wanted: Sequence[str], size: int = formats.BITMAP_SIDE) -> None:
-    """Raise unless every name is one of `FORMATS` (at least one) and `size` suits them."""
+def check_formats(formats_wanted: Sequence[str], picture: Picture = Picture()) -> None:
+    """Raise unless every name is one of `FORMATS` (at least one) and `picture` is a
+    picture `raster` draws (sizes 8-1024...; `raster.check_settings`)."""
+    from .raster import check_settings
+
     if not formats_wanted:
         raise QuickDrawError(f"no output format given; valid: {', '.join(FORMATS)}")
     for f in formats_wanted:
         check_choice("format", f, FORMATS)
-    if size < 1:
-        raise QuickDrawError(f"--size must be >= 1, got {size}")
-    if "bitmap" in formats_wanted and size != formats.BITMAP_SIDE:
-        # checked before any work: the bitmap writer refuses other sizes only at the end
+    try:
+        check_settings(picture.size, picture.line_width, picture.padding)
+    except QuickDrawError as e:  # "line_width must be..." -> "--line-width must be..."
+        name, rest = str(e).split(" ", 1)
+        raise QuickDrawError(f"--{name.replace('_', '-')} {rest}") from None
+    if picture.invert and "png" not in formats_wanted:
+        raise QuickDrawError("--invert applies to --formats png (the bitmaps stay official)")
+
+
+def check_name(category: str) -> str:
+    """`category` if it can name files and folders inside the output folder, and no other
+    place: not empty, no ``/``, ``\\``, control characters or leading ``.`` (so neither
+    ``..`` nor a hidden file), at most 200 bytes."""
+    bad = (
+        not category
+        or category.startswith(".")
+        or any(c in category for c in "/\\")
+        or any(ord(c) < 32 or ord(c) == 127 for c in category)
+        or len(category.encode("utf-8", "surrogatepass")) > 200
+    )
+    if bad:
         raise QuickDrawError(
-            f"--size {size} does not fit the bitmap format, the official 28x28 numpy_bitmap "
-            "layout; other sizes are for --formats mnist"
+            f"category name {category!r} cannot name files inside the output folder (it must "
+            "not be empty, hold '/', '\\' or control characters, start with '.', or pass 200"
+            " bytes); rename its file"
         )
+    return category
 
 
 def convert(
@@ -131,15 +187,22 @@ def convert(
     progress: bool = True,
     gzip_mnist: bool = False,
     sizes: str | Sequence[int] = "official",
+    line_width: float = 16.0,
+    padding: float = 16.0,
+    invert: bool = False,
 ) -> list[CategoryResult]:
-    """Convert each source category into the requested formats under `out`."""
-    check_formats(formats_wanted, size)
-    if workers < 1:
-        raise QuickDrawError(f"--workers must be >= 1, got {workers}")
+    """Convert each source category into the requested formats under `out`.
+
+    size, line_width, padding: how bitmaps, MNIST and PNG images are drawn (`Picture`);
+    invert: PNG images black on white."""
+    picture = Picture(size, line_width, padding, invert)
+    check_formats(formats_wanted, picture)
+    check_workers(workers)
+    check_seed(seed)
     if max_per_category is not None and max_per_category < 1:
         raise QuickDrawError(f"--max-per-category must be >= 1, got {max_per_category}")
     split_sizes(0 if isinstance(sizes, str) else sum(sizes), sizes)  # a bad value fails now
-    names = [s.category for s in sources]
+    names = [check_name(s.category) for s in sources]
     if not names:
         raise QuickDrawError("no categories to convert")
     if len(set(names)) != len(names):
@@ -147,8 +210,10 @@ def convert(
     out = Path(out)
     wanted = tuple(formats_wanted)
     _check_one_split(out, names, wanted, seed, sizes, max_per_category)
+    if "png" in wanted:
+        _check_image_folders(out, names)
     results: list[CategoryResult] = []
-    mnist_parts: dict[str, list[tuple[Path, np.ndarray, int]]] = {"train": [], "test": []}
+    mnist_parts: dict[str, list[_MnistPart]] = {"train": [], "test": []}
     written: dict[str, dict] = {}  # staged file -> its manifest fields
     # everything is written under a staging folder and put in place together at the end:
     # a run that fails (or is killed) part-way leaves `out` as it was
@@ -158,18 +223,25 @@ def convert(
             for label, source in enumerate(sources):
                 work = stage.scratch() / str(label)
                 result, data, split = _read(
-                    source, work, wanted, seed, sizes, pool, progress, on_error, max_per_category
+                    source, work, seed, sizes, pool, progress, on_error, max_per_category
                 )
-                job = _Category(stage, result, data, split, wanted, seed, size, pool, progress)
+                job = _Category(
+                    stage, result, data, split, wanted, seed, picture, pool, progress, names
+                )
                 written |= job.write(work, label, mnist_parts)
                 results.append(result)
+            if "mnist" in wanted:
+                written |= _write_mnist(stage, mnist_parts, names, seed, picture, gzip_mnist)
+                for result in results:
+                    result.outputs.append(str(out / "mnist"))
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-        if "mnist" in wanted:
-            written |= _write_mnist(stage, mnist_parts, names, seed, size, gzip_mnist)
-            for result in results:
-                result.outputs.append(str(out / "mnist"))
+        if "png" in wanted:
+            from .images import dataset_card
+
+            stage.file("png/README.md").write_text(dataset_card(size, invert), "utf-8")
+            written["png/README.md"] = {"seed": seed, "picture": picture.settings()}
         run = manifest.run_record(
             seed=seed,
             formats=list(wanted),
@@ -177,6 +249,8 @@ def convert(
             max_per_category=max_per_category,
             split_sizes=sizes if isinstance(sizes, str) else list(sizes),
         )
+        if any(f in PICTURE_FORMATS for f in wanted):
+            run["picture"] = picture.settings()
         manifest.write(stage.path, manifest.build(stage.path, out, run, written))
         stage.commit()
     return results
@@ -186,10 +260,16 @@ def _written_by(names: Sequence[str], wanted: Sequence[str]) -> set[str]:
     """The files (relative to the output folder) a run of `names` into `wanted` writes; a
     name ending in "/" stands for every file below it."""
     out = {"mnist/"} if "mnist" in wanted else set()
+    out |= {"png/README.md"} if "png" in wanted else set()
     for name in names:
-        out |= {f"sketchrnn/{name}.npz"} if "sketchrnn" in wanted else set()
-        out |= {f"bitmap/{name}.npy", f"bitmap/{name}.splits.json"} if "bitmap" in wanted else set()
-        out |= {f"parquet/{name}.parquet"} if "parquet" in wanted else set()
+        if "sketchrnn" in wanted:
+            out |= {f"sketchrnn/{name}.npz", f"sketchrnn/{name}.rows.csv"}
+        if "bitmap" in wanted:
+            out |= {f"bitmap/{name}.{end}" for end in ("npy", "splits.json", "rows.csv")}
+        if "parquet" in wanted:  # one table per split, and the one-table layout of before goes
+            out |= {f"parquet/{name}.parquet", *(f"parquet/{s}/{name}.parquet" for s in SPLITS)}
+        if "png" in wanted:
+            out |= {f"png/{name}.rows.csv", *(f"png/{s}/{name}/" for s in SPLITS)}
     return out
 
 
@@ -230,10 +310,24 @@ def _check_one_split(out: Path, names, wanted, seed, sizes, max_per_category) ->
         )
 
 
-def _read(source, work, wanted, seed, sizes, pool, progress, on_error, max_per_category):
+def _check_image_folders(out: Path, names: Sequence[str]) -> None:
+    """Refuse to write PNG folders through a link: a run replaces a category's images, and
+    must not delete files anywhere else."""
+    for rel in [
+        "png",
+        *(f"png/{s}" for s in SPLITS),
+        *(f"png/{s}/{c}" for s in SPLITS for c in names),
+    ]:
+        if (out / rel).is_symlink():
+            raise QuickDrawError(
+                f"{out / rel} is a symbolic link; PNG folders are written only into real folders"
+            )
+
+
+def _read(source, work, seed, sizes, pool, progress, on_error, max_per_category):
     """Pass 1: the category's drawings packed under `work`, and its split."""
     bar = tqdm(
-        desc=f"read {source.category}",
+        desc=f"read {printable(source.category)}",
         unit=" drawings",
         total=max_per_category,
         leave=False,
@@ -246,7 +340,7 @@ def _read(source, work, wanted, seed, sizes, pool, progress, on_error, max_per_c
             work,
             kind=source.kind,
             on_error=on_error,
-            meta="parquet" in wanted,
+            meta=True,  # every format has its rows' key_id, country... beside it
             max_drawings=max_per_category,
             pool=pool,
             progress=bar.update,
@@ -270,42 +364,81 @@ class _Category:
     """Pass 2: one category's files, written from its packed drawings in split order."""
 
     def __init__(
-        self, stage, result, data: Packed, split: Split, wanted, seed, size, pool, progress
-    ) -> None:
+        self, stage, result, data: Packed, split: Split, wanted, seed, picture, pool, progress,
+        names,
+    ) -> None:  # fmt: skip
         self.stage, self.result, self.data, self.split = stage, result, data, split
-        self.wanted, self.seed, self.size, self.pool = wanted, seed, size, pool
+        self.wanted, self.seed, self.picture, self.pool = wanted, seed, picture, pool
         self.order = np.concatenate(
             [np.asarray(split.indices[name], dtype=np.int64) for name in SPLITS]
         )
-        self.progress = progress
+        # the split of each row of the files, in their order
+        self.split_of_row = np.repeat(np.array(SPLITS), [result.sizes[s] for s in SPLITS])
+        self.progress, self.names = progress, names
         self.entry = {"category": result.category, "seed": seed, "source": result.source}
 
-    def chunks(self) -> list[np.ndarray]:
-        return [self.order[i : i + CHUNK] for i in range(0, len(self.order), CHUNK)]
+    def chunks(self, size: int = CHUNK) -> list[tuple[int, np.ndarray]]:
+        """(first row, the drawings of rows first...) `size` at a time, in file order."""
+        return [(i, self.order[i : i + size]) for i in range(0, len(self.order), size)]
 
     def write(self, work: Path, label: int, mnist_parts) -> dict[str, dict]:
         """Stage the files; returns them (relative paths) with their manifest fields."""
-        staged: list[str] = []
+        staged: dict[str, dict] = {}
+        category = self.result.category
+        drawn = {**self.entry, "picture": self.picture.settings()}  # how its pictures are drawn
         if "sketchrnn" in self.wanted:
-            staged.append(self._sketchrnn())
+            rel = self._sketchrnn()
+            staged |= {rel: self.entry, self._rows(rel): self.entry}
         if "bitmap" in self.wanted or "mnist" in self.wanted:
             if "bitmap" in self.wanted:
-                rel = f"bitmap/{self.result.category}.npy"
+                rel = f"bitmap/{category}.npy"
                 path = self.stage.file(rel)
                 sidecar = write_sidecar(path, self.result.sizes, self.seed)
-                staged += [rel, sidecar.relative_to(self.stage.path).as_posix()]
+                staged |= {rel: drawn, sidecar.relative_to(self.stage.path).as_posix(): drawn}
+                staged[self._rows(rel)] = drawn
             else:
                 path = work / "bitmaps.npy"
             self._bitmaps(path)
             sizes = self.result.sizes
             train_end, test_start = sizes["train"], sizes["train"] + sizes["valid"]
-            mnist_parts["train"].append((path, np.arange(0, train_end), label))
-            mnist_parts["test"].append((path, np.arange(test_start, len(self.order)), label))
+            for split, rows in (
+                ("train", np.arange(0, train_end)),
+                ("test", np.arange(test_start, len(self.order))),
+            ):
+                mnist_parts[split].append(_MnistPart(path, rows, label, self.data, self.order))
         if "parquet" in self.wanted:
-            staged.append(self._parquet())
+            staged |= {rel: self.entry for rel in self._parquet()}
+        if "png" in self.wanted:
+            staged[self._png()] = drawn
         target = self.stage.target
-        self.result.outputs += [str(target / rel) for rel in staged if not rel.endswith(".json")]
-        return {rel: self.entry for rel in staged}
+        self.result.outputs += [
+            str(target / rel) for rel in staged if not rel.endswith((".json", ".csv"))
+        ]
+        return staged
+
+    def _bar(self, what: str) -> tqdm:
+        return tqdm(
+            total=len(self.order),
+            desc=f"{what} {printable(self.result.category)}",
+            unit=" drawings",
+            leave=False,
+            disable=not self.progress,
+            delay=0.5,  # a quick write shows no bar at all
+        )
+
+    def _rows(self, rel: str, files: Callable[[int, np.ndarray], list[str]] | None = None) -> str:
+        """Write the rows sidecar of the staged file `rel` (`rows`); returns its path.
+        `files(first row, drawings)`: the PNG folders' `file` column."""
+        sidecar = rows_path(rel).as_posix()
+        writer = RowsWriter(self.stage.file(sidecar), () if files is None else ("file",))
+        try:
+            for start, rows in self.chunks():
+                splits = self.split_of_row[start : start + len(rows)]
+                more = {} if files is None else {"file": files(start, rows)}
+                writer.append(self.data.meta(rows), splits, **more)
+        finally:
+            writer.close()
+        return sidecar
 
     def _sketchrnn(self) -> str:
         rel = f"sketchrnn/{self.result.category}.npz"
@@ -317,17 +450,10 @@ class _Category:
     def _bitmaps(self, path: Path) -> None:
         """Every drawing in split order, drawn by the official renderer, appended to `path`."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        side = self.size * self.size
-        out = formats.GrowingNpy(path, np.uint8, (side,))
-        jobs = ((self.data.take(rows), self.size) for rows in self.chunks())
-        bar = tqdm(
-            total=len(self.order),
-            desc=f"draw {self.result.category}",
-            unit=" drawings",
-            leave=False,
-            disable=not self.progress,
-            delay=0.5,
-        )
+        picture = self.picture
+        out = formats.GrowingNpy(path, np.uint8, (picture.size * picture.size,))
+        jobs = ((self.data.take(rows), picture) for _, rows in self.chunks(picture.chunk()))
+        bar = self._bar("draw")
         try:
             for bitmaps in ordered_map(self.pool, _render, jobs):
                 out.append(bitmaps)
@@ -336,25 +462,84 @@ class _Category:
             out.close()
             bar.close()
 
-    def _parquet(self) -> str:
+    def _parquet(self) -> list[str]:
+        """One table per split, ``parquet/<split>/<category>.parquet`` (see `parquet`)."""
         from .parquet import write_packed
 
-        rel = f"parquet/{self.result.category}.parquet"
-        names = np.repeat(np.array(SPLITS), [self.result.sizes[s] for s in SPLITS])
-        parts = (
-            (self.data.take(rows), names[i : i + len(rows)])
-            for i, rows in zip(range(0, len(self.order), CHUNK), self.chunks(), strict=True)
+        category = self.result.category
+        self.stage.remove(f"parquet/{category}.parquet")  # the one-table layout of before
+        written = []
+        for split in SPLITS:
+            rel = f"parquet/{split}/{category}.parquet"
+            rows = np.asarray(self.split.indices[split], dtype=np.int64)
+            parts = (
+                (self.data.take(rows[i : i + CHUNK]), [split] * len(rows[i : i + CHUNK]))
+                for i in range(0, len(rows), CHUNK)
+            )
+            write_packed(self.stage.file(rel), parts, word=category, names=self.names)
+            written.append(rel)
+        return written
+
+    def _png(self) -> str:
+        """One PNG per drawing in ``png/<split>/<category>/`` (`images`), and the rows
+        sidecar ``png/<category>.rows.csv``, which names each file; returns the sidecar."""
+        from .images import drawing_names, write_pngs
+
+        category, picture, stage = self.result.category, self.picture, self.stage
+        for split in SPLITS:
+            (stage.path / "png" / split / category).mkdir(parents=True, exist_ok=True)
+            for old in _images_of(stage.target, split, category):  # a previous run's go
+                stage.remove(old)
+
+        def files(start: int, rows: np.ndarray) -> list[str]:
+            assert self.data.key_id is not None, "packed with meta=True"
+            names = drawing_names(self.data.key_id[rows], self.data.identity[rows])
+            splits = self.split_of_row[start : start + len(rows)]
+            return [f"{s}/{category}/{n}.png" for s, n in zip(splits, names, strict=True)]
+
+        settings = (picture.size, picture.line_width, picture.padding, picture.invert)
+        folder = os.path.join(stage.path, "png", "")
+        jobs = (
+            (self.data.take(rows), [folder + f for f in files(i, rows)], *settings)
+            for i, rows in self.chunks(picture.chunk())
         )
-        write_packed(self.stage.file(rel), parts, word=self.result.category)
-        return rel
+        bar = self._bar("png")
+        try:
+            for done in ordered_map(self.pool, write_pngs, jobs):
+                bar.update(done)
+        finally:
+            bar.close()
+        return self._rows(f"png/{category}.png", files)  # png/<category>.rows.csv
 
 
-def _render(job: tuple[Packed, int]) -> np.ndarray:
+def _images_of(target: Path, split: str, category: str) -> list[str]:
+    """The files a previous run left in ``png/<split>/<category>/`` (relative to `target`)."""
+    folder = target / "png" / split / category
+    if not folder.is_dir():
+        return []
+    with os.scandir(folder) as entries:
+        return [
+            f"png/{split}/{category}/{e.name}" for e in entries if e.is_file(follow_symlinks=False)
+        ]
+
+
+def _render(job: tuple[Packed, Picture]) -> np.ndarray:
     """Worker: packed drawings -> uint8 (n, size * size) bitmaps (the official renderer)."""
     from .raster import rasterize_many
 
-    data, size = job
-    return rasterize_many(data.flat(), size=size)
+    data, picture = job
+    return rasterize_many(data.flat(), picture.size, picture.line_width, picture.padding)
+
+
+@dataclass
+class _MnistPart:
+    """Rows of one category's bitmap file that go into one MNIST split."""
+
+    path: Path  # the bitmap file, rows in split order
+    rows: np.ndarray  # which of its rows
+    label: int
+    data: Packed  # the category's drawings (for the rows sidecar)
+    order: np.ndarray  # the drawing of each row of `path`
 
 
 class _Shuffled:
@@ -394,22 +579,52 @@ class _Shuffled:
         return out.reshape(-1, self.side, self.side)
 
 
-def _write_mnist(stage, parts, names, seed: int, size: int, gzip: bool) -> dict[str, dict]:
-    """The MNIST files of all categories together (shuffled: MNIST is not sorted by label)."""
+def _write_mnist(stage, parts, names, seed: int, picture: Picture, gzip: bool) -> dict[str, dict]:
+    """The MNIST files of all categories together (shuffled: MNIST is not sorted by label),
+    and the rows sidecars ``mnist/train-rows.csv`` and ``mnist/t10k-rows.csv``."""
     from . import mnist
 
     rng = np.random.default_rng(seed)
-    arrays = {}
+    arrays, perms = {}, {}
     for split, items in parts.items():
-        labels = np.concatenate([np.full(len(rows), lab, dtype=np.int64) for _, rows, lab in items])
+        labels = np.concatenate([np.full(len(p.rows), p.label, dtype=np.int64) for p in items])
         perm = rng.permutation(len(labels))
-        images = _Shuffled([(path, rows) for path, rows, _ in items], perm, size)
-        arrays[split] = (images, labels[perm])
+        images = _Shuffled([(p.path, p.rows) for p in items], perm, picture.size)
+        arrays[split], perms[split] = (images, labels[perm]), perm
     paths = mnist.write_mnist(stage.file("mnist"), arrays["train"], arrays["test"], names, gzip)
     for other in mnist.variant_names(not gzip):  # a previous run's other variant goes
         stage.remove(f"mnist/{other}")
     files = [*paths.values(), stage.file("mnist") / manifest.MANIFEST]
-    return {p.relative_to(stage.path).as_posix(): {"seed": seed} for p in files}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        sidecar = stage.file(f"mnist/{prefix}-rows.csv")
+        _mnist_rows(sidecar, parts[split], perms[split], split, names)
+        files.append(sidecar)
+    entry = {"seed": seed, "picture": picture.settings()}
+    return {p.relative_to(stage.path).as_posix(): entry for p in files}
+
+
+def _mnist_rows(path: Path, items: list[_MnistPart], perm: np.ndarray, split: str, names) -> None:
+    """The rows sidecar of one MNIST split: its drawings in the file's shuffled order, with
+    their category (`word`), a block at a time."""
+    drawing = np.concatenate([p.order[p.rows] for p in items])
+    part = np.repeat(np.arange(len(items)), [len(p.rows) for p in items])
+    writer = RowsWriter(path, ("word",))
+    try:
+        for start in range(0, len(perm), CHUNK):
+            picked = perm[start : start + CHUNK]
+            owner = part[picked]
+            by_part = np.argsort(owner, kind="stable")
+            metas = [
+                items[k].data.meta(drawing[picked[by_part][owner[by_part] == k]])
+                for k in np.unique(owner)
+            ]
+            back = np.empty_like(by_part)
+            back[by_part] = np.arange(len(by_part))
+            meta = {key: np.concatenate([m[key] for m in metas])[back] for key in metas[0]}
+            words = [names[items[k].label] for k in owner]
+            writer.append(meta, [split] * len(picked), word=words)
+    finally:
+        writer.close()
 
 
 def _kind(r: CategoryResult) -> str:
@@ -422,14 +637,14 @@ def summary_table(results: Sequence[CategoryResult]) -> str:
     header = ("category", "read", "skipped", "dupes", "train", "valid", "test", "source")
     rows = [
         (
-            r.category,
+            printable(r.category),  # escaped here too, so the columns line up
             r.read,
             r.skipped,
             r.duplicates,
             r.sizes["train"],
             r.sizes["valid"],
             r.sizes["test"],
-            _kind(r) + " " + Path(r.source).name,
+            _kind(r) + " " + printable(Path(r.source).name),
         )
         for r in results
     ]

@@ -15,7 +15,9 @@ its ``manifest.json``) and memory-mapped afterwards, so a second construction on
 opens files. A split is the one `quickdraw convert` makes for the same seed
 (`splits.split_identities` on the same identities), cached per seed.
 
-Formats: ``"bitmap"`` uint8 ``(28, 28)``; ``"stroke3"`` int16 ``(n, 3)``;
+Formats: ``"bitmap"`` uint8 ``(28, 28)`` (``(size, size)`` with `size`, drawn with
+`line_width` and `padding` as ``quickdraw convert --size --line-width --padding``
+draws them, pixel for pixel); ``"stroke3"`` int16 ``(n, 3)``;
 ``"stroke5"`` float32 ``(max_len + 1, 5)`` (drawings longer than `max_len` are left
 out, as sketch-rnn leaves them out); ``"drawing"`` the simplified strokes
 ``[[xs, ys], ...]``. `collate_stroke5` pads a batch of stroke-3 items to stroke-5.
@@ -42,7 +44,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from . import download, formats, manifest, splits
 from .atomic import staged_output
 from .categories import check_category
-from .errors import QuickDrawError, check_choice
+from .errors import QuickDrawError, check_choice, printable
 from .packed import Packed, open_packed, pack_file
 from .strokes import is_raw, stroke3_to_drawing, stroke3_to_stroke5
 
@@ -50,6 +52,7 @@ FORMATS = ("bitmap", "stroke3", "stroke5", "drawing")
 SPLIT_CODES = {name: code for code, name in enumerate(splits.SPLITS)}  # train 0, valid 1, test 2
 VERSION = 1  # of the derived files; another version is rebuilt
 _BITMAP_CHUNK = 4096  # drawings rendered at a time when bitmaps are derived
+_BITMAP_PIXELS = 1 << 24  # and at most 16 MB of them (large sizes)
 
 
 # --- one category's derived arrays --------------------------------------------------------------
@@ -57,8 +60,10 @@ _BITMAP_CHUNK = 4096  # drawings rendered at a time when bitmaps are derived
 
 class _Arrays:
     """One category's drawings: a `packed.Packed` (memory-mapped from a derived folder, or in
-    memory for `from_files`) and, for ``"bitmap"``, its bitmaps. Opened lazily and dropped
-    when pickled, so DataLoader workers map the files themselves."""
+    memory for `from_files`) and, for ``"bitmap"``, its bitmaps (the file `bitmap_file` of
+    the folder). Opened lazily and dropped when pickled, so DataLoader workers map the files
+    themselves. `rows`: for `from_files`, the rows sidecar beside the file (`rows`), read
+    when `metadata` is first asked for."""
 
     def __init__(
         self,
@@ -66,14 +71,19 @@ class _Arrays:
         path: Path | None = None,
         packed: Packed | None = None,
         bitmaps: np.ndarray | None = None,
+        bitmap_file: str = "bitmaps.npy",
+        rows: Path | None = None,
     ):
-        self.category, self.path = category, path
+        self.category, self.path, self.bitmap_file = category, path, bitmap_file
         self._packed, self._bitmaps = packed, bitmaps
+        self.rows_path = rows
+        self._rows: list[dict[str, Any]] | None = None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         if self.path is not None:
             state["_packed"] = state["_bitmaps"] = None
+        state["_rows"] = None
         return state
 
     @property
@@ -88,7 +98,7 @@ class _Arrays:
     def bitmaps(self) -> np.ndarray:
         if self._bitmaps is None:
             assert self.path is not None, "bitmaps are derived before they are read"
-            self._bitmaps = np.load(self.path / "bitmaps.npy", mmap_mode="r")
+            self._bitmaps = np.load(self.path / self.bitmap_file, mmap_mode="r")
         return self._bitmaps
 
     def field(self, name: str) -> np.ndarray | None:
@@ -109,9 +119,23 @@ class _Arrays:
         return self.packed.lengths()
 
     def bitmap(self, i: int) -> np.ndarray:
-        return np.array(self.bitmaps[i]).reshape(formats.BITMAP_SIDE, formats.BITMAP_SIDE)
+        side = formats.bitmap_side(self.bitmaps.shape[1])
+        return np.array(self.bitmaps[i]).reshape(side, side)
 
     def metadata(self, i: int) -> dict[str, Any]:
+        if self.rows_path is not None:
+            if self._rows is None:
+                from .rows import read_rows
+
+                rows = read_rows(self.rows_path)
+                if len(rows) != len(self):
+                    raise QuickDrawError(
+                        f"{self.rows_path} has {len(rows)} rows for the {len(self)} drawings of"
+                        f" {self.category}"
+                    )
+                self._rows = rows
+            row = {k: v for k, v in self._rows[i].items() if k != "split"}
+            return {"word": self.category, **row}
         if self._packed is None and self.path is None:
             return {"word": self.category}
         return self.packed.metadata(i, word=self.category)
@@ -146,7 +170,7 @@ def _derive(folder: Path, source: Path, category: str, on_error: str, progress: 
     from tqdm import tqdm
 
     with staged_output(folder) as stage:
-        bar = tqdm(desc=f"derive {category}", unit=" drawings", disable=not progress)
+        bar = tqdm(desc=f"derive {printable(category)}", unit=" drawings", disable=not progress)
         with bar:
             stats = pack_file(
                 source, stage.path, kind="simplified", on_error=on_error, meta=True,
@@ -164,26 +188,39 @@ def _derive(folder: Path, source: Path, category: str, on_error: str, progress: 
         stage.commit()
 
 
-def _derive_bitmaps(folder: Path, data: _Arrays, progress: bool) -> None:
-    """Draw every drawing of `data` with the official renderer, once, into ``bitmaps.npy``."""
+def _bitmap_file(size: int, line_width: float, padding: float) -> str:
+    """The derived file of bitmaps drawn so: ``bitmaps.npy`` for the official settings."""
+    if (size, line_width, padding) == (formats.BITMAP_SIDE, 16.0, 16.0):
+        return "bitmaps.npy"
+    return f"bitmaps-{size}-{float(line_width)!r}-{float(padding)!r}.npy"
+
+
+def _derive_bitmaps(folder: Path, data: _Arrays, progress: bool, picture) -> None:
+    """Draw every drawing of `data` with the official renderer at `picture` (``(size,
+    line_width, padding)``), once, into `data.bitmap_file`."""
     from tqdm import tqdm
 
     from .raster import rasterize_many
 
+    size, line_width, padding = picture
     n = len(data)
+    chunk = max(1, min(_BITMAP_CHUNK, _BITMAP_PIXELS // (size * size)))
     with staged_output(folder) as stage:
-        out = formats.GrowingNpy(stage.file("bitmaps.npy"), np.uint8, (formats.BITMAP_SIZE,))
-        bar = tqdm(total=n, desc=f"draw {data.category}", unit=" drawings", disable=not progress)
+        out = formats.GrowingNpy(stage.file(data.bitmap_file), np.uint8, (size * size,))
+        bar = tqdm(
+            total=n, desc=f"draw {printable(data.category)}", unit=" drawings", disable=not progress
+        )
         with bar:
             try:
-                for start in range(0, n, _BITMAP_CHUNK):
-                    rows = np.arange(start, min(start + _BITMAP_CHUNK, n))
-                    out.append(rasterize_many(data.packed.take(rows).flat()))
+                for start in range(0, n, chunk):
+                    rows = np.arange(start, min(start + chunk, n))
+                    flat = data.packed.take(rows).flat()
+                    out.append(rasterize_many(flat, size, line_width, padding))
                     bar.update(len(rows))
             finally:
                 out.close()
-        run = manifest.run_record(category=data.category, derived="bitmaps")
-        _commit_beside(stage, folder, run, {"bitmaps.npy": {}})
+        run = manifest.run_record(category=data.category, derived="bitmaps", picture=picture)
+        _commit_beside(stage, folder, run, {data.bitmap_file: {}})
     data._bitmaps = None
 
 
@@ -283,6 +320,9 @@ class QuickDraw(Dataset):
     max_per_category: use the first N drawings of each category (as ``convert``).
     split_sizes: ``"official"`` (70,000 / 2,500 / 2,500, or those proportions), ``"all"``
         (every drawing) or ``(train, valid, test)``: ``convert --split-sizes``.
+    size, line_width, padding: for ``"bitmap"``, the side in pixels (8 to 1024) and the
+        stroke width and margin in the 256-unit drawing space: the pixels of ``quickdraw
+        convert --size --line-width --padding`` (default: the official 28, 16, 16).
     """
 
     def __init__(
@@ -304,11 +344,18 @@ class QuickDraw(Dataset):
         split_sizes: str | Sequence[int] = "official",
         on_error: str = "raise",
         progress: bool = True,
+        size: int = formats.BITMAP_SIDE,
+        line_width: float = 16.0,
+        padding: float = 16.0,
     ):
+        from .raster import check_settings
+
         check_choice("split", split, splits.SPLITS)
         check_choice("format", format, FORMATS)
         check_choice("on_error mode", on_error, ["raise", "skip"])
         recognized, countrycodes = recognized_values(recognized), country_codes(countrycodes)
+        check_settings(size, line_width, padding)
+        bitmap_file = _bitmap_file(size, line_width, padding)
         root = Path(root)
         names = [categories] if isinstance(categories, str) else list(categories)
         if not names:
@@ -323,14 +370,15 @@ class QuickDraw(Dataset):
             # source None: `_source` found the derived files current without one
             if source is not None and not _derived_is_current(folder, source):
                 _derive(folder, source, name, on_error, progress)
-            data = _Arrays(name, folder)
-            if format == "bitmap" and not (folder / "bitmaps.npy").is_file():
-                _derive_bitmaps(folder, data, progress)
+            data = _Arrays(name, folder, bitmap_file=bitmap_file)
+            if format == "bitmap" and not (folder / bitmap_file).is_file():
+                _derive_bitmaps(folder, data, progress, (size, line_width, padding))
             codes = _split_codes(folder, data, seed, max_per_category, split_sizes)
             parts.append((data, codes == SPLIT_CODES[split]))
         self._setup(names, parts, split, format, transform, target_transform, max_len)
         self._filter(recognized, countrycodes)
         self.seed, self.root = seed, root
+        self.size = size  # of the bitmaps (0: from_files of strokes)
 
     @staticmethod
     def _source(root: Path, name: str, fetch: bool, base_url: str | None, folder: Path):
@@ -419,9 +467,10 @@ class QuickDraw(Dataset):
     ) -> QuickDraw:
         """The dataset over files `quickdraw convert` writes, one category each (its stem):
         sketch-rnn ``.npz`` (``stroke3``, ``stroke5``, ``drawing``; their own split) or bitmap
-        ``.npy`` (``bitmap``; the split beside them, else the keyed split of their rows, by
-        `seed`). `files`: one path or several (str or Path). `max_per_category`: the first rows
-        of each split, as `splits.limit`."""
+        ``.npy`` (``bitmap``, any size; the split beside them, else the keyed split of their
+        rows, by `seed`). `files`: one path or several (str or Path). `max_per_category`: the
+        first rows of each split, as `splits.limit`. `metadata(i)` reads the rows sidecar
+        beside each file (``<name>.rows.csv``) when there is one."""
         check_choice("split", split, splits.SPLITS)
         options = dict(transform=transform, target_transform=target_transform, max_len=max_len)
         return cls.splits_from_files(files, format, seed, max_per_category, **options)[split]
@@ -449,6 +498,11 @@ class QuickDraw(Dataset):
                 data, split_of = _from_npz(file)
             names.append(data.category)
             loaded.append((data, splits.limit(split_of, max_per_category)))
+            if format == "bitmap" and data.bitmaps.shape[1] != loaded[0][0].bitmaps.shape[1]:
+                side, first = formats.bitmap_side(data.bitmaps.shape[1]), files[0]
+                raise QuickDrawError(
+                    f"{file} holds {side}x{side} bitmaps, {first} others: give files of one size"
+                )
         if len(set(names)) != len(names):
             raise QuickDrawError(f"two files of the same category: {names}")
         out = {}
@@ -469,6 +523,9 @@ class QuickDraw(Dataset):
                 options.get("max_len", 250),
             )
             self.seed, self.root = seed, Path()  # no root: the files are the source
+            self.size = (
+                formats.bitmap_side(loaded[0][0].bitmaps.shape[1]) if format == "bitmap" else 0
+            )
             out[split] = self
         return out
 
@@ -504,13 +561,15 @@ class QuickDraw(Dataset):
         return self._data[self._label[i]].metadata(int(self._row[i]))
 
     def bitmaps(self) -> np.ndarray:
-        """Every item's bitmap at once, uint8 ``(len, 784)`` in item order (``"bitmap"``)."""
+        """Every item's bitmap at once, uint8 ``(len, size * size)`` (``(len, 784)`` at the
+        official 28) in item order (``"bitmap"``)."""
         if self.format != "bitmap":
             raise QuickDrawError(f"bitmaps() needs format 'bitmap', not {self.format!r}")
         parts = [
             np.asarray(d.bitmaps)[rows] for d, rows in zip(self._data, self._rows, strict=True)
         ]
-        return np.concatenate(parts) if parts else np.zeros((0, formats.BITMAP_SIZE), np.uint8)
+        side = self.size or formats.BITMAP_SIDE
+        return np.concatenate(parts) if parts else np.zeros((0, side * side), np.uint8)
 
     def sketches(self) -> list[np.ndarray]:
         """Every item's stroke-3 array (int16 ``(n, 3)``), in item order."""
@@ -576,7 +635,17 @@ def _from_npz(path: Path) -> tuple[_Arrays, splits.Split]:
     )
     bounds = np.cumsum([0] + [len(parts[s]) for s in splits.SPLITS]).tolist()
     indices = {s: list(range(bounds[i], bounds[i + 1])) for i, s in enumerate(splits.SPLITS)}
-    return _Arrays(formats.file_stem(path), packed=packed), splits.Split(indices=indices)
+    return _Arrays(formats.file_stem(path), packed=packed, rows=_rows_beside(path)), splits.Split(
+        indices=indices
+    )
+
+
+def _rows_beside(path: Path) -> Path | None:
+    """The rows sidecar `quickdraw convert` wrote beside `path`, if there is one."""
+    from .rows import rows_path
+
+    sidecar = rows_path(path)
+    return sidecar if sidecar.is_file() else None
 
 
 def _from_bitmaps(path: Path, seed: int) -> tuple[_Arrays, splits.Split]:
@@ -584,7 +653,7 @@ def _from_bitmaps(path: Path, seed: int) -> tuple[_Arrays, splits.Split]:
     rows = formats.load_bitmaps(path)
     category = formats.file_stem(path)
     split = splits.read_sidecar(path, len(rows)) or splits.split_bitmaps(rows, category, seed)
-    return _Arrays(category, bitmaps=rows), split
+    return _Arrays(category, bitmaps=rows, rows=_rows_beside(path)), split
 
 
 def collate_stroke5(batch: Sequence, max_len: int | None = None):

@@ -32,6 +32,7 @@ import dataclasses
 import gzip
 import io
 import json
+import math
 import pickle
 import struct
 import warnings
@@ -47,9 +48,9 @@ import orjson
 
 from . import manifest
 from .atomic import atomic_write
-from .errors import QuickDrawError, check_choice
+from .errors import QuickDrawError, check_choice, check_utf8, printable
 from .splits import SPLITS  # the keys of a sketch-rnn .npz are the split names
-from .strokes import drawing_problem, drawing_to_stroke3
+from .strokes import MAX_POINTS, drawing_problem, drawing_to_stroke3
 
 BITMAP_SIDE = 28
 BITMAP_SIZE = BITMAP_SIDE * BITMAP_SIDE
@@ -62,7 +63,7 @@ SUFFIXES = {
     "binary": (".bin",),  # the official binary drawings
     "bitmap": (".npy",),  # numpy_bitmap rows, uint8 (N, 784)
     "sketchrnn": (".full.npz", ".npz"),  # sketch-rnn stroke-3 splits
-    "checkpoint": (".pt", ".pth", ".ckpt"),  # what `quickdraw train` writes
+    "checkpoint": (".pt", ".pth", ".ckpt", ".gen.json"),  # `quickdraw train`'s; Magenta's
 }
 DRAWING_KINDS = ("ndjson", "binary")  # files of drawings (records)
 
@@ -87,7 +88,9 @@ def file_kind(path: str | Path) -> str | None:
 
 def file_stem(path: str | Path) -> str:
     """The name without its kind's suffix: ``cat.ndjson.gz`` -> ``cat``, ``cat.full.npz`` ->
-    ``cat``; the category of a one-category file."""
+    ``cat``; the category of a one-category file. A name that is not UTF-8 names no category
+    (it could be neither written into a file nor shown): QuickDrawError."""
+    check_utf8(Path(path).name, "file name")
     return _suffix_of(path)[1]
 
 
@@ -98,6 +101,14 @@ def suffix_list(*kinds: str) -> str:
 
 # ---------------------------------------------------------------------------
 # ndjson
+
+# What one read of an ndjson file holds at a time, however the file is made: a line of more
+# than MAX_LINE_BYTES is refused (file:line) without being held whole (a drawing of
+# MAX_POINTS raw points takes ~3 MB), and a chunk of lines stops at CHUNK_BYTES. Parsed,
+# JSON takes about 9 bytes of memory per byte of text, so a chunk's records take < 250 MB.
+MAX_LINE_BYTES = 8 << 20
+CHUNK_BYTES = 16 << 20
+TOO_LONG = b""  # stands in a chunk for a line over MAX_LINE_BYTES (blank lines never do)
 
 
 @dataclasses.dataclass
@@ -131,6 +142,11 @@ def _parse_line(line: bytes, check: bool = True) -> dict:
     ``check=False`` leaves the drawing's shape to the caller (`packed` checks a whole chunk of
     drawings at once); a line that is not text raises UnicodeDecodeError either way.
     """
+    if line == TOO_LONG:
+        raise ValueError(
+            f"the line is over {MAX_LINE_BYTES:,} bytes, more than any drawing of at most "
+            f"{MAX_POINTS:,} points takes; it was not read"
+        )
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as e:
@@ -188,17 +204,25 @@ def iter_line_chunks(
 
 def _iter_line_chunks(path: Path, size: int, stats: ReadStats) -> Iterator[list]:
     chunk: list[tuple[int, bytes]] = []
+    held = 0  # bytes of the lines in `chunk`
     try:
         with _open_binary(path) as f:
-            for lineno, line in enumerate(f, start=1):
+            lineno = 0
+            while line := f.readline(MAX_LINE_BYTES + 1):
+                lineno += 1
                 stats.lines = lineno
-                if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
+                        pass  # the rest of the line, read and dropped a block at a time
+                    line = TOO_LONG
+                elif lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]  # a byte-order mark (Windows editors write one): not JSON
-                if line.strip():
+                if line == TOO_LONG or line.strip():
                     chunk.append((lineno, line))
-                    if len(chunk) >= size:
+                    held += len(line)
+                    if len(chunk) >= size or held >= CHUNK_BYTES:
                         yield chunk
-                        chunk = []
+                        chunk, held = [], 0
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise QuickDrawError(f"{path}: not a readable ndjson file ({e})") from None
     if chunk:
@@ -240,8 +264,10 @@ def _iter_ndjson(
             yield (lineno, record) if numbered else record
     if stats.skipped and warn:
         warnings.warn(
-            f"{path}: skipped {stats.skipped} malformed line(s) of {stats.lines}; "
-            f"first: {stats.errors[0]}",
+            printable(
+                f"{path}: skipped {stats.skipped} malformed line(s) of {stats.lines}; "
+                f"first: {stats.errors[0]}"
+            ),
             stacklevel=2,
         )
 
@@ -380,12 +406,18 @@ def _iter_binary(path: Path, word: str | None) -> Iterator[dict]:
                 if len(head) < _HEADER.size:
                     raise EOFError
                 key_id, country, recognized, seconds, n_strokes = _HEADER.unpack(head)
-                drawing = []
+                drawing, points = [], 0
                 for _ in range(n_strokes):
                     count = f.read(2)
                     if len(count) < 2:
                         raise EOFError
                     (n,) = _COUNT.unpack(count)
+                    points += n
+                    if points > MAX_POINTS:
+                        raise QuickDrawError(
+                            f"{path}: drawing {index} has more than {MAX_POINTS:,} points; a "
+                            "drawing has at most that many"
+                        )
                     xy = f.read(2 * n)
                     if len(xy) < 2 * n:
                         raise EOFError
@@ -518,21 +550,29 @@ def read_stroke3(path: str | Path, split: str = "test") -> list[np.ndarray]:
 # numpy_bitmap
 
 
+def bitmap_side(row_size: int) -> int:
+    """The side of square bitmaps of `row_size` pixels (784 -> 28); 0 if there is none from
+    8 to 1024 (`quickdraw convert --size`)."""
+    side = math.isqrt(row_size)
+    return side if side * side == row_size and 8 <= side <= 1024 else 0
+
+
 def _check_bitmaps(array: Any, where: str) -> np.ndarray:
     if not isinstance(array, np.ndarray):
         raise QuickDrawError(f"{where}: bitmaps must be a numpy array, got {type(array).__name__}")
     if array.dtype != np.uint8:
         raise QuickDrawError(f"{where}: bitmaps must be uint8 (0-255), got {array.dtype}")
-    if array.ndim != 2 or array.shape[1] != BITMAP_SIZE:
+    if array.ndim != 2 or not bitmap_side(array.shape[1]):
         raise QuickDrawError(
-            f"{where}: bitmaps must have shape (N, {BITMAP_SIZE}) (28x28 flattened), "
-            f"got {array.shape}"
+            f"{where}: bitmaps must have shape (N, {BITMAP_SIZE}) (28x28 flattened; or any"
+            f" side 8-1024 squared), got {array.shape}"
         )
     return array
 
 
 def load_bitmaps(path: str | Path, mmap: bool = False) -> np.ndarray:
-    """Load an official numpy_bitmap ``.npy``: ``uint8 (N, 784)``, row i is drawing i.
+    """Load an official numpy_bitmap ``.npy``: ``uint8 (N, 784)``, row i is drawing i (or
+    ``(N, side * side)``, bitmaps `quickdraw convert --size` drew: `bitmap_side`).
 
     `mmap` maps the file instead of reading it (the official files are large).
     """
@@ -681,33 +721,105 @@ def _read_npy_member(f: IO, where: str, size: int) -> np.ndarray:
 
 
 _INT16 = np.dtype(np.int16)
+_SCALARS = (int, float, bool, np.generic)
+
+
+def _element_rows(item: Any, where: str) -> int:
+    """How many stroke-3 rows a drawing of a pickled split holds, found without building
+    anything: an array says its shape; a list (what an object array of lists unpickles to)
+    must be rows of 3 numbers, at most MAX_POINTS of them. A list's rows may all be one
+    shared object, so that a 1 KB pickle unpickles to a list that would take gigabytes as an
+    array: it is counted, and refused, before it is made one."""
+    if isinstance(item, np.ndarray):
+        return int(item.shape[0]) if item.ndim else 1
+    if not isinstance(item, list | tuple):
+        raise QuickDrawError(f"{where}: a drawing is {type(item).__name__}, not stroke-3 rows")
+    limit = 3 * MAX_POINTS
+    if _count_numbers(item, limit, {}) > limit:
+        raise QuickDrawError(
+            f"{where}: nested lists of more than {limit:,} numbers (shared references counted "
+            f"as often as they appear); a drawing has at most {MAX_POINTS:,} points of 3"
+        )
+    for j, row in enumerate(item):
+        if not isinstance(row, list | tuple | np.ndarray) or len(row) != 3:
+            shown = f"{len(row)} values" if isinstance(row, list | tuple) else type(row).__name__
+            raise QuickDrawError(f"{where}: row {j} is {shown}, not 3 numbers (dx, dy, pen)")
+        if not all(isinstance(v, _SCALARS) for v in row):
+            raise QuickDrawError(f"{where}: row {j} holds something other than numbers")
+    return len(item)
+
+
+def _count_numbers(obj: Any, limit: int, seen: dict[int, int], depth: int = 0) -> int:
+    """The numbers nested lists hold, each shared list counted once per reference but walked
+    once (`seen`: id -> count); stops soon after passing `limit` (the count is then only
+    known to be over it). Deeper than a stroke-3 array's lists counts as over."""
+    if isinstance(obj, np.ndarray):
+        return int(obj.size)
+    if not isinstance(obj, list | tuple):
+        return 1
+    if depth >= 2:  # rows of numbers sit at depth 1
+        return limit + 1
+    if id(obj) not in seen:
+        total = 0
+        for child in obj:
+            total += _count_numbers(child, limit, seen, depth + 1)
+            if total > limit:
+                break
+        seen[id(obj)] = total
+    return seen[id(obj)]
 
 
 def _as_stroke3_list(items: Any, where: str) -> list[np.ndarray]:
+    """The drawings of a split as int16 stroke-3 arrays, checked. A drawing given as one
+    object many times (a pickle may hold one drawing and a million references to it) counts
+    as many drawings, with all their rows: the same limits as a file that held each copy
+    (MAX_DRAWINGS, MAX_MEMBER_BYTES as int16), and each is checked and copied only once."""
     out = []
+    done: dict[int, np.ndarray] = {}  # id of an item -> its array (items live in `items`)
+    rows = 0
     for i, item in enumerate(items):
-        a = np.asarray(item)
-        if a.dtype is _INT16 and a.ndim == 2 and a.shape[1] == 3:
-            out.append(a)  # the official layout already
-            continue
-        if a.dtype == np.int16 and a.ndim == 2 and a.shape[1] == 3:
-            # Copy it into numpy's canonical int16 dtype object: an array unpickled from
-            # another process has its own dtype instance, which pickle would write out
-            # again instead of memoising, so the file's bytes would depend on where the
-            # arrays were made.
-            canonical = np.empty(a.shape, dtype=np.int16)
-            canonical[...] = a
-            out.append(canonical)
-            continue
-        if a.ndim != 2 or a.shape[1] != 3:
-            raise QuickDrawError(f"{where}[{i}]: stroke-3 must have shape (n, 3), got {a.shape}")
-        if a.dtype.kind not in "iub":
-            if a.dtype.kind != "f" or not np.all(a == np.round(a)):
-                raise QuickDrawError(f"{where}[{i}]: stroke-3 must hold integers, got {a.dtype}")
-        if a.size and (a.min() < -(2**15) or a.max() >= 2**15):
-            raise QuickDrawError(f"{where}[{i}]: values do not fit int16")
-        out.append(a.astype(np.int16))
+        if i >= MAX_DRAWINGS:
+            raise QuickDrawError(f"{where}: more than {MAX_DRAWINGS:,} drawings in a split")
+        known = done.get(id(item))
+        if known is None:
+            known = done[id(item)] = _stroke3(item, f"{where}[{i}]")
+        rows += len(known)
+        if rows * 3 * _INT16.itemsize > MAX_MEMBER_BYTES:
+            raise QuickDrawError(
+                f"{where}: its drawings (counting each reference to a shared one) hold over "
+                f"{MAX_MEMBER_BYTES:,} bytes of stroke-3 rows; at most that much is read"
+            )
+        out.append(known)
     return out
+
+
+def _stroke3(item: Any, where: str) -> np.ndarray:
+    """One drawing (`_as_stroke3_list`) as int16 stroke-3 ``(n, 3)``, or QuickDrawError."""
+    n = _element_rows(item, where)
+    if n > MAX_POINTS:
+        raise QuickDrawError(f"{where}: {n:,} rows; a drawing has at most {MAX_POINTS:,} points")
+    try:
+        a = np.asarray(item)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise QuickDrawError(f"{where}: not a stroke-3 array ({e})") from None
+    if a.dtype is _INT16 and a.ndim == 2 and a.shape[1] == 3:
+        return a  # the official layout already
+    if a.dtype == np.int16 and a.ndim == 2 and a.shape[1] == 3:
+        # Copy it into numpy's canonical int16 dtype object: an array unpickled from
+        # another process has its own dtype instance, which pickle would write out
+        # again instead of memoising, so the file's bytes would depend on where the
+        # arrays were made.
+        canonical = np.empty(a.shape, dtype=np.int16)
+        canonical[...] = a
+        return canonical
+    if a.ndim != 2 or a.shape[1] != 3:
+        raise QuickDrawError(f"{where}: stroke-3 must have shape (n, 3), got {a.shape}")
+    if a.dtype.kind not in "iub":
+        if a.dtype.kind != "f" or not np.all(a == np.round(a)):
+            raise QuickDrawError(f"{where}: stroke-3 must hold integers, got {a.dtype}")
+    if a.size and (a.min() < -(2**15) or a.max() >= 2**15):
+        raise QuickDrawError(f"{where}: values do not fit int16")
+    return a.astype(np.int16)
 
 
 def load_sketchrnn_npz(path: str | Path) -> dict[str, list[np.ndarray]]:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .atomic import check_no_commit
+from .atomic import check_no_commit, plain_relative
 from .errors import QuickDrawError
 
 MANIFEST = "manifest.json"
@@ -71,7 +71,8 @@ def build(staged: Path, target: Path, run: dict[str, Any], files: dict[str, dict
     entries = {
         rel: entry
         for rel, entry in previous["files"].items()
-        if rel not in files and (target / rel).is_file()
+        # an entry of a planted manifest may name a file outside the folder: not listed again
+        if rel not in files and plain_relative(rel) and (target / rel).is_file()
     }
     for rel, extra in files.items():
         entries[rel] = {**digest(staged / rel), "run": run["id"], **extra}

@@ -54,6 +54,7 @@ CATEGORIES_FILE = "categories.txt"
 
 
 _BLOCK = 16_384  # rows written at a time: a category's images are never all in memory
+_BLOCK_BYTES = 1 << 24  # and at most 16 MB of them (1024x1024 images are 1 MB each)
 
 
 def _idx_code(array) -> int:
@@ -86,8 +87,10 @@ def _write_idx(f: IO[bytes], array, gzip: bool) -> None:
 
 def _write_idx_body(f, array, code: int, shape: tuple[int, ...]) -> None:
     f.write(bytes([0, 0, code, len(shape)]) + np.asarray(shape, dtype=">u4").tobytes())
-    for start in range(0, shape[0], _BLOCK):
-        block = np.asarray(array[start : start + _BLOCK])
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * IDX_TYPES[code].itemsize
+    rows = max(1, min(_BLOCK, _BLOCK_BYTES // max(row_bytes, 1)))
+    for start in range(0, shape[0], rows):
+        block = np.asarray(array[start : start + rows])
         f.write(np.ascontiguousarray(block, dtype=IDX_TYPES[code]).tobytes())
 
 

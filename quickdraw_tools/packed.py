@@ -18,6 +18,8 @@ file                array           what
 ``countrycode.npy`` bytes (D,)      two letters (b"" if unknown)         } meta=True
 ``timestamp.npy``   int64 (D,)      microseconds since 1970 UTC (-1 if unknown)
 ``recognized.npy``  int8 (D,)       1 or 0 (-1 if unknown)
+``line.npy``        int64 (D,)      where it was in the file: its line (ndjson, from 1), or
+                                    its place (``.bin``, from 1); 0 if unknown
 ==================  ==============  =====================================================
 
 `open_packed` memory-maps such a folder as a `Packed`; `Packed.take` gathers
@@ -45,11 +47,11 @@ import numpy as np
 from . import formats
 from .errors import QuickDrawError
 from .splits import drawing_identity
-from .strokes import PLAIN_NUMBERS, FlatDrawings, drawing_problem, ranges
+from .strokes import MAX_POINTS, PLAIN_NUMBERS, FlatDrawings, drawing_problem, ranges
 from .workers import ordered_map
 
 CHUNK = 2_000  # drawings read, checked and converted at a time
-META = ("key_id", "countrycode", "timestamp", "recognized")
+META = ("key_id", "countrycode", "timestamp", "recognized", "line")
 RAW_IN_SIMPLIFIED = "a raw drawing (times, or coordinates not integers 0-255) in simplified data"
 
 
@@ -65,6 +67,7 @@ class Packed:
     countrycode: np.ndarray | None = None
     timestamp: np.ndarray | None = None
     recognized: np.ndarray | None = None
+    line: np.ndarray | None = None  # with meta=True; None in folders packed before it
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -100,7 +103,20 @@ class Packed:
             countrycode=pick(self.countrycode),
             timestamp=pick(self.timestamp),
             recognized=pick(self.recognized),
+            line=pick(self.line),
         )
+
+    def meta(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+        """The metadata arrays (`META`) of the drawings at `indices`, without their strokes;
+        ``line`` is 0 (unknown) in folders packed before it was kept."""
+        if not self.has_meta:
+            raise QuickDrawError("these drawings were packed without their metadata (meta=True)")
+        indices = np.asarray(indices, dtype=np.int64)
+        out = {}
+        for name in META:
+            array = getattr(self, name)
+            out[name] = np.zeros(len(indices), np.int64) if array is None else array[indices]
+        return out
 
     def flat(self) -> FlatDrawings:
         """Every drawing's absolute points, strokes and counts (what `raster` draws).
@@ -128,7 +144,7 @@ class Packed:
 
     def metadata(self, i: int, word: str | None = None) -> dict[str, Any]:
         """Drawing `i`'s record fields (those known): word, key_id, countrycode, timestamp
-        (an aware UTC datetime), recognized."""
+        (an aware UTC datetime), recognized, and the line of the source file it was on."""
         out: dict[str, Any] = {} if word is None else {"word": word}
         if not self.has_meta:
             return out
@@ -142,6 +158,8 @@ class Packed:
             out["timestamp"] = formats.timestamp_from_micros(int(self.timestamp[i]))
         if self.recognized[i] >= 0:
             out["recognized"] = bool(self.recognized[i])
+        if self.line is not None and self.line[i] > 0:
+            out["line"] = int(self.line[i])
         return out
 
 
@@ -256,7 +274,9 @@ def _pack_binary(path: Path, first: int, records: list[dict], kind, on_error: st
     """`records`, drawings `first`... of the `.bin` file `path` -> a `Packed` chunk, stats."""
     stats = formats.ReadStats(records=len(records))
     names = [f"{path}: drawing {first + i}" for i in range(len(records))]
-    return pack_records(records, names, kind, on_error, meta, stats, no_bools=True), stats
+    lines = range(first + 1, first + len(records) + 1)
+    packed = pack_records(records, names, kind, on_error, meta, stats, no_bools=True, lines=lines)
+    return packed, stats
 
 
 def _pack_lines(job) -> tuple[Packed, formats.ReadStats]:
@@ -273,7 +293,7 @@ def _pack_lines(job) -> tuple[Packed, formats.ReadStats]:
         literals = sum(line.count(b"true") + line.count(b"false") for _, line in lines)
         fields_ = sum(type(r.get("recognized")) is bool for r in records)
         packed = pack_records(
-            records, names, kind, on_error, meta, stats, no_bools=literals == fields_
+            records, names, kind, on_error, meta, stats, no_bools=literals == fields_, lines=numbers
         )
         del records  # freed now, while the collector is off: it never has to look at them
     return packed, stats
@@ -336,13 +356,15 @@ def pack_records(
     stats: formats.ReadStats | None = None,
     *,
     no_bools: bool = False,
+    lines: Sequence[int] | None = None,
 ) -> Packed:
     """Check records (dicts with a ``drawing``) and pack the good ones (module doc).
 
     names[i] is how errors name record i (``file:line``). A bad drawing raises
     `QuickDrawError`, or with ``on_error="skip"`` is left out and noted in `stats`.
     `no_bools`: the caller knows no coordinate is a bool (``.bin`` records; ndjson lines
-    whose true/false literals are all record fields).
+    whose true/false literals are all record fields). `lines`: where each record was in
+    its file (kept with `meta`; 0, unknown, when not given).
     """
     drawings = [r.get("drawing") if isinstance(r, dict) else None for r in records]
     gathered = _gather(drawings, no_bools)
@@ -371,7 +393,7 @@ def pack_records(
         stamps, bad_times = _timestamps([records[i].get("timestamp") for i in good])
         problems |= {good[j]: why for j, why in bad_times.items()}
     if problems:
-        return _without(records, names, problems, kind, on_error, meta, stats)
+        return _without(records, names, problems, kind, on_error, meta, stats, lines)
     identity = [drawing_identity(r) for r in records]  # of the drawing as read (raw ones too)
     raw = gathered.raw if kind is None else np.full(len(records), kind == "raw")
     if raw.any():  # Google's recipe, then gathered again
@@ -392,10 +414,12 @@ def pack_records(
         packed.timestamp = stamps
         flags = [r.get("recognized") for r in records]
         packed.recognized = np.array([-1 if v is None else int(bool(v)) for v in flags], np.int8)
+        where = np.zeros(len(records), np.int64) if lines is None else np.asarray(lines, np.int64)
+        packed.line = where
     return packed
 
 
-def _without(records, names, problems, kind, on_error, meta, stats) -> Packed:
+def _without(records, names, problems, kind, on_error, meta, stats, lines) -> Packed:
     """`pack_records` of the records without problems, the problems raised or noted."""
     first = min(problems)
     if on_error == "raise":
@@ -415,6 +439,7 @@ def _without(records, names, problems, kind, on_error, meta, stats) -> Packed:
         meta,
         stats,
         no_bools=True,  # they passed drawing_problem or the gathering's checks
+        lines=None if lines is None else [lines[i] for i in keep],
     )
 
 
@@ -517,6 +542,8 @@ class _Gathered:
             out[int(i)] = "coordinates must be finite numbers (not NaN, infinite or beyond float64)"
         for i in np.flatnonzero(self.points == 0):
             out[int(i)] = "the drawing has no points"
+        for i in np.flatnonzero(self.points > MAX_POINTS):
+            out[int(i)] = f"the drawing has {self.points[i]:,} points; at most {MAX_POINTS:,}"
         if kind == "simplified":
             for i in np.flatnonzero(self.raw & ~bad & (self.points > 0)):
                 out[int(i)] = RAW_IN_SIMPLIFIED

@@ -1,12 +1,13 @@
 """Quick, Draw! records as Parquet tables, for pandas, DuckDB, polars and Hugging Face `datasets`.
 
-One file per category, one row per drawing, the official schema plus the split:
+One row per drawing, the official schema plus the split:
 
 ==============  ============================  =========================================
 column          type                          what
 ==============  ============================  =========================================
 key_id          string                        the drawing's id (null if the file had none)
-word            string                        the category
+word            int64                         the category: a label, position in the names
+                                              of the file's ClassLabel (below)
 countrycode     string                        two letters (null if unknown)
 timestamp       timestamp[us, UTC]            when it was drawn (null if unknown)
 recognized      bool                          whether the game recognised it (null if unknown)
@@ -14,13 +15,23 @@ drawing         list<list<list<int16>>>       simplified strokes ``[[xs, ys], ..
 split           string                        train, valid or test (`quickdraw_tools.splits`)
 ==============  ============================  =========================================
 
+`word` is stored as Hugging Face `datasets` stores a ``ClassLabel`` (as the
+``google/quickdraw`` dataset on the Hub has it): an int64 label, with the names in
+the schema's metadata under ``huggingface``, exactly where and how ``datasets``
+writes its features (`hf_features`). So ``datasets`` reads `word` as a ClassLabel
+with the category names, and `category_names` gives them to pandas or DuckDB users.
+`quickdraw convert` writes ``parquet/<split>/<category>.parquet``, one folder per
+split, which ``datasets.load_dataset("parquet", data_dir="DIR/parquet")`` reads as
+the splits train, validation and test.
+
 Written with pyarrow (the reference Parquet implementation for Python): a table a
-reader opens with ``pandas.read_parquet``, ``datasets.load_dataset("parquet",
-data_files=...)``, ``duckdb.read_parquet`` or ``polars.read_parquet``.
+reader opens with ``pandas.read_parquet``, ``datasets.load_dataset("parquet", ...)``,
+``duckdb.read_parquet`` or ``polars.read_parquet``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -34,20 +45,57 @@ if TYPE_CHECKING:
     from .packed import Packed
 
 
-def schema():
+def hf_features(names: Sequence[str]) -> dict[str, Any]:
+    """The table's features as Hugging Face `datasets` writes them (``Features.to_dict()``):
+    `word` a ``ClassLabel`` of `names`, the other columns plain values and lists."""
+
+    def value(dtype: str) -> dict[str, str]:
+        return {"dtype": dtype, "_type": "Value"}
+
+    def listed(feature: dict) -> dict:
+        return {"feature": feature, "_type": "List"}
+
+    return {
+        "key_id": value("string"),
+        "word": {"names": list(names), "_type": "ClassLabel"},
+        "countrycode": value("string"),
+        "timestamp": value("timestamp[us, tz=UTC]"),
+        "recognized": value("bool"),
+        "drawing": listed(listed(listed(value("int16")))),
+        "split": value("string"),
+    }
+
+
+def schema(names: Sequence[str] = ()):
+    """The Arrow schema of a table whose `word` labels are positions in `names`."""
     import pyarrow as pa
 
-    return pa.schema(
-        [
-            ("key_id", pa.string()),
-            ("word", pa.string()),
-            ("countrycode", pa.string()),
-            ("timestamp", pa.timestamp("us", tz="UTC")),
-            ("recognized", pa.bool_()),
-            ("drawing", pa.list_(pa.list_(pa.list_(pa.int16())))),
-            ("split", pa.string()),
-        ]
-    )
+    fields = [
+        ("key_id", pa.string()),
+        ("word", pa.int64()),
+        ("countrycode", pa.string()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("recognized", pa.bool_()),
+        ("drawing", pa.list_(pa.list_(pa.list_(pa.int16())))),
+        ("split", pa.string()),
+    ]
+    metadata = {"huggingface": json.dumps({"info": {"features": hf_features(names)}})}
+    return pa.schema(fields, metadata=metadata)
+
+
+def category_names(path: str | os.PathLike) -> list[str]:
+    """The category names a table's `word` labels index (from its schema's metadata)."""
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+        features = json.loads(metadata[b"huggingface"])["info"]["features"]
+        names = features["word"]["names"]
+    except (KeyError, ValueError, TypeError, OSError) as e:
+        raise QuickDrawError(f"{path}: not a table written by quickdraw-tools ({e})") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise QuickDrawError(f"{path}: its category names are not a list of strings")
+    return names
 
 
 ROW_GROUP = 65_536  # rows per Parquet row group
@@ -58,10 +106,12 @@ def write_parquet(
     records: Sequence[Mapping],
     splits: Sequence[str],
     word: str | None = None,
+    names: Sequence[str] | None = None,
 ) -> int:
     """Write simplified `records` (dicts with ``drawing`` and the optional fields) and the
     split of each (``splits[i]`` for record i) as one Parquet file, atomically; returns the
-    number of rows. `word` fills the category where a record has none."""
+    number of rows. `word` fills the category where a record has none; `names` are the
+    ClassLabel's names (default: the words in the order they first appear)."""
     from .packed import pack_records
 
     records = list(records)
@@ -70,7 +120,9 @@ def write_parquet(
     names = [f"record {i}" for i in range(len(records))]
     packed = pack_records(records, names, kind="simplified", meta=True)
     words = [_text(r.get("word")) or word for r in records]
-    write_packed(path, [(packed, splits, words)], word=word)
+    if names is None:
+        names = list(dict.fromkeys(w for w in words if w is not None))
+    write_packed(path, [(packed, splits, words)], word=word, names=names)
     return len(records)
 
 
@@ -78,36 +130,45 @@ def write_packed(
     path: str | os.PathLike,
     parts: Iterable[tuple[Any, ...]],
     word: str | None = None,
+    names: Sequence[str] | None = None,
 ) -> int:
     """Write packed drawings (`packed.Packed`, read with ``meta=True``), part by part, as one
     Parquet file, atomically; returns the number of rows.
 
     parts: ``(packed, splits)`` or ``(packed, splits, words)``: the split of each drawing,
-    and its category where it is not `word`. Memory holds one row group at a time.
+    and its category where it is not `word`. names: the categories the `word` labels index
+    (default: `word` alone). Memory holds one row group at a time.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if names is None:
+        names = [] if word is None else [word]
+    names = [str(n) for n in names]
+    if len(set(names)) != len(names):
+        raise QuickDrawError(f"a category name is given twice: {names}")
+    labels = {n: i for i, n in enumerate(names)}
+    table_schema = schema(names)
     rows = 0
     with (
         atomic_write(Path(path), "wb") as f,
-        pq.ParquetWriter(f, schema(), compression="zstd") as out,
+        pq.ParquetWriter(f, table_schema, compression="zstd") as out,
     ):
         waiting: list = []
         for part in parts:
             packed, splits = part[0], part[1]
             words = part[2] if len(part) > 2 else None  # type: ignore[misc]
-            waiting.append(_table(path, packed, splits, words, word))
+            waiting.append(_table(path, packed, splits, words, word, labels, table_schema))
             rows += len(packed)
             if sum(len(t) for t in waiting) >= ROW_GROUP:
                 out.write_table(pa.concat_tables(waiting))
                 waiting = []
         if waiting or rows == 0:
-            out.write_table(pa.concat_tables(waiting) if waiting else schema().empty_table())
+            out.write_table(pa.concat_tables(waiting) if waiting else table_schema.empty_table())
     return rows
 
 
-def _table(path, packed: Packed, splits: Sequence[str], words, word: str | None):
+def _table(path, packed: Packed, splits: Sequence[str], words, word, labels, table_schema):
     """One part as an Arrow table of `schema()`: the nested drawing column built from the
     packed points directly, no Python list per drawing."""
     import numpy as np
@@ -138,10 +199,19 @@ def _table(path, packed: Packed, splits: Sequence[str], words, word: str | None)
     )
     strokes = pa.ListArray.from_arrays(_offsets(np.full(len(lengths), 2)), axes)
     drawings = pa.ListArray.from_arrays(_offsets(flat.counts), strokes)
-    word_column = [word] * n if words is None else list(words)
+    word_column = [word] if words is None else list(words)
+    unknown = [w for w in dict.fromkeys(word_column) if w not in labels]
+    if unknown:
+        raise QuickDrawError(
+            f"{path}: category {unknown[0]!r} is not one of the table's names {list(labels)}"
+        )
+    if words is None:
+        label_column = np.full(n, labels[word], dtype=np.int64)
+    else:
+        label_column = np.array([labels[w] for w in word_column], dtype=np.int64)
     columns = {
         "key_id": _strings(packed.key_id),
-        "word": pa.array(word_column, type=pa.string()),
+        "word": pa.array(label_column, type=pa.int64()),
         "countrycode": _strings(packed.countrycode),
         "timestamp": pa.array(
             np.asarray(packed.timestamp),
@@ -154,7 +224,7 @@ def _table(path, packed: Packed, splits: Sequence[str], words, word: str | None)
         "drawing": drawings,
         "split": pa.array(names, type=pa.string()),
     }
-    return pa.Table.from_pydict(columns, schema=schema())
+    return pa.Table.from_pydict(columns, schema=table_schema)
 
 
 def _offsets(counts):

@@ -52,6 +52,7 @@ releases the GIL inside cairo, so the threads run cairo in parallel.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import sys
@@ -70,6 +71,12 @@ SIZE = 28
 LINE_WIDTH = 16.0
 PADDING = 16.0
 CANVAS = 256.0
+
+# What the command line and the datasets draw: sides from 8 pixels (smaller shows nothing
+# of a sketch) to 1024 (a 1024x1024 bitmap is already 1 MB per drawing), and a line width
+# and padding no larger than the 256-unit drawing space itself.
+MIN_SIZE, MAX_SIZE = 8, 1024
+MAX_LINE_WIDTH = MAX_PADDING = CANVAS
 
 # Cairo image surfaces are at most 32767 pixels tall.
 _MAX_SURFACE_SIDE = 32767
@@ -105,6 +112,32 @@ def _check_options(size: int, line_width: float, padding: float) -> None:
         if not ok:
             least = "> 0" if positive else ">= 0"
             raise QuickDrawError(f"{name} must be a finite number {least}, got {value!r}")
+
+
+def check_size(size) -> None:
+    """Refuse a picture side that is not a whole number of pixels `MIN_SIZE`-`MAX_SIZE`."""
+    if isinstance(size, bool) or not isinstance(size, int | np.integer):
+        raise QuickDrawError(f"size must be a whole number of pixels, got {size!r}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise QuickDrawError(f"size must be {MIN_SIZE} to {MAX_SIZE} pixels, got {size}")
+
+
+def check_settings(size, line_width, padding) -> None:
+    """Refuse picture settings outside what `convert`, `QuickDraw` and `svg` draw, in one
+    line that names the value: `size` an integer `MIN_SIZE`-`MAX_SIZE` pixels, `line_width`
+    a number > 0 and `padding` >= 0, both at most 256 (units of the 256-unit drawing space).
+    """
+    check_size(size)
+    for name, value, least in (("line_width", line_width, "> 0"), ("padding", padding, ">= 0")):
+        number = isinstance(value, int | float | np.integer | np.floating)
+        if isinstance(value, bool) or not number or not math.isfinite(value):
+            raise QuickDrawError(f"{name} must be a finite number, got {value!r}")
+        low_ok = value > 0 if least == "> 0" else value >= 0
+        if not low_ok or value > CANVAS:
+            raise QuickDrawError(
+                f"{name} must be {least} and at most {CANVAS:g} (units of the 256-unit drawing"
+                f" space), got {value:g}"
+            )
 
 
 class _Layout:

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 from tqdm import tqdm
 
-from .errors import QuickDrawError, check_choice
+from .errors import QuickDrawError, check_choice, printable
 from .formats import (
     DRAWING_KINDS,
     ReadStats,
@@ -463,6 +463,11 @@ def simplify_file(
         where=lambda i: f"{source}:{lines[i]}",
         checked=True,  # iter_ndjson has checked every drawing's shape
     )
-    bar = tqdm(simplified, desc=f"simplify {source.name}", unit=" drawings", disable=not progress)
+    bar = tqdm(
+        simplified,
+        desc=f"simplify {printable(source.name)}",
+        unit=" drawings",
+        disable=not progress,
+    )
     written = write(out, bar)
     return SimplifyStats(written=written, skipped=stats.skipped)

@@ -54,8 +54,11 @@ def split_sizes(n: int, mode: str | Sequence[int] = "official") -> dict[str, int
         raise QuickDrawError(f"number of drawings must be >= 0, got {n}")
     if not isinstance(mode, str):
         sizes = [int(v) for v in mode]
-        if len(sizes) != 3 or min(sizes) < 0:
-            raise QuickDrawError(f"split sizes must be three numbers >= 0, got {list(mode)}")
+        if len(sizes) != 3 or min(sizes) < 0 or sum(sizes) == 0:
+            raise QuickDrawError(
+                f"split sizes must be three numbers >= 0, not all 0 (an empty set is not a "
+                f"dataset), got {list(mode)}"
+            )
         if sum(sizes) > n:
             raise QuickDrawError(f"split sizes {sizes} ask for more than the {n} drawings")
         return dict(zip(SPLITS, sizes, strict=True))
@@ -74,10 +77,12 @@ def parse_split_sizes(text: str) -> str | tuple[int, int, int]:
     try:
         train, valid, test = (int(v) for v in text.split(","))
     except ValueError:
+        train = valid = test = -1
+    if min(train, valid, test) < 0 or train + valid + test == 0:
         raise QuickDrawError(
-            f"--split-sizes must be 'official', 'all' or TRAIN,VALID,TEST, got {text!r}"
-        ) from None
-    split_sizes(train + valid + test, (train, valid, test))  # checks them
+            f"--split-sizes must be 'official', 'all' or TRAIN,VALID,TEST (three whole numbers "
+            f">= 0, not all 0: an empty set is not a dataset), got {text!r}"
+        )
     return train, valid, test
 
 

@@ -38,6 +38,9 @@ START_TOKEN = np.array([0, 0, 1, 0, 0], dtype=np.float32)
 # --- drawings: the one validator ------------------------------------------------------
 
 PLAIN_NUMBERS = frozenset({int, float})  # the types JSON numbers parse to (packed.py too)
+# the most points one drawing may have, wherever it is read (ndjson, .bin, .npz) or written:
+# the official drawings have a few hundred (raw ones, with times, a few thousand)
+MAX_POINTS = 100_000
 
 
 def _check_axis(axis, where: str, stroke: int) -> None:
@@ -95,6 +98,9 @@ def _checked_strokes(drawing, where: str):
                 out.append((xs, ys, ts))
                 continue
         out.append(_checked_stroke(stroke, where, j))
+    points = sum(len(xs) for xs, _, _ in out)
+    if points > MAX_POINTS:
+        raise ValueError(f"{where} has {points:,} points; a drawing has at most {MAX_POINTS:,}")
     return out
 
 

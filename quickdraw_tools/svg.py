@@ -33,7 +33,7 @@ import numpy as np
 
 from . import formats
 from .atomic import atomic_write, staged_output
-from .errors import QuickDrawError, check_choice
+from .errors import QuickDrawError, check_choice, check_utf8
 from .formats import file_kind, file_stem
 from .strokes import flatten_drawing, stroke3_to_drawing, stroke5_to_stroke3
 
@@ -332,6 +332,7 @@ def _read_sketches(path: Path, split: str | None, limit: int | None):
         raise QuickDrawError(f"input file not found: {path}")
     if file_kind(path) != "sketchrnn" and split is not None:
         raise QuickDrawError(f"--split applies to sketch-rnn .npz files, not {path.name}")
+    file_stem(path)  # a name that is not UTF-8 names no output file: refused before any is made
     return _iter_sketches(path, split, limit)
 
 
@@ -373,49 +374,83 @@ def export(
     png: bool = False,
     caption: str = "none",
     progress: bool = True,
+    size: int | None = None,
+    animate: bool = False,
+    gif: bool = False,
+    speed: float | None = None,
 ) -> list[Path]:
     """Write SVGs (and PNGs if `png`) for the sketches in `input_path`; returns the files.
 
     Without `grid`: one ``<name>.svg`` per sketch. With ``grid="COLSxROWS"``:
-    ``<stem>_grid_000.svg``, ... holding COLS*ROWS sketches each.
+    ``<stem>_grid_000.svg``, ... holding COLS*ROWS sketches each. `size`: the side of
+    each drawing's cell in pixels, 8 to 1024 (default 256 alone, 128 in a grid).
+    `animate`: SVGs that draw themselves (`animate`); `gif`: the same animation as
+    ``<name>.gif`` beside each SVG; `speed`: the constant pen speed of drawings without
+    times (units of the 256-unit drawing space per second).
     """
+    from .animate import check_speed
+    from .raster import check_size
 
     check_choice("color_by", color_by, COLOR_BY)
     check_choice("caption", caption, CAPTIONS)
     if limit is not None and limit < 1:
         raise QuickDrawError(f"--limit must be >= 1, got {limit}")
+    if size is not None:
+        try:
+            check_size(size)
+        except QuickDrawError as e:
+            raise QuickDrawError(f"--{e}") from None
+    try:
+        check_speed(speed)
+    except QuickDrawError as e:
+        raise QuickDrawError(f"--{e}") from None
+    if (animate or gif) and color_by == "time":
+        raise QuickDrawError("--color-by time does not animate (the animation is the time)")
+    if speed is not None and not (animate or gif):
+        raise QuickDrawError("--speed sets the pen speed of --animate and --gif")
+    options = {"size": size, "animate": animate, "gif": gif, "speed": speed}
     layout = parse_grid(grid) if grid else None
     input_path, out_dir = Path(input_path), Path(out_dir)
     items = _read_sketches(input_path, split, limit)  # the input is checked before out_dir is made
     # every file is staged and they go into out_dir together: a bad drawing late in the
     # input leaves out_dir as it was, not half the grids of this run
     with staged_output(out_dir) as stage:
-        written = _export(items, stage.path, input_path, layout, color_by, png, caption, progress)
+        written = _export(
+            items, stage.path, input_path, layout, color_by, png, caption, progress, options
+        )
         if not written:
             raise QuickDrawError(f"no drawings in {input_path}")
         stage.commit()
     return [out_dir / p.relative_to(stage.path) for p in written]
 
 
-def _export(items, out_dir: Path, input_path: Path, layout, color_by, png, caption, progress):
-    """Write the SVGs (and PNGs) of `items` into `out_dir`; returns the files."""
+def _export(
+    items, out_dir: Path, input_path: Path, layout, color_by, png, caption, progress, options
+):
+    """Write the SVGs (and PNGs, GIFs) of `items` into `out_dir`; returns the files."""
     from tqdm import tqdm
+
+    from .animate import animated_gif, animated_svg
 
     stem = file_stem(input_path)
     written: list[Path] = []
-    cell = 256.0 if layout is None else 128.0
+    cell = float(options["size"] or (256 if layout is None else 128))
+    speed = options["speed"]
 
     def emit(name: str, sketches: list, captions: list[str] | None, cols: int) -> None:
+        page = {"color_by": color_by, "cell": cell}
         try:
-            svg_grid(
-                sketches, cols, captions, out_dir / f"{name}.svg", color_by=color_by, cell=cell
-            )
+            if options["animate"]:
+                animated_svg(sketches, cols, captions, out_dir / f"{name}.svg", speed=speed, **page)
+            else:
+                svg_grid(sketches, cols, captions, out_dir / f"{name}.svg", **page)
             written.append(out_dir / f"{name}.svg")
             if png:
-                png_grid(
-                    sketches, cols, captions, out_dir / f"{name}.png", color_by=color_by, cell=cell
-                )
+                png_grid(sketches, cols, captions, out_dir / f"{name}.png", **page)
                 written.append(out_dir / f"{name}.png")
+            if options["gif"]:
+                animated_gif(sketches, cols, captions, out_dir / f"{name}.gif", speed=speed, **page)
+                written.append(out_dir / f"{name}.gif")
         except QuickDrawError as e:  # say which drawing (or page of a grid) it was
             raise QuickDrawError(f"{input_path}: {name}: {e}") from None
 
@@ -924,6 +959,7 @@ def import_svgs(
     check_choice("on_error mode", on_error, ["raise", "skip"])
     if not isinstance(word, str) or not word.strip():
         raise QuickDrawError(f"--word must name the drawings' category, got {word!r}")
+    check_utf8(word, "--word", "give the category as UTF-8 text")
     targets = [Path(out)] + ([Path(raw_out)] if raw_out is not None else [])
     for target in targets:
         if file_kind(target) != "ndjson":

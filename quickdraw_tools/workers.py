@@ -17,6 +17,8 @@ from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
+from .errors import QuickDrawError
+
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes that leave Ctrl-C to the main one and die with it.
@@ -51,6 +53,17 @@ def _watch_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(1.0)
     os._exit(1)
+
+
+def check_workers(workers: int, what: str = "--workers", low: int = 1) -> int:
+    """Worker processes: `low` to the cores this process may use. More would only share the
+    same cores, each with its own memory: 100,000 of them run the machine out of memory."""
+    cores = usable_cores()
+    if isinstance(workers, bool) or not isinstance(workers, int) or not low <= workers <= cores:
+        raise QuickDrawError(
+            f"{what} must be {low} to {cores} (the cores this process may use), got {workers!r}"
+        )
+    return workers
 
 
 def usable_cores() -> int:

@@ -13,9 +13,13 @@ in a temporary worktree):
   * every format (``--formats sketchrnn,bitmap,mnist,parquet --split-sizes all``):
     wall time, drawings/s, peak RSS (this checkout only; older revisions cannot);
   * `QuickDraw` on a 70,000-drawing category: first construction (derives), second
-    construction (opens the derived files), in one process each.
+    construction (opens the derived files), in one process each;
+  * pictures, side by side on one ``--picture-drawings`` category (50,000 by default):
+    ``--formats bitmap`` (the official 28x28 ``.npy``), ``--formats bitmap --size 64`` and
+    ``--formats png --size 64`` (one PNG file per drawing): drawings/s, peak RSS, and each
+    one's ratio to the 28x28 ``.npy`` path (goal: at least 0.5x).
 
-Usage: ``python scripts/bench_convert.py [--drawings N] [--baseline REV]``
+Usage: ``python scripts/bench_convert.py [--drawings N] [--baseline REV] [--pictures-only]``
 """
 
 from __future__ import annotations
@@ -95,6 +99,81 @@ def time_quickdraw(python: str, root: Path, mirror: Path) -> float:
     return float(out.stdout.split()[0])
 
 
+def pictures(python: str, tmp_path: Path, n: int, records: list[dict]) -> None:
+    """Bitmaps and PNG folders at 64 pixels beside the official 28x28 .npy, one run each."""
+    source = tmp_path / "pictures.ndjson"
+    write_category(source, n, "pictures", records)
+    print(f"pictures: {n:,} simplified drawings, the whole convert of each, one core:")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = [
+        ("bitmap 28x28 .npy (official)", ["--formats", "bitmap"]),
+        ("bitmap 64x64 .npy", ["--formats", "bitmap", "--size", "64"]),
+        ("png 64x64 folders", ["--formats", "png", "--size", "64"]),
+    ]
+    base = None
+    # the outputs stay until all three ran: deleting many files first slows the file
+    # system's next creations (a file system mounted with `discard` trims as it deletes)
+    for k, (label, flags) in enumerate(runs):
+        out = tmp_path / f"out-pictures-{k}"
+        wall, rss = run_convert(python, ROOT, env, [str(source), "--out", str(out), *flags])
+        rate = n / wall
+        base = base or rate
+        files = sum(1 for p in out.rglob("*") if p.is_file())
+        report(label, n, wall, rss)
+        print(f"  {'':<34} {rate / base:7.2f}x the 28x28 .npy path ({files:,} files)")
+    for k in range(len(runs)):
+        shutil.rmtree(tmp_path / f"out-pictures-{k}")
+    source.unlink()
+    png_costs(tmp_path, records[:5000])
+
+
+def png_costs(tmp_path: Path, records: list[dict]) -> None:
+    """Where a PNG folder's time goes, per drawing, in this process (best of 3): rendering
+    at 28 and 64, encoding, creating the files, and the all-or-nothing commit of them."""
+    from quickdraw_tools.atomic import staged_output
+    from quickdraw_tools.images import png_bytes
+    from quickdraw_tools.packed import pack_records
+    from quickdraw_tools.raster import rasterize_many
+
+    flat = pack_records(records, [str(i) for i in range(len(records))]).flat()
+    n = len(records)
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return min(times) / n * 1e6
+
+    bitmaps = rasterize_many(flat, 64, threads=1).reshape(n, 64, 64)
+    encoded = [png_bytes(b) for b in bitmaps]
+    costs = {
+        "render 28x28": best(lambda: rasterize_many(flat, 28, threads=1)),
+        "render 64x64": best(lambda: rasterize_many(flat, 64, threads=1)),
+        "encode a 64x64 PNG": best(lambda: [png_bytes(b) for b in bitmaps]),
+    }
+    creates, commits = [], []
+    for k in range(3):
+        with staged_output(tmp_path / f"costs-{k}") as stage:
+            folder = stage.path / "png"
+            folder.mkdir()
+            start = time.perf_counter()
+            for i, data in enumerate(encoded):
+                (folder / f"{i}.png").write_bytes(data)
+            creates.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            stage.commit()
+            commits.append(time.perf_counter() - start)
+    costs["create and write its file"] = min(creates) / n * 1e6
+    costs["commit it (atomic.staged_output)"] = min(commits) / n * 1e6
+    print(f"where a PNG's time goes, per drawing ({n:,} drawings, best of 3):")
+    for what, micros in costs.items():
+        print(f"  {what:<34} {micros:7.1f} us")
+    for k in range(3):
+        shutil.rmtree(tmp_path / f"costs-{k}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drawings", type=int, default=300_000, help="size of the category")
@@ -106,12 +185,21 @@ def main() -> int:
     parser.add_argument(
         "--dataset-drawings", type=int, default=70_000, help="size of the QuickDraw category"
     )
+    parser.add_argument(
+        "--picture-drawings", type=int, default=50_000, help="size of the pictures' category"
+    )
+    parser.add_argument(
+        "--pictures-only", action="store_true", help="run only the pictures' measurements"
+    )
     args = parser.parse_args()
     python = sys.executable
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores (convert pinned to one)")
     records = real_drawings()
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
         tmp_path = Path(tmp)
+        pictures(python, tmp_path, args.picture_drawings, records)
+        if args.pictures_only:
+            return 0
         source = tmp_path / "synthetic.ndjson"
         write_category(source, args.drawings, "synthetic", records)
         size = source.stat().st_size

@@ -2,7 +2,11 @@
 
 Prints, from one run:
 - how many of the 75 official bitmaps (first 25 rows of cat, apple, fish) are
-  reproduced byte for byte, and the mean absolute pixel difference;
+  reproduced byte for byte, and the mean absolute pixel difference; the same for
+  what `quickdraw convert --formats bitmap,png` writes at its default settings (each
+  row matched to its official row through the rows sidecar's source line, the PNG
+  images decoded), and at --size 64 --line-width 8 --padding 0 against the plain
+  cairo loop at those settings;
 - the speed of `rasterize_many` (the batched cairo path: one tall surface of
   tiles reused across batches, one path per stroke rank, threads) against the
   straightforward loop (`reference_rasterize`: a new cairo surface per drawing,
@@ -23,7 +27,9 @@ more about the other jobs than about the renderer.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import json
 import os
 import re
@@ -91,6 +97,47 @@ def instructions() -> dict[str, int]:
     return counts
 
 
+def convert_check(official: np.ndarray) -> None:
+    """`quickdraw convert`'s bitmaps and PNG images against the official rows (default
+    settings) and against the plain loop (other settings), row by row via the sidecars."""
+    import tempfile
+
+    from PIL import Image
+
+    from quickdraw_tools.cli import main as quickdraw
+    from quickdraw_tools.rows import read_rows
+
+    with tempfile.TemporaryDirectory(prefix="check-bitmaps-") as tmp:
+        for settings in ([], ["--size", "64", "--line-width", "8", "--padding", "0"]):
+            out = Path(tmp) / f"out{len(settings)}"
+            args = ["convert", *PAIRED, "--base-url", str(MIRROR.parent), "--quiet"]
+            args += ["--formats", "bitmap,png", "--split-sizes", "all", "--out", str(out)]
+            with contextlib.redirect_stdout(io.StringIO()):  # its summary table
+                assert quickdraw([*args, *settings]) == 0, "convert failed"
+            same = same_png = total = 0
+            for k, category in enumerate(PAIRED):
+                rows = np.load(out / "bitmap" / f"{category}.npy")
+                sidecar = read_rows(out / "bitmap" / f"{category}.rows.csv")
+                pngs = read_rows(out / "png" / f"{category}.rows.csv")
+                drawings = read_drawings(MIRROR / "simplified" / f"{category}.ndjson")
+                for row, meta, image in zip(rows, sidecar, pngs, strict=True):
+                    if settings:
+                        drawing = drawings[meta["line"] - 1]
+                        expected = reference_rasterize([drawing], 64, 8.0, 0.0)[0]
+                    else:
+                        expected = official[25 * k + meta["line"] - 1]
+                    pixels = np.asarray(Image.open(out / "png" / image["file"])).ravel()
+                    same += bool((row == expected).all())
+                    same_png += bool((pixels == expected).all())
+                    total += 1
+            what = (
+                "default settings vs the official rows"
+                if not settings
+                else ("--size 64 --line-width 8 --padding 0 vs the plain loop")
+            )
+            print(f"convert, {what}: .npy {same}/{total}, PNG {same_png}/{total} byte-identical")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -133,6 +180,7 @@ def main() -> None:
         f"\nofficial pairs: {same}/{len(official)} byte-identical, mean absolute difference {mad:g}"
     )
     print(f"(the plain reference loop: {ref_same}/{len(official)} byte-identical)")
+    convert_check(official)
 
     # --- speed on every simplified drawing of the mirror (230 categories) ---
     timing = all_simplified()

@@ -638,6 +638,658 @@ def grade_completion_url(tmp: Path) -> str:
     return "javascript:, file: and a URL with a space refused in one line; no database"
 
 
+@case(
+    "convert: a category name that would leave the output folder ('..') is refused, nothing written"
+)
+def convert_category_escape(tmp: Path) -> str:
+    crafted = tmp / "in" / "...ndjson"  # its category, the name without .ndjson, is ".."
+    crafted.parent.mkdir()
+    crafted.write_bytes((TRAINING / "cake.ndjson").read_bytes())
+    out = tmp / "out" / "inner"
+    done = quickdraw("convert", crafted, "--formats", "png,bitmap,sketchrnn", "--out", out)
+    one_line_error(done, "category name")
+    expect(sorted(p.name for p in tmp.iterdir()) == ["in"], f"written: {list(tmp.rglob('*'))}")
+    return "'..' refused in one line; no folder made, nothing written beside it"
+
+
+@case("convert --formats png: a crafted key_id ('../../x') names no file outside its folder")
+def png_key_id_escape(tmp: Path) -> str:
+    source = tmp / "cat.ndjson"
+    lines = (MIRROR / "full" / "simplified" / "cat.ndjson").read_text().splitlines()[:6]
+    crafted = [line.replace('"key_id":"', '"key_id":"../../../x') for line in lines]
+    source.write_text("\n".join(crafted) + "\n")
+    out = tmp / "out"
+    done = quickdraw("convert", source, "--formats", "png", "--out", out, "--quiet")
+    expect(done.returncode == 0, done.stderr[-300:])
+    images = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    expect(len(images) == 6, f"{len(images)} images")
+    inside = all(p.count("/") == 3 and p.split("/")[3].startswith("key-") for p in images)
+    expect(inside, f"images {images}")
+    expect(sorted(p.name for p in tmp.iterdir()) == ["cat.ndjson", "out"], "a file outside out/")
+    return "6 images named key-<sha1>.png inside png/<split>/cat/; nothing outside"
+
+
+# --- Magenta's .gen.json models (issue 21) ---------------------------------------------------
+
+MAGENTA_SHEEP = ROOT.parent / "shared" / "magenta" / "sheep.gen.json"
+
+
+def damaged_gen_json(tmp: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (a damaged copy of Google's sheep.gen.json, what its refusal must say)."""
+    import json
+
+    text = MAGENTA_SHEEP.read_text()
+    info, dims, weights = json.loads(text)
+
+    def other(**changes):
+        return json.dumps([*changes.get("parts", (info, dims, weights))])
+
+    without = lambda key: {k: v for k, v in info.items() if k != key}  # noqa: E731
+    cases = {
+        "truncated": (text[: len(text) // 3], "truncated"),
+        "bad-base64": (
+            other(parts=(info, dims, [weights[0], "@" * len(weights[1]), *weights[2:]])),
+            "is not valid base64",
+        ),  # fmt: skip
+        "dims": (
+            other(parts=(info, [[512, 123], [123], [5, 2048], [512, 2000], [2048]], weights)),
+            "LSTM recurrent kernel shape [512, 2000]",
+        ),  # fmt: skip
+        "no-scale-factor": (
+            other(parts=(without("scale_factor"), dims, weights)),
+            "info has no 'scale_factor'",
+        ),  # fmt: skip
+        "no-max-seq-len": (
+            other(parts=(without("max_seq_len"), dims, weights)),
+            "info has no 'max_seq_len'",
+        ),  # fmt: skip
+        "nan-weights": (text.replace(f'"{weights[1]}"', "[NaN, NaN]"), "NaN"),
+    }
+    out = {}
+    for name, (value, why) in cases.items():
+        path = tmp / f"{name}.gen.json"
+        path.write_text(value)
+        out[name] = (path, why)
+    huge = tmp / "huge.gen.json"
+    with open(huge, "wb") as f:
+        f.truncate(64 * 2**20 + 1)  # sparse: a refusal reads none of it
+    out["huge"] = (huge, "larger than any sketch-rnn model")
+    return out
+
+
+@case("Magenta .gen.json truncated, bad base64, wrong dims, no scale/N_max, NaN, > 64 MB: refused")
+def bad_gen_json(tmp: Path) -> str:
+    files = damaged_gen_json(tmp)
+    for name, (path, why) in files.items():
+        done = quickdraw("sample", path, "--out", tmp / "s.svg")
+        one_line_error(done, str(path), why)
+        expect(not (tmp / "s.svg").exists(), f"{name}: an output was written")
+    path, why = files["dims"]
+    done = quickdraw("convert", "sheep", "--base-url", MIRROR, "--formats", "sketchrnn",
+                     "--split-sizes", "15,5,5", "--out", tmp / "data", "--quiet")  # fmt: skip
+    expect(done.returncode == 0, f"convert failed: {done.stderr[-300:]}")
+    npz = tmp / "data" / "sketchrnn" / "sheep.npz"
+    before = snapshot(tmp / "data")
+    for command in (
+        ("evaluate", path, "--data", npz, "--quiet"),
+        ("export", path, "--out", tmp / "e.gen.json"),
+        ("train", "sketch-rnn", "--init-from", path, "--data", npz, "--out", tmp / "run"),
+        ("grade", "serve", "--real", f"{npz}:test", "--generated", path, "--db", tmp / "g.db"),
+    ):
+        one_line_error(quickdraw(*command), str(path), why)
+    expect(snapshot(tmp / "data") == before, "the data folder changed")
+    left = sorted(p.name for p in tmp.iterdir())
+    expect(not {"e.gen.json", "run", "g.db"} & set(left), f"something was written: {left}")
+    return (
+        f"{len(files)} damaged files refused in one line by sample; and by evaluate, export, "
+        "train --init-from, grade serve; nothing written"
+    )
+
+
+@case("export: a conditional model or another M is refused in one line, naming why")
+def export_refusals(tmp: Path) -> str:
+    run = tiny_run(tmp)  # conditional, M = 2
+    done = quickdraw("export", run / "last.pt", "--out", tmp / "x.gen.json")
+    one_line_error(done, "cannot export", "conditional")
+    expect(not (tmp / "x.gen.json").exists(), "a file was written")
+    return "refused in one line; nothing written"
+
+
+# --- issue 20: output folders, one client holding the server, numbers, files, checkpoints ----
+
+
+def limited(*args, memory: int = 1 << 30, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`quickdraw ARGS` in a process that may use at most `memory` bytes."""
+
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    return subprocess.run(
+        [*QUICKDRAW, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+        preexec_fn=limit,
+    )  # fmt: skip
+
+
+def tree(folder: Path) -> dict[str, bytes | str]:
+    """Every entry under `folder`, hidden ones and links too (links by target)."""
+    out: dict[str, bytes | str] = {}
+    for p in sorted(folder.rglob("*")):
+        rel = str(p.relative_to(folder))
+        out[rel] = (
+            ("-> " + os.readlink(p)) if p.is_symlink() else p.read_bytes() if p.is_file() else "dir"
+        )
+    return out
+
+
+def cake(tmp: Path, n: int = 60) -> Path:
+    path = tmp / "cake.ndjson"
+    path.write_text("\n".join((TRAINING / "cake.ndjson").read_text().splitlines()[:n]) + "\n")
+    return path
+
+
+@case(
+    "output folder: a planted .commit-x naming ../victim: convert and svg refuse it, touch nothing"
+)
+def planted_journal(tmp: Path) -> str:
+    out = tmp / "out"
+    for folder in (out, tmp / "victim", tmp / "victim2"):
+        folder.mkdir()
+    (tmp / "victim" / "a").write_text("x")
+    (tmp / "victim2" / "precious.txt").write_text("precious")
+    (out / ".commit-x").write_text('{"staging": "../victim", "files": [], "removed": '
+                                   '["../victim2/precious.txt"]}')  # fmt: skip
+    source = cake(tmp)
+    before = tree(tmp)
+    for command in ("convert", "svg"):
+        done = quickdraw(command, source, "--out", out, "--quiet")
+        one_line_error(done, "is not a commit journal that quickdraw-tools wrote")
+        expect(tree(tmp) == before, f"{command} changed something")
+    return "refused in one line by convert and svg; victim/, victim2/precious.txt and out/ intact"
+
+
+@case("output folder: journals in our own form with .., absolute paths, links, no marker: refused")
+def crafted_journals(tmp: Path) -> str:
+    mark = '"format": "quickdraw-tools commit journal 1", '
+    records = {
+        "dotdot": mark + '"staging": ".staging-abcd1234", "files": ["a/../../x"], "removed": []',
+        "absolute": mark + '"staging": ".staging-abcd1234", "files": [], "removed": ["/etc/x"]',
+        "other staging": mark + '"staging": "../x", "files": [], "removed": []',
+        "no marker": '"staging": ".staging-abcd1234", "files": [], "removed": ["../x"]',
+        "linked staging": mark + '"staging": ".staging-abcd1234", "files": ["f"], "removed": []',
+    }
+    source = cake(tmp)
+    for why, record in records.items():
+        out = tmp / why.replace(" ", "-")
+        out.mkdir()
+        if why == "linked staging":
+            (out / ".staging-abcd1234").symlink_to(tmp)
+        (out / ".commit-abcd1234").write_text("{" + record + "}")
+        before = tree(tmp)
+        one_line_error(
+            quickdraw("convert", source, "--out", out, "--quiet"), "not a commit journal"
+        )
+        expect(tree(tmp) == before, f"{why}: something changed")
+    return f"{len(records)} crafted journals refused, nothing changed"
+
+
+@case("output folder: a symlinked subfolder (out/sketchrnn -> ../elsewhere) is not written through")
+def symlinked_subfolder(tmp: Path) -> str:
+    out, elsewhere = tmp / "out", tmp / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "sketchrnn").symlink_to("../elsewhere")
+    source = cake(tmp)
+    before = tree(tmp)
+    one_line_error(quickdraw("convert", source, "--out", out, "--quiet"), "is a symbolic link")
+    expect(tree(tmp) == before and not list(elsewhere.iterdir()), "written through the link")
+    return "refused; nothing in out/ or elsewhere/"
+
+
+def _read_response(s: socket.socket) -> tuple[int, dict[str, str]]:
+    f = s.makefile("rb")
+    status = int(f.readline().split()[1])
+    headers = {}
+    while (line := f.readline().decode("latin-1").strip()) != "":
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    f.read(int(headers.get("content-length", 0)))
+    return status, headers
+
+
+@case("grading server: 130 keep-alive connections from one address hold 32; others are served")
+def grade_hog(tmp: Path) -> str:
+    with served(tmp) as url:
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        request = f"GET /favicon.svg HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        hog, statuses = [], []
+        try:
+            for _ in range(130):
+                s = socket.create_connection((host, int(port)), timeout=10)
+                s.sendall(request)
+                statuses.append(_read_response(s)[0])
+                hog.append(s)
+            others = []
+            for _ in range(3):  # the hog asks again on every connection it holds, then others
+                for s in hog[: statuses.count(200)]:
+                    s.sendall(request)
+                    _read_response(s)
+                conn = http.client.HTTPConnection(host, int(port), 10, ("127.0.0.2", 0))
+                conn.request("GET", "/", headers={"Host": f"{host}:{port}"})
+                others.append(conn.getresponse().status)
+                conn.close()
+        finally:
+            for s in hog:
+                s.close()
+    held = statuses.count(200)
+    expect(held == 32 and statuses.count(503) == 98, f"one address held {held} connections")
+    expect(others == [200, 200, 200], f"another address got {others}")
+    return f"one address: {held} served, {statuses.count(503)} turned away; another: {others}"
+
+
+@case("grading server: a connection ends after 100 answers or its time, static files counted")
+def grade_connection_limits(tmp: Path) -> str:
+    with served(tmp) as url:
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        request = f"GET /favicon.svg HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            answers = []
+            for _ in range(100):
+                s.sendall(request)
+                answers.append(_read_response(s))
+            s.settimeout(5)
+            closed = s.recv(1) == b""
+    expect([a[0] for a in answers] == [200] * 100, "not every answer was 200")
+    expect(answers[-1][1].get("connection") == "close" and closed, "100 answers, still open")
+    # its time: the server's own class, with a 1.5 s lifetime (60 s is the default)
+    sys.path.insert(0, str(ROOT / "tests"))
+    from grading_support import make_session
+
+    from quickdraw_tools.eval.grading.server import GradingApp, make_server
+
+    with make_session(tmp / "t.sqlite", SHARED) as store:
+        server = make_server(GradingApp(store), port=0)
+        server.connection_timeout = 1.5
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                started, ended = time.monotonic(), None
+                while ended is None and time.monotonic() - started < 6:
+                    s.sendall(f"GET /app.js HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+                    if _read_response(s)[1].get("connection") == "close":
+                        ended = time.monotonic() - started
+                    time.sleep(0.3)
+        finally:
+            server.shutdown()
+            server.server_close()
+    expect(ended is not None and ended < 3, f"a busy connection lived {ended} s past 1.5 s")
+    return f"closed after 100 answers; a busy connection closed {ended:.1f} s into a 1.5 s life"
+
+
+@case("grading server: white space before a header's colon, a folded header, are 400")
+def grade_header_space(tmp: Path) -> str:
+    with served(tmp) as url:
+        host = url.split("//")[1].split("/")[0]
+        statuses = {}
+        for name, headers in (("Host :", "Host : x\r\n"),
+                              ("Content-Length :", f"Host: {host}\r\nContent-Length : 5\r\n"),
+                              ("folded", f"Host: {host}\r\nX-A: 1\r\n b\r\n")):  # fmt: skip
+            statuses[name] = raw_request(url, f"GET / HTTP/1.1\r\n{headers}\r\n".encode())[0]
+    expect(set(statuses.values()) == {400}, f"answered {statuses}")
+    return ", ".join(f"{k} {v}" for k, v in statuses.items())
+
+
+@case("grading server: an absolute-form target naming another host is refused (421)")
+def grade_absolute_form(tmp: Path) -> str:
+    with served(tmp) as url:
+        host = url.split("//")[1].split("/")[0]
+        evil = raw_request(url, f"GET http://evil.example/ HTTP/1.1\r\nHost: {host}\r\n"
+                           "Connection: close\r\n\r\n".encode())[0]  # fmt: skip
+        own = raw_request(url, f"GET http://{host}/ HTTP/1.1\r\nHost: {host}\r\n"
+                          "Connection: close\r\n\r\n".encode())[0]  # fmt: skip
+    expect(evil == 421 and own == 200, f"evil.example {evil}, its own host {own}")
+    return "http://evil.example/ 421; its own host 200"
+
+
+def in_namespace(tmp: Path, script: str, ro_after: str = "", size: str = "4m") -> dict:
+    """Run `script` (Python printing one JSON line) with a fresh tmpfs at tmp/disk, in a mount
+    namespace of its own (so the full or read-only disk is real, and nobody else's)."""
+    disk = tmp / "disk"
+    disk.mkdir()
+    (tmp / "run.py").write_text(script)
+    steps = [f"mount -t tmpfs -o size={size} none {disk}"]
+    if ro_after:
+        (tmp / "first.py").write_text(ro_after)
+        steps += [f"{sys.executable} {tmp / 'first.py'}", f"mount -o remount,ro {disk}"]
+    steps.append(f"exec {sys.executable} {tmp / 'run.py'}")
+    done = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", " && ".join(steps)],
+        capture_output=True, text=True, timeout=240, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
+    )  # fmt: skip
+    expect(done.returncode == 0, done.stderr[-400:])
+    return __import__("json").loads(done.stdout.strip().splitlines()[-1])
+
+
+@case("grading server: the disk fills while grading: 507 'the disk is full', not 'cannot rollback'")
+def grade_disk_full(tmp: Path) -> str:
+    disk = tmp / "disk"
+    result = in_namespace(
+        tmp,
+        f"""
+import contextlib, io, json, threading, uuid
+from pathlib import Path
+from grading_support import Client, make_session
+from quickdraw_tools.eval.grading.server import GradingApp, make_server
+store = make_session(Path({str(disk / "g.sqlite")!r}), Path({str(SHARED)!r}), per_source=30)
+server = make_server(GradingApp(store), port=0)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+client = Client(f"http://127.0.0.1:{{server.server_address[1]}}/")
+token = client.request("POST", "/api/raters", {{"name": "ann"}})[1]["rater"]
+filler = open({str(disk / "filler")!r}, "wb", buffering=0)
+for block in (65536, 512):
+    with contextlib.suppress(OSError):
+        while True:
+            filler.write(bytes(block))
+log = io.StringIO()
+with contextlib.redirect_stderr(log):
+    item = client.request("GET", f"/api/item?rater={{token}}&index=0")[1]
+    status, body = client.request("POST", "/api/grades", {{"rater": token, "sketch": item["id"],
+                                  "grade": "real", "request_id": uuid.uuid4().hex}})
+print(json.dumps({{"status": status, "error": body.get("error"), "log": log.getvalue()}}))
+""",
+    )
+    expect(result["status"] == 507, f"answered {result['status']}")
+    expect(result["error"].startswith("the disk is full"), result["error"])
+    expect("rollback" not in result["log"] and "the disk is full" in result["log"], result["log"])
+    return f"507 '{result['error'][:40]}...'; the log says so once"
+
+
+@case("grading server: a database on a read-only disk refuses to start: 'cannot write DB'")
+def grade_read_only(tmp: Path) -> str:
+    db = tmp / "disk" / "g.sqlite"
+    make = (f"from pathlib import Path\nfrom grading_support import make_session\n"
+            f"make_session(Path({str(db)!r}), Path({str(SHARED)!r})).close()\n")  # fmt: skip
+    result = in_namespace(
+        tmp,
+        f"""
+import hashlib, json, subprocess, sys
+before = hashlib.sha256(open({str(db)!r}, "rb").read()).hexdigest()
+done = subprocess.run([sys.executable, "-m", "quickdraw_tools.cli", "grade", "serve", "--db",
+                       {str(db)!r}, "--port", "0"], capture_output=True, text=True, timeout=120)
+same = hashlib.sha256(open({str(db)!r}, "rb").read()).hexdigest() == before
+print(json.dumps({{"rc": done.returncode, "err": done.stderr, "same": same}}))
+""",
+        ro_after=make,
+    )
+    err = result["err"].strip()
+    expect(result["rc"] == 1 and len(err.splitlines()) == 1, err)
+    expect("cannot write DB" in err and result["same"], err)
+    return err[:90] + "..."
+
+
+@case("grading server: --db on another program's SQLite file is refused; its bytes unchanged")
+def grade_foreign_db(tmp: Path) -> str:
+    import sqlite3
+
+    db = tmp / "notes.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('mine')")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    done = quickdraw("grade", "serve", "--db", db, "--real", TRAINING / "cake.ndjson",
+                     "--generated", TRAINING / "teapot.ndjson", "--port", "0")  # fmt: skip
+    one_line_error(done, "is a SQLite database of something else (tables: notes)")
+    expect(db.read_bytes() == before, "the file changed")
+    expect(sorted(p.name for p in tmp.iterdir()) == ["notes.sqlite"], "files were made beside it")
+    return "refused in one line; the same bytes, no -wal or -shm"
+
+
+@case("convert --workers 100000 (the OOM killer took the machine): refused before any process")
+def huge_workers(tmp: Path) -> str:
+    done = quickdraw("convert", cake(tmp), "--out", tmp / "out", "--workers", 100000)
+    one_line_error(done, "--workers must be 1 to", "(the cores this process may use)")
+    expect(not (tmp / "out").exists(), "an output folder was made")
+    return done.stderr.strip().split("error: ")[1]
+
+
+@case("counts with no bound (sample --n, --cols, --steps, evaluate --k, grade report --bootstrap)")
+def huge_counts(tmp: Path) -> str:
+    run = tiny_run(tmp)
+    ckpt, out = run / "last.pt", tmp / "s.svg"
+    cases = [
+        (("sample", ckpt, "--n", 10**9, "--out", out), "--n must be 1 to 10,000"),
+        (("sample", ckpt, "--cols", 10**9, "--out", out), "--cols must be 1 to 10,000"),
+        (("sample", ckpt, "--mode", "interpolate", "--steps", 10**9, "--out", out),
+         "--steps must be 2 to 10,000"),
+        (("evaluate", ckpt, "--data", SHEEP, "--k", 10**9), "--k must be 1 to 10,000"),
+        (("grade", "report", "--db", tmp / "g.sqlite", "--bootstrap", 10**9),
+         "--bootstrap must be 0 to 20,000"),
+    ]  # fmt: skip
+    for args, message in cases:
+        started = time.monotonic()
+        one_line_error(quickdraw(*args), message)
+        expect(time.monotonic() - started < 60, f"{args[0]} took long to refuse")
+    expect(not out.exists() and not (tmp / "g.sqlite").exists(), "something was written")
+    return f"{len(cases)} refused in one line each"
+
+
+@case("seeds -1, 2**63 and 10**30 are refused alike by every command; 2**63 - 1 works")
+def seeds(tmp: Path) -> str:
+    run = tiny_run(tmp)
+    ckpt = run / "last.pt"
+    commands = {
+        "convert": ("convert", cake(tmp), "--out", tmp / "c", "--quiet"),
+        "sample": ("sample", ckpt, "--n", 2, "--out", tmp / "s.svg"),
+        "evaluate": ("evaluate", ckpt, "--data", SHEEP, "--quiet"),
+        "judge score": ("judge", "score", ckpt, TRAINING / "cake.ndjson"),
+        "grade serve": ("grade", "serve", "--db", tmp / "g.sqlite", "--real", f"{SHEEP}:test",
+                        "--generated", ckpt, "--port", 0),
+        "train": ("train", "sketch-rnn", "--data", SHEEP, "--out", tmp / "t", "--steps", 1),
+    }  # fmt: skip
+    for args in commands.values():
+        for bad in (-1, 2**63, 10**30):
+            one_line_error(
+                quickdraw(*args, "--seed", bad),
+                f"must be a whole number from 0 to 2**63 - 1, got {bad}",
+            )
+    for name in ("convert", "sample", "evaluate"):
+        done = quickdraw(*commands[name], "--seed", 2**63 - 1)
+        expect(done.returncode == 0, f"{name} --seed 2**63-1: {done.stderr[-200:]}")
+    return f"{len(commands)} commands refuse them in the same words; the largest seed works"
+
+
+@case("temperatures inf, -inf, nan, 1e-300, 1e300: refused by sample, grade serve, judge score")
+def temperatures(tmp: Path) -> str:
+    run = tiny_run(tmp)
+    ckpt = run / "last.pt"
+    for tau in ("inf", "-inf", "nan", "1e-300", "1e300"):
+        for args in (("sample", ckpt, "--out", tmp / "s.svg"),
+                     ("grade", "serve", "--db", tmp / "g.sqlite", "--real", f"{SHEEP}:test",
+                      "--generated", ckpt, "--port", 0),
+                     ("judge", "score", ckpt, TRAINING / "cake.ndjson")):  # fmt: skip
+            one_line_error(quickdraw(*args, "--temperature", tau),
+                           "--temperature must be from 0.001 to 100")  # fmt: skip
+    for tau in ("0.001", "100"):
+        done = quickdraw("sample", ckpt, "--n", 4, "--temperature", tau, "--out", tmp / "s.svg")
+        expect(done.returncode == 0, f"--temperature {tau}: {done.stderr[-200:]}")
+    return "5 values x 3 commands refused; 0.001 and 100 sample"
+
+
+@case("train --kl-weight nan, --time-limit nan, --lr inf: refused, no run folder")
+def nan_training(tmp: Path) -> str:
+    for flag, value in (("--kl-weight", "nan"), ("--time-limit", "nan"), ("--lr", "inf")):
+        done = quickdraw("train", "sketch-rnn", "--data", SHEEP, "--out", tmp / "t", flag, value)
+        one_line_error(done, f"{flag} must be a finite number")
+    expect(not (tmp / "t").exists(), "a run folder was made")
+    return "3 refused in one line"
+
+
+@case("convert --split-sizes 0,0,0 and -1,5,5: our one line, not argparse's")
+def split_sizes(tmp: Path) -> str:
+    for sizes in ("0,0,0", "-1,5,5"):
+        done = quickdraw("convert", cake(tmp), "--out", tmp / "o", "--split-sizes", sizes)
+        one_line_error(done, f"an empty set is not a dataset), got '{sizes}'")
+    expect(not (tmp / "o").exists(), "something was written")
+    return "both named, with what is valid"
+
+
+@case("train --steps 0: says why there is no best.pt, no 'None'")
+def zero_steps(tmp: Path) -> str:
+    done = quickdraw(
+        "train", "sketch-rnn", "--data", SHEEP, "--out", tmp / "run", "--steps", 0, "--enc-size",
+        8, "--dec-size", 8, "--z-size", 4, "--num-mixture", 2, "--max-seq-len", 120,
+        "--batch-size", 4, "--max-per-category", 300, "--quiet",
+    )  # fmt: skip
+    expect(done.returncode == 0, done.stderr[-300:])
+    expect("None" not in done.stdout + done.stderr, done.stdout)
+    expect("no best.pt: no validation ran in 0 step(s)" in done.stdout, done.stdout)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _npz(path: Path, train) -> Path:
+    import pickle
+
+    empty = io.BytesIO()
+    np.save(empty, np.empty(0, dtype=object), allow_pickle=True)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|O", "fortran_order": False, "shape": train.shape}
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("train.npy", header.getvalue() + pickle.dumps(train, protocol=3))
+        zf.writestr("valid.npy", empty.getvalue())
+        zf.writestr("test.npy", empty.getvalue())
+    return path
+
+
+def _one(item) -> np.ndarray:
+    array = np.empty(1, dtype=object)
+    array[0] = item
+    return array
+
+
+@case(".npz nested-list bomb (1 KB that needs 3 GB): refused by its count, in a 1 GB process")
+def npz_nested_bomb(tmp: Path) -> str:
+    path = _npz(tmp / "bomb.npz", _one([[[0, 0, 1]] * 10_000] * 10_000))
+    started = time.monotonic()
+    done = limited("svg", path, "--out", tmp / "svg", "--quiet")
+    one_line_error(done, "nested lists of more than 300,000 numbers")
+    return f"{path.stat().st_size} bytes refused in {time.monotonic() - started:.1f} s"
+
+
+@case(".npz with a ragged drawing: one line, not a traceback")
+def npz_ragged(tmp: Path) -> str:
+    path = _npz(tmp / "ragged.npz", _one([[0, 0, 1], [1, 1]]))
+    one_line_error(quickdraw("svg", path, "--out", tmp / "svg"), "row 1 is 2 values, not 3")
+    return "named: drawing 0, row 1"
+
+
+@case(".npz of 1,000,000 references to one drawing: limited as the copies would be")
+def npz_references(tmp: Path) -> str:
+    drawing = np.zeros((5000, 3), dtype=np.int16)
+    many = np.empty(1_000_000, dtype=object)
+    many[:] = [drawing] * len(many)
+    path = _npz(tmp / "refs.npz", many)
+    done = limited("svg", path, "--out", tmp / "svg", "--limit", 2)
+    one_line_error(done, "bytes of stroke-3 rows")
+    return f"a {path.stat().st_size:,}-byte file of 30 GB of drawings refused in 1 GB"
+
+
+@case("ndjson line of 12,000,000 points: refused in a 512 MB process; no such drawing in a .npz")
+def long_line(tmp: Path) -> str:
+    xs = ",".join(["255"] * 12_000_000)
+    path = tmp / "huge.ndjson"
+    good = '{"drawing": [[[0, 10, 20], [0, 5, 9]]]}'
+    with open(path, "w") as f:
+        f.write(good + "\n" + '{"drawing": [[[' + xs + "], [" + xs + "]]]}\n" + good + "\n")
+    done = limited("convert", path, "--out", tmp / "o", "--quiet", memory=512 << 20)
+    one_line_error(done, f"{path}:2: malformed line: the line is over 8,388,608 bytes")
+    # the same command again, telling its peak memory: VmHWM, the most this process's own
+    # memory held (getrusage's maxrss would count what the parent held when it forked)
+    peak = subprocess.run(
+        [sys.executable, "-c", "import re, sys\nfrom quickdraw_tools.cli import main\n"
+         "main(sys.argv[1:])\nstatus = open('/proc/self/status').read()\n"
+         "print(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))",
+         "convert", str(path), "--out", str(tmp / "o"), "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    megabytes = int(peak.stdout.split()[-1]) / 1024
+    long = list(range(256)) * 400  # 102,400 points: under 8 MiB, over the drawing limit
+    path2 = tmp / "long.ndjson"
+    path2.write_text(good + "\n" + '{"drawing": [[' + str(long) + ", " + str(long) + "]]}\n")
+    one_line_error(quickdraw("convert", path2, "--out", tmp / "o", "--quiet"),
+                   f"{path2}:2: the drawing has 102,400 points; at most 100,000")  # fmt: skip
+    expect(not (tmp / "o").exists(), "a .npz was written")
+    size = path.stat().st_size / 1e6
+    return (
+        f"a {size:.0f} MB line refused at a peak of {megabytes:.0f} MB (held to 512 MB); a "
+        "102,400-point drawing refused"
+    )
+
+
+@case("a file name or --word that is not UTF-8: one line, nothing written")
+def not_utf8(tmp: Path) -> str:
+    path = tmp / os.fsdecode(b"\xffcake.ndjson")
+    path.write_text((TRAINING / "cake.ndjson").read_text().split("\n", 1)[0] + "\n")
+    for command in ("convert", "svg"):
+        one_line_error(quickdraw(command, path, "--out", tmp / "o", "--quiet"), "is not UTF-8")
+    svgs = tmp / "svgs"
+    quickdraw("svg", TRAINING / "cake.ndjson", "--limit", 1, "--out", svgs, "--quiet")
+    done = subprocess.run(
+        [*map(os.fsencode, QUICKDRAW), b"import-svg", os.fsencode(svgs), b"--word", b"\xe9clair",
+         b"--out", os.fsencode(tmp / "w.ndjson")], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    one_line_error(done, "--word '\\udce9clair' is not UTF-8 text")
+    expect(not (tmp / "o").exists() and not (tmp / "w.ndjson").exists(), "something was written")
+    return "convert, svg and import-svg --word refuse them"
+
+
+@case("control characters in names are escaped in the summary table and the error line")
+def control_characters(tmp: Path) -> str:
+    lines = (TRAINING / "cake.ndjson").read_text().splitlines()[:30]
+    path = tmp / "ca\x1b[31mke\u202e.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    done = quickdraw("convert", path, "--out", tmp / "o", "--quiet")
+    expect(done.returncode == 0, done.stderr)
+    expect("\x1b" not in done.stdout and "ca\\x1b[31mke\\u202e" in done.stdout, done.stdout)
+    bad = tmp / "x\n\x1b[2Jy.ndjson"
+    bad.write_text(lines[0] + "\n{broken\n")
+    done = quickdraw("convert", bad, "--out", tmp / "o2", "--quiet")
+    one_line_error(done, "x\\n\\x1b[2Jy.ndjson:2")
+    expect("\x1b" not in done.stderr, "a raw escape reached the terminal")
+    return "ESC, a newline and U+202E shown escaped"
+
+
+@case("checkpoint asking for a 10,000,000-unit decoder: refused before any tensor, in 1 GB")
+def checkpoint_sizes(tmp: Path) -> str:
+    import torch
+
+    run = tiny_run(tmp)
+    state = torch.load(run / "last.pt", weights_only=True)
+    state["model_config"]["dec_size"] = 10**7
+    torch.save(state, tmp / "big.pt")
+    for args in (("sample", tmp / "big.pt", "--out", tmp / "s.svg"),
+                 ("evaluate", tmp / "big.pt", "--data", SHEEP)):  # fmt: skip
+        one_line_error(limited(*args), "big.pt: SketchRNNConfig: dec_size must be 1 to 4,096")
+    return "sample and evaluate refuse it in one line, in a 1 GB process"
+
+
+@case("sample --mode reconstruct with the wrong kind of --input: says what the model takes")
+def reconstruct_input(tmp: Path) -> str:
+    run = tiny_run(tmp)
+    bitmaps = MIRROR / "full/numpy_bitmap/cat.npy"
+    done = quickdraw("sample", run / "last.pt", "--mode", "reconstruct", "--input", bitmaps,
+                     "--out", tmp / "r.svg")  # fmt: skip
+    one_line_error(done, "the sketch-rnn model takes drawings (strokes) as --input",
+                   "is a .npy of bitmaps")  # fmt: skip
+    return done.stderr.strip().split("error: ")[1][:80] + "..."
+
+
 @case("convert into a folder that holds another split (--seed): refused in one line, unchanged")
 def convert_two_splits(tmp: Path) -> str:
     out = tmp / "data"
@@ -692,7 +1344,7 @@ def main(argv=None) -> int:
                 detail, verdict = f"{type(e).__name__}: {e} | {' / '.join(where)}", "FAIL"
         failed += verdict == "FAIL"
         print(f"{verdict}  {name}  ({time.monotonic() - started:.1f} s: {detail})", flush=True)
-    print(f"\n{len(chosen) - failed} of {len(chosen)} cases pass")
+    print(f"\n{len(chosen)} cases, {failed} failed ({len(chosen) - failed} pass)")
     return 1 if failed else 0
 
 

@@ -16,6 +16,7 @@ from quickdraw_tools.cli import main
 from quickdraw_tools.convert import Source, convert
 from quickdraw_tools.errors import QuickDrawError
 from quickdraw_tools.raster import rasterize_many
+from quickdraw_tools.rows import read_rows
 from quickdraw_tools.splits import split_sizes
 from quickdraw_tools.strokes import drawing_to_stroke3
 
@@ -86,7 +87,9 @@ def test_parallel_output_is_byte_identical(shared, tmp_path, monkeypatch):
     convert(sources, tmp_path / "serial", ["sketchrnn", "bitmap", "mnist"], **kw)
     convert(sources, tmp_path / "parallel", ["sketchrnn", "bitmap", "mnist"], workers=2, **kw)
     a, b = _tree_digest(tmp_path / "serial"), _tree_digest(tmp_path / "parallel")
-    assert len(a) == 3 * 3 + 5 + 2 and a == b  # + the manifests of the folder and of mnist/
+    # per category: .npz, .npy, .splits.json and two .rows.csv; mnist/: 5 files and two
+    # .rows.csv; the manifests of the folder and of mnist/
+    assert len(a) == 3 * 5 + 7 + 2 and a == b
 
 
 def test_stroke3_in_npz_matches_the_source_drawings(shared, tmp_path):
@@ -113,8 +116,8 @@ def test_cli_convert_from_mirror_and_errors(shared, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "catt" in err and "'cat'" in err and "Traceback" not in err
 
-    assert main(["convert", "cat", "--out", str(tmp_path), "--formats", "png"]) == 1
-    assert "png" in capsys.readouterr().err
+    assert main(["convert", "cat", "--out", str(tmp_path), "--formats", "jpeg"]) == 1
+    assert "jpeg" in capsys.readouterr().err
 
 
 def test_malformed_line_is_reported_or_skipped(shared, tmp_path, capsys):
@@ -142,7 +145,7 @@ def test_malformed_line_is_reported_or_skipped(shared, tmp_path, capsys):
         ["--workers", "0"],
         ["--max-per-category", "0"],
         ["--size", "0"],
-        ["--size", "64", "--formats", "sketchrnn,bitmap"],  # bitmap is the official 28x28
+        ["--size", "2000", "--formats", "sketchrnn,bitmap"],  # sizes are 8 to 1024
     ],
 )
 def test_bad_numbers_are_rejected(shared, tmp_path, capsys, bad):
@@ -205,7 +208,8 @@ def test_cli_convert_downloads_over_http(mirror_server, tmp_path, capsys):
 
 
 def test_binary_source_gives_the_same_files_as_ndjson(shared, tmp_path):
-    # .bin keeps key_id, so the split and every output are the same as from the ndjson
+    # .bin keeps key_id, so the split and every output are the same as from the ndjson; the
+    # rows sidecars differ only in the timestamps, which .bin keeps to the second
     ndjson = shared / "mirror" / "full" / "simplified" / "cat.ndjson"
     binary = tmp_path / "cat.bin"
     formats.write_binary(binary, formats.iter_ndjson(ndjson))
@@ -213,7 +217,20 @@ def test_binary_source_gives_the_same_files_as_ndjson(shared, tmp_path):
     convert([Source("cat", ndjson)], tmp_path / "a", wanted, progress=False)
     (r,) = convert([Source("cat", binary)], tmp_path / "b", wanted, progress=False)
     assert not r.raw and sum(r.sizes.values()) > 0
-    assert _tree_digest(tmp_path / "a") == _tree_digest(tmp_path / "b")
+
+    def no_rows(tree: dict) -> dict:
+        """The digests but those of the rows sidecars (in the manifests too)."""
+        out = {k: no_rows(v) if isinstance(v, dict) else v for k, v in tree.items()}
+        return {k: v for k, v in out.items() if not k.endswith("rows.csv")}
+
+    a, b = _tree_digest(tmp_path / "a"), _tree_digest(tmp_path / "b")
+    assert no_rows(a) == no_rows(b) and len(no_rows(a)) == len(a) - 4
+    for name in ("bitmap/cat.rows.csv", "sketchrnn/cat.rows.csv", "mnist/t10k-rows.csv"):
+        rows_a, rows_b = read_rows(tmp_path / "a" / name), read_rows(tmp_path / "b" / name)
+        assert len(rows_a) == len(rows_b) > 0
+        for x, y in zip(rows_a, rows_b, strict=True):
+            assert x["timestamp"].replace(microsecond=0) == y.pop("timestamp")
+            assert {**x, "timestamp": None} == {**y, "timestamp": None}
 
 
 @pytest.mark.parametrize("command", ["download", "convert", "simplify", "svg"])
@@ -415,9 +432,8 @@ def test_every_drawing_with_split_sizes_all_or_explicit_sizes(shared, tmp_path, 
                  "100,20,30", "--quiet"]) == 0  # fmt: skip
     npz = formats.load_sketchrnn_npz(tmp_path / "few" / "sketchrnn" / "cake.npz")
     assert [len(npz[s]) for s in ("train", "valid", "test")] == [100, 20, 30]
-    with pytest.raises(SystemExit):
-        main(["convert", str(path), "--out", str(tmp_path / "x"), "--split-sizes", "9,9"])
-    assert "--split-sizes: must be 'official', 'all' or TRAIN,VALID,TEST" in capsys.readouterr().err
+    assert main(["convert", str(path), "--out", str(tmp_path / "x"), "--split-sizes", "9,9"]) == 1
+    assert "--split-sizes must be 'official', 'all' or TRAIN,VALID,TEST" in capsys.readouterr().err
     with pytest.raises(QuickDrawError, match="ask for more than"):
         convert([Source("cake", path)], tmp_path / "big", sizes=(10**6, 1, 1), progress=False)
     assert not (tmp_path / "x").exists() and not list((tmp_path / "big").glob("*"))

@@ -900,8 +900,14 @@ def test_cli_errors_are_one_line(tmp_path, shared, capsys):
         ([], "at least one --generated"),
         (["--generated", str(shared / "README.md")], "expected drawings ('.ndjson'"),
         (["--generated", str(tmp_path / "none.ndjson")], "no such file"),
-        (["--generated", generated[0], "--per-source", "0"], "--per-source must be at least 1"),
-        (["--generated", generated[0], "--temperature", "0"], "--temperature must be > 0"),
+        (
+            ["--generated", generated[0], "--per-source", "0"],
+            "--per-source must be 1 to 10,000, got 0",
+        ),
+        (
+            ["--generated", generated[0], "--temperature", "0"],
+            "--temperature must be from 0.001 to 100",
+        ),
         (["--generated", str(broken_checkpoint(tmp_path))], "has no 'model_config'"),
     ]:
         assert main([*args, *extra]) == 1
@@ -1511,8 +1517,8 @@ def test_cli_serves_a_study_and_keeps_its_protocol(tmp_path, shared, capsys):
         (["--completion-code", "a b"], "--completion-code"),
         (["--exposure-ms", "0"], "--exposure-ms must be 1-60000"),
         (["--gold-fake", generated[1]], "--gold-fake needs --gold-real"),
-        (["--gold-real", real, "--gold", "0"], "--gold must be at least 1"),
-        (["--examples", "-1"], "--examples must be 0 or more"),
+        (["--gold-real", real, "--gold", "0"], "--gold must be 1 to 10,000, got 0"),
+        (["--examples", "-1"], "--examples must be 0 to 10,000, got -1"),
     ]:
         assert main(["grade", "serve", *base, *extra]) == 1
         err = capsys.readouterr().err

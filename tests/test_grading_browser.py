@@ -311,3 +311,59 @@ def test_crowd_study_in_chromium(browser, tmp_path, shared):
     assert report["gradings"] == 4 and report["gold_gradings"] == 2
     (stat,) = report["rater_stats"]
     assert stat["participant"] == pid and stat["done"] and stat["median_ms"] >= EXPOSURE_MS
+
+
+def test_study_of_googles_sheep_and_ours_in_chromium(browser, tmp_path, shared, capsys):
+    """docs/grading.md's walk-through: real sheep of the mirror against Google's sheep model
+    (`../shared/magenta/sheep.gen.json`) and a sheep model trained here, graded in the browser
+    by two scripted raters, then the report. $MAGENTA_STUDY_OURS names the model of ours (default:
+    a tiny one trained here for two steps); $MAGENTA_STUDY_REPORT a file for the report's text
+    (how docs/grading.md's was made)."""
+    from conftest import train_checkpoint
+
+    google = shared.parent / "magenta" / "sheep.gen.json"
+    real = shared / "mirror" / "full" / "simplified" / "sheep.ndjson"
+    ours = os.environ.get("MAGENTA_STUDY_OURS") or train_checkpoint(
+        tmp_path / "ours-sheep", "sketch-rnn", dict(max_seq_len=250, dec_size=16,
+        conditional=False), [shared / "other" / "aaron_sheep.npz"], steps=2,
+        max_per_category=300,
+    )  # fmt: skip
+    db = tmp_path / "sheep-google.sqlite"
+    args = ["--real", str(real), "--generated", str(google), "--generated", str(ours)]
+    proc, url = start_server([*args, "--per-source", "4", "--seed", "0", "--db", str(db)],
+                             timeout=120)  # fmt: skip
+    errors: list[str] = []
+    # two scripted raters (not people): one grades in a fixed cycle, one calls everything
+    # possibly real; what they show is the report's shape, not the models' quality
+    raters = {"Ada": lambda i: GRADES[i % 3], "Bo": lambda i: "possibly_real"}
+    try:
+        for name, grade in raters.items():
+            page = browser.new_context().new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.locator("#name").fill(name)
+            page.locator("#start-button").click()
+            expect(page.locator("#progress-text")).to_have_text("0 / 16")  # 8 real, 4 + 4
+            for i in range(16):
+                expect(page.locator("#sketch svg polyline").first).to_be_attached()
+                grade_one(page, grade(i), use_key=i % 2 == 0)
+            expect(page.locator("#done")).to_be_visible()
+            page.context.close()
+        assert errors == []
+    finally:
+        stop(proc)
+    with GradeStore(db, readonly=True) as store:
+        sources = sorted({s.source for s in store.sketches().values()})
+    label = Path(ours).parent.name
+    assert sources == sorted(["real", "sheep", label]), sources
+    assert main(["grade", "report", "--db", str(db), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["raters"] == 2 and report["gradings"] == 32
+    overall = {g["source"]: g for g in report["groups"] if g["category"] == "all"}
+    assert {"real", "sheep", label} <= overall.keys()
+    assert overall["sheep"]["n"] == overall[label]["n"] == 8 and overall["real"]["n"] == 16
+    assert main(["grade", "report", "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert "sheep" in text and label in text
+    if os.environ.get("MAGENTA_STUDY_REPORT"):
+        Path(os.environ["MAGENTA_STUDY_REPORT"]).write_text(text)

@@ -330,7 +330,7 @@ def test_judge_score_errors_are_one_line(judge_file, tmp_path, capsys):
         ([str(judge), str(tmp_path / "none.ndjson")], "no such file"),
         ([str(judge), str(tmp_path / "x.txt")], "expected drawings"),
         ([str(tmp_path / "nope.pt"), str(judge)], "not found"),
-        ([str(judge), str(judge), "--n", "0"], "--n must be >= 1"),
+        ([str(judge), str(judge), "--n", "0"], "--n must be 1 to 10,000, got 0"),
     ]:
         assert main(["judge", "score", *args, "--quiet"]) == 1
         err = capsys.readouterr().err

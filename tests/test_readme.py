@@ -96,9 +96,10 @@ def test_every_readme_command_runs_as_written(shared, tmp_path, monkeypatch, cap
     assert "note: the real source data/sketchrnn/cat.npz:test has 1 drawing" in printed["serve"]
     assert os.path.isfile("cache/full/raw/cat.ndjson") and os.path.isfile("cat.simplified.ndjson")
     for path in ("data/mnist/categories.txt", "pictures/cat_grid_000.png", "samples.svg",
-                 "draw-samples.png", "grades.csv", "grades.png", "data/parquet/apple.parquet",
+                 "draw-samples.png", "grades.csv", "grades.png", "data/parquet/train/apple.parquet",
                  "every-cat/bitmap/cat.npy", "mine.ndjson", "raters.csv", "runs/cat/best.pt",
-                 "runs/draw-cat/best.pt"):  # fmt: skip
+                 "runs/draw-cat/best.pt", "data/png/cat.rows.csv", "replay/cat_00000.svg",
+                 "replay/cat_00001.gif", "pen.gif"):  # fmt: skip
         assert os.path.isfile(path), path
     assert main(["grade", "report", "--db", "grades.sqlite", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -124,5 +125,6 @@ def test_the_python_examples_run(shared, tmp_path, monkeypatch):
     big, lengths, labels = next(iter(names["loader"]))
     assert big.shape[0] == 8 and big.shape[2] == 5 and int(lengths.max()) + 1 == big.shape[1]
     assert set(names["record"]) >= {"word", "drawing"}
-    assert len(names["table"]) == len(names["hf"]) == 25
+    assert len(names["table"]) == sum(len(split) for split in names["hf"].values()) == 25
+    assert sorted(names["hf"]) == ["test", "train", "validation"]
     assert names["strokes"] and all(len(s) == 2 for s in names["strokes"])

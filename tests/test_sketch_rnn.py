@@ -454,16 +454,18 @@ def test_cli_errors_are_one_line(tiny_npz, tmp_path, capsys):
     assert "invalid choice: 'dream'" in capsys.readouterr().err
     assert main(["sample", ckpt, "--mode", "reconstruct", "--out", "x.svg"]) == 1
     assert "needs --input" in capsys.readouterr().err
-    assert main(["sample", ckpt, "--out", str(tmp_path / "x.gif")]) == 1
-    assert "--out must end in .svg, .png, .ndjson, not 'x.gif'" in capsys.readouterr().err
+    assert main(["sample", ckpt, "--out", str(tmp_path / "x.npy")]) == 1
+    assert "--out must end in .svg, .png, .gif, .ndjson, not 'x.npy'" in capsys.readouterr().err
     # these were tracebacks (torch.stack of an empty list; an empty grid)
     assert main(["sample", ckpt, "--cols", "-1", "--out", str(tmp_path / "x.svg")]) == 1
-    assert "--cols must be at least 1, got -1" in capsys.readouterr().err
+    assert "--cols must be 1 to 10,000, got -1" in capsys.readouterr().err
     assert main(["sample", ckpt, "--temperature", "0.5", "0", "--out", "x.svg"]) == 1
-    assert "--temperature must be > 0, got 0.0" in capsys.readouterr().err
+    assert "--temperature must be from 0.001 to 100 (lower is tidier), got 0.0" in (
+        capsys.readouterr().err
+    )
     pair = ["--input", str(tiny_npz), "--index", "0", "1", "--out", str(tmp_path / "x.svg")]
     assert main(["sample", ckpt, "--mode", "interpolate", "--steps", "0", *pair]) == 1
-    assert "--steps must be at least 2" in capsys.readouterr().err
+    assert "--steps must be 2 to 10,000, got 0" in capsys.readouterr().err
     assert main([*run, "--resume", "--z-size", "9"]) == 1
     assert "drop the model flag" in capsys.readouterr().err
 

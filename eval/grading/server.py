@@ -36,6 +36,7 @@ machine), and gives each connection a thread only up to a cap, with deadlines
 
 from __future__ import annotations
 
+import collections
 import hmac
 import io
 import ipaddress
@@ -53,7 +54,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
-from ...errors import QuickDrawError
+from ...errors import QuickDrawError, check_count
 from .completion import (  # noqa: F401 - the command and the tests import them from here too
     check_completion_code,
     check_completion_url,
@@ -67,6 +68,7 @@ from .store import (
     GradeStore,
     Rater,
     Sketch,
+    StoreUnwritable,
     clean_name,
     clean_participant,
 )
@@ -82,6 +84,7 @@ STATIC = {  # URL path -> (file in eval/grading/static, content type)
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }
+FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: no white space
 REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MAX_MS = 86_400_000  # a longer time (a day) is stored as this
 TOKEN_HEADER = "X-Grading-Token"
@@ -198,6 +201,39 @@ def check_host(values: Sequence[str], allowed: frozenset[str]) -> None:
         )
 
 
+def check_header_lines(headers) -> None:
+    """Refuse header lines RFC 9112 forbids (section 5.1: white space between a field's name
+    and its colon; section 5.2: a value folded onto the next line) with a 400. Python's parser
+    takes the first such line, and every line after it, for the body: a second
+    "Content-Length : 5" or "Transfer-Encoding : chunked" would be read by a proxy in front of
+    this server and not by it (request smuggling)."""
+    folded = any("\r" in value or "\n" in value for value in headers.values())
+    if headers.defects or folded or not all(FIELD_NAME.fullmatch(k) for k in headers.keys()):
+        raise HTTPError(
+            HTTPStatus.BAD_REQUEST,
+            "malformed header line: no white space before a header's colon, and no value "
+            "folded onto a second line (RFC 9112)",
+        )
+
+
+def origin_form(target: str, allowed: frozenset[str]) -> str:
+    """The path (and query) of a request target. The absolute form (``http://host/path``, RFC
+    9112 section 3.2.2) names the host the request is for, which a server must take over the
+    Host header: it is checked against the same `allowed` hosts. Any other form is refused."""
+    if target.startswith("/"):
+        return target
+    parts = urlsplit(target)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise HTTPError(HTTPStatus.BAD_REQUEST, f"request target {target[:100]!r} is not a path")
+    if "@" in parts.netloc or host_of(parts.netloc) not in allowed:
+        hosts = ", ".join(sorted(allowed))
+        raise HTTPError(
+            HTTPStatus.MISDIRECTED_REQUEST,
+            f"this server answers only to the hosts {hosts}, not {parts.netloc[:100]!r}",
+        )
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
 def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
     """Whether the JSON `text` nests arrays and objects more than `limit` deep (checked before
     parsing: the parser recurses, and 2,000 brackets fit in a body)."""
@@ -258,6 +294,7 @@ class GradingApp:
             raise QuickDrawError(f"{store.path} holds no grading session yet")
         self.store = store
         self.token = token
+        self._told = ""  # the last store failure printed (printed once, not per request)
         self.static = load_static()
         sketches = store.sketches()
         self.svgs = {sid: sketch_svg(s) for sid, s in sketches.items()}
@@ -285,6 +322,18 @@ class GradingApp:
             return self._route(method, target, headers, body)
         except HTTPError as e:
             return Response.json({"error": e.message}, e.status)
+        except StoreUnwritable as e:  # the disk filled up, or went read-only, while serving
+            if str(e) != self._told:
+                self._told = str(e)
+                print(f"grading server: {e}", file=sys.stderr, flush=True)
+            status = HTTPStatus.INSUFFICIENT_STORAGE if e.full else HTTPStatus.SERVICE_UNAVAILABLE
+            why = "the disk is full" if e.full else "the database cannot be written"
+            return Response.json(
+                {"error": f"{why}: this was not saved; the organiser has been told, try again "
+                 "later"},
+                status,
+                {"Retry-After": "60"},
+            )  # fmt: skip
 
     def _route(self, method, target, headers, body) -> Response:
         url = urlsplit(target)
@@ -532,9 +581,15 @@ def make_handler(app: GradingApp, quiet: bool = True) -> type[BaseHTTPRequestHan
             self.rfile.close()  # read through the deadline instead
             self.input = _Input(self.connection)
             self.rfile = io.BufferedReader(self.input)
+            # a connection ends after max_requests answers or connection_timeout seconds, so
+            # no client keeps a slot however busy it keeps it (static files count too)
+            self.served = 0
+            self.ends = time.monotonic() + self.server.connection_timeout
 
         def handle_one_request(self) -> None:
             # a request may take idle_timeout to begin, then request_timeout to arrive whole
+            # (a connection past its time is closed by its next answer, never silently: a
+            # request already on its way would be lost)
             self.input.deadline = time.monotonic() + self.server.idle_timeout
             try:
                 begun = self.rfile.peek(1)
@@ -553,7 +608,9 @@ def make_handler(app: GradingApp, quiet: bool = True) -> type[BaseHTTPRequestHan
             if not super().parse_request():
                 return False  # answered already (through send_error)
             try:
+                check_header_lines(self.headers)
                 check_host(self.headers.get_all("Host") or [], self.server.allowed_hosts)
+                self.path = origin_form(self.path, self.server.allowed_hosts)
                 if self.command not in METHODS:
                     raise HTTPError(
                         HTTPStatus.METHOD_NOT_ALLOWED,
@@ -614,7 +671,9 @@ def make_handler(app: GradingApp, quiet: bool = True) -> type[BaseHTTPRequestHan
             self.send_header("Content-Length", str(len(response.body)))
             for k, v in {**SECURITY_HEADERS, **response.headers}.items():
                 self.send_header(k, v)
-            if response.status >= 400:
+            self.served += 1
+            last = self.served >= self.server.max_requests or time.monotonic() >= self.ends
+            if response.status >= 400 or last:
                 self.close_connection = True
             if self.close_connection:
                 self.send_header("Connection", "close")
@@ -632,32 +691,47 @@ def make_handler(app: GradingApp, quiet: bool = True) -> type[BaseHTTPRequestHan
 class GradingServer(ThreadingHTTPServer):
     """`ThreadingHTTPServer` with a cap on its threads, deadlines, and a Host allow-list.
 
-    Each open connection has a thread, but only while fewer than `max_connections` are open:
-    one more is answered 503 at once and closed, so a crowd of slow clients cannot make a
-    thread each. A connection may wait `idle_timeout` seconds for a request to begin; from the
-    request's first byte, all of it (line, headers, body) must arrive within `request_timeout`.
-    The three are read for every connection, so a test can shorten them on a live server.
+    Each open connection has a thread, but only while fewer than `max_connections` are open,
+    and fewer than `max_per_address` from one client address (an IPv6 client's /64 network
+    counts as one address): one more is answered 503 at once and closed, so neither a crowd of
+    slow clients nor one client with many connections can take every thread. A connection
+    may wait `idle_timeout` seconds for a request to begin; from the request's first byte, all
+    of it (line, headers, body) must arrive within `request_timeout`; and it is closed after
+    `max_requests` answers or `connection_timeout` seconds, whichever comes first (the answer
+    then says ``Connection: close``; a browser opens a new one), so a client that keeps its
+    connections busy holds them no longer. These are read for every connection, so a test
+    can change them on a live server.
     """
 
     daemon_threads = True
     request_queue_size = 128
     max_connections = 128  # open connections (one thread each); a browser keeps up to six
+    max_per_address = 32  # open connections from one client address (a lab behind a NAT: more)
     idle_timeout = 5.0  # seconds a connection may wait for its next request to begin
     request_timeout = 5.0  # seconds from a request's first byte to its last, and to answer
+    max_requests = 100  # answers on one connection
+    connection_timeout = 60.0  # seconds one connection may stay open
 
     def __init__(self, address, handler, allowed_hosts: frozenset[str] = frozenset()):
         self.allowed_hosts = allowed_hosts  # see host_allow_list; empty answers no one
-        self._open: set[socket.socket] = set()
+        self._open: dict[socket.socket, str] = {}  # open connection -> its client address
+        self._per_address: collections.Counter[str] = collections.Counter()
         self._open_lock = threading.Lock()
         super().__init__(address, handler)
 
     def process_request(self, request, client_address) -> None:
+        address = client_key(client_address[0])
         with self._open_lock:
-            full = len(self._open) >= self.max_connections
-            if not full:
-                self._open.add(request)
-        if full:
-            self._turn_away(request)
+            if len(self._open) >= self.max_connections:
+                busy = "the server is busy: try again in a moment"
+            elif self._per_address[address] >= self.max_per_address:
+                busy = "too many connections from your address: try again in a moment"
+            else:
+                busy = None
+                self._open[request] = address
+                self._per_address[address] += 1
+        if busy:
+            self._turn_away(request, busy)
             return
         try:
             super().process_request(request, client_address)  # starts its thread
@@ -673,10 +747,14 @@ class GradingServer(ThreadingHTTPServer):
 
     def _forget(self, request) -> None:
         with self._open_lock:
-            self._open.discard(request)
+            address = self._open.pop(request, None)
+            if address is not None:
+                self._per_address[address] -= 1
+                if not self._per_address[address]:
+                    del self._per_address[address]
 
-    def _turn_away(self, request) -> None:
-        body = json.dumps({"error": "the server is busy: try again in a moment"}).encode()
+    def _turn_away(self, request, message: str) -> None:
+        body = json.dumps({"error": message}).encode()
         headers = {
             "Content-Type": "application/json",
             "Content-Length": str(len(body)),
@@ -709,24 +787,43 @@ class GradingServer(ThreadingHTTPServer):
         super().server_close()
 
 
+def client_key(address: str) -> str:
+    """What counts as one client address: an IPv4 address, or an IPv6 address's /64 network
+    (one machine's, or one home's, and its privacy addresses all share it)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
+
+
 def make_server(
     app: GradingApp,
     host: str = "127.0.0.1",
     port: int = 8765,
     quiet: bool = True,
     allowed_hosts: Iterable[str] = (),
+    max_per_address: int | None = None,
 ) -> GradingServer:
     """A bound (not yet serving) server; refuses a non-loopback host without an access token.
-    It answers to the host names of `host_allow_list(host, allowed_hosts)`, and no others."""
+    It answers to the host names of `host_allow_list(host, allowed_hosts)`, and no others;
+    `max_per_address` connections from one client address (default: the class's)."""
     check_exposure(host, app.token)
     names = host_allow_list(host, allowed_hosts)
     server_class = GradingServer
     if ":" in host:
         server_class = type("GradingServer6", (GradingServer,), {"address_family": socket.AF_INET6})
+    if max_per_address is not None:
+        check_count(max_per_address, "--max-per-address", 1, GradingServer.max_connections - 1)
     try:
-        return server_class((host, port), make_handler(app, quiet), names)
+        server = server_class((host, port), make_handler(app, quiet), names)
     except OSError as e:
         raise QuickDrawError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    if max_per_address is not None:
+        server.max_per_address = max_per_address
+    return server
 
 
 def session_url(server: ThreadingHTTPServer, host: str, token: str | None) -> str:

@@ -5,7 +5,8 @@ A SOURCE is one of
                              official .bin); category = the `word` field, else the file stem
     sketches.npz:SPLIT       a sketch-rnn ``.npz`` file and one of its splits; category = file stem
     bitmaps.npy              official-layout 28x28 bitmaps, uint8 (N, 784); category = file stem
-    model.pt (.pth, .ckpt)   a model checkpoint, loaded by `models.trainer.load_checkpoint` and
+    model.pt (.pth, .ckpt,   a model checkpoint (or a Magenta .gen.json), loaded by
+     .gen.json)              `models.trainer.load_checkpoint` and
                              sampled with the model's `sample_sketches`: strokes from a stroke
                              model (sketch-rnn), ink images from a bitmap model (DRAW)
 

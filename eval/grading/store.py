@@ -31,6 +31,7 @@ power cut; WAL keeps readers (the report) from blocking the server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import secrets
@@ -38,7 +39,7 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -159,6 +160,42 @@ class GradeConflict(QuickDrawError):
     """A request id already stored with a different rater, sketch or grade."""
 
 
+class StoreUnwritable(QuickDrawError):
+    """The database cannot take a write: the disk is full (`full`), or the file or its folder
+    is read-only. What was committed before is kept."""
+
+    def __init__(self, message: str, full: bool):
+        super().__init__(message)
+        self.full = full
+
+
+def remove_database(path: Path) -> None:
+    """Delete a database file and SQLite's files beside it (what a failed start made)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _unwritable(path: Path, error: sqlite3.Error) -> StoreUnwritable | None:
+    """The StoreUnwritable that SQLite's `error` means, if it means one: SQLITE_FULL, or
+    SQLITE_READONLY / SQLITE_CANTOPEN (a read-only file, folder or file system)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = code & 0xFF if code is not None else None
+    text = str(error)
+    if primary == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return StoreUnwritable(
+            f"the disk is full: {path} cannot grow ({text}); free some space (everything "
+            "stored so far is kept)",
+            full=True,
+        )
+    if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN) or "readonly" in text:
+        return StoreUnwritable(
+            f"cannot write DB {path}: it, its folder or its disk is read-only ({text}); make it "
+            "writable, or give --db a copy on a writable disk",
+            full=False,
+        )
+    return None
+
+
 def clean_name(name: str, what: str = "a name", limit: int = MAX_NAME) -> str:
     """A rater's name as stored and shown: Unicode NFKC (full-width letters, ligatures and
     compatibility spaces become their plain forms), white space collapsed to single spaces.
@@ -211,10 +248,14 @@ class GradeStore:
                 )
                 self._db.execute("SELECT 1 FROM sketches, raters, grades, meta LIMIT 0").fetchall()
             else:
+                self._check_is_ours()  # before anything is written to it
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(
                     self.path, isolation_level=None, check_same_thread=False, timeout=30
                 )
+                # a write that needs nothing: refused at once by a read-only file or disk
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("COMMIT")
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.execute("PRAGMA foreign_keys=ON")
@@ -226,9 +267,64 @@ class GradeStore:
                 for table in ADDED_COLUMNS
             }
         except sqlite3.DatabaseError as e:
+            if hasattr(self, "_db"):
+                self._db.close()
+            unwritable = None if readonly else _unwritable(self.path, e)
+            if unwritable is not None:
+                raise unwritable from None
             raise QuickDrawError(f"{self.path} is not a grading database: {e}") from e
         self._orders: dict[str, Rater] = {}
         self._positions: dict[str, dict[str, int]] = {}
+
+    def _check_is_ours(self) -> None:
+        """Refuse an existing file that is not a grading database (another SQLite database,
+        or no database at all) before anything is written to it: not a table created, not the
+        journal mode changed, its bytes unchanged. An empty file, or a SQLite database with no
+        tables, becomes one."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return
+        try:
+            probe = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                tables = {
+                    row[0]
+                    for row in probe.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+            finally:
+                probe.close()
+        except sqlite3.DatabaseError as e:
+            if _unwritable(self.path, e) is not None:
+                return  # cannot even be read here (a read-only disk): the write probe says so
+            raise QuickDrawError(
+                f"{self.path} is not a grading database ({e}); give --db a new file name"
+            ) from None
+        ours = {"meta", "sketches", "raters", "grades"}
+        if tables and not ours <= tables:
+            raise QuickDrawError(
+                f"{self.path} is a SQLite database of something else (tables: "
+                f"{', '.join(sorted(tables))}), not a grading session; give --db a new file "
+                "name (it was left as it was)"
+            )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction, rolled back on an exception (unless SQLite has already
+        rolled it back, as it does when the disk is full); a full or read-only disk raises
+        StoreUnwritable."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            unwritable = _unwritable(self.path, e)
+            if unwritable is None:
+                raise
+            raise unwritable from None
 
     def _drop_unique_names(self) -> None:
         """Files made before resume tokens kept one rater per name (`raters.name UNIQUE`), and
@@ -239,23 +335,19 @@ class GradeStore:
         if not any(row[3] == "u" for row in self._db.execute("PRAGMA index_list(raters)")):
             return
         self._db.execute("PRAGMA foreign_keys=OFF")  # grades point at raters while it is rebuilt
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute(
-                "CREATE TABLE raters_new (token TEXT PRIMARY KEY, name TEXT NOT NULL, "
-                "created REAL NOT NULL, sketch_order TEXT NOT NULL)"
-            )
-            self._db.execute(
-                "INSERT INTO raters_new (rowid, token, name, created, sketch_order) "
-                "SELECT rowid, token, name, created, sketch_order FROM raters"
-            )
-            self._db.execute("DROP TABLE raters")
-            self._db.execute("ALTER TABLE raters_new RENAME TO raters")
-            assert not self._db.execute("PRAGMA foreign_key_check").fetchall()
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            with self._transaction():
+                self._db.execute(
+                    "CREATE TABLE raters_new (token TEXT PRIMARY KEY, name TEXT NOT NULL, "
+                    "created REAL NOT NULL, sketch_order TEXT NOT NULL)"
+                )
+                self._db.execute(
+                    "INSERT INTO raters_new (rowid, token, name, created, sketch_order) "
+                    "SELECT rowid, token, name, created, sketch_order FROM raters"
+                )
+                self._db.execute("DROP TABLE raters")
+                self._db.execute("ALTER TABLE raters_new RENAME TO raters")
+                assert not self._db.execute("PRAGMA foreign_key_check").fetchall()
         finally:
             self._db.execute("PRAGMA foreign_keys=ON")
 
@@ -269,14 +361,9 @@ class GradeStore:
         ]
         if not missing:
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             for table, column, declaration in missing:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def _column(self, table: str, column: str, prefix: str = "") -> str:
         """`column` (after `prefix`, a table alias) in a SELECT, or NULL where a read-only old
@@ -319,8 +406,7 @@ class GradeStore:
         with self._lock:
             if self._db.execute("SELECT count(*) FROM sketches").fetchone()[0]:
                 raise QuickDrawError(f"{self.path} already holds a grading session")
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 self._db.executemany(
                     "INSERT INTO sketches (id, position, source, category, content, gold) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -336,10 +422,6 @@ class GradeStore:
                     "INSERT OR IGNORE INTO meta VALUES ('completion_code', ?)",
                     (new_completion_code(),),
                 )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
         return ids
 
     def spec(self) -> dict:
@@ -351,7 +433,7 @@ class GradeStore:
         return row[0] if row else None
 
     def _set_meta(self, key: str, value: str) -> None:
-        with self._lock:
+        with self._lock, self._transaction():
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def examples(self) -> dict[str, list[Sketch]]:
@@ -414,11 +496,12 @@ class GradeStore:
         with self._lock:
             ids = [r[0] for r in self._db.execute("SELECT id FROM sketches ORDER BY position")]
             random.SystemRandom().shuffle(ids)  # gold items land anywhere in the order
-            cursor = self._db.execute(
-                "INSERT INTO raters (token, name, created, sketch_order, participant) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (token, name, time.time(), json.dumps(ids), participant),
-            )
+            with self._transaction():
+                cursor = self._db.execute(
+                    "INSERT INTO raters (token, name, created, sketch_order, participant) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (token, name, time.time(), json.dumps(ids), participant),
+                )
             number = cursor.lastrowid
             assert number is not None
             return self._remember(Rater(token, name, tuple(ids), number, participant))
@@ -489,22 +572,16 @@ class GradeStore:
         """
         if grade not in GRADES:
             raise QuickDrawError(f"unknown grade {grade!r}; valid: {', '.join(GRADES)}")
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                old = self._db.execute(
-                    "SELECT rater, sketch, grade FROM grades WHERE request_id = ?", (request_id,)
-                ).fetchone()
-                if old is None:
-                    self._db.execute(
-                        "INSERT INTO grades (request_id, rater, sketch, grade, created, ms) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (request_id, rater.token, sketch_id, grade, time.time(), ms),
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, self._transaction():
+            old = self._db.execute(
+                "SELECT rater, sketch, grade FROM grades WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            if old is None:
+                self._db.execute(
+                    "INSERT INTO grades (request_id, rater, sketch, grade, created, ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (request_id, rater.token, sketch_id, grade, time.time(), ms),
+                )
         if old is not None and tuple(old) != (rater.token, sketch_id, grade):
             raise GradeConflict(f"request id {request_id!r} was already used for another grade")
         return old is None

@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
-from ..errors import QuickDrawError
+from ..errors import (  # noqa: F401 - the rules for numbers, for every command to import here
+    SEED_MAX,
+    TEMPERATURE_MAX,
+    TEMPERATURE_MIN,
+    QuickDrawError,
+    check_count,
+    check_finite,
+    check_seed,
+    check_temperature,
+)
+from ..workers import check_workers  # noqa: F401
+
+# Upper bounds of counts that each cost memory or time in proportion (README, Reliability)
+MAX_SAMPLES = 10_000  # sketches drawn by one command: sample --n, judge score --n, grade serve
+MAX_IMPORTANCE_SAMPLES = 10_000  # evaluate --k
+MAX_BOOTSTRAP = 20_000  # grade report --bootstrap (10x its default; memory grows with it)
+MAX_BATCH = 10_000  # examples per batch
 
 # what --threads means in every command that has it; `quickdraw train` takes the same words
 # from `TrainConfig.threads`'s comment (a test holds the two the same)
@@ -100,6 +117,27 @@ def temperature_help() -> str:
     from ..models import SAMPLING_TEMPERATURE
 
     return (
-        f"sampling temperature > 0 (default {SAMPLING_TEMPERATURE:g}, the same in sample, judge "
-        "score and grade serve: the model's own distribution; lower is tidier)"
+        f"sampling temperature, {TEMPERATURE_MIN:g} to {TEMPERATURE_MAX:g} (default "
+        f"{SAMPLING_TEMPERATURE:g}, the same in sample, judge score and grade serve: the model's "
+        "own distribution; lower is tidier)"
     )
+
+
+def check_temperatures(values) -> list[float]:
+    """Every ``--temperature`` given (`check_temperature`: 0.001 to 100)."""
+    return [check_temperature(t) for t in values]
+
+
+# what argparse takes for a value, not an option, after a flag: its own "-1" and "-.5", and
+# "-1e5", "-inf", "-nan" and "-1,5,5" (which it took for unknown options: "expected one
+# argument"), so a bad number reaches the check that names it
+NEGATIVE_VALUE = re.compile(r"^-(\d[\d,]*|\d*\.?\d+([eE][-+]?\d+)?|inf(inity)?|nan)$", re.I)
+
+
+def accept_negative_values(parser: argparse.ArgumentParser) -> None:
+    """Let `parser` and its subcommands' parsers take negative-looking values (`NEGATIVE_VALUE`)."""
+    parser._negative_number_matcher = NEGATIVE_VALUE
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                accept_negative_values(sub)

@@ -1,4 +1,4 @@
-"""`quickdraw convert`: categories -> sketch-rnn .npz, bitmaps, MNIST and Parquet files."""
+"""`quickdraw convert`: categories -> sketch-rnn .npz, bitmaps, MNIST, Parquet and PNG files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import QuickDrawError
-from .common import add_cache_arguments, add_on_error_argument
+from .common import add_cache_arguments, add_on_error_argument, check_seed, check_workers
 
 SOURCE_FORMATS = ("simplified", "raw", "binary")
 
@@ -14,7 +14,7 @@ SOURCE_FORMATS = ("simplified", "raw", "binary")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
-        help="convert categories to sketch-rnn .npz, bitmaps, MNIST and Parquet files",
+        help="convert categories to sketch-rnn .npz, bitmaps, MNIST, Parquet and PNG files",
         description="Read each category's drawings once (downloaded, from a mirror, or from\n"
         "local files), drop duplicates, split them into train/valid/test (70,000/2,500/2,500,\n"
         "or the same proportions for smaller sets; --split-sizes all keeps every drawing; the\n"
@@ -27,8 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "  quickdraw convert cat --base-url ../shared/quickdraw/mirror --formats sketchrnn,bitmap"
         " --out data\n"
         "  quickdraw convert ../shared/quickdraw/training/cake.ndjson --out data --workers 2\n"
+        "  quickdraw convert cat dog --formats png --size 128 --out data\n"
         "outputs: DIR/sketchrnn/<category>.npz, DIR/bitmap/<category>.npy (+ .splits.json),"
-        " DIR/mnist/*-idx*-ubyte, DIR/parquet/<category>.parquet, DIR/manifest.json",
+        " DIR/mnist/*-idx*-ubyte, DIR/parquet/<split>/<category>.parquet,"
+        " DIR/png/<split>/<category>/<key_id>.png, DIR/manifest.json; beside each, <name>.rows.csv"
+        " gives every row's key_id, countrycode, recognized, timestamp and source line",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -43,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--formats",
         default="sketchrnn",
-        help="comma-separated: sketchrnn, bitmap, mnist, parquet (default: sketchrnn)",
+        help="comma-separated: sketchrnn, bitmap, mnist, parquet, png (default: sketchrnn)",
     )
     p.add_argument(
         "--input-dir",
@@ -75,7 +78,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument(
         "--split-sizes",
-        type=_split_sizes,
         default="official",
         metavar="SIZES",
         help="drawings per split: 'official' (the default: 70,000/2,500/2,500 as the sketch-rnn"
@@ -87,21 +89,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=28,
         metavar="PIXELS",
-        help="bitmap side in pixels for mnist (default 28; the bitmap format is always 28)",
+        help="side of the bitmap, mnist and png images, 8 to 1024 pixels (default 28: with the"
+        " default line width and padding, the official numpy_bitmap bytes)",
+    )
+    p.add_argument(
+        "--line-width",
+        type=float,
+        default=16.0,
+        metavar="UNITS",
+        help="stroke width in the 256-unit drawing space, > 0 and at most 256 (default 16, the"
+        " official); it scales with --size",
+    )
+    p.add_argument(
+        "--padding",
+        type=float,
+        default=16.0,
+        metavar="UNITS",
+        help="margin around the drawing in the 256-unit drawing space, 0 to 256 (default 16,"
+        " the official)",
+    )
+    p.add_argument(
+        "--invert",
+        action="store_true",
+        help="png: black ink on white (default: grey ink on black, as the official bitmaps)",
     )
     p.add_argument("--gzip", action="store_true", help="gzip the MNIST files")
     add_on_error_argument(p, "a malformed line or a drawing with no points")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-def _split_sizes(text: str):
-    from ..splits import parse_split_sizes
-
-    try:
-        return parse_split_sizes(text)
-    except QuickDrawError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix("--split-sizes ")) from None
 
 
 def resolve_sources(args: argparse.Namespace) -> list:
@@ -136,10 +151,15 @@ def resolve_sources(args: argparse.Namespace) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..convert import check_formats, convert, summary_table
+    from ..convert import Picture, check_formats, convert, summary_table
+    from ..splits import parse_split_sizes
 
     wanted = [f.strip() for f in args.formats.split(",") if f.strip()]
-    check_formats(wanted, args.size)  # before any download
+    picture = Picture(args.size, args.line_width, args.padding, args.invert)
+    check_formats(wanted, picture)  # before any download
+    sizes = parse_split_sizes(args.split_sizes)
+    check_workers(args.workers)
+    check_seed(args.seed)
     results = convert(
         resolve_sources(args),
         args.out,
@@ -151,7 +171,10 @@ def run(args: argparse.Namespace) -> int:
         on_error=args.on_error,
         progress=not args.quiet,
         gzip_mnist=args.gzip,
-        sizes=args.split_sizes,
+        sizes=sizes,
+        line_width=args.line_width,
+        padding=args.padding,
+        invert=args.invert,
     )
     print(summary_table(results))
     for r in results:

@@ -6,7 +6,16 @@ import argparse
 from pathlib import Path
 
 from ..splits import SPLITS
-from .common import add_device_arguments, add_json_arguments, emit_json, use_threads
+from .common import (
+    MAX_BATCH,
+    MAX_IMPORTANCE_SAMPLES,
+    add_device_arguments,
+    add_json_arguments,
+    check_count,
+    check_seed,
+    emit_json,
+    use_threads,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "> report.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="best.pt / last.pt files")
+    p.add_argument(
+        "checkpoints", nargs="+", metavar="CHECKPOINT",
+        help="best.pt / last.pt files, or Magenta .gen.json models",
+    )  # fmt: skip
     p.add_argument(
         "--data", nargs="+", required=True, type=Path, metavar="FILE",
         help="data files, one per category (the files the models were trained on, or others)",
@@ -36,8 +48,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--split", default="test", choices=SPLITS,
         help="which split of each file to score (default test)",
     )  # fmt: skip
-    p.add_argument("--k", type=int, default=1, help="importance samples (default 1 = ELBO)")
-    p.add_argument("--batch-size", type=int, default=100, help="examples per batch (default 100)")
+    p.add_argument(
+        "--k", type=int, default=1,
+        help=f"importance samples, 1 to {MAX_IMPORTANCE_SAMPLES:,} (default 1 = ELBO)",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-size", type=int, default=100,
+        help=f"examples per batch, 1 to {MAX_BATCH:,} (default 100)",
+    )  # fmt: skip
     add_device_arguments(p, "the models run")
     p.add_argument(
         "--seed", type=int, default=0,
@@ -92,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.labels import path_labels
     from ..eval.likelihood import evaluate_checkpoint, format_table
 
+    check_count(args.k, "--k", 1, MAX_IMPORTANCE_SAMPLES)
+    check_count(args.batch_size, "--batch-size", 1, MAX_BATCH)
+    check_seed(args.seed)
     use_threads(args.threads)
     reports = [
         evaluate_checkpoint(

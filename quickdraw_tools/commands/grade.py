@@ -11,8 +11,13 @@ from pathlib import Path
 from ..errors import QuickDrawError
 from ..models import SAMPLING_TEMPERATURE
 from .common import (
+    MAX_BOOTSTRAP,
+    MAX_SAMPLES,
     add_device_arguments,
     add_json_arguments,
+    check_count,
+    check_seed,
+    check_temperature,
     emit_json,
     temperature_help,
     use_threads,
@@ -45,8 +50,8 @@ Human studies (HYPE, Zhou et al. 2019):
                     the URL where it goes; else a random one, kept in --db
 
 SOURCE is FILE.ndjson (.ndjson.gz, .bin), FILE.npz:SPLIT (e.g. sheep.npz:test), FILE.npy
-(28x28 bitmaps) or a checkpoint (.pt/.pth/.ckpt) to sample from: sketch-rnn gives strokes,
-DRAW bitmaps; with any bitmap source every sketch is shown as a bitmap.
+(28x28 bitmaps) or a checkpoint (.pt/.pth/.ckpt/.gen.json) to sample from: sketch-rnn gives
+strokes, DRAW bitmaps; with any bitmap source every sketch is shown as a bitmap.
 
 Send the printed link to colleagues on this machine; to open the session to other machines
 give --host 0.0.0.0 --token auto and send the printed link (it holds the token). The server
@@ -131,6 +136,14 @@ def add_parser(subparsers) -> None:
         help="another host name (or address) the page may be opened under, such as a DNS "
         "alias or a reverse proxy's name; repeat for several. Requests naming any other host "
         "are refused (421)",
+    )
+    serve.add_argument(
+        "--max-per-address",
+        type=int,
+        default=32,
+        metavar="N",
+        help="connections one client address may hold open (default 32 of the server's 128, so "
+        "no one client can take them all; raise it for raters behind one NAT, up to 127)",
     )
     serve.add_argument(
         "--per-source",
@@ -241,7 +254,8 @@ def add_parser(subparsers) -> None:
         type=int,
         default=2000,
         metavar="N",
-        help="bootstrap resamples over raters and sketches (default 2000; 0 = none)",
+        help=f"bootstrap resamples over raters and sketches, 0 to {MAX_BOOTSTRAP:,} (default "
+        "2000; 0 = none)",
     )
     report.add_argument(
         "--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default 0)"
@@ -265,7 +279,7 @@ def run_serve(args) -> int:
         make_server,
         session_url,
     )
-    from ..eval.grading.store import GradeStore
+    from ..eval.grading.store import StoreUnwritable, remove_database
 
     def say(message: str) -> None:
         if not args.quiet:
@@ -279,18 +293,18 @@ def run_serve(args) -> int:
         raise QuickDrawError("--token must be at least 8 characters (or 'auto')")
     check_exposure(args.host, token)
     host_allow_list(args.host, args.allowed_host)  # a bad --allowed-host NAME, before any work
-    if args.per_source is not None and args.per_source < 1:
-        raise QuickDrawError(f"--per-source must be at least 1, got {args.per_source}")
-    if args.temperature <= 0:
-        raise QuickDrawError(f"--temperature must be > 0, got {args.temperature}")
+    check_count(args.max_per_address, "--max-per-address", 1, 127)
+    if args.per_source is not None:
+        check_count(args.per_source, "--per-source", 1, MAX_SAMPLES)
+    check_temperature(args.temperature)
+    check_seed(args.seed)
     # one completion code, shown and sent: --completion-code, or the one the URL carries
     code, url = resolve_completion(args.completion_code, args.completion_url)
     if args.exposure_ms is not None and not 1 <= args.exposure_ms <= 60000:
         raise QuickDrawError(f"--exposure-ms must be 1-60000, got {args.exposure_ms}")
-    if args.gold < 1:
-        raise QuickDrawError(f"--gold must be at least 1, got {args.gold}")
-    if args.examples is not None and args.examples < 0:
-        raise QuickDrawError(f"--examples must be 0 or more, got {args.examples}")
+    check_count(args.gold, "--gold", 1, MAX_SAMPLES)
+    if args.examples is not None:
+        check_count(args.examples, "--examples", 0, MAX_SAMPLES)
     if args.gold_fake and not args.gold_real:
         raise QuickDrawError("--gold-fake needs --gold-real: attention checks need both kinds")
     use_threads(args.threads)
@@ -303,7 +317,48 @@ def run_serve(args) -> int:
         # the whole pool (checkpoints loaded and sampled) before the database file is made,
         # so a bad SOURCE or checkpoint leaves nothing behind
         session = _session(args)
-    with GradeStore(args.db) as store:
+    made = not Path(args.db).exists()
+    try:
+        store = _open_session(args, session, say, code, url)
+    except StoreUnwritable:  # a full or read-only disk: no half-made database is left
+        if made:
+            remove_database(Path(args.db))
+        raise
+    with store:
+        app = GradingApp(store, token)
+        options = {
+            "quiet": not args.verbose,
+            "allowed_hosts": args.allowed_host,
+            "max_per_address": args.max_per_address,
+        }
+        try:
+            server = make_server(
+                app, args.host, PORT if args.port is None else args.port, **options
+            )
+        except QuickDrawError:
+            if args.port is not None:  # the port asked for, or nothing
+                raise
+            server = make_server(app, args.host, 0, **options)  # a second session, say
+            say(f"port {PORT} is taken: serving on port {server.server_address[1]}")
+        print(f"grading page: {session_url(server, args.host, token)}", flush=True)
+        say("stop with Ctrl-C; every grade is already saved")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:  # the normal way to end a session
+            say(f"stopped; {store.counts()['grades']} grade rows in {args.db}")
+        finally:
+            server.server_close()
+    return 0
+
+
+def _open_session(args, session, say, code: str | None, url: str | None):
+    """The store of --db, with its session (created from `session`, or built now, when it has
+    none), the completion `code` and `url` kept (`resolve_completion`'s)."""
+    from ..eval.grading.completion import resolve_completion
+    from ..eval.grading.store import GradeStore
+
+    store = GradeStore(args.db)
+    try:
         if store.has_session():
             _check_same_session(store.spec(), args)
             say(f"resuming the session in {args.db}")
@@ -329,26 +384,10 @@ def run_serve(args) -> int:
         store.set_completion(code, url)
         code, url = store.completion()
         say(f"completion code: {code}" + (f"; finished raters go to {url}" if url else ""))
-        app = GradingApp(store, token)
-        options = {"quiet": not args.verbose, "allowed_hosts": args.allowed_host}
-        try:
-            server = make_server(
-                app, args.host, PORT if args.port is None else args.port, **options
-            )
-        except QuickDrawError:
-            if args.port is not None:  # the port asked for, or nothing
-                raise
-            server = make_server(app, args.host, 0, **options)  # a second session, say
-            say(f"port {PORT} is taken: serving on port {server.server_address[1]}")
-        print(f"grading page: {session_url(server, args.host, token)}", flush=True)
-        say("stop with Ctrl-C; every grade is already saved")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:  # the normal way to end a session
-            say(f"stopped; {store.counts()['grades']} grade rows in {args.db}")
-        finally:
-            server.server_close()
-    return 0
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def _session(args):
@@ -418,8 +457,8 @@ def run_report(args) -> int:
 
     if not 0 <= args.min_gold_accuracy <= 1:
         raise QuickDrawError(f"--min-gold-accuracy must be 0-1, got {args.min_gold_accuracy}")
-    if args.bootstrap < 0:
-        raise QuickDrawError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    check_count(args.bootstrap, "--bootstrap", 0, MAX_BOOTSTRAP)
+    check_seed(args.bootstrap_seed, "--bootstrap-seed")
     with GradeStore(args.db, readonly=True) as store:
         if not store.has_session():
             raise QuickDrawError(f"{args.db} holds no grading session")

@@ -7,12 +7,19 @@ from pathlib import Path
 
 from ..models import SAMPLING_TEMPERATURE
 from .common import (
+    MAX_BATCH,
+    MAX_SAMPLES,
     add_device_arguments,
     add_json_arguments,
+    check_count,
+    check_seed,
+    check_temperature,
     emit_json,
     temperature_help,
     use_threads,
 )
+
+MAX_FEATURES = 4096  # --feature-size: the feature layer's width
 
 TRAIN_HELP = """\
 Train the judge: a small CNN on 28x28 bitmaps drawn by the official renderer, one class per
@@ -40,7 +47,8 @@ each reference's size): FID is biased upwards by about a constant over n, so FID
 only at the same n. A category the judge has no class for gets no scores, and says so.
 
 SOURCE is FILE.ndjson (.ndjson.gz, .bin), FILE.npz:SPLIT, FILE.npy (28x28 bitmaps) or a
-checkpoint (.pt/.pth/.ckpt), sampled --n times; strokes are drawn by the official renderer.
+checkpoint (.pt/.pth/.ckpt/.gen.json), sampled --n times; strokes are drawn by the official
+renderer.
 
 examples:
   quickdraw judge score judge.pt data/sketchrnn/cat.npz:test runs/cat/best.pt --n 500
@@ -128,6 +136,9 @@ def _emit(payload: dict, args: argparse.Namespace, table: str) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from ..eval.judge import JudgeConfig, JudgeTraining, format_training, train_judge
 
+    check_seed(args.seed)
+    check_count(args.batch_size, "--batch-size", 1, MAX_BATCH)
+    check_count(args.feature_size, "--feature-size", 1, MAX_FEATURES)
     use_threads(args.threads)
     summary = train_judge(
         args.data,
@@ -151,6 +162,9 @@ def run_train(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     from ..eval.judge import format_scores, score_sources
 
+    check_count(args.n, "--n", 1, MAX_SAMPLES)
+    check_seed(args.seed)
+    check_temperature(args.temperature)
     use_threads(args.threads)
     report = score_sources(
         args.judge,

@@ -14,10 +14,36 @@ from pathlib import Path
 
 from ..errors import QuickDrawError
 from ..models import SAMPLING_TEMPERATURE
-from .common import add_device_arguments, temperature_help, use_threads
+from .common import (
+    MAX_SAMPLES,
+    add_device_arguments,
+    check_count,
+    check_seed,
+    check_temperatures,
+    temperature_help,
+    use_threads,
+)
 
 MODES = ["sample", "reconstruct", "interpolate", "analogy", "complete"]
-OUTPUT_SUFFIXES = {"strokes": (".svg", ".png", ".ndjson"), "bitmap": (".png", ".gif", ".npy")}
+OUTPUT_SUFFIXES = {
+    "strokes": (".svg", ".png", ".gif", ".ndjson"),
+    "bitmap": (".png", ".gif", ".npy"),
+}
+# sketch-rnn's pen in a GIF: a step every 20 ms, a frame every 3 steps
+SECONDS_PER_STEP = 0.02
+STEPS_PER_FRAME = 3
+# what --input a model of each output reads (formats.SUFFIXES kinds), and in words
+INPUT_KINDS = {
+    "strokes": (("sketchrnn", "ndjson", "binary"), "drawings (strokes)"),
+    "bitmap": (("bitmap",), "28x28 bitmaps"),
+}
+KIND_WORDS = {
+    "sketchrnn": "a sketch-rnn .npz of strokes",
+    "ndjson": "ndjson drawings (strokes)",
+    "binary": "a .bin file of drawings (strokes)",
+    "bitmap": "a .npy of bitmaps",
+    "checkpoint": "a checkpoint",
+}
 WANTED = {"reconstruct": 3, "interpolate": 2, "analogy": 3, "complete": 1}  # --index values
 
 
@@ -36,7 +62,9 @@ def add_parser(subparsers) -> None:
         "  analogy      z(a) - z(b) + z(c) for three --index sketches, decoded --n times\n"
         "  complete     --n endings of the first --prefix points of one --index sketch\n\n"
         "--out: sketch-rnn writes .svg or .png (the same grid, with captions; PNG drawn by\n"
-        "cairo) or .ndjson (drawings, `word` = the category it was trained on); DRAW writes\n"
+        "cairo), .gif (the grid drawing itself: the pen of every sketch moving step by step,\n"
+        "a frame every 3 steps) or .ndjson (drawings, `word` = the category it was trained\n"
+        "on); DRAW writes\n"
         ".png (a grid, plus OUT.steps.png with every step), .gif (the canvas building up) or\n"
         ".npy (uint8 (n, 784) bitmaps). Every file is written atomically.",
         epilog="examples:\n"
@@ -44,22 +72,38 @@ def add_parser(subparsers) -> None:
         "  quickdraw sample runs/cat/best.pt --mode interpolate --input data/sketchrnn/cat.npz"
         " --index 0 5 --out path.svg\n"
         "  quickdraw sample runs/cat/best.pt --n 16 --out samples.png\n"
-        "  quickdraw sample runs/draw-cat/best.pt --n 64 --out draw.png",
+        "  quickdraw sample runs/cat/best.pt --n 4 --out pen.gif\n"
+        "  quickdraw sample runs/draw-cat/best.pt --n 64 --out draw.png\n"
+        "  quickdraw sample ../shared/magenta/sheep.gen.json --n 16 --temperature 0.65"
+        " --temperature-convention magenta-js --out sheep.svg",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoint", help="a .pt file from `quickdraw train` (last.pt or best.pt)")
+    p.add_argument(
+        "checkpoint",
+        help="a .pt file from `quickdraw train` (last.pt or best.pt), or a Magenta .gen.json "
+        "(unconditional: modes sample and complete)",
+    )
     p.add_argument(
         "--out",
         required=True,
-        help="output file (sketch-rnn: .svg/.png/.ndjson; draw: .png/.gif/.npy)",
+        help="output file (sketch-rnn: .svg/.png/.gif/.ndjson; draw: .png/.gif/.npy)",
     )
     p.add_argument("--mode", default="sample", choices=MODES, help="what to draw (default sample)")
-    p.add_argument("--n", type=int, default=16, help="how many samples / endings (default 16)")
+    p.add_argument(
+        "--n", type=int, default=16,
+        help=f"how many samples / endings, 1 to {MAX_SAMPLES:,} (default 16)",
+    )  # fmt: skip
     p.add_argument(
         "--temperature", type=float, nargs="+", default=[SAMPLING_TEMPERATURE],
         help=temperature_help() + "; reconstruct: several",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--temperature-convention", default="paper", choices=("paper", "magenta-js"),
+        help="sketch-rnn: what --temperature divides the mixture-weight and pen logits by: "
+        "paper (the default) τ itself, as the paper and magenta's Python; magenta-js "
+        "0.5 + τ/2, as @magenta/sketch's getPDF does by default. σ is scaled by √τ in both",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="random seed, 0 to 2**63 - 1 (default 0)")
     add_device_arguments(p, "the model runs")
     p.add_argument("--cols", type=int, default=None, help="grid columns (default: a square)")
     p.add_argument(
@@ -73,7 +117,9 @@ def add_parser(subparsers) -> None:
         "--index", type=int, nargs="+", default=None,
         help="which --input sketches (default the first ones the mode needs)",
     )  # fmt: skip
-    p.add_argument("--steps", type=int, default=8, help="interpolation points (default 8)")
+    p.add_argument(
+        "--steps", type=int, default=8, help="interpolation points, both ends too (default 8)"
+    )
     p.add_argument(
         "--method", default="slerp", choices=("slerp", "lerp"),
         help="interpolation path (default slerp, the paper's)",
@@ -86,15 +132,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..models.trainer import load_checkpoint
 
-    if args.n < 1:
-        raise QuickDrawError(f"--n must be at least 1, got {args.n}")
-    for t in args.temperature:
-        if not t > 0:
-            raise QuickDrawError(f"--temperature must be > 0, got {t}")
-    if args.cols is not None and args.cols < 1:
-        raise QuickDrawError(f"--cols must be at least 1, got {args.cols}")
-    if args.steps < 2:
-        raise QuickDrawError(f"--steps must be at least 2 (the path's two ends), got {args.steps}")
+    check_count(args.n, "--n", 1, MAX_SAMPLES)
+    check_temperatures(args.temperature)
+    check_seed(args.seed)
+    if args.cols is not None:
+        check_count(args.cols, "--cols", 1, MAX_SAMPLES)
+    check_count(args.steps, "--steps", 2, MAX_SAMPLES)  # the path's points, both ends among them
     use_threads(args.threads)
     model, data_state, _ = load_checkpoint(args.checkpoint, args.device)
     if args.mode not in model.sample_modes:
@@ -109,14 +152,38 @@ def run(args: argparse.Namespace) -> int:
             f"{model.name} draws {model.output}: --out must end in {', '.join(valid)}, "
             f"not {out.name!r}"
         )
+    if args.temperature_convention != "paper" and (
+        model.output != "strokes" or args.mode not in ("sample", "complete")
+    ):
+        raise QuickDrawError(
+            "--temperature-convention magenta-js applies to sketch-rnn's modes sample and "
+            f"complete, not to the {model.name} model's --mode {args.mode}"
+        )
     if args.mode != "sample" and not args.input:
         raise QuickDrawError(f"--mode {args.mode} needs --input (the sketches to start from)")
+    if args.mode != "sample":
+        _check_input_kind(model, args.input)
     if model.output == "strokes":
         count = _strokes(model, data_state, args, out)
     else:
         count = _bitmaps(model, args, out)
     print(f"wrote {args.mode} ({count} sketches) to {out}")
     return 0
+
+
+def _check_input_kind(model, path: str) -> None:
+    """Refuse an --input the model cannot start from (a DRAW model given strokes, a sketch-rnn
+    model given bitmaps), saying what it takes."""
+    from ..formats import file_kind, suffix_list
+
+    kinds, words = INPUT_KINDS[model.output]
+    kind = file_kind(path)
+    if kind not in kinds:
+        given = KIND_WORDS.get(kind or "", "a file of no kind it reads")
+        raise QuickDrawError(
+            f"the {model.name} model takes {words} as --input ({suffix_list(*kinds)}); "
+            f"{path} is {given}"
+        )
 
 
 def _picked(pool_size: int, args) -> list[int]:
@@ -143,12 +210,16 @@ def _strokes(model, data_state: dict, args, out: Path) -> int:
 
     from ..formats import read_stroke3
     from ..models.base import trained_category
+    from ..models.sketch_rnn import magenta_js_temperature
 
     scale = data_state["scale_factor"]
     gen = torch.Generator().manual_seed(args.seed)
     temps = args.temperature
+    soft = magenta_js_temperature(temps[0]) if args.temperature_convention == "magenta-js" else None
     if args.mode == "sample":
-        rows = model.sample(args.n, temperature=temps[0], generator=gen, scale=scale)
+        rows = model.sample(
+            args.n, temperature=temps[0], generator=gen, scale=scale, softmax_temperature=soft
+        )
         captions = [f"τ={temps[0]:g}"] * len(rows)
         cols = args.cols or _square(len(rows))
     else:
@@ -175,7 +246,9 @@ def _strokes(model, data_state: dict, args, out: Path) -> int:
             k = args.prefix if args.prefix is not None else max(1, len(sketch) // 2)
             if not 1 <= k <= len(sketch):
                 raise QuickDrawError(f"--prefix must be in 1..{len(sketch)}, got {k}")
-            endings = model.complete(sketch[:k], scale, args.n, temps[0], gen)
+            endings = model.complete(
+                sketch[:k], scale, args.n, temps[0], gen, softmax_temperature=soft
+            )
             rows = [sketch, sketch[:k], *endings]
             captions = ["whole", "given", *["ending"] * len(endings)]
             cols = args.cols or _square(len(rows))
@@ -184,8 +257,8 @@ def _strokes(model, data_state: dict, args, out: Path) -> int:
 
 
 def write_strokes(path: Path, sketches: list, cols: int, captions: list[str], word: str) -> None:
-    """Stroke-3 sketches -> a grid (``.svg``, or ``.png`` drawn by cairo) or drawings
-    (``.ndjson``), atomically.
+    """Stroke-3 sketches -> a grid (``.svg``, ``.png`` drawn by cairo, or an animated ``.gif``
+    of the pen, `STEPS_PER_FRAME` steps a frame) or drawings (``.ndjson``), atomically.
 
     ndjson records carry ``word`` (the model's category) and the caption as ``caption``.
     """
@@ -194,6 +267,14 @@ def write_strokes(path: Path, sketches: list, cols: int, captions: list[str], wo
     from .. import formats, svg
     from ..strokes import stroke3_to_drawing
 
+    if path.suffix.lower() == ".gif":
+        from ..animate import animated_gif
+
+        animated_gif(
+            sketches, cols, captions, path, cell=128.0, seconds_per_step=SECONDS_PER_STEP,
+            frame_seconds=STEPS_PER_FRAME * SECONDS_PER_STEP,
+        )  # fmt: skip
+        return
     if path.suffix.lower() == ".svg":
         svg.svg_grid(sketches, cols, captions, path)
         return

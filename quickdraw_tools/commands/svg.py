@@ -1,9 +1,11 @@
-"""`quickdraw svg`: drawings -> SVG files (one per drawing, or grids), optionally PNG;
-bitmaps (numpy_bitmap ``.npy``, MNIST IDX images) -> PNG files (one per image, or grids).
+"""`quickdraw svg`: drawings -> SVG files (one per drawing, or grids), optionally PNG, or
+SVGs and GIFs that draw themselves (`animate`); bitmaps (numpy_bitmap ``.npy``, MNIST IDX
+images) -> PNG files (one per image, or grids).
 
 Strokes go through `quickdraw_tools.svg.export`. Bitmaps are pixels, not strokes, so an SVG
-of them would only wrap a PNG: they are written as PNG, ink black on white, each 28×28
-image scaled by a whole factor (nearest neighbour, so the pixels stay the data's), with the
+of them would only wrap a PNG: they are written as PNG, ink black on white, each image
+scaled to ``--size`` pixels (nearest neighbour, by a whole factor when the size is a
+multiple of the image's side, so the pixels stay the data's; default 4x), with the
 same file names, grid layout and captions as the strokes, all or nothing
 (`atomic.staged_output`).
 """
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 MNIST_FILE = re.compile(r"(?P<stem>.+)-idx(?P<dims>\d)-ubyte(\.gz)?$")  # train-images-idx3-ubyte
-PIXEL_SCALE = 4  # a bitmap pixel becomes 4×4 PNG pixels (28 -> 112)
+PIXEL_SCALE = 4  # by default a bitmap pixel becomes 4×4 PNG pixels (28 -> 112)
 GAP = 8  # pixels between cells of a bitmap grid
 
 
@@ -36,7 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sketch-rnn .npz file. Each drawing is scaled to fit its cell with its aspect ratio\n"
         "kept. Files are named after the input: cat_00000.svg, ... (drawing 0 of cat.ndjson),\n"
         "cat_test_00000.svg, ... (drawing 0 of the test split of cat.npz), or cat_grid_000.svg,\n"
-        "... with --grid.\n\n"
+        "... with --grid.\n"
+        "--animate writes SVGs that draw themselves, stroke by stroke, in any browser (no\n"
+        "script): raw drawings at the pace the person drew them (their points' times), the\n"
+        "others at a constant pen speed (--speed); --gif writes the same animation as GIF.\n\n"
         "Bitmaps (a numpy_bitmap .npy, or an MNIST images file such as\n"
         "train-images-idx3-ubyte[.gz], labels and categories.txt read from beside it) are\n"
         "pixels, not strokes: they are written as PNG only (--png is implied; --color-by\n"
@@ -50,6 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "  quickdraw svg cat.ndjson --out svg --grid 8x4 --caption word --png\n"
         "  quickdraw svg sheep.npz --split test --grid 5x5 --color-by stroke --out svg\n"
         "  quickdraw svg data/bitmap/cat.npy --grid 8x8 --limit 64 --out pictures\n"
+        "  quickdraw svg ../shared/quickdraw/mirror/full/raw/cat.ndjson --limit 3 --animate --gif"
+        " --out replay\n"
         "  quickdraw svg data/mnist/t10k-images-idx3-ubyte --grid 10x10 --caption word --out mnist",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -85,6 +92,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--png", action="store_true", help="also write a PNG next to each SVG (bitmaps: always PNG)"
     )
+    p.add_argument(
+        "--size",
+        type=int,
+        metavar="PIXELS",
+        help="side of each drawing's cell in the SVG and PNG, 8 to 1024 (default 256 alone, 128"
+        " in a grid; bitmaps: 4 PNG pixels per bitmap pixel)",
+    )
+    p.add_argument(
+        "--animate",
+        action="store_true",
+        help="SVGs that draw each stroke in order, at the drawing's own pace (raw) or --speed",
+    )
+    p.add_argument("--gif", action="store_true", help="also write the animation as a GIF")
+    p.add_argument(
+        "--speed",
+        type=float,
+        metavar="UNITS",
+        help="pen speed of --animate/--gif for drawings without times (and raw ones, when"
+        " given): units of the 256-unit drawing space per second, > 0 (default 400)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -94,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     from ..svg import export
 
     if file_kind(args.input) == "bitmap" or MNIST_FILE.match(args.input.name):
+        if args.animate or args.gif or args.speed is not None:
+            raise QuickDrawError(f"{args.input.name} holds bitmaps: no strokes to animate")
         written = export_bitmaps(
             args.input,
             args.out,
@@ -102,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
             split=args.split,
             limit=args.limit,
             caption=args.caption,
+            size=args.size,
         )
         print(f"wrote {len(written)} PNG file(s) of bitmaps to {args.out}")
         return 0
@@ -116,11 +146,14 @@ def run(args: argparse.Namespace) -> int:
         png=args.png,
         caption=args.caption,
         progress=not args.quiet,
+        size=args.size,
+        animate=args.animate,
+        gif=args.gif,
+        speed=args.speed,
     )
-    svgs = sum(p.suffix == ".svg" for p in written)
-    pngs = len(written) - svgs
-    extra = f" and {pngs} PNG" if pngs else ""
-    print(f"wrote {svgs} SVG{extra} file(s) to {args.out}")
+    names = {"SVG": "animated SVG" if args.animate else "SVG", "PNG": "PNG", "GIF": "GIF"}
+    counts = [(sum(p.suffix == f".{k.lower()}" for p in written), names[k]) for k in names]
+    print(f"wrote {', '.join(f'{n} {kind}' for n, kind in counts if n)} file(s) to {args.out}")
     return 0
 
 
@@ -137,7 +170,7 @@ def read_bitmap_images(path: Path) -> tuple[str, np.ndarray, list[str] | None]:
     import numpy as np
 
     from .. import manifest
-    from ..formats import BITMAP_SIDE, file_stem, load_bitmaps
+    from ..formats import bitmap_side, file_stem, load_bitmaps
     from ..mnist import CATEGORIES_FILE, read_idx
 
     if not path.is_file():
@@ -145,7 +178,9 @@ def read_bitmap_images(path: Path) -> tuple[str, np.ndarray, list[str] | None]:
     found = MNIST_FILE.match(path.name)
     if found is None:
         stem = file_stem(path)
-        images = load_bitmaps(path, mmap=True).reshape(-1, BITMAP_SIDE, BITMAP_SIDE)
+        images = load_bitmaps(path, mmap=True)
+        side = bitmap_side(images.shape[1])
+        images = images.reshape(-1, side, side)
         return stem, images, None
     if found.group("dims") != "3":
         raise QuickDrawError(f"{path} holds labels; draw its images file (*-images-idx3-ubyte)")
@@ -173,13 +208,16 @@ def read_bitmap_images(path: Path) -> tuple[str, np.ndarray, list[str] | None]:
     return stem, images, words
 
 
-def _bitmap_cells(images, captions: list[str] | None, cols: int):
-    """One PNG (PIL image) of `images` in `cols` columns, ink black on white, captioned."""
+def _bitmap_cells(images, captions: list[str] | None, cols: int, side: int | None = None):
+    """One PNG (PIL image) of `images` in `cols` columns, each `side` pixels (default
+    `PIXEL_SCALE` per bitmap pixel), ink black on white, captioned."""
     import numpy as np
     from PIL import Image, ImageDraw
 
     rows = -(-len(images) // cols)
     height, width = images.shape[1] * PIXEL_SCALE, images.shape[2] * PIXEL_SCALE
+    if side is not None:
+        height = width = side
     band = 16 if captions is not None else 0
     sheet = Image.new("L", (cols * (width + GAP) + GAP, rows * (height + band + GAP) + GAP), 255)
     draw = ImageDraw.Draw(sheet)
@@ -205,8 +243,10 @@ def export_bitmaps(
     split: str | None = None,
     limit: int | None = None,
     caption: str = "none",
+    size: int | None = None,
 ) -> list[Path]:
     """Write PNGs of the bitmaps in `input_path` into `out_dir`, all or nothing; returns them.
+    `size`: each image's side in pixels, 8 to 1024 (default 4 per bitmap pixel).
 
     Without `grid`: ``<stem>_00000.png`` per image; with ``grid="COLSxROWS"``:
     ``<stem>_grid_000.png``, ... holding COLS*ROWS images each.
@@ -225,6 +265,13 @@ def export_bitmaps(
         raise QuickDrawError(f"--caption country needs drawings; {input_path.name} has bitmaps")
     if limit is not None and limit < 1:
         raise QuickDrawError(f"--limit must be >= 1, got {limit}")
+    if size is not None:
+        from ..raster import check_size
+
+        try:
+            check_size(size)
+        except QuickDrawError as e:
+            raise QuickDrawError(f"--{e}") from None
     cols, rows = parse_grid(grid) if grid else (1, 1)
     stem, images, words = read_bitmap_images(input_path)
     count = len(images) if limit is None else min(limit, len(images))
@@ -242,7 +289,7 @@ def export_bitmaps(
             else:
                 captions = [words[i] if words is not None else stem for i in index]
             name = f"{stem}_grid_{page:03d}.png" if grid else f"{stem}_{start:05d}.png"
-            sheet = _bitmap_cells(images[index.start : index.stop], captions, cols)
+            sheet = _bitmap_cells(images[index.start : index.stop], captions, cols, size)
             sheet.save(stage.file(name), format="PNG")
             written.append(out_dir / name)
         stage.commit()

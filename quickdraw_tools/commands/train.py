@@ -19,13 +19,15 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import math
 import os
 import shlex
 import sys
 import textwrap
 from pathlib import Path
 
-from ..errors import check_choice
+from ..errors import QuickDrawError, check_choice
+from .common import accept_negative_values
 
 MODELS = ["sketch-rnn", "draw"]
 
@@ -188,6 +190,7 @@ def model_parser(model_cls) -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataclass_flags(parser, config_cls, f"model ({config_cls.__name__})", presets)
     add_dataclass_flags(parser, settings_cls, f"training ({settings_cls.__name__})", presets)
+    accept_negative_values(parser)
     return parser
 
 
@@ -211,6 +214,10 @@ def run(args: argparse.Namespace) -> int:
     model_cls = model_class(args.model)
     opts = model_parser(model_cls).parse_args(args.rest)
     given = {k: v for k, v in vars(opts).items() if k not in RUN_FLAGS}
+    for name, value in given.items():  # argparse's float() takes "nan" and "inf"
+        if isinstance(value, float) and not math.isfinite(value):
+            flag = "--" + name.replace("_", "-")
+            raise QuickDrawError(f"{flag} must be a finite number, got {value}")
     plan = prepare_run(
         args.model,
         given,
@@ -237,8 +244,12 @@ def run(args: argparse.Namespace) -> int:
         return 128 + e.signum
     best = f"{result.best_valid:.4f}" if result.best_valid is not None else "n/a"
     print(f"trained {args.model} to step {result.step}: best validation loss {best}")
-    print(f"checkpoints: {result.last_checkpoint}, {result.best_checkpoint}; metrics: "
-          f"{result.metrics}")  # fmt: skip
+    checkpoints = [result.last_checkpoint]
+    if result.best_checkpoint is not None:
+        checkpoints.append(result.best_checkpoint)
+    else:  # --steps 0: no step, so no validation and no best.pt
+        print(f"no best.pt: no validation ran in {result.step} step(s)")
+    print(f"checkpoints: {', '.join(map(str, checkpoints))}; metrics: {result.metrics}")
     if result.time_limited and main_rank:
         limit = plan.settings.time_limit
         print(
