@@ -97,15 +97,22 @@ class Source:
 def file_category(path: Path) -> str:
     """The category of a local drawings file: its records' ``word`` when they all name the
     same one (what `quickdraw sample --out x.ndjson` and `import-svg` write), else the file's
-    name without its suffix (records of several words, or of none)."""
+    name without its suffix (records of several words, or of none). A word that cannot name
+    files (`check_name`) is refused, and so is a file name that is not UTF-8 (the manifest and
+    the rows sidecars record the source by its name)."""
+    stem = formats.file_stem(path)
     word = None
     if formats.file_kind(path) != "binary":  # .bin records carry no word
         for record in formats.iter_ndjson(path, on_error="skip", warn=False):
             found = record.get("word")
             if not isinstance(found, str) or not found or word not in (None, found):
-                return formats.file_stem(path)  # no word, or a second one: the name decides
+                return stem  # no word, or a second one: the name decides
             word = found
-    return word or formats.file_stem(path)
+    if word is None:
+        return stem
+    # the word names files as a category name does: checked here, where the fix is known
+    fix = f"every record of {printable(str(path))} has this word: give them another"
+    return check_name(word, fix)
 
 
 def not_a_source(path: Path) -> str:
@@ -154,10 +161,10 @@ def check_formats(formats_wanted: Sequence[str], picture: Picture = Picture()) -
         raise QuickDrawError("--invert applies to --formats png (the bitmaps stay official)")
 
 
-def check_name(category: str) -> str:
+def check_name(category: str, fix: str = "rename its file") -> str:
     """`category` if it can name files and folders inside the output folder, and no other
     place: not empty, no ``/``, ``\\``, control characters or leading ``.`` (so neither
-    ``..`` nor a hidden file), at most 200 bytes."""
+    ``..`` nor a hidden file), at most 200 bytes. `fix` ends the message: what to change."""
     bad = (
         not category
         or category.startswith(".")
@@ -167,9 +174,9 @@ def check_name(category: str) -> str:
     )
     if bad:
         raise QuickDrawError(
-            f"category name {category!r} cannot name files inside the output folder (it must "
-            "not be empty, hold '/', '\\' or control characters, start with '.', or pass 200"
-            " bytes); rename its file"
+            f"category name '{printable(category)}' cannot name files inside the output folder "
+            "(it must not be empty, hold '/', '\\' or control characters, start with '.', or "
+            f"pass 200 bytes); {fix}"
         )
     return category
 

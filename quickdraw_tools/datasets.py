@@ -499,7 +499,7 @@ class QuickDraw(Dataset):
             names.append(data.category)
             loaded.append((data, splits.limit(split_of, max_per_category)))
             if format == "bitmap" and data.bitmaps.shape[1] != loaded[0][0].bitmaps.shape[1]:
-                side, first = formats.bitmap_side(data.bitmaps.shape[1]), files[0]
+                side, first = formats.bitmap_side(data.bitmaps.shape[1]), paths[0]
                 raise QuickDrawError(
                     f"{file} holds {side}x{side} bitmaps, {first} others: give files of one size"
                 )

@@ -642,14 +642,19 @@ def grade_completion_url(tmp: Path) -> str:
     "convert: a category name that would leave the output folder ('..') is refused, nothing written"
 )
 def convert_category_escape(tmp: Path) -> str:
-    crafted = tmp / "in" / "...ndjson"  # its category, the name without .ndjson, is ".."
-    crafted.parent.mkdir()
-    crafted.write_bytes((TRAINING / "cake.ndjson").read_bytes())
+    text = (TRAINING / "cake.ndjson").read_text()
+    (tmp / "in").mkdir()
+    crafted = {  # a file's category: its records' word, or its name when they name none
+        tmp / "in" / "...ndjson": text.replace('"word":"cake",', ""),  # the name: ".."
+        tmp / "in" / "cake.ndjson": text.replace('"word":"cake"', '"word":".."'),
+    }
     out = tmp / "out" / "inner"
-    done = quickdraw("convert", crafted, "--formats", "png,bitmap,sketchrnn", "--out", out)
-    one_line_error(done, "category name")
-    expect(sorted(p.name for p in tmp.iterdir()) == ["in"], f"written: {list(tmp.rglob('*'))}")
-    return "'..' refused in one line; no folder made, nothing written beside it"
+    for path, records in crafted.items():
+        path.write_text(records)
+        done = quickdraw("convert", path, "--formats", "png,bitmap,sketchrnn", "--out", out)
+        one_line_error(done, "category name '..'")
+        expect(sorted(p.name for p in tmp.iterdir()) == ["in"], f"written: {list(tmp.rglob('*'))}")
+    return "'..' from a file's name or from its records' word refused in one line; nothing written"
 
 
 @case("convert --formats png: a crafted key_id ('../../x') names no file outside its folder")

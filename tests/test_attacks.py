@@ -334,8 +334,10 @@ def test_names_that_are_not_utf8_are_one_line(shared, tmp_path, capsys):
 
 
 def test_control_characters_in_names_are_escaped_in_tables_and_messages(shared, tmp_path, capsys):
-    """A category named by a file with an escape sequence, a newline or a direction override
-    in its name: the summary table and the one-line error show it escaped, never raw."""
+    """A file with an escape sequence, a newline or a direction override in its name: the
+    summary table (whose category is the records' word) and the one-line errors show it
+    escaped, never raw. A category named with them (by a file whose records name no word, or
+    by the records' word) is refused in one line that shows it escaped."""
     lines = (shared / "training" / "cake.ndjson").read_text().splitlines()[:30]
     name = "ca\x1b[31mke\u202e"
     path = tmp_path / f"{name}.ndjson"
@@ -343,7 +345,23 @@ def test_control_characters_in_names_are_escaped_in_tables_and_messages(shared, 
     assert main(["convert", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\u202e" not in out
-    assert "ca\\x1b[31mke\\u202e  30" in out  # escaped, and the columns still line up
+    header, row = out.splitlines()[:2]
+    assert row.startswith("cake  ") and row.endswith(" simplified ca\\x1b[31mke\\u202e.ndjson")
+    # escaped, and the columns still line up
+    assert row.index(" simplified ca\\x1b") + 1 == header.index("source")
+    quoted = '"word":' + json.dumps(name)
+    crafted = {  # the category is the name of a file whose records name no word, or their word
+        f"{name}.ndjson": [line.replace('"word":"cake",', "") for line in lines],
+        "cake.ndjson": [line.replace('"word":"cake"', quoted) for line in lines],
+    }
+    for file, records in crafted.items():
+        named = tmp_path / "in" / file
+        named.parent.mkdir(exist_ok=True)
+        named.write_text("\n".join(records) + "\n")
+        assert main(["convert", str(named), "--out", str(tmp_path / "o3"), "--quiet"]) == 1
+        err = one_line_error(capsys, f"category name '{printable(name)}' cannot name files")
+        assert "\x1b" not in err and "\u202e" not in err
+        assert not (tmp_path / "o3").exists()
     bad = tmp_path / "x\n\x1b[2Jy.ndjson"
     bad.write_text(lines[0] + "\n{broken\n")
     assert main(["convert", str(bad), "--out", str(tmp_path / "o2"), "--quiet"]) == 1

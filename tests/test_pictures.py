@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -346,7 +345,9 @@ def test_a_category_name_that_would_leave_the_output_folder_is_refused(
 ):
     crafted = tmp_path / "in" / name
     crafted.parent.mkdir()
-    shutil.copy(shared / "training" / "cake.ndjson", crafted)
+    # records that name no word: the file's name is the category
+    lines = (shared / "training" / "cake.ndjson").read_text().splitlines()
+    crafted.write_text("".join(line.replace('"word":"cake",', "") + "\n" for line in lines))
     out = tmp_path / "a" / "b"
     assert (
         main(["convert", str(crafted), "--formats", "png,bitmap", "--out", str(out), "--quiet"])
@@ -359,6 +360,21 @@ def test_a_category_name_that_would_leave_the_output_folder_is_refused(
         with pytest.raises(QuickDrawError, match="category name"):
             convert([Source(category, crafted)], out, ["png"], progress=False)
     assert not out.exists()
+
+
+def test_a_word_that_would_leave_the_output_folder_is_refused(shared, tmp_path, capsys):
+    """A local file's category is its records' word (`convert.file_category`): a word that
+    cannot name files inside the output folder is refused as a file's name would be."""
+    lines = (shared / "training" / "cake.ndjson").read_text().splitlines()[:30]
+    crafted, out = tmp_path / "cake.ndjson", tmp_path / "a" / "b"
+    for word in ("../evil", "..", ".hidden", "a/b"):
+        quoted = '"word":' + json.dumps(word)
+        crafted.write_text("".join(line.replace('"word":"cake"', quoted) + "\n" for line in lines))
+        args = ["convert", str(crafted), "--formats", "png,sketchrnn", "--out", str(out)]
+        assert main([*args, "--quiet"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"category name '{word}'" in err, err
+        assert "every record of" in err and not (tmp_path / "a").exists()
 
 
 def test_a_one_point_drawing_is_a_dot(tmp_path):
@@ -431,8 +447,9 @@ def test_a_category_called_train_keeps_its_splits(shared, tmp_path, monkeypatch)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     import datasets
 
-    train = tmp_path / "train.ndjson"
-    shutil.copy(shared / "training" / "cake.ndjson", train)
+    train = tmp_path / "train.ndjson"  # records that name no word: the file's name decides
+    cake = (shared / "training" / "cake.ndjson").read_text()
+    train.write_text(cake.replace('"word":"cake",', ""))
     out = tmp_path / "out"
     _convert(out, "cat", str(train), "--formats", "png", "--size", "16", "--max-per-category", "60")
     rows = [r for c in ("cat", "train") for r in read_rows(out / "png" / f"{c}.rows.csv")]
