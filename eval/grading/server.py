@@ -117,7 +117,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 HSTS = "max-age=86400"  # under TLS: browsers keep to https for a day
-MAX_CONNECTIONS = 256  # open connections (one thread each) unless --max-connections says
+MAX_CONNECTIONS = 128  # open connections (one thread each) unless --max-connections says
 
 
 class HTTPError(Exception):

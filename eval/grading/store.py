@@ -558,8 +558,8 @@ class GradeStore:
                 ).fetchone()
                 if taken:
                     raise AlreadyEnrolled(
-                        f"{enrolment.worker} has already taken part in this study (as r{taken[0]}): "
-                        "each worker takes it once; open your resume link to go on"
+                        f"{enrolment.worker} has already taken part in this study (as "
+                        f"r{taken[0]}): each worker takes it once; open your resume link to go on"
                     )
             rows = self._db.execute(
                 f"SELECT id, source, {self._column('sketches', 'gold')} FROM sketches "

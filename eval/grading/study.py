@@ -96,6 +96,13 @@ def write_study(path: str | Path, study: dict) -> str:
             f.write(text)
     except OSError as e:
         raise QuickDrawError(f"cannot write --study {path}: {e.strerror or e}") from None
+    except QuickDrawError as e:
+        if "no space left" not in str(e):
+            raise
+        raise QuickDrawError(
+            f"the disk is full: the study file {path} cannot be written; free some space "
+            "(nothing was made)"
+        ) from None
     return digest
 
 

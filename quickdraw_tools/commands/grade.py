@@ -266,9 +266,10 @@ def add_parser(subparsers) -> None:
     serve.add_argument(
         "--max-connections",
         type=int,
-        default=256,
+        default=128,
         metavar="N",
-        help="open connections the server serves at once, one thread each (default 256)",
+        help="open connections the server serves at once, one thread each (default 128; a "
+        "study of hundreds of raters at once wants more: each browser keeps a few open)",
     )
     serve.add_argument(
         "--completion-code",
