@@ -314,6 +314,12 @@ def add_parser(subparsers) -> None:
         "shares of real / possibly real / fake, median time",
     )
     report.add_argument(
+        "--grades-csv",
+        metavar="OUT.csv",
+        help="write every grading as CSV: the rater with their platform ids, consent time and "
+        "answers; the sketch, its source and gold kind; the grade, its time and exposure",
+    )
+    report.add_argument(
         "--min-gold-accuracy",
         type=float,
         default=0.75,
@@ -662,6 +668,7 @@ def run_report(args) -> int:
         format_report,
         write_chart,
         write_csv,
+        write_grades_csv,
         write_rater_csv,
     )
     from ..eval.grading.store import GradeStore
@@ -676,6 +683,8 @@ def run_report(args) -> int:
         report = build_report(
             store, args.min_gold_accuracy, args.bootstrap, args.bootstrap_seed, judge=args.judge
         )
+        if args.grades_csv:
+            write_grades_csv(store, report, args.grades_csv)
     if args.csv:
         write_csv(report, args.csv)
     if args.raters_csv:
@@ -687,6 +696,7 @@ def run_report(args) -> int:
     for what, path in (
         ("CSV", args.csv),
         ("raters CSV", args.raters_csv),
+        ("grades CSV", args.grades_csv),
         ("chart", args.chart),
         ("JSON", args.json_out),
     ):
