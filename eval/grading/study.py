@@ -31,9 +31,9 @@ from ...atomic import atomic_write
 from ...errors import QuickDrawError
 from .crowd import Consent, check_questions
 from .design import Design, check_design
-from .exposure import check_exposure_settings
+from .exposure import Exposure, check_exposure_settings
 from .sources import Session
-from .store import GOLD_KINDS, REAL_SOURCE, Sketch
+from .store import GOLD_KINDS, REAL_SOURCE, GradeStore, Sketch
 
 FORMAT = "quickdraw-grading-study"
 VERSION = 1
@@ -59,6 +59,33 @@ def _sketch_json(s: Sketch) -> dict:
     else:
         out["image"] = np.asarray(s.image, dtype=np.uint8).tolist()
     return out
+
+
+def set_protocol(session: Session, exposure: Exposure, design: Design) -> None:
+    """Record the exposure and the design in the session's spec (checked against its pool)."""
+    gold = sum(s.gold is not None for s in session.pool)
+    check_design(design, len(session.pool) - gold, gold)
+    session.spec["exposure"] = exposure.to_spec()
+    session.spec["exposure_ms"] = exposure.ms  # what files from before adaptive exposure read
+    session.spec["design"] = design.to_spec()
+
+
+def create_session(
+    store: GradeStore,
+    session: Session,
+    consent: Consent | None,
+    questions: dict[str, list[dict]] | None,
+    digest: str,
+) -> None:
+    """Make the session of a study in an empty `store`: the pool, spec and examples, and the
+    study's hash, consent form and questions."""
+    meta = {
+        "study_sha256": digest,
+        "questions": json.dumps(questions or {"before": [], "after": []}),
+    }
+    if consent is not None:
+        meta["consent"] = json.dumps(consent.to_json())
+    store.create_session(session.pool, session.spec, session.examples, meta)
 
 
 def make_study(

@@ -480,8 +480,13 @@ def _study(args, protocol: dict, say):
     """The study of a new session: read from an existing --study file, or built from the
     sources and flags and written to the study file. Returns (session, consent, questions,
     hash)."""
-    from ..eval.grading.design import check_design
-    from ..eval.grading.study import make_study, read_study, session_from_study, write_study
+    from ..eval.grading.study import (
+        make_study,
+        read_study,
+        session_from_study,
+        set_protocol,
+        write_study,
+    )
 
     path = study_path(args)
     if args.study and path.exists():
@@ -515,12 +520,7 @@ def _study(args, protocol: dict, say):
             "(or --study FILE of a study written before)"
         )
     session = _session(args)
-    design = protocol["design"]
-    gold = sum(s.gold is not None for s in session.pool)
-    check_design(design, len(session.pool) - gold, gold)
-    session.spec["exposure"] = protocol["exposure"].to_spec()
-    session.spec["exposure_ms"] = protocol["exposure"].ms
-    session.spec["design"] = design.to_spec()
+    set_protocol(session, protocol["exposure"], protocol["design"])
     consent, questions = protocol["consent"], protocol["questions"]
     content = make_study(session, consent, questions)
     digest = write_study(path, content)
@@ -531,11 +531,9 @@ def _study(args, protocol: dict, say):
 def _open_session(args, study, protocol: dict, say, code: str | None, url: str | None):
     """The store of --db, with its session (created from `study` when it has none), the
     completion `code` and `url` kept (`resolve_completion`'s)."""
-    import json
-
     from ..eval.grading.completion import resolve_completion
     from ..eval.grading.store import GradeStore
-    from ..eval.grading.study import read_study
+    from ..eval.grading.study import create_session, read_study
 
     store = GradeStore(args.db)
     try:
@@ -554,10 +552,7 @@ def _open_session(args, study, protocol: dict, say, code: str | None, url: str |
             if study is None:  # the file was empty when looked at first
                 study = _study(args, protocol, say)
             session, consent, questions, digest = study
-            meta = {"study_sha256": digest, "questions": json.dumps(questions)}
-            if consent is not None:
-                meta["consent"] = json.dumps(consent.to_json())
-            store.create_session(session.pool, session.spec, session.examples, meta)
+            create_session(store, session, consent, questions, digest)
             gold = sum(s.gold is not None for s in session.pool)
             for note in session.spec.get("notes", []):
                 say(f"note: {note}")
