@@ -153,8 +153,17 @@ class Rater(threading.Thread):
 def run_layer(layer: str, db: Path, cert: Path, key: Path, args) -> dict:
     if layer == "stdlib":
         proc, url = start_server(
-            ["--db", str(db), "--certfile", str(cert), "--keyfile", str(key),
-             "--max-connections", str(2 * args.raters + 64), "--quiet"]  # fmt: skip
+            [
+                "--db",
+                str(db),
+                "--certfile",
+                str(cert),
+                "--keyfile",
+                str(key),
+                "--max-connections",
+                str(2 * args.raters + 64),
+                "--quiet",
+            ]  # fmt: skip
         )
     else:
         command = [sys.executable, str(ROOT / "scripts" / "_asgi_grading.py"), "--db", str(db),

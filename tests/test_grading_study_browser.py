@@ -19,6 +19,7 @@ from grading_support import Client, self_signed, session_sources, start_server, 
 from playwright.sync_api import expect, sync_playwright
 
 from quickdraw_tools.cli import main
+from quickdraw_tools.eval.grading.store import GradeStore
 from quickdraw_tools.eval.grading.study import read_study
 
 CHROMIUM = "/usr/bin/chromium"
@@ -66,9 +67,10 @@ def hexid(n: int, kind: int) -> str:
     return f"{kind:02x}{n:022x}"  # 24 hexadecimal digits, as Prolific's ids
 
 
-def scripted_rater(url: str, n: int) -> None:
-    """One rater over HTTPS from its own address: consent, the question before, 30 grades
-    (a fixed rule on the sketch's id: not a person), the questions after."""
+def scripted_rater(url: str, n: int, gold: dict[str, str]) -> None:
+    """One rater over HTTPS from its own address: consent, the question before, 30 grades,
+    the questions after. Not a person: it answers the attention checks right (`gold`: sketch
+    id -> kind, read from the database) and grades the rest by a fixed rule on the id."""
     client = Client(url, source=f"127.0.{n // 200 + 1}.{n % 200 + 1}")
     if n % 2:
         start = {"platform": "prolific", "prolific_pid": hexid(n, 1), "study_id": hexid(0, 2),
@@ -84,7 +86,14 @@ def scripted_rater(url: str, n: int) -> None:
     status, item = client.request("GET", f"/api/item?rater={token}&index=0")
     for i in range(30):
         grade = ["real", "possibly_real", "fake"][(ord(item["id"][0]) + n) % 3]
-        body = {"rater": token, "sketch": item["id"], "grade": grade, "request_id": f"req{n:03d}x{i:04d}"}
+        if item["id"] in gold:
+            grade = "real" if gold[item["id"]] == "real" else "fake"
+        body = {
+            "rater": token,
+            "sketch": item["id"],
+            "grade": grade,
+            "request_id": f"req{n:03d}x{i:04d}",
+        }
         status, r = client.request("POST", "/api/grades", body)
         assert status == 201, r
         item = r["next"]
@@ -145,10 +154,12 @@ def test_sixty_rater_study_over_https_with_mturk_and_prolific(browser, tmp_path,
     posted: list[dict] = []  # what MTurk's sandbox received
     arrived: list[str] = []  # where Prolific's link took the rater
     try:
+        with GradeStore(db, readonly=True) as store:
+            gold = store.gold()
         for n in range(57):
-            scripted_rater(url, n)
-        context = browser.new_context(ignore_https_errors=True, viewport={"width": 900,
-                                                                          "height": 1000})  # fmt: skip
+            scripted_rater(url, n, gold)
+        viewport = {"width": 900, "height": 1000}
+        context = browser.new_context(ignore_https_errors=True, viewport=viewport)
 
         def mturk(route):  # MTurk's sandbox stood in for: its HIT page frames the study
             request = route.request
@@ -251,6 +262,9 @@ def test_sixty_rater_study_over_https_with_mturk_and_prolific(browser, tmp_path,
     assert main([*command, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["raters"] == 60 and report["gradings"] == 1200 and report["pool"] == 610
+    assert len(report["attention"]["flagged"]) == 3  # the three in the browser: not careful
+    assert "Fleiss' kappa" in text and "over 600 sketches graded by 2 raters each" in text
+    assert "  r1  A0000000000000  30/30  participant 'A0000000000000'  gold 10/10" in text
     assert report["study"]["gradings_per_sketch"] == {"2": 600}  # every sketch exactly twice
     assert report["study"]["platforms"] == {"mturk": 30, "prolific": 29}
     assert report["study"]["consent"]["agreed"] == 60
@@ -266,10 +280,13 @@ def test_sixty_rater_study_over_https_with_mturk_and_prolific(browser, tmp_path,
     grades = pd.read_csv(csvs[1])
     assert len(raters) == 60 and raters["consent_at"].notna().all()
     assert set(raters["platform"].dropna()) == {"mturk", "prolific"}
-    assert len(grades) == 60 * 30 and grades.groupby("sketch")["rater"].nunique().max() == 2
+    pool = grades[grades["gold"].isna()].groupby("sketch")["rater"].nunique()
+    assert len(grades) == 60 * 30 and len(pool) == 600 and set(pool) == {2}
     mine = raters[raters["worker"] == "A2MTURKWORKER9"].iloc[0]
     assert (mine["q_draws"], mine["q_minutes"], mine["q_notes"]) == (
-        "sometimes", 7, "the sheep were odd"
+        "sometimes",
+        7,
+        "the sheep were odd",
     )
     if os.environ.get("GRADING_STUDY_REPORT"):
         Path(os.environ["GRADING_STUDY_REPORT"]).write_text(text)

@@ -285,8 +285,8 @@ def _rater_stats(
                 if rater.participant is not None
                 else 0,
                 "graded": len(rows),
-                "pool": pool,
-                "done": len(rows) >= pool,
+                "pool": len(rater.order) or pool,  # the sketches this rater was given
+                "done": len(rows) >= (len(rater.order) or pool),
                 "sketches_graded": len(graded),
                 "gold_graded": len(gold),
                 "gold_correct": correct,
@@ -398,6 +398,7 @@ def build_report(
         "alpha_units": sum(1 for u in units if len(u) >= 2),
         "fleiss_kappa": kappa,
         "fleiss_units": len(complete) if len(raters) >= 2 else 0,
+        "fleiss_ratings": None if design.per_rater is None else shared,  # per sketch
         "ratings_per_sketch": {str(k): v for k, v in sorted(per_count.items())},
     }
     report = {
@@ -995,7 +996,12 @@ def format_report(report: dict) -> str:
         f"{'n/a' if math.isnan(alpha) else f'{alpha:.3f}'} over "
         f"{_count(a['alpha_units'], 'sketch', 'sketches')} "
         f"graded by 2+ raters; Fleiss' kappa {'n/a' if math.isnan(kappa) else f'{kappa:.3f}'} "
-        f"over {_count(a['fleiss_units'], 'sketch', 'sketches')} graded by every rater"
+        f"over {_count(a['fleiss_units'], 'sketch', 'sketches')} "
+        + (
+            "graded by every rater"
+            if a.get("fleiss_ratings") is None
+            else f"graded by {a['fleiss_ratings']} raters each"
+        )
         + (" (gold items left out)" if gold else "")
         + ".\n"
     )
