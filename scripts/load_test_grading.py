@@ -26,11 +26,13 @@ Exit status 0 only when every layer stored every grade exactly once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import platform
 import shutil
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -213,6 +215,9 @@ def main() -> int:
     parser.add_argument("--grades", type=int, default=20000, help="grades in all (default 20000)")
     parser.add_argument("--layer", choices=("both", "stdlib", "asgi"), default="both")
     parser.add_argument("--timeout", type=float, default=900, help="give up after this many s")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="keep the databases in DIR (LAYER.sqlite)"
+    )
     args = parser.parse_args()
     if not 1 <= args.raters <= 5000 or args.grades < args.raters:
         parser.error("need 1 <= --raters <= 5000 and --grades >= --raters")
@@ -231,6 +236,11 @@ def main() -> int:
             db = folder / f"{layer}.sqlite"
             shutil.copy(fresh, db)
             results.append(run_layer(layer, db, cert, key, args))
+            if args.keep:  # SQLite's own copy: the grades may still be in the -wal file
+                args.keep.mkdir(parents=True, exist_ok=True)
+                with contextlib.closing(sqlite3.connect(db)) as source:
+                    with contextlib.closing(sqlite3.connect(args.keep / db.name)) as kept:
+                        source.backup(kept)
     load = os.getloadavg()[0]
     print(
         f"grading load test over HTTPS, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "

@@ -948,8 +948,8 @@ def test_load_test_script_small(tmp_path):
             "4",
             "--grades",
             "80",
-            "--db",
-            str(tmp_path / "load.sqlite"),
+            "--keep",
+            str(tmp_path),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -957,10 +957,15 @@ def test_load_test_script_small(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "lost 0, duplicated 0" in result.stdout
-    assert re.search(r"median [\d.]+ ms, p99 [\d.]+ ms", result.stdout)
-    with GradeStore(tmp_path / "load.sqlite") as store:
-        assert len(store.latest_grades()) == 80 and store.counts()["raters"] == 4
+    # over HTTPS, on both layers: | layer | grades | ... | median | p99 | max | lost | duplicated |
+    for layer in ("stdlib", "asgi"):
+        assert re.search(
+            rf"\| {layer} \| 80 \| 8 \| \d+ \| [\d.]+ s \| \d+ \| [\d.]+ ms \| [\d.]+ ms \| "
+            r"[\d.]+ ms \| 0 \| 0 \|",
+            result.stdout,
+        ), result.stdout
+        with GradeStore(tmp_path / f"{layer}.sqlite") as store:
+            assert len(store.latest_grades()) == 80 and store.counts()["raters"] == 4
 
 
 # --- checkpoints as sources --------------------------------------------------------------------

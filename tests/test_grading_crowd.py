@@ -629,3 +629,43 @@ def test_tls_serve_from_the_command_line(tmp_path, shared):
         assert conn.getresponse().status == 200
     finally:
         stop(proc)
+
+
+def test_a_slow_tls_handshake_is_cut_off(tmp_path, shared):
+    """A client that opens a connection to the HTTPS server and sends its hello byte by byte
+    is closed at the request deadline (the handshake runs in the connection's thread), and
+    another rater is served meanwhile."""
+    import socket
+    import threading
+
+    cert, key = self_signed(tmp_path)
+    store, _, _ = study_session(tmp_path / "g.sqlite", shared)
+    with store:
+        server = make_server(GradingApp(store), port=0, tls=load_tls(str(cert), str(key)))
+        server.request_timeout = 1.0
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            port = server.server_address[1]
+            with socket.create_connection(("127.0.0.1", port), 10) as slow:
+                hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+                started, closed = time.monotonic(), None
+                for byte in hello:  # one byte every 0.3 s: each read alone would not time out
+                    try:
+                        slow.sendall(bytes([byte]))
+                    except OSError:
+                        closed = time.monotonic() - started
+                        break
+                    other = Client(f"https://127.0.0.1:{port}/", source="127.0.0.9")
+                    assert other.request("GET", "/api/session")[0] == 200
+                    other.close()
+                    time.sleep(0.3)
+                if closed is None:
+                    slow.settimeout(5)
+                    assert slow.recv(1) == b""
+                    closed = time.monotonic() - started
+            assert closed < 3.5, closed
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(10)

@@ -47,16 +47,27 @@ Human studies (HYPE, Zhou et al. 2019):
                     the rater; a rater who finishes is shown the study's completion code and
                     sent on to --completion-url (http or https). The code is the one the URL
                     carries (Prolific's ?cc=CODE), or --completion-code CODE with {code} in
-                    the URL where it goes; else a random one, kept in --db
+                    the URL where it goes; else a random one, kept in --db.
+                    MTurk's ExternalQuestion (workerId, assignmentId, hitId, turkSubmitTo):
+                    the preview stores nothing, a finished assignment is posted back to
+                    MTurk; Prolific's PROLIFIC_PID, STUDY_ID, SESSION_ID. Ids are checked and
+                    stored; one id takes a study once
+  a crowd study     --per-rater N --gradings-per-sketch K: each rater grades N sketches (every
+                    attention check, the rest balanced across sources), every sketch K times;
+                    --consent FILE first, --questions FILE before and after; HTTPS with
+                    --certfile/--keyfile; --exposure adaptive for HYPE-time. The study file
+                    (--study, default: --db's name with .study.json) fixes the pool, checks,
+                    order seed and settings; --study FILE of an existing file runs it again
 
 SOURCE is FILE.ndjson (.ndjson.gz, .bin), FILE.npz:SPLIT (e.g. sheep.npz:test), FILE.npy
 (28x28 bitmaps) or a checkpoint (.pt/.pth/.ckpt/.gen.json) to sample from: sketch-rnn gives
 strokes, DRAW bitmaps; with any bitmap source every sketch is shown as a bitmap.
 
 Send the printed link to colleagues on this machine; to open the session to other machines
-give --host 0.0.0.0 --token auto and send the printed link (it holds the token). The server
-answers only to the host names it was started for (against DNS rebinding): the --host
-address, localhost, and on 0.0.0.0 this machine's name; add others with --allowed-host.
+give --host 0.0.0.0 with --token auto (or HTTPS: --certfile, --keyfile) and send the printed
+link (it holds the token). The server answers only to the host names it was started for
+(against DNS rebinding): the --host address, localhost, and on 0.0.0.0 this machine's name;
+add others with --allowed-host.
 
 examples:
   quickdraw grade serve --real data/sketchrnn/cat.npz:test --generated runs/cat/best.pt \\
@@ -64,6 +75,11 @@ examples:
   quickdraw grade serve --real data/sketchrnn/cat.npz:test --generated runs/cat/best.pt \\
       --gold-real data/sketchrnn/cat.npz:valid --exposure-ms 1000 --db study.sqlite \\
       --completion-url 'https://app.prolific.com/submissions/complete?cc=C1A2B3C4'
+  quickdraw grade serve --real data/sketchrnn/cat.npz:test --generated runs/cat/best.pt \\
+      --per-source 300 --gold-real data/sketchrnn/cat.npz:valid --per-rater 40 \\
+      --gradings-per-sketch 3 --consent consent.md --host 0.0.0.0 --certfile cert.pem \\
+      --keyfile key.pem --db crowd.sqlite
+  quickdraw grade serve --study crowd.study.json --db rerun.sqlite   # the same study again
   quickdraw grade serve --db grades.sqlite          # resume the session stored there
 """
 
