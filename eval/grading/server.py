@@ -8,29 +8,42 @@ are read once from the package into a whitelist dict):
     GET  /api/session                    what the instructions page shows: {exposure_ms,
                                          examples: {real: [svg], fake: [svg]}, checks, total,
                                          categories}
-    POST /api/raters   {name, participant?}
+    POST /api/raters   {name, participant? | platform + its ids?, consent?}
                                          start a new rater: {rater, name, participant, total,
-                                         graded, done}; `rater` is the rater's secret resume
-                                         token, told only here
-    GET  /api/state?rater=T              {name, participant, total, graded, done}, and once done
-                                         {completion: {code, url}}
+                                         graded, done, before?}; `rater` is the rater's secret
+                                         resume token, told only here. platform "mturk" with
+                                         worker_id, assignment_id, hit_id, turk_submit_to, or
+                                         "prolific" with prolific_pid, study_id, session_id
+                                         (`crowd.check_enrolment`); consent: true where the
+                                         study has a consent form (else 400, nothing stored);
+                                         409 for a worker id already in the study, 410 once
+                                         every sketch has its raters (`design`)
+    GET  /api/state?rater=T              {name, participant, total, graded, done, before?,
+                                         after?}, and once done (and answered) {completion:
+                                         {code, url, mturk?: {submit, assignment_id}}}
     GET  /api/item?rater=T&index=I       the I-th sketch of T's order: {index, id, svg, grade,
-                                         category}
+                                         category, exposure_ms (adaptive exposure only)}
     POST /api/grades   {rater, sketch, grade, request_id, ms?}
                                          store a grade (ms: from showing the sketch to the
                                          answer); {stored, graded, total, done, next, ...}
+    POST /api/answers  {rater, question, answer}
+                                         answer a question of the study's (`--questions`);
+                                         the state. Sketches wait for the questions before,
+                                         the completion code for those after (409 until)
 
-A rater grades their own random order of the whole pool (gold items, the attention checks,
-among it, and told apart by nothing the page receives), front to back; they may step back and
-change a grade, never skip ahead. A name identifies no one: every start makes a new rater, and
-only the token (kept by the page, and in the resume link it shows once) continues a session.
-With an access token every /api request must carry it in the `X-Grading-Token` header (the page
-takes it from the link's `?token=`). Errors are JSON ``{"error": message}`` with a 4xx status,
-and leave the database unchanged.
+A rater grades their own random order of the whole pool, or of their part of it under
+per-rater subsets (`design`), gold items (the attention checks) among it and told apart by
+nothing the page receives, front to back; they may step back and change a grade (not under
+adaptive exposure), never skip ahead. A name identifies no one: every start makes a new rater,
+and only the token (kept by the page, and in the resume link it shows once) continues a
+session. With an access token every /api request must carry it in the `X-Grading-Token` header
+or the cookie the page's link sets (the page takes it from the link's `?token=`). Errors are
+JSON ``{"error": message}`` with a 4xx status, and leave the database unchanged.
 
-The HTTP layer answers only GET and POST, only for the host names the server was started for
-(`host_allow_list`: against DNS rebinding, where a web page points its own name at this
-machine), and gives each connection a thread only up to a cap, with deadlines
+Under TLS (`load_tls`) each connection's handshake runs in its own thread within the request
+deadline. The HTTP layer answers only GET and POST, only for the host names the server was
+started for (`host_allow_list`: against DNS rebinding, where a web page points its own name at
+this machine), and gives each connection a thread only up to a cap, with deadlines
 (`GradingServer`).
 """
 

@@ -18,7 +18,13 @@ Tables
     grades    append-only: one row per accepted submission. `request_id` is UNIQUE, so a double
               click or a retry of the same submission is stored once; a rater who changes a grade
               adds a row, and the later row (higher `seq`) is the one that counts. `ms` is the
-              time the page measured from showing the sketch to the answer (NULL if not sent).
+              time the page measured from showing the sketch to the answer (NULL if not sent),
+              `exposure_ms` how long the sketch was shown (NULL: until graded).
+    enrolments  a crowd platform's ids of a rater (`crowd.Enrolment`): platform, worker id,
+              MTurk's assignment, HIT and turkSubmitTo, Prolific's study and session;
+              UNIQUE (platform, worker): one worker takes a study once.
+    consents  when a rater agreed to the consent form, and the form's SHA-256.
+    answers   a rater's answer to each question (`--questions`); a later answer replaces it.
 
 Files from before a column existed are upgraded in place when opened for writing
 (`GradeStore._upgrade`: SQLite adds a nullable column without rewriting the table), and read as
