@@ -30,7 +30,6 @@ from pathlib import Path
 
 from ...errors import QuickDrawError
 
-PLATFORMS = ("mturk", "prolific", "link")
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 # where MTurk posts an ExternalQuestion back: the live site and the sandbox
 MTURK_SUBMIT = ("https://www.mturk.com", "https://workersandbox.mturk.com")

@@ -20,6 +20,12 @@ gradings of real or possibly real against gradings of fake (`roc_auc`), and Spea
 correlation (`spearman`, ties at their average rank) of it with the sketch's mean grade (real 2,
 possibly real 1, fake 0), both with a two-level bootstrap interval (`judge_agreement`).
 
+The study (`_study_section`): the study file's hash, the design (per-rater subsets, and how
+often each sketch was graded), raters per platform, consent, the questions' answers; HYPE's
+scores (`eval.grading.hype`): HYPE-infinity per model, HYPE-time's thresholds under adaptive
+exposure. Under per-rater subsets the bootstrap counts only the graded (rater, sketch) pairs and
+Fleiss' kappa takes the sketches with the commonest number of ratings.
+
 Every (rater, sketch) pair counts once, with the rater's latest grade. Raters are named by their
 short id (``r1``, ``r2``, ... in order of creation) beside the name they typed: names are not
 unique, and two that look alike (a Latin "a", a Cyrillic "а") print alike. Intervals treat these
@@ -29,7 +35,6 @@ with few raters per sketch the intervals are a little narrow.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -44,6 +49,7 @@ import numpy as np
 
 from ...atomic import atomic_write
 from ...errors import QuickDrawError
+from .crowd import Consent
 from .design import Design
 from .exposure import Exposure
 from .hype import HYPE_INFINITY_RULE, HYPE_TIME_RULE, hype_infinity, hype_time
@@ -480,7 +486,7 @@ def _study_section(
         "consent": None
         if consent is None
         else {
-            "sha256": hashlib.sha256(consent["text"].encode()).hexdigest(),
+            "sha256": Consent(**consent).sha256,
             "agreed": sum("consent_at" in f for f in crowd.values()),
         },
         "questions": summary,
