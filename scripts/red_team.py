@@ -1322,6 +1322,96 @@ def grade_two_codes(tmp: Path) -> str:
     return "refused in one line, no database: a rater is never shown one code and sent another"
 
 
+# --- issue 24: crowd studies --------------------------------------------------------------------
+
+
+def grade_serve(tmp: Path, *extra) -> subprocess.CompletedProcess:
+    """`grade serve` of a small new session with `extra` flags (a refusal is expected)."""
+    return quickdraw(
+        "grade", "serve", "--real", TRAINING / "cake.ndjson", "--generated", f"{SHEEP}:test",
+        "--per-source", "3", "--db", tmp / "g.sqlite", "--port", "0", *extra,
+    )  # fmt: skip
+
+
+@case("grading server: MTurk/Prolific ids with control characters or over 64 characters: 400")
+def grade_crowd_ids(tmp: Path) -> str:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from grading_support import Client
+
+    mturk = {"platform": "mturk", "worker_id": "A1B2C3D4E5F6G7", "hit_id": "3" * 30,
+             "assignment_id": "3" * 30, "turk_submit_to": "https://www.mturk.com"}  # fmt: skip
+    with served(tmp) as url:
+        client = Client(url)
+        refused = [
+            ({"worker_id": "A1\x1b[2JB"}, "control"),
+            ({"worker_id": "A" * 65}, "over 64 characters"),
+            ({"assignment_id": "ASSIGNMENT_ID_NOT_AVAILABLE"}, "preview"),
+            ({"turk_submit_to": "https://evil.example"}, "is not MTurk's"),
+        ]
+        for bad, word in refused:
+            status, r = client.request("POST", "/api/raters", {"name": "", **mturk, **bad})
+            expect(status == 400 and word in r["error"], f"{bad}: {status} {r}")
+            expect("\n" not in r["error"], f"not one line: {r['error']!r}")
+        status, r = client.request("POST", "/api/raters", {"name": "", **mturk})
+        expect(status == 201, f"a good id: {status} {r}")
+        status, r = client.request("POST", "/api/raters", {"name": "", **mturk})
+        expect(status == 409 and "already taken part" in r["error"], f"twice: {status} {r}")
+    with sqlite3_connect(tmp / "g.sqlite") as db:
+        rows = db.execute("SELECT count(*) FROM raters").fetchone()[0]
+    expect(rows == 1, f"{rows} raters stored, not 1")
+    return "escape codes, 65 characters, the preview, a foreign turkSubmitTo: 400; twice: 409"
+
+
+def sqlite3_connect(path: Path):
+    import sqlite3
+
+    return contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
+
+
+@case("grade serve --consent a PNG (not text): refused in one line, nothing made")
+def grade_consent_binary(tmp: Path) -> str:
+    png = tmp / "consent.md"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64))
+    done = grade_serve(tmp, "--consent", png)
+    one_line_error(done, "--consent", "is not text")
+    expect(sorted(p.name for p in tmp.iterdir()) == ["consent.md"], "something was made")
+    return done.stderr.strip().split("error: ")[1][:90]
+
+
+@case("grade serve --certfile/--keyfile that do not match, or cannot be read: one line each")
+def grade_bad_certificates(tmp: Path) -> str:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from grading_support import self_signed
+
+    cert, key = self_signed(tmp, "a")
+    _, other_key = self_signed(tmp, "b")
+    (tmp / "noise.pem").write_bytes(os.urandom(300))
+    for args, word in (((cert, other_key), "is not the key of --certfile"),
+                       ((tmp / "noise.pem", key), "cannot be used"),
+                       ((tmp / "missing.pem", key), "cannot read --certfile")):  # fmt: skip
+        done = grade_serve(tmp, "--certfile", args[0], "--keyfile", args[1])
+        one_line_error(done, word)
+    expect(not (tmp / "g.sqlite").exists(), "a database was made")
+    return "another's key, random bytes, a missing file: one line each, no database"
+
+
+@case("grade serve --study edited after it was written (one point moved): refused, one line")
+def grade_edited_study(tmp: Path) -> str:
+    import json as json_module
+
+    proc, _ = start_server(["--db", str(tmp / "a.sqlite"), "--real", str(TRAINING / "cake.ndjson"),
+                            "--generated", f"{SHEEP}:test", "--per-source", "3"])  # fmt: skip
+    stop(proc)
+    study = tmp / "a.study.json"
+    obj = json_module.loads(study.read_text())
+    obj["study"]["pool"][0]["strokes"][0][0] += 1
+    study.write_text(json_module.dumps(obj))
+    done = quickdraw("grade", "serve", "--db", tmp / "b.sqlite", "--study", study, "--port", "0")
+    one_line_error(done, "was changed after it was written")
+    expect(not (tmp / "b.sqlite").exists(), "a database was made")
+    return done.stderr.strip().split("error: ")[1][:100] + "..."
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],

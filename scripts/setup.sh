@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libcairo2: the official bitmap renderer is cairo. chromium: the grading page's browser test.
+# openssl: the grading tests' throwaway self-signed certificates (grade serve --certfile).
 # nodejs, npm: Magenta's own @magenta/sketch, the oracle for the .gen.json format (below).
 need=()
-for pkg in libcairo2 chromium; do
+for pkg in libcairo2 chromium openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 for tool in node npm; do

@@ -948,8 +948,8 @@ def test_load_test_script_small(tmp_path):
             "4",
             "--grades",
             "80",
-            "--db",
-            str(tmp_path / "load.sqlite"),
+            "--keep",
+            str(tmp_path),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -957,10 +957,15 @@ def test_load_test_script_small(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "lost 0, duplicated 0" in result.stdout
-    assert re.search(r"median [\d.]+ ms, p99 [\d.]+ ms", result.stdout)
-    with GradeStore(tmp_path / "load.sqlite") as store:
-        assert len(store.latest_grades()) == 80 and store.counts()["raters"] == 4
+    # over HTTPS, on both layers: | layer | grades | ... | median | p99 | max | lost | duplicated |
+    for layer in ("stdlib", "asgi"):
+        assert re.search(
+            rf"\| {layer} \| 80 \| 8 \| \d+ \| [\d.]+ s \| \d+ \| [\d.]+ ms \| [\d.]+ ms \| "
+            r"[\d.]+ ms \| 0 \| 0 \|",
+            result.stdout,
+        ), result.stdout
+        with GradeStore(tmp_path / f"{layer}.sqlite") as store:
+            assert len(store.latest_grades()) == 80 and store.counts()["raters"] == 4
 
 
 # --- checkpoints as sources --------------------------------------------------------------------
@@ -1252,8 +1257,10 @@ def test_grade_times_are_stored_and_checked(app, store):
 def test_participant_ids_are_untrusted(app, store, tmp_path):
     status, r = call(app, "POST", "/api/raters", {"name": "", "participant": " ６０ab\u3000cd "})
     assert status == 201 and r["participant"] == "60ab cd" and r["name"] == "60ab cd"
+    # one worker takes a study once (issue 24): the same id again is refused, nothing stored
     status, r = call(app, "POST", "/api/raters", {"name": "Ann", "participant": "60ab cd"})
-    assert status == 201 and (r["name"], r["participant"]) == ("Ann", "60ab cd")  # a new rater
+    assert status == 409 and "60ab cd has already taken part in this study (as r1)" in r["error"]
+    assert len(store.raters()) == 1
     for bad in ("", "a\u202eb", "x" * 61, "a\x00b", 5, None):
         status, r = call(app, "POST", "/api/raters", {"name": "", "participant": bad})
         assert status == 400 and "participant" in r["error"], bad
@@ -1266,7 +1273,6 @@ def test_participant_ids_are_untrusted(app, store, tmp_path):
         token = call(app, "POST", "/api/raters", {"name": "", "participant": pid})[1]["rater"]
         grade(app, token, item(app, token, 0)["id"], "real")
     assert [r.participant for r in store.raters()] == [
-        "60ab cd",
         "60ab cd",
         "<img src=x onerror=alert(1)>",
         '=HYPERLINK("http://x")',

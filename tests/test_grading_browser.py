@@ -247,7 +247,9 @@ def test_crowd_study_in_chromium(browser, tmp_path, shared):
         page = context.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
         pid = "5f3c0ffee5a1d2b3c4d5e6f7"  # Prolific ids are 24 hex digits
-        page.goto(f"{url}?PROLIFIC_PID={pid}&STUDY_ID=s1&SESSION_ID=x1")
+        # STUDY_ID and SESSION_ID are of the same form, and checked as such (issue 24)
+        ids = "&STUDY_ID=5f3c0ffee5a1d2b3c4d5e6f8&SESSION_ID=5f3c0ffee5a1d2b3c4d5e6f9"
+        page.goto(f"{url}?PROLIFIC_PID={pid}{ids}")
         # the instructions page: grades, examples of both kinds, exposure and checks explained
         expect(page.locator("#start")).to_be_visible()
         expect(page.locator("#examples-real svg")).to_have_count(3)

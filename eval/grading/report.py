@@ -20,6 +20,12 @@ gradings of real or possibly real against gradings of fake (`roc_auc`), and Spea
 correlation (`spearman`, ties at their average rank) of it with the sketch's mean grade (real 2,
 possibly real 1, fake 0), both with a two-level bootstrap interval (`judge_agreement`).
 
+The study (`_study_section`): the study file's hash, the design (per-rater subsets, and how
+often each sketch was graded), raters per platform, consent, the questions' answers; HYPE's
+scores (`eval.grading.hype`): HYPE-infinity per model, HYPE-time's thresholds under adaptive
+exposure. Under per-rater subsets the bootstrap counts only the graded (rater, sketch) pairs and
+Fleiss' kappa takes the sketches with the commonest number of ratings.
+
 Every (rater, sketch) pair counts once, with the rater's latest grade. Raters are named by their
 short id (``r1``, ``r2``, ... in order of creation) beside the name they typed: names are not
 unique, and two that look alike (a Latin "a", a Cyrillic "а") print alike. Intervals treat these
@@ -30,6 +36,7 @@ with few raters per sketch the intervals are a little narrow.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import textwrap
@@ -42,6 +49,10 @@ import numpy as np
 
 from ...atomic import atomic_write
 from ...errors import QuickDrawError
+from .crowd import Consent
+from .design import Design
+from .exposure import Exposure
+from .hype import HYPE_INFINITY_RULE, HYPE_TIME_RULE, hype_infinity, hype_time
 from .store import GRADES, REAL_SOURCE, GradeStore, Grading, Sketch
 
 if TYPE_CHECKING:  # the judge needs torch; the report without one does not
@@ -259,6 +270,7 @@ def _rater_stats(
         mine[g.rater].append(g)
     everyone = store.raters()
     per_participant = Counter(r.participant for r in everyone if r.participant is not None)
+    crowd = store.crowd()
     out = []
     for rater in everyone:
         rows = mine.get(rater.token, [])
@@ -279,8 +291,8 @@ def _rater_stats(
                 if rater.participant is not None
                 else 0,
                 "graded": len(rows),
-                "pool": pool,
-                "done": len(rows) >= pool,
+                "pool": len(rater.order) or pool,  # the sketches this rater was given
+                "done": len(rows) >= (len(rater.order) or pool),
                 "sketches_graded": len(graded),
                 "gold_graded": len(gold),
                 "gold_correct": correct,
@@ -292,9 +304,31 @@ def _rater_stats(
                 },
                 "timed": len(times),
                 "median_ms": float(np.median(times)) if times else float("nan"),
+                **_crowd_fields(crowd.get(rater.token, {})),
             }
         )
     return out
+
+
+CROWD_COLUMNS = ("platform", "worker", "assignment", "hit", "study", "session")
+
+
+def _crowd_fields(found: dict) -> dict:
+    """A rater's platform ids, consent (time in UTC, ISO 8601, and the form's SHA-256) and
+    answers (``q_ID`` columns), as the rater CSV and the grades CSV write them."""
+    agreed = found.get("consent_at")
+    return {
+        **{k: found.get(k) or "" for k in CROWD_COLUMNS},
+        "consent_at": _iso(agreed) if agreed is not None else "",
+        "consent_sha256": found.get("consent_sha256") or "",
+        **{f"q_{q}": a for q, a in found.get("answers", {}).items()},
+    }
+
+
+def _iso(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
 def gold_correct(kind: str, grade: str) -> bool:
@@ -355,7 +389,12 @@ def build_report(
         by_sketch[g.sketch].append(g.grade)
     units = list(by_sketch.values())
     per_count = Counter(len(u) for u in units)
-    complete = [u for u in units if len(u) == len(raters)]
+    design = Design.from_spec(spec)
+    if design.per_rater is None:  # everyone grades everything: the sketches graded by all
+        complete = [u for u in units if len(u) == len(raters)]
+    else:  # per-rater subsets: Fleiss' kappa needs as many ratings per sketch, not the raters
+        shared = max((c for c in per_count if c >= 2), key=lambda c: (per_count[c], c), default=0)
+        complete = [u for u in units if len(u) == shared]
     kappa = float("nan")
     if len(raters) >= 2 and complete:
         table = np.array([[Counter(u)[g] for g in GRADES] for u in complete])
@@ -365,6 +404,7 @@ def build_report(
         "alpha_units": sum(1 for u in units if len(u) >= 2),
         "fleiss_kappa": kappa,
         "fleiss_units": len(complete) if len(raters) >= 2 else 0,
+        "fleiss_ratings": None if design.per_rater is None else shared,  # per sketch
         "ratings_per_sketch": {str(k): v for k, v in sorted(per_count.items())},
     }
     report = {
@@ -406,9 +446,71 @@ def build_report(
         "bootstrap": {"resamples": resamples, "seed": seed, "method": BOOTSTRAP_METHOD},
         "agreement": agreement,
     }
+    report["study"] = _study_section(store, spec, design, per_count, stats)
+    report["hype"] = _hype_section(store, spec, gradings, models, resamples, seed)
     if judge is not None:
         report["judge"] = judge_report(store, report, judge, resamples, seed, flagged_tokens)
     return report
+
+
+def _study_section(
+    store: GradeStore, spec: dict, design: Design, per_count: Counter, stats: list[dict]
+) -> dict:
+    """What fixes the study and who took it: the study file's hash, the design (per-rater
+    subsets, gradings per sketch) and how many gradings each sketch got, the exposure, the
+    platforms raters came from, the consent form and how many agreed, the questions' answers."""
+    crowd = store.crowd()
+    consent = json.loads(store.meta("consent") or "null")
+    questions = json.loads(store.meta("questions") or "null") or {}
+    answered = defaultdict(list)
+    for found in crowd.values():
+        for q, a in found.get("answers", {}).items():
+            answered[q].append(a)
+    summary = []
+    for phase in ("before", "after"):
+        for q in questions.get(phase, []):
+            given = answered.get(q["id"], [])
+            row = {"id": q["id"], "phase": phase, "text": q["text"], "kind": q["kind"],
+                   "answers": len(given)}  # fmt: skip
+            if q["kind"] == "choice":
+                row["counts"] = {c: given.count(c) for c in q["choices"]}
+            elif q["kind"] == "number" and given:
+                row["median"] = float(np.median([int(a) for a in given]))
+            summary.append(row)
+    return {
+        "sha256": store.meta("study_sha256"),
+        "design": design.to_spec(),
+        "gradings_per_sketch": {str(k): v for k, v in sorted(per_count.items())},
+        "exposure": Exposure.from_spec(spec).to_spec(),
+        "platforms": dict(Counter(f["platform"] for f in crowd.values() if "platform" in f)),
+        "consent": None
+        if consent is None
+        else {
+            "sha256": Consent(**consent).sha256,
+            "agreed": sum("consent_at" in f for f in crowd.values()),
+        },
+        "questions": summary,
+        "raters_done": sum(s["done"] for s in stats),
+    }
+
+
+def _hype_section(
+    store: GradeStore, spec: dict, gradings: Sequence[Grading], models: list[str],
+    resamples: int, seed: int,
+) -> dict:  # fmt: skip
+    """HYPE-infinity for every model, HYPE-time's thresholds under adaptive exposure."""
+    exposure = Exposure.from_spec(spec)
+    out: dict = {
+        "infinity": hype_infinity(gradings, models, resamples, seed),
+        "exposure": exposure.to_spec(),
+        "rules": {"infinity": HYPE_INFINITY_RULE, "time": HYPE_TIME_RULE},
+    }
+    if exposure.mode == "adaptive":
+        source_of = {sid: None if s.gold else s.source for sid, s in store.sketches().items()}
+        out["time"] = hype_time(
+            store.gradings(), store.raters(), source_of, models, exposure, resamples, seed
+        )
+    return out
 
 
 def _decided_on(checked: bool, raters: int, passed: int) -> str:
@@ -900,13 +1002,106 @@ def format_report(report: dict) -> str:
         f"{'n/a' if math.isnan(alpha) else f'{alpha:.3f}'} over "
         f"{_count(a['alpha_units'], 'sketch', 'sketches')} "
         f"graded by 2+ raters; Fleiss' kappa {'n/a' if math.isnan(kappa) else f'{kappa:.3f}'} "
-        f"over {_count(a['fleiss_units'], 'sketch', 'sketches')} graded by every rater"
+        f"over {_count(a['fleiss_units'], 'sketch', 'sketches')} "
+        + (
+            "graded by every rater"
+            if a.get("fleiss_ratings") is None
+            else f"graded by {a['fleiss_ratings']} raters each"
+        )
         + (" (gold items left out)" if gold else "")
         + ".\n"
     )
+    out.write(_study_lines(report))
+    out.write(_hype_lines(report["hype"], report["bootstrap"]["resamples"]))
     if "judge" in report:
         out.write(_judge_lines(report["judge"], report["bootstrap"]["resamples"]))
     return out.getvalue()
+
+
+def _study_lines(report: dict) -> str:
+    """The study: its hash, design, platforms, consent and questions."""
+    study = report["study"]
+    lines = []
+    if study["sha256"]:
+        lines.append(f"Study sha256:{study['sha256']} (the study file grade serve wrote).")
+    design = study["design"]
+    per_sketch = ", ".join(
+        f"{_count(n, 'sketch', 'sketches')} {k} times"
+        for k, n in study["gradings_per_sketch"].items()
+    )
+    if design["per_rater"]:
+        k = design["gradings_per_sketch"]
+        lines.append(
+            f"Per-rater subsets: each rater grades {design['per_rater']} sketches (every "
+            "attention check and a part of the pool balanced across sources)"
+            + (f", every sketch by {k} raters" if k else "")
+            + f"; graded so far: {per_sketch or 'none'}. Raters saw different sketches: the "
+            "bootstrap resamples raters and sketches and counts only the pairs that were graded, "
+            "and Fleiss' kappa takes the sketches with the commonest number of gradings."
+        )
+    if study["platforms"]:
+        came = ", ".join(f"{p} {n}" for p, n in sorted(study["platforms"].items()))
+        lines.append(f"Raters by platform: {came} (ids in --raters-csv).")
+    if study["consent"]:
+        c = study["consent"]
+        lines.append(
+            f"Consent form sha256:{c['sha256'][:16]}: {_count(c['agreed'], 'rater')} agreed "
+            "(each agreement's time in --raters-csv)."
+        )
+    for q in study["questions"]:
+        detail = ""
+        if "counts" in q:
+            detail = ": " + ", ".join(f"{c} {n}" for c, n in q["counts"].items())
+        elif "median" in q:
+            detail = f": median {q['median']:g}"
+        lines.append(
+            f"Question {q['id']} ({q['phase']}): {_count(q['answers'], 'answer')}{detail}."
+        )
+    if not lines:
+        return ""
+    return "\n" + "".join(textwrap.fill(x, WIDTH) + "\n" for x in lines)
+
+
+def _hype_lines(hype: dict, resamples: int) -> str:
+    """HYPE-infinity per model; HYPE-time's thresholds under adaptive exposure."""
+    exposure = hype["exposure"]
+    at = {
+        "unlimited": "HYPE-infinity (no exposure limit)",
+        "fixed": f"error rate at a fixed exposure of {exposure['ms']} ms",
+        "adaptive": "error rate over the adaptive exposures",
+    }[exposure["mode"]]
+    out = io.StringIO()
+    out.write(f"\n{at}, per model ({resamples} bootstrap resamples over raters and sketches):\n")
+    for row in hype["infinity"]:
+        out.write(
+            f"  {row['model']}: {_pct(row['hype_infinity']).strip()}% "
+            f"[{_pct(row['ci95'][0]).strip()}, {_pct(row['ci95'][1]).strip()}] (real sketches "
+            f"graded fake {_pct(row['real_error']).strip()}% of {row['real_gradings']}, the "
+            f"model's graded real or possibly real {_pct(row['model_error']).strip()}% of "
+            f"{row['model_gradings']})\n"
+        )
+    out.write(textwrap.fill(hype["rules"]["infinity"] + ".", WIDTH) + "\n")
+    if "time" in hype:
+        t = hype["time"]
+        out.write(
+            f"\nHYPE-time: adaptive exposure from {t['min_ms']} to {t['max_ms']} ms "
+            f"(steps {', '.join(map(str, t['levels']))}):\n"
+        )
+        for row in t["models"]:
+            out.write(
+                f"  {row['model']}: threshold {_value_ms(row['threshold_ms'], *row['ci95'])} over "
+                f"{_count(row['raters'], 'rater')} ({row['trials']} trials)\n"
+            )
+        out.write(textwrap.fill(hype["rules"]["time"] + ".", WIDTH) + "\n")
+    return out.getvalue()
+
+
+def _value_ms(x: float, lo: float, hi: float) -> str:
+    if math.isnan(x):
+        return "n/a"
+    if math.isnan(lo) or math.isnan(hi):
+        return f"{x:.0f} ms"
+    return f"{x:.0f} ms [{lo:.0f}, {hi:.0f}]"
 
 
 def _value(x: float, lo: float | None = None, hi: float | None = None) -> str:
@@ -1051,13 +1246,48 @@ def write_rater_csv(report: dict, path: str | Path) -> None:
     their shares of real / possibly real / fake (gold items left out), median time (ms)."""
     import pandas as pd
 
-    rows = [
-        {**r, "name": _cell(r["name"]), "participant": _cell(r["participant"])}
-        for r in report["rater_stats"]
-    ]
-    frame = pd.DataFrame(rows, columns=list(RATER_COLUMNS))
+    rows = [{k: _cell(v) if isinstance(v, str) else v for k, v in r.items()}
+            for r in report["rater_stats"]]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=_rater_columns(report["rater_stats"]))
     with atomic_write(path, "w", encoding="utf-8", newline="") as f:
         frame.to_csv(f, index=False)
+
+
+def _rater_columns(stats: list[dict]) -> list[str]:
+    """RATER_COLUMNS, then the crowd study's: platform ids, consent, the answers (q_ID)."""
+    answers = sorted({k for r in stats for k in r if k.startswith("q_")})
+    return [*RATER_COLUMNS, *CROWD_COLUMNS, "consent_at", "consent_sha256", *answers]
+
+
+def write_grades_csv(store: GradeStore, report: dict, path: str | Path) -> None:
+    """One row per grading (the latest grade of each rater for each sketch, gold items too), in
+    the order they were given: the rater (short id) with their platform ids, consent and
+    answers; the sketch's id, source, category and gold kind; the grade, its time (ms) and how
+    long the sketch was shown (exposure_ms; empty: until graded)."""
+    import pandas as pd
+
+    short = {r.token: r.short_id for r in store.raters()}
+    per_rater = {s["rater"]: s for s in report["rater_stats"]}
+    columns = [c for c in _rater_columns(report["rater_stats"]) if c not in RATER_COLUMNS]
+    rows = []
+    for g in store.gradings():
+        rater = per_rater.get(short[g.rater], {})
+        rows.append(
+            {
+                "rater": short[g.rater],
+                **{c: _cell(str(rater.get(c, ""))) for c in columns},
+                "sketch": g.sketch,
+                "source": g.source,
+                "category": g.category,
+                "gold": g.gold or "",
+                "grade": g.grade,
+                "ms": g.ms,
+                "exposure_ms": g.exposure_ms,
+            }
+        )
+    head = ["rater", *columns, "sketch", "source", "category", "gold", "grade", "ms", "exposure_ms"]
+    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
+        pd.DataFrame(rows, columns=head).to_csv(f, index=False)
 
 
 def _bars(ax, x: np.ndarray, width: float, offset: float, values, lo, hi, **style) -> None:

@@ -8,29 +8,42 @@ are read once from the package into a whitelist dict):
     GET  /api/session                    what the instructions page shows: {exposure_ms,
                                          examples: {real: [svg], fake: [svg]}, checks, total,
                                          categories}
-    POST /api/raters   {name, participant?}
+    POST /api/raters   {name, participant? | platform + its ids?, consent?}
                                          start a new rater: {rater, name, participant, total,
-                                         graded, done}; `rater` is the rater's secret resume
-                                         token, told only here
-    GET  /api/state?rater=T              {name, participant, total, graded, done}, and once done
-                                         {completion: {code, url}}
+                                         graded, done, before?}; `rater` is the rater's secret
+                                         resume token, told only here. platform "mturk" with
+                                         worker_id, assignment_id, hit_id, turk_submit_to, or
+                                         "prolific" with prolific_pid, study_id, session_id
+                                         (`crowd.check_enrolment`); consent: true where the
+                                         study has a consent form (else 400, nothing stored);
+                                         409 for a worker id already in the study, 410 once
+                                         every sketch has its raters (`design`)
+    GET  /api/state?rater=T              {name, participant, total, graded, done, before?,
+                                         after?}, and once done (and answered) {completion:
+                                         {code, url, mturk?: {submit, assignment_id}}}
     GET  /api/item?rater=T&index=I       the I-th sketch of T's order: {index, id, svg, grade,
-                                         category}
+                                         category, exposure_ms (adaptive exposure only)}
     POST /api/grades   {rater, sketch, grade, request_id, ms?}
                                          store a grade (ms: from showing the sketch to the
                                          answer); {stored, graded, total, done, next, ...}
+    POST /api/answers  {rater, question, answer}
+                                         answer a question of the study's (`--questions`);
+                                         the state. Sketches wait for the questions before,
+                                         the completion code for those after (409 until)
 
-A rater grades their own random order of the whole pool (gold items, the attention checks,
-among it, and told apart by nothing the page receives), front to back; they may step back and
-change a grade, never skip ahead. A name identifies no one: every start makes a new rater, and
-only the token (kept by the page, and in the resume link it shows once) continues a session.
-With an access token every /api request must carry it in the `X-Grading-Token` header (the page
-takes it from the link's `?token=`). Errors are JSON ``{"error": message}`` with a 4xx status,
-and leave the database unchanged.
+A rater grades their own random order of the whole pool, or of their part of it under
+per-rater subsets (`design`), gold items (the attention checks) among it and told apart by
+nothing the page receives, front to back; they may step back and change a grade (not under
+adaptive exposure), never skip ahead. A name identifies no one: every start makes a new rater,
+and only the token (kept by the page, and in the resume link it shows once) continues a
+session. With an access token every /api request must carry it in the `X-Grading-Token` header
+or the cookie the page's link sets (the page takes it from the link's `?token=`). Errors are
+JSON ``{"error": message}`` with a 4xx status, and leave the database unchanged.
 
-The HTTP layer answers only GET and POST, only for the host names the server was started for
-(`host_allow_list`: against DNS rebinding, where a web page points its own name at this
-machine), and gives each connection a thread only up to a cap, with deadlines
+Under TLS (`load_tls`) each connection's handshake runs in its own thread within the request
+deadline. The HTTP layer answers only GET and POST, only for the host names the server was
+started for (`host_allow_list`: against DNS rebinding, where a web page points its own name at
+this machine), and gives each connection a thread only up to a cap, with deadlines
 (`GradingServer`).
 """
 
@@ -42,7 +55,9 @@ import io
 import ipaddress
 import json
 import re
+import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -50,6 +65,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
@@ -60,10 +76,22 @@ from .completion import (  # noqa: F401 - the command and the tests import them 
     check_completion_url,
     completion_link,
 )
+from .crowd import (
+    MTURK_FRAMES,
+    MTURK_SUBMIT,
+    Consent,
+    Enrolment,
+    check_answer,
+    check_enrolment,
+    mturk_submit_url,
+)
+from .design import Design, StudyFull
+from .exposure import Exposure, exposures
 from .render import sketch_svg
 from .store import (
     GRADES,
     REAL_SOURCE,
+    AlreadyEnrolled,
     GradeConflict,
     GradeStore,
     Rater,
@@ -86,14 +114,23 @@ STATIC = {  # URL path -> (file in eval/grading/static, content type)
 }
 FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token: no white space
 REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+COOKIE_SAFE = re.compile(r"[A-Za-z0-9_.~-]{1,200}")
 MAX_MS = 86_400_000  # a longer time (a day) is stored as this
 TOKEN_HEADER = "X-Grading-Token"
+TOKEN_COOKIE = "grading_token"  # the access token, kept by the browser after the link's ?token=
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+    # MTurk shows an ExternalQuestion in a frame of its own site, and the finished assignment
+    # is a form posted to it; no other site may frame the page or receive a form
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors "
+    + " ".join(MTURK_FRAMES)
+    + "; form-action 'self' "
+    + " ".join(MTURK_SUBMIT),
     "Cache-Control": "no-store",
 }
+HSTS = "max-age=86400"  # under TLS: browsers keep to https for a day
+MAX_CONNECTIONS = 128  # open connections (one thread each) unless --max-connections says
 
 
 class HTTPError(Exception):
@@ -257,13 +294,60 @@ def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def check_exposure(host: str, token: str | None) -> None:
-    """Refuse to listen beyond this machine without an access token."""
-    if not is_loopback(host) and token is None:
+def check_exposure(host: str, token: str | None, tls: bool = False) -> str | None:
+    """Refuse to listen beyond this machine with neither TLS nor an access token; return a
+    warning to print when only the token guards it (it crosses the network in clear text)."""
+    if is_loopback(host):
+        return None
+    if token is None and not tls:
         raise QuickDrawError(
-            f"--host {host} opens the session beyond this machine: give --token TOKEN "
-            "(or --token auto) so only people with the link can grade"
+            f"--host {host} opens the session beyond this machine: give --certfile/--keyfile "
+            "(HTTPS) or --token TOKEN (or --token auto) so only people with the link can grade"
         )
+    if not tls:
+        return (
+            f"warning: --host {host} without TLS: the access token and every grade cross the "
+            "network in clear text; give --certfile and --keyfile, or a TLS proxy in front"
+        )
+    return None
+
+
+def load_tls(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+    """A server-side TLS context (TLS 1.2 or later) from a PEM certificate chain and its key
+    (`keyfile` None: the key is in `certfile`); raises QuickDrawError in one line for a file
+    that cannot be read, is not PEM, is a key protected by a password, or does not match."""
+    for flag, path in (("--certfile", certfile), ("--keyfile", keyfile)):
+        if path is None:
+            continue
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+        except OSError as e:
+            raise QuickDrawError(f"cannot read {flag} {path}: {e.strerror or e}") from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+
+    def no_password() -> str:
+        raise QuickDrawError(
+            f"--keyfile {keyfile or certfile} is protected by a password: give an unencrypted "
+            "key (this server cannot ask for one)"
+        )
+
+    try:
+        context.load_cert_chain(certfile, keyfile, password=no_password)
+    except ssl.SSLError as e:
+        reason = getattr(e, "reason", None) or str(e)
+        if reason == "KEY_VALUES_MISMATCH":
+            raise QuickDrawError(
+                f"--keyfile {keyfile} is not the key of --certfile {certfile} (they do not "
+                "match): give the key the certificate was made with"
+            ) from None
+        raise QuickDrawError(
+            f"--certfile {certfile}"
+            + (f" / --keyfile {keyfile}" if keyfile else "")
+            + f" cannot be used ({reason}): give a PEM certificate and its PEM private key"
+        ) from None
+    return context
 
 
 def shown_categories(sketches: dict[str, Sketch]) -> dict[str, str | None]:
@@ -289,30 +373,53 @@ def shown_categories(sketches: dict[str, Sketch]) -> dict[str, str | None]:
 class GradingApp:
     """The request logic, independent of the socket layer (tests call `handle` directly)."""
 
-    def __init__(self, store: GradeStore, token: str | None = None):
+    def __init__(self, store: GradeStore, token: str | None = None, https: bool = False):
         if not store.has_session():
             raise QuickDrawError(f"{store.path} holds no grading session yet")
         self.store = store
         self.token = token
+        self.https = https  # served over TLS: the access token's cookie is Secure
         self._told = ""  # the last store failure printed (printed once, not per request)
         self.static = load_static()
         sketches = store.sketches()
         self.svgs = {sid: sketch_svg(s) for sid, s in sketches.items()}
         self.category_of = shown_categories(sketches)
+        # for each sketch, the source a staircase counts it under (None: a gold item)
+        self.source_of = {sid: None if s.gold else s.source for sid, s in sketches.items()}
         spec = store.spec()
+        self.models = [m for m in spec.get("labels", []) if m != REAL_SOURCE]
+        self.design = Design.from_spec(spec)
+        self.exposure = Exposure.from_spec(spec)
+        stored = store.meta("consent")
+        self.consent = Consent(**json.loads(stored)) if stored else None
+        self.questions = json.loads(store.meta("questions") or "{}")
+        self.question_by_id = {
+            q["id"]: q for phase in ("before", "after") for q in self.questions.get(phase, [])
+        }
         store.set_completion()  # a file from before completion codes gets one now
         code, url = store.completion()
         assert code is not None
         self.completion = {"code": code, "url": completion_link(url, code) if url else None}
+        pool = sum(s.gold is None for s in sketches.values())
         self.session = {
-            "exposure_ms": spec.get("exposure_ms"),
+            "exposure_ms": self.exposure.ms,
+            "exposure": self.exposure.to_spec(),
             "examples": {
                 kind: [sketch_svg(s) for s in found] for kind, found in store.examples().items()
             },
             "checks": bool(store.gold()),  # the instructions say so; never which ones
-            "total": len(sketches),  # every rater grades the whole pool
+            # what each rater grades: the whole pool, or their part of it
+            "total": self.design.per_rater or len(sketches),
+            "pool": pool,
             # what the sketches are meant to be, most common first (none: not said anywhere)
             "categories": [c for c, _ in Counter(self.category_of.values()).most_common() if c],
+            "consent": (
+                {"html": self.consent.html(), "sha256": self.consent.sha256}
+                if self.consent
+                else None
+            ),
+            "questions": {p: self.questions.get(p, []) for p in ("before", "after")},
+            "back": self.exposure.mode != "adaptive",  # a staircase's answers are final
         }
 
     def handle(
@@ -344,13 +451,14 @@ class GradingApp:
                     HTTPStatus.METHOD_NOT_ALLOWED, f"{method} {path}: use GET", {"Allow": "GET"}
                 )
             data, ctype = self.static[path]
-            return Response(HTTPStatus.OK, ctype, data)
+            return Response(HTTPStatus.OK, ctype, data, self._token_cookie(path, url.query))
         routes = {
             ("GET", "/api/session"): self._session,
             ("POST", "/api/raters"): self._start_rater,
             ("GET", "/api/state"): self._state,
             ("GET", "/api/item"): self._item,
             ("POST", "/api/grades"): self._grade,
+            ("POST", "/api/answers"): self._answer,
         }
         allowed = [m for m, p in routes if p == path]
         if not allowed:
@@ -368,10 +476,33 @@ class GradingApp:
 
     # --- validation ---------------------------------------------------------------------------
 
+    def _token_cookie(self, path: str, query: str) -> dict[str, str]:
+        """The page opened from its link (``/?token=T``, T right) sets the access token as a
+        cookie: HttpOnly (no script reads it), SameSite=Strict (no other site's request
+        carries it), and Secure under TLS (never sent in clear text)."""
+        if self.token is None or path != "/" or not query:
+            return {}
+        try:
+            given = parse_qs(query, max_num_fields=20).get("token", [""])[0]
+        except ValueError:
+            return {}
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            return {}
+        if not COOKIE_SAFE.fullmatch(self.token):
+            return {}  # a --token a cookie cannot hold: the page's header carries it alone
+        cookie = f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000"
+        return {"Set-Cookie": cookie + ("; Secure" if self.https else "")}
+
     def _check_token(self, headers: dict[str, str]) -> None:
         if self.token is None:
             return
         given = headers.get(TOKEN_HEADER.lower(), "")
+        if not given and "cookie" in headers:
+            try:
+                jar = SimpleCookie(headers["cookie"])
+            except CookieError:
+                jar = SimpleCookie()
+            given = jar[TOKEN_COOKIE].value if TOKEN_COOKIE in jar else ""
         if not hmac.compare_digest(given.encode(), self.token.encode()):
             raise HTTPError(
                 HTTPStatus.FORBIDDEN, "missing or wrong access token: open the link you were sent"
@@ -454,21 +585,55 @@ class GradingApp:
         return Response.json(self.session)
 
     def _start_rater(self, obj: dict) -> Response:
-        (name,) = self._fields(obj, ("name",), optional=("participant",))
+        crowd = ("platform", "worker_id", "assignment_id", "hit_id", "turk_submit_to",
+                 "prolific_pid", "study_id", "session_id")  # fmt: skip
+        (name,) = self._fields(obj, ("name",), optional=("participant", "consent", *crowd))
         participant = obj.get("participant")
+        enrolment = None
         try:
-            if "participant" in obj:
+            if self.consent is not None and obj.get("consent") is not True:
+                raise QuickDrawError(
+                    "agree to the consent form first (send consent: true); nothing was stored"
+                )
+            if "consent" in obj and self.consent is None:
+                raise QuickDrawError("this study has no consent form: send no consent")
+            if "platform" in obj:
+                if "participant" in obj:
+                    raise QuickDrawError("send a platform's ids or a participant id, not both")
+                enrolment = check_enrolment(
+                    obj["platform"], {k: obj[k] for k in crowd[1:] if k in obj}
+                )
+                participant = enrolment.worker
+                name = name.strip() or participant
+            elif any(k in obj for k in crowd):
+                raise QuickDrawError("platform ids need a platform (mturk or prolific)")
+            elif "participant" in obj:
                 if not isinstance(participant, str):
                     raise QuickDrawError("participant must be a string")
                 participant = clean_participant(participant)
+                enrolment = Enrolment("link", participant)
                 if not name.strip():  # a crowd link: the participant id is the name shown
                     name = participant
             name = clean_name(name)
         except QuickDrawError as e:
             raise HTTPError(HTTPStatus.BAD_REQUEST, str(e)) from e
-        rater = self.store.new_rater(name, participant)
+        consent = self.consent.sha256 if self.consent is not None else None
+        try:
+            rater = self.store.new_rater(name, participant, enrolment, consent)
+        except AlreadyEnrolled as e:
+            raise HTTPError(HTTPStatus.CONFLICT, str(e)) from e
+        except StudyFull as e:
+            raise HTTPError(HTTPStatus.GONE, str(e)) from e
         # the only answer that holds the token: the page keeps it and shows it as a resume link
         return Response.json({"rater": rater.token, **self._state_of(rater)}, HTTPStatus.CREATED)
+
+    def _pending(self, rater: Rater, phase: str) -> list[str]:
+        """The required questions of `phase` that `rater` has not answered."""
+        asked = [q["id"] for q in self.questions.get(phase, []) if q["required"]]
+        if not asked:
+            return []
+        answered = self.store.answered(rater)
+        return [q for q in asked if q not in answered]
 
     def _state_of(self, rater: Rater) -> dict:
         graded = self.store.graded_count(rater)
@@ -480,25 +645,59 @@ class GradingApp:
             "graded": graded,
             "done": graded >= total,
         }
-        if state["done"]:  # the code only once every sketch is graded
-            state["completion"] = self.completion
+        if self.questions.get("before"):  # required questions not yet answered
+            state["before"] = self._pending(rater, "before")
+        if state["done"] and self.questions.get("after"):
+            state["after"] = self._pending(rater, "after")
+        if state["done"] and not state.get("after"):  # the code only once all is done
+            completion = dict(self.completion)
+            enrolment = self.store.enrolment(rater.token)
+            if enrolment is not None and enrolment.platform == "mturk":
+                assert enrolment.submit_to is not None
+                # MTurk: the page posts the assignment back to MTurk, with the code
+                completion["mturk"] = {
+                    "submit": mturk_submit_url(enrolment.submit_to),
+                    "assignment_id": enrolment.assignment,
+                }
+                completion["url"] = None
+            state["completion"] = completion
         return state
+
+    def _exposures(self, rater: Rater) -> list[int | None]:
+        """The exposure of each item of `rater`'s order up to their next one: the fixed one,
+        none, or under HYPE-time their staircases' (`exposure.exposures`)."""
+        if self.exposure.mode != "adaptive":
+            return [self.exposure.ms] * len(rater.order)
+        grades = self.store.grades_of(rater)
+        answers = [grades[sid] for sid in rater.order if sid in grades]
+        sources = [self.source_of[sid] for sid in rater.order]
+        return exposures(self.exposure, sources, self.models, answers)
 
     def _item_at(self, rater: Rater, index: int) -> dict:
         sid = rater.order[index]
         grade = self.store.latest_grade(rater, sid)
-        return {
+        item = {
             "index": index,
             "id": sid,
             "svg": self.svgs[sid],
             "grade": grade,
             "category": self.category_of[sid],
         }
+        if self.exposure.mode == "adaptive":  # this sketch's, from the rater's staircases
+            item["exposure_ms"] = self._exposures(rater)[index]
+        return item
 
     def _state(self, query: dict) -> Response:
         if set(query) != {"rater"}:
             raise HTTPError(HTTPStatus.BAD_REQUEST, "expected query ?rater=TOKEN")
         return Response.json(self._state_of(self._rater(query["rater"])))
+
+    def _check_before(self, rater: Rater) -> None:
+        pending = self._pending(rater, "before")
+        if pending:
+            raise HTTPError(
+                HTTPStatus.CONFLICT, f"answer the questions first: {', '.join(pending)}"
+            )
 
     def _item(self, query: dict) -> Response:
         if set(query) != {"rater", "index"}:
@@ -514,6 +713,7 @@ class GradingApp:
                 HTTPStatus.NOT_FOUND,
                 f"no sketch {index} for you yet: you have graded {graded} of {len(rater.order)}",
             )
+        self._check_before(rater)
         return Response.json(self._item_at(rater, index))
 
     def _grade(self, obj: dict) -> Response:
@@ -538,8 +738,18 @@ class GradingApp:
             raise HTTPError(
                 HTTPStatus.CONFLICT, f"grade the sketches in order: you are at {graded + 1}"
             )
+        self._check_before(rater)
+        if position < graded and self.exposure.mode == "adaptive":
+            previous = self.store.latest_grade(rater, sketch)
+            if previous != grade:  # a retry of the same grade is answered as before
+                raise HTTPError(
+                    HTTPStatus.CONFLICT,
+                    "under adaptive exposure a grade is final: the next sketch's exposure "
+                    "followed from it",
+                )
+        shown = self._exposures(rater)[position]
         try:
-            stored = self.store.add_grade(request_id, rater, sketch, grade, ms)
+            stored = self.store.add_grade(request_id, rater, sketch, grade, ms, shown)
         except GradeConflict as e:
             raise HTTPError(HTTPStatus.CONFLICT, str(e)) from e
         state = self._state_of(rater)
@@ -547,6 +757,24 @@ class GradingApp:
         nxt = self._item_at(rater, following) if following < len(rater.order) else None
         status = HTTPStatus.CREATED if stored else HTTPStatus.OK
         return Response.json({"stored": stored, **state, "next": nxt}, status)
+
+    def _answer(self, obj: dict) -> Response:
+        token, question = self._fields(obj, ("rater", "question"), optional=("answer",))
+        rater = self._rater(token)
+        asked = self.question_by_id.get(question) if len(question) <= 64 else None
+        if asked is None:
+            raise HTTPError(HTTPStatus.NOT_FOUND, f"no question {question[:64]!r} in this study")
+        if "answer" not in obj:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "expected fields rater, question, answer")
+        after = any(q["id"] == question for q in self.questions.get("after", []))
+        if after and self.store.graded_count(rater) < len(rater.order):
+            raise HTTPError(HTTPStatus.CONFLICT, "this question comes after the last sketch")
+        try:
+            answer = check_answer(asked, obj["answer"])
+        except QuickDrawError as e:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, str(e)) from e
+        self.store.set_answer(rater, question, answer)
+        return Response.json(self._state_of(rater))
 
 
 class _Input(io.RawIOBase):
@@ -671,6 +899,8 @@ def make_handler(app: GradingApp, quiet: bool = True) -> type[BaseHTTPRequestHan
             self.send_header("Content-Length", str(len(response.body)))
             for k, v in {**SECURITY_HEADERS, **response.headers}.items():
                 self.send_header(k, v)
+            if self.server.tls is not None:
+                self.send_header("Strict-Transport-Security", HSTS)
             self.served += 1
             last = self.served >= self.server.max_requests or time.monotonic() >= self.ends
             if response.status >= 400 or last:
@@ -705,16 +935,24 @@ class GradingServer(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 128
-    max_connections = 128  # open connections (one thread each); a browser keeps up to six
+    max_connections = MAX_CONNECTIONS  # open connections (one thread each); a browser keeps six
     max_per_address = 32  # open connections from one client address (a lab behind a NAT: more)
     idle_timeout = 5.0  # seconds a connection may wait for its next request to begin
     request_timeout = 5.0  # seconds from a request's first byte to its last, and to answer
     max_requests = 100  # answers on one connection
     connection_timeout = 60.0  # seconds one connection may stay open
 
-    def __init__(self, address, handler, allowed_hosts: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        address,
+        handler,
+        allowed_hosts: frozenset[str] = frozenset(),
+        tls: ssl.SSLContext | None = None,
+    ):
         self.allowed_hosts = allowed_hosts  # see host_allow_list; empty answers no one
+        self.tls = tls  # HTTPS: each connection's handshake runs in its own thread
         self._open: dict[socket.socket, str] = {}  # open connection -> its client address
+        self._wrapped: dict[socket.socket, ssl.SSLSocket] = {}  # ... -> its TLS socket
         self._per_address: collections.Counter[str] = collections.Counter()
         self._open_lock = threading.Lock()
         super().__init__(address, handler)
@@ -731,7 +969,10 @@ class GradingServer(ThreadingHTTPServer):
                 self._open[request] = address
                 self._per_address[address] += 1
         if busy:
-            self._turn_away(request, busy)
+            if self.tls is None:
+                self._turn_away(request, busy)
+            else:  # an answer needs a handshake, which the accepting thread must not wait for
+                self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)  # starts its thread
@@ -744,6 +985,52 @@ class GradingServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._forget(request)
+
+    def finish_request(self, request, client_address) -> None:
+        """Serve one connection; under TLS, its handshake first, within `request_timeout` (a
+        client that sends its hello byte by byte is cut off like one that sends its headers
+        so)."""
+        if self.tls is None:
+            return super().finish_request(request, client_address)
+        secure = self._handshake(request)
+        if secure is None:
+            return
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            with self._open_lock:
+                self._wrapped.pop(request, None)
+            secure.close()
+
+    def _handshake(self, request: socket.socket) -> ssl.SSLSocket | None:
+        assert self.tls is not None
+        deadline = time.monotonic() + self.request_timeout
+        try:
+            secure = self.tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        except OSError:
+            return None
+        with self._open_lock:
+            self._wrapped[request] = secure
+        secure.setblocking(False)
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    secure.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    ready = select.select([secure], [], [], max(left, 0))[0]
+                except ssl.SSLWantWriteError:
+                    ready = select.select([], [secure], [], max(left, 0))[1]
+                if not ready:
+                    raise TimeoutError("the TLS handshake took too long")
+        except (OSError, ValueError):  # no TLS (plain HTTP), a bad hello, too slow, gone
+            with self._open_lock:
+                self._wrapped.pop(request, None)
+            secure.close()
+            return None
+        secure.setblocking(True)
+        return secure
 
     def _forget(self, request) -> None:
         with self._open_lock:
@@ -779,10 +1066,10 @@ class GradingServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         """Stop listening and end the open connections, whose threads it then waits for."""
         with self._open_lock:
-            for conn in self._open:
+            for conn in [*self._open, *self._wrapped.values()]:
                 try:
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
+                except (OSError, ValueError):
                     pass
         super().server_close()
 
@@ -806,30 +1093,40 @@ def make_server(
     quiet: bool = True,
     allowed_hosts: Iterable[str] = (),
     max_per_address: int | None = None,
+    tls: ssl.SSLContext | None = None,
+    max_connections: int | None = None,
 ) -> GradingServer:
-    """A bound (not yet serving) server; refuses a non-loopback host without an access token.
-    It answers to the host names of `host_allow_list(host, allowed_hosts)`, and no others;
-    `max_per_address` connections from one client address (default: the class's)."""
-    check_exposure(host, app.token)
+    """A bound (not yet serving) server; refuses a non-loopback host with neither TLS nor an
+    access token. It answers to the host names of `host_allow_list(host, allowed_hosts)`, and
+    no others; `max_connections` open connections (default MAX_CONNECTIONS), `max_per_address`
+    of them from one client address (default: the class's); HTTPS with the `tls` context
+    (`load_tls`)."""
+    check_exposure(host, app.token, tls is not None)
     names = host_allow_list(host, allowed_hosts)
     server_class = GradingServer
     if ":" in host:
         server_class = type("GradingServer6", (GradingServer,), {"address_family": socket.AF_INET6})
+    if max_connections is not None:
+        check_count(max_connections, "--max-connections", 2, 4096)
+    most = max_connections or GradingServer.max_connections
     if max_per_address is not None:
-        check_count(max_per_address, "--max-per-address", 1, GradingServer.max_connections - 1)
+        check_count(max_per_address, "--max-per-address", 1, most - 1)
     try:
-        server = server_class((host, port), make_handler(app, quiet), names)
+        server = server_class((host, port), make_handler(app, quiet), names, tls)
     except OSError as e:
         raise QuickDrawError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    app.https = tls is not None
+    server.max_connections = most
     if max_per_address is not None:
         server.max_per_address = max_per_address
     return server
 
 
-def session_url(server: ThreadingHTTPServer, host: str, token: str | None) -> str:
+def session_url(server: GradingServer, host: str, token: str | None) -> str:
     """The link to send: a wildcard address is shown as this machine's name."""
     port = server.server_address[1]
     if host in WILDCARDS:
         host = socket.getfqdn()
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    scheme = "https" if server.tls is not None else "http"
+    return f"{scheme}://{shown}:{port}/" + (f"?token={token}" if token else "")

@@ -18,7 +18,13 @@ Tables
     grades    append-only: one row per accepted submission. `request_id` is UNIQUE, so a double
               click or a retry of the same submission is stored once; a rater who changes a grade
               adds a row, and the later row (higher `seq`) is the one that counts. `ms` is the
-              time the page measured from showing the sketch to the answer (NULL if not sent).
+              time the page measured from showing the sketch to the answer (NULL if not sent),
+              `exposure_ms` how long the sketch was shown (NULL: until graded).
+    enrolments  a crowd platform's ids of a rater (`crowd.Enrolment`): platform, worker id,
+              MTurk's assignment, HIT and turkSubmitTo, Prolific's study and session;
+              UNIQUE (platform, worker): one worker takes a study once.
+    consents  when a rater agreed to the consent form, and the form's SHA-256.
+    answers   a rater's answer to each question (`--questions`); a later answer replaces it.
 
 Files from before a column existed are upgraded in place when opened for writing
 (`GradeStore._upgrade`: SQLite adds a nullable column without rewriting the table), and read as
@@ -33,20 +39,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import secrets
 import sqlite3
 import threading
 import time
 import unicodedata
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from ...errors import QuickDrawError
+
+if TYPE_CHECKING:
+    from .crowd import Enrolment
 
 # The three grades of the protocol, in the order of the page's buttons (keys 1, 2, 3).
 GRADES = ("real", "possibly_real", "fake")
@@ -54,12 +63,14 @@ REAL_SOURCE = "real"  # the source label of the real sketches
 MAX_NAME = 60  # characters of a rater's name, after normalisation
 MAX_PARTICIPANT = 60  # characters of a participant id, after normalisation
 GOLD_KINDS = ("real", "fake")  # the two kinds of attention check
-# columns added after the first files were written: table -> (column, declaration)
-ADDED_COLUMNS = {
-    "sketches": ("gold", "TEXT CHECK (gold IN ('real', 'fake'))"),
-    "raters": ("participant", "TEXT"),
-    "grades": ("ms", "INTEGER"),
-}
+# columns added after the first files were written: (table, column, declaration)
+ADDED_COLUMNS = (
+    ("sketches", "gold", "TEXT CHECK (gold IN ('real', 'fake'))"),
+    ("raters", "participant", "TEXT"),
+    ("grades", "ms", "INTEGER"),
+    ("grades", "exposure_ms", "INTEGER"),
+)
+CROWD_TABLES = ("enrolments", "consents", "answers")  # tables added with crowd studies
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,9 +96,33 @@ CREATE TABLE IF NOT EXISTS grades (
     sketch TEXT NOT NULL REFERENCES sketches(id),
     grade TEXT NOT NULL CHECK (grade IN ('real', 'possibly_real', 'fake')),
     created REAL NOT NULL,
-    ms INTEGER
+    ms INTEGER,
+    exposure_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS grades_by_rater ON grades (rater, sketch);
+CREATE TABLE IF NOT EXISTS enrolments (
+    rater TEXT PRIMARY KEY REFERENCES raters(token),
+    platform TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    assignment TEXT,
+    hit TEXT,
+    submit_to TEXT,
+    study TEXT,
+    session TEXT,
+    UNIQUE (platform, worker)
+);
+CREATE TABLE IF NOT EXISTS consents (
+    rater TEXT PRIMARY KEY REFERENCES raters(token),
+    agreed REAL NOT NULL,
+    sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS answers (
+    rater TEXT NOT NULL REFERENCES raters(token),
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (rater, question)
+);
 """
 
 
@@ -154,6 +189,11 @@ class Grading(NamedTuple):
     grade: str
     ms: int | None  # time from showing the sketch to this answer, as the page measured it
     gold: str | None  # "real" / "fake" for an attention check, else None
+    exposure_ms: int | None = None  # how long the sketch was shown (None: until graded)
+
+
+class AlreadyEnrolled(QuickDrawError):
+    """A platform's worker id that already has a rater in this study."""
 
 
 class GradeConflict(QuickDrawError):
@@ -264,7 +304,11 @@ class GradeStore:
                 self._upgrade()
             self._columns = {
                 table: {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                for table in ADDED_COLUMNS
+                for table in {t for t, _, _ in ADDED_COLUMNS}
+            }
+            self._tables = {
+                row[0]
+                for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
         except sqlite3.DatabaseError as e:
             if hasattr(self, "_db"):
@@ -356,7 +400,7 @@ class GradeStore:
         transaction: NULL in every old row (no gold items, no participant ids, no times)."""
         missing = [
             (table, column, declaration)
-            for table, (column, declaration) in ADDED_COLUMNS.items()
+            for table, column, declaration in ADDED_COLUMNS
             if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
         ]
         if not missing:
@@ -391,10 +435,12 @@ class GradeStore:
         sketches: Sequence[Sketch],
         spec: dict,
         examples: dict[str, Sequence[Sketch]] | None = None,
+        meta: dict[str, str] | None = None,
     ) -> list[str]:
-        """Store the pool (in the given order, gold items among it), the session's `spec` and
-        the instructions page's `examples` ({"real": [...], "fake": [...]}); return the ids.
-        A new session also gets a random completion code (`completion`)."""
+        """Store the pool (in the given order, gold items among it), the session's `spec`, the
+        instructions page's `examples` ({"real": [...], "fake": [...]}) and other `meta` values
+        (the study's hash, consent form, questions); return the ids. A new session also gets a
+        random completion code (`completion`)."""
         if not sketches:
             raise QuickDrawError("a grading session needs at least one sketch")
         ids = [new_token() for _ in sketches]
@@ -421,6 +467,9 @@ class GradeStore:
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('completion_code', ?)",
                     (new_completion_code(),),
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", list((meta or {}).items())
                 )
         return ids
 
@@ -486,25 +535,89 @@ class GradeStore:
 
     # --- raters ------------------------------------------------------------------------------
 
-    def new_rater(self, name: str, participant: str | None = None) -> Rater:
-        """A new rater called `name` (normalised by `clean_name`) with a fresh random order and a
-        fresh secret token; `participant` is a crowd platform's id (`clean_participant`).
-        Every call makes a new rater: neither a name nor a participant id resumes anyone."""
+    def new_rater(
+        self,
+        name: str,
+        participant: str | None = None,
+        enrolment: Enrolment | None = None,
+        consent: str | None = None,
+    ) -> Rater:
+        """A new rater called `name` (normalised by `clean_name`) with a fresh secret token and
+        their sketches in their order (`design.choose_sketches`: the whole pool, or a balanced
+        part of it under per-rater subsets); `participant` is a crowd platform's id
+        (`clean_participant`), `enrolment` their platform and ids (one rater per platform and
+        worker id: a second start is refused with AlreadyEnrolled), `consent` the SHA-256 of
+        the consent form they agreed to (stored with the time). Raises StudyFull when every
+        sketch has its raters. Neither a name nor an id resumes anyone."""
+        from .design import Design, choose_sketches
+
         name = clean_name(name)
         participant = None if participant is None else clean_participant(participant)
         token = new_token()
+        design = Design.from_spec(self.spec())
         with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM sketches ORDER BY position")]
-            random.SystemRandom().shuffle(ids)  # gold items land anywhere in the order
+            if enrolment is not None:
+                taken = self._db.execute(
+                    "SELECT r.rowid FROM enrolments e JOIN raters r ON r.token = e.rater "
+                    "WHERE e.platform = ? AND e.worker = ?",
+                    (enrolment.platform, enrolment.worker),
+                ).fetchone()
+                if taken:
+                    raise AlreadyEnrolled(
+                        f"{enrolment.worker} has already taken part in this study (as "
+                        f"r{taken[0]}): each worker takes it once; open your resume link to go on"
+                    )
+            rows = self._db.execute(
+                f"SELECT id, source, {self._column('sketches', 'gold')} FROM sketches "
+                "ORDER BY position"
+            ).fetchall()
+            pool = {sid: source for sid, source, gold in rows if gold is None}
+            gold = [sid for sid, _, g in rows if g is not None]
+            number = (self._db.execute("SELECT max(rowid) FROM raters").fetchone()[0] or 0) + 1
+            held = self._held(design) if design.per_rater is not None else Counter()
+            order = choose_sketches(pool, gold, held, design, number)
+            now = time.time()
             with self._transaction():
                 cursor = self._db.execute(
-                    "INSERT INTO raters (token, name, created, sketch_order, participant) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (token, name, time.time(), json.dumps(ids), participant),
+                    "INSERT INTO raters (rowid, token, name, created, sketch_order, participant) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (number, token, name, now, json.dumps(order), participant),
                 )
-            number = cursor.lastrowid
-            assert number is not None
-            return self._remember(Rater(token, name, tuple(ids), number, participant))
+                if enrolment is not None:
+                    self._db.execute(
+                        "INSERT INTO enrolments (rater, platform, worker, assignment, hit, "
+                        "submit_to, study, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (token, enrolment.platform, enrolment.worker, enrolment.assignment,
+                         enrolment.hit, enrolment.submit_to, enrolment.study, enrolment.session),
+                    )  # fmt: skip
+                if consent is not None:
+                    self._db.execute(
+                        "INSERT INTO consents (rater, agreed, sha256) VALUES (?, ?, ?)",
+                        (token, now, consent),
+                    )
+            assert cursor.lastrowid == number
+            return self._remember(Rater(token, name, tuple(order), number, participant))
+
+    def _held(self, design) -> Counter:
+        """Sketch id -> how many raters hold it: every rater whose order has it, except a rater
+        who has not finished, has been silent for `design.hold_minutes`, and has not graded it
+        (they gave it back). Called under the lock."""
+        graded: dict[str, set[str]] = defaultdict(set)
+        last: dict[str, float] = {}
+        for rater, sketch, created in self._db.execute("SELECT rater, sketch, created FROM grades"):
+            graded[rater].add(sketch)
+            last[rater] = max(last.get(rater, 0.0), created)
+        cutoff = time.time() - 60 * design.hold_minutes
+        held: Counter = Counter()
+        for token, order, created in self._db.execute(
+            "SELECT token, sketch_order, created FROM raters"
+        ):
+            ids = json.loads(order)
+            done = graded.get(token, set())
+            if len(done) < len(ids) and max(last.get(token, 0.0), created) < cutoff:
+                ids = [sid for sid in ids if sid in done]
+            held.update(ids)
+        return held
 
     def rater(self, token: str) -> Rater | None:
         """The rater whose secret token is `token`, or None."""
@@ -561,10 +674,17 @@ class GradeStore:
         return row[0] if row else None
 
     def add_grade(
-        self, request_id: str, rater: Rater, sketch_id: str, grade: str, ms: int | None = None
+        self,
+        request_id: str,
+        rater: Rater,
+        sketch_id: str,
+        grade: str,
+        ms: int | None = None,
+        exposure_ms: int | None = None,
     ) -> bool:
         """Store one grade, committed before returning; False if `request_id` was already stored.
-        `ms` is the time from showing the sketch to the answer (a retry's is not compared).
+        `ms` is the time from showing the sketch to the answer (a retry's is not compared),
+        `exposure_ms` how long the sketch was shown (None: until graded).
 
         Raises GradeConflict when the request id is stored with different content, and
         QuickDrawError for a grade outside GRADES (the caller validates first; this is the
@@ -578,13 +698,77 @@ class GradeStore:
             ).fetchone()
             if old is None:
                 self._db.execute(
-                    "INSERT INTO grades (request_id, rater, sketch, grade, created, ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (request_id, rater.token, sketch_id, grade, time.time(), ms),
+                    "INSERT INTO grades (request_id, rater, sketch, grade, created, ms, "
+                    "exposure_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (request_id, rater.token, sketch_id, grade, time.time(), ms, exposure_ms),
                 )
         if old is not None and tuple(old) != (rater.token, sketch_id, grade):
             raise GradeConflict(f"request id {request_id!r} was already used for another grade")
         return old is None
+
+    def grades_of(self, rater: Rater) -> dict[str, str]:
+        """Sketch id -> the latest grade `rater` gave it."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT sketch, grade FROM grades WHERE rater = ? ORDER BY seq", (rater.token,)
+            ).fetchall()
+        return dict(rows)
+
+    # --- crowd studies -------------------------------------------------------------------------
+
+    def enrolment(self, token: str) -> Enrolment | None:
+        """The platform and ids rater `token` came with, or None."""
+        from .crowd import Enrolment
+
+        if "enrolments" not in self._tables:
+            return None
+        with self._lock:
+            row = self._db.execute(
+                "SELECT platform, worker, assignment, hit, submit_to, study, session "
+                "FROM enrolments WHERE rater = ?",
+                (token,),
+            ).fetchone()
+        return Enrolment(*row) if row else None
+
+    def crowd(self) -> dict[str, dict]:
+        """Rater token -> {"platform", "worker", "assignment", "hit", "submit_to", "study",
+        "session", "consent_at", "consent_sha256", "answers": {question: answer}}: what a crowd
+        study stored of each rater (empty for a file from before crowd studies)."""
+        if not set(CROWD_TABLES) <= self._tables:
+            return {}
+        out: dict[str, dict] = defaultdict(lambda: {"answers": {}})
+        keys = ("platform", "worker", "assignment", "hit", "submit_to", "study", "session")
+        with self._lock:
+            for row in self._db.execute(f"SELECT rater, {', '.join(keys)} FROM enrolments"):
+                out[row[0]].update(zip(keys, row[1:], strict=True))
+            for rater, agreed, sha in self._db.execute(
+                "SELECT rater, agreed, sha256 FROM consents"
+            ):
+                out[rater].update(consent_at=agreed, consent_sha256=sha)
+            for rater, question, answer in self._db.execute(
+                "SELECT rater, question, answer FROM answers ORDER BY created"
+            ):
+                out[rater]["answers"][question] = answer
+        return dict(out)
+
+    def set_answer(self, rater: Rater, question: str, answer: str) -> None:
+        """Keep `rater`'s answer to `question` (a later answer replaces it)."""
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO answers (rater, question, answer, created) "
+                "VALUES (?, ?, ?, ?)",
+                (rater.token, question, answer, time.time()),
+            )
+
+    def answered(self, rater: Rater) -> set[str]:
+        """The questions `rater` has answered."""
+        with self._lock:
+            rows = self._db.execute("SELECT question FROM answers WHERE rater = ?", (rater.token,))
+            return {r[0] for r in rows}
+
+    def meta(self, key: str) -> str | None:
+        """A value the session keeps in its meta table (None when not set)."""
+        return self._meta(key)
 
     def all_grades(self) -> list[tuple[int, str, str, str, str]]:
         """Every stored row: (seq, request_id, rater token, sketch id, grade), oldest first."""
@@ -613,10 +797,11 @@ class GradeStore:
         """The grade that counts for each (rater, sketch), with its time and the sketch's gold
         kind, in the order they were given."""
         ms, gold = self._column("grades", "ms", "g."), self._column("sketches", "gold", "s.")
+        exposure = self._column("grades", "exposure_ms", "g.")
         with self._lock:
             rows = self._db.execute(
                 f"""
-                SELECT g.rater, g.sketch, s.source, s.category, g.grade, {ms}, {gold}
+                SELECT g.rater, g.sketch, s.source, s.category, g.grade, {ms}, {gold}, {exposure}
                 FROM grades g
                 JOIN (SELECT max(seq) AS seq FROM grades GROUP BY rater, sketch) last
                     ON last.seq = g.seq

@@ -47,16 +47,27 @@ Human studies (HYPE, Zhou et al. 2019):
                     the rater; a rater who finishes is shown the study's completion code and
                     sent on to --completion-url (http or https). The code is the one the URL
                     carries (Prolific's ?cc=CODE), or --completion-code CODE with {code} in
-                    the URL where it goes; else a random one, kept in --db
+                    the URL where it goes; else a random one, kept in --db.
+                    MTurk's ExternalQuestion (workerId, assignmentId, hitId, turkSubmitTo):
+                    the preview stores nothing, a finished assignment is posted back to
+                    MTurk; Prolific's PROLIFIC_PID, STUDY_ID, SESSION_ID. Ids are checked and
+                    stored; one id takes a study once
+  a crowd study     --per-rater N --gradings-per-sketch K: each rater grades N sketches (every
+                    attention check, the rest balanced across sources), every sketch K times;
+                    --consent FILE first, --questions FILE before and after; HTTPS with
+                    --certfile/--keyfile; --exposure adaptive for HYPE-time. The study file
+                    (--study, default: --db's name with .study.json) fixes the pool, checks,
+                    order seed and settings; --study FILE of an existing file runs it again
 
 SOURCE is FILE.ndjson (.ndjson.gz, .bin), FILE.npz:SPLIT (e.g. sheep.npz:test), FILE.npy
 (28x28 bitmaps) or a checkpoint (.pt/.pth/.ckpt/.gen.json) to sample from: sketch-rnn gives
 strokes, DRAW bitmaps; with any bitmap source every sketch is shown as a bitmap.
 
 Send the printed link to colleagues on this machine; to open the session to other machines
-give --host 0.0.0.0 --token auto and send the printed link (it holds the token). The server
-answers only to the host names it was started for (against DNS rebinding): the --host
-address, localhost, and on 0.0.0.0 this machine's name; add others with --allowed-host.
+give --host 0.0.0.0 with --token auto (or HTTPS: --certfile, --keyfile) and send the printed
+link (it holds the token). The server answers only to the host names it was started for
+(against DNS rebinding): the --host address, localhost, and on 0.0.0.0 this machine's name;
+add others with --allowed-host.
 
 examples:
   quickdraw grade serve --real data/sketchrnn/cat.npz:test --generated runs/cat/best.pt \\
@@ -64,6 +75,11 @@ examples:
   quickdraw grade serve --real data/sketchrnn/cat.npz:test --generated runs/cat/best.pt \\
       --gold-real data/sketchrnn/cat.npz:valid --exposure-ms 1000 --db study.sqlite \\
       --completion-url 'https://app.prolific.com/submissions/complete?cc=C1A2B3C4'
+  quickdraw grade serve --real data/sketchrnn/cat.npz:test --generated runs/cat/best.pt \\
+      --per-source 300 --gold-real data/sketchrnn/cat.npz:valid --per-rater 40 \\
+      --gradings-per-sketch 3 --consent consent.md --host 0.0.0.0 --certfile cert.pem \\
+      --keyfile key.pem --db crowd.sqlite
+  quickdraw grade serve --study crowd.study.json --db rerun.sqlite   # the same study again
   quickdraw grade serve --db grades.sqlite          # resume the session stored there
 """
 
@@ -142,8 +158,9 @@ def add_parser(subparsers) -> None:
         type=int,
         default=32,
         metavar="N",
-        help="connections one client address may hold open (default 32 of the server's 128, so "
-        "no one client can take them all; raise it for raters behind one NAT, up to 127)",
+        help="connections one client address may hold open (default 32 of the server's "
+        "--max-connections, so no one client can take them all; raise it for raters behind "
+        "one NAT)",
     )
     serve.add_argument(
         "--per-source",
@@ -156,8 +173,8 @@ def add_parser(subparsers) -> None:
     )
     serve.add_argument(
         "--token",
-        help="access token every request must carry; required when --host is not loopback; "
-        "'auto' makes a random one",
+        help="access token every request must carry; a --host that is not loopback needs it "
+        "or HTTPS (--certfile); 'auto' makes a random one",
     )
     serve.add_argument(
         "--gold-real",
@@ -198,6 +215,77 @@ def add_parser(subparsers) -> None:
         metavar="MS",
         help="show each sketch MS milliseconds (1-60000), then hide it; the buttons stay "
         "(default: shown until graded)",
+    )
+    serve.add_argument(
+        "--exposure",
+        choices=("unlimited", "fixed", "adaptive"),
+        help="HYPE's measures: unlimited (HYPE-infinity: shown until graded), fixed "
+        "(--exposure-ms), adaptive (HYPE-time: a staircase per rater and model between "
+        "--exposure-min-ms and --exposure-max-ms; a grade is then final). Default: fixed with "
+        "--exposure-ms, else unlimited",
+    )
+    serve.add_argument(
+        "--exposure-min-ms", type=int, metavar="MS",
+        help="adaptive exposure's shortest exposure (default 100)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--exposure-max-ms", type=int, metavar="MS",
+        help="adaptive exposure's longest exposure, where each staircase starts (default 1000)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--per-rater",
+        type=int,
+        metavar="N",
+        help="each new rater grades N sketches: every attention check and a part of the pool "
+        "balanced across sources, the sketches fewest raters hold first (default: the whole "
+        "pool)",
+    )
+    serve.add_argument(
+        "--gradings-per-sketch",
+        type=int,
+        metavar="K",
+        help="with --per-rater: every sketch goes to K raters, then the study is full and a "
+        "new rater is told so (default: no limit)",
+    )
+    serve.add_argument(
+        "--hold-minutes",
+        type=float,
+        metavar="M",
+        help="with --per-rater: a rater who has not finished and has been silent M minutes "
+        "gives back the sketches they have not graded (default 120)",
+    )
+    serve.add_argument(
+        "--consent",
+        metavar="FILE",
+        help="a consent form (Markdown .md, or plain text) shown before anything else; "
+        "grading starts only after the rater agrees (agreement and time stored, exported)",
+    )
+    serve.add_argument(
+        "--questions",
+        metavar="FILE",
+        help='short questions (JSON: {"before": [...], "after": [...]}, see docs/grading.md) '
+        "asked before the first sketch or after the last; answers exported with the grades",
+    )
+    serve.add_argument(
+        "--study",
+        metavar="FILE",
+        help="the study file: written when the session is made (default: the --db name with "
+        ".study.json), or, if it exists, the study to run (pool, gold items, order seed, "
+        "settings), checked against its hash",
+    )
+    serve.add_argument(
+        "--certfile",
+        metavar="PEM",
+        help="serve HTTPS with this certificate (chain); the key is --keyfile or in this file",
+    )
+    serve.add_argument("--keyfile", metavar="PEM", help="the private key of --certfile")
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=128,
+        metavar="N",
+        help="open connections the server serves at once, one thread each (default 128; a "
+        "study of hundreds of raters at once wants more: each browser keeps a few open)",
     )
     serve.add_argument(
         "--completion-code",
@@ -242,6 +330,12 @@ def add_parser(subparsers) -> None:
         "shares of real / possibly real / fake, median time",
     )
     report.add_argument(
+        "--grades-csv",
+        metavar="OUT.csv",
+        help="write every grading as CSV: the rater with their platform ids, consent time and "
+        "answers; the sketch, its source and gold kind; the grade, its time and exposure",
+    )
+    report.add_argument(
         "--min-gold-accuracy",
         type=float,
         default=0.75,
@@ -276,6 +370,7 @@ def run_serve(args) -> int:
         GradingApp,
         check_exposure,
         host_allow_list,
+        load_tls,
         make_server,
         session_url,
     )
@@ -291,35 +386,34 @@ def run_serve(args) -> int:
     token = secrets.token_urlsafe(16) if args.token == "auto" else args.token
     if token is not None and len(token) < 8:
         raise QuickDrawError("--token must be at least 8 characters (or 'auto')")
-    check_exposure(args.host, token)
+    if args.keyfile and not args.certfile:
+        raise QuickDrawError("--keyfile needs --certfile (the certificate it is the key of)")
+    tls = load_tls(args.certfile, args.keyfile) if args.certfile else None
+    warning = check_exposure(args.host, token, tls is not None)
     host_allow_list(args.host, args.allowed_host)  # a bad --allowed-host NAME, before any work
-    check_count(args.max_per_address, "--max-per-address", 1, 127)
+    check_count(args.max_connections, "--max-connections", 2, 4096)
+    check_count(args.max_per_address, "--max-per-address", 1, args.max_connections - 1)
     if args.per_source is not None:
         check_count(args.per_source, "--per-source", 1, MAX_SAMPLES)
     check_temperature(args.temperature)
     check_seed(args.seed)
     # one completion code, shown and sent: --completion-code, or the one the URL carries
     code, url = resolve_completion(args.completion_code, args.completion_url)
-    if args.exposure_ms is not None and not 1 <= args.exposure_ms <= 60000:
-        raise QuickDrawError(f"--exposure-ms must be 1-60000, got {args.exposure_ms}")
+    protocol = _protocol(args)
     check_count(args.gold, "--gold", 1, MAX_SAMPLES)
     if args.examples is not None:
         check_count(args.examples, "--examples", 0, MAX_SAMPLES)
     if args.gold_fake and not args.gold_real:
         raise QuickDrawError("--gold-fake needs --gold-real: attention checks need both kinds")
     use_threads(args.threads)
-    session = None
-    if not Path(args.db).is_file():
-        if not args.real or not args.generated:
-            raise QuickDrawError(
-                f"{args.db} is new: give --real SOURCE and at least one --generated SOURCE"
-            )
-        # the whole pool (checkpoints loaded and sampled) before the database file is made,
-        # so a bad SOURCE or checkpoint leaves nothing behind
-        session = _session(args)
+    study = None
+    if not Path(args.db).is_file() or Path(args.db).stat().st_size == 0:
+        # the whole study (checkpoints loaded and sampled, the study file written) before the
+        # database file is made, so a bad SOURCE or checkpoint leaves nothing behind
+        study = _study(args, protocol, say)
     made = not Path(args.db).exists()
     try:
-        store = _open_session(args, session, say, code, url)
+        store = _open_session(args, study, protocol, say, code, url)
     except StoreUnwritable:  # a full or read-only disk: no half-made database is left
         if made:
             remove_database(Path(args.db))
@@ -330,6 +424,8 @@ def run_serve(args) -> int:
             "quiet": not args.verbose,
             "allowed_hosts": args.allowed_host,
             "max_per_address": args.max_per_address,
+            "max_connections": args.max_connections,
+            "tls": tls,
         }
         try:
             server = make_server(
@@ -340,6 +436,8 @@ def run_serve(args) -> int:
                 raise
             server = make_server(app, args.host, 0, **options)  # a second session, say
             say(f"port {PORT} is taken: serving on port {server.server_address[1]}")
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
         print(f"grading page: {session_url(server, args.host, token)}", flush=True)
         say("stop with Ctrl-C; every grade is already saved")
         try:
@@ -351,26 +449,126 @@ def run_serve(args) -> int:
     return 0
 
 
-def _open_session(args, session, say, code: str | None, url: str | None):
-    """The store of --db, with its session (created from `session`, or built now, when it has
-    none), the completion `code` and `url` kept (`resolve_completion`'s)."""
+def _protocol(args) -> dict:
+    """What the flags fix of a study besides its sources: the exposure, the design, the consent
+    form and the questions, checked (files read) before any work."""
+    from ..eval.grading.crowd import read_consent, read_questions
+    from ..eval.grading.design import HOLD_MINUTES, Design
+    from ..eval.grading.exposure import check_exposure_settings
+
+    mode = args.exposure or ("fixed" if args.exposure_ms is not None else "unlimited")
+    exposure = check_exposure_settings(
+        mode, args.exposure_ms, args.exposure_min_ms, args.exposure_max_ms
+    )
+    for flag, value in (("--per-rater", args.per_rater),
+                        ("--gradings-per-sketch", args.gradings_per_sketch)):  # fmt: skip
+        if value is not None:
+            check_count(value, flag, 1, MAX_SAMPLES)
+    if args.gradings_per_sketch is not None and args.per_rater is None:
+        raise QuickDrawError("--gradings-per-sketch needs --per-rater N")
+    if args.hold_minutes is not None and not 1 <= args.hold_minutes <= 100_000:
+        raise QuickDrawError(f"--hold-minutes must be 1-100000, got {args.hold_minutes}")
+    design = Design(
+        args.per_rater,
+        args.gradings_per_sketch,
+        args.seed,
+        HOLD_MINUTES if args.hold_minutes is None else args.hold_minutes,
+    )
+    return {
+        "exposure": exposure,
+        "design": design,
+        "consent": read_consent(args.consent) if args.consent else None,
+        "questions": read_questions(args.questions) if args.questions else None,
+        "given": {  # what the command line said, to compare with a stored session
+            "--exposure": args.exposure is not None or args.exposure_ms is not None,
+            "--per-rater": args.per_rater is not None,
+            "--gradings-per-sketch": args.gradings_per_sketch is not None,
+        },
+    }
+
+
+def study_path(args) -> Path:
+    """--study, else the database's name with .study.json (grades.sqlite: grades.study.json)."""
+    return Path(args.study) if args.study else Path(args.db).with_suffix(".study.json")
+
+
+def _study(args, protocol: dict, say):
+    """The study of a new session: read from an existing --study file, or built from the
+    sources and flags and written to the study file. Returns (session, consent, questions,
+    hash)."""
+    from ..eval.grading.study import (
+        make_study,
+        read_study,
+        session_from_study,
+        set_protocol,
+        write_study,
+    )
+
+    path = study_path(args)
+    if args.study and path.exists():
+        fixed = [
+            flag
+            for flag, given in (
+                ("--real", args.real),
+                ("--generated", args.generated),
+                ("--gold-real", args.gold_real),
+                ("--per-source", args.per_source),
+                ("--consent", args.consent),
+                ("--questions", args.questions),
+                ("--per-rater", args.per_rater),
+                ("--exposure", args.exposure),
+                ("--exposure-ms", args.exposure_ms),
+            )  # fmt: skip
+            if given
+        ]
+        if fixed:
+            raise QuickDrawError(
+                f"--study {path} fixes the study; drop {', '.join(fixed)} (or give a new --study "
+                "file name to make a new study)"
+            )
+        content, digest = read_study(path)
+        session, consent, questions = session_from_study(content)
+        say(f"study {path} read (sha256:{digest[:16]})")
+        return session, consent, questions, digest
+    if not args.real or not args.generated:
+        raise QuickDrawError(
+            f"{args.db} is new: give --real SOURCE and at least one --generated SOURCE "
+            "(or --study FILE of a study written before)"
+        )
+    session = _session(args)
+    set_protocol(session, protocol["exposure"], protocol["design"])
+    consent, questions = protocol["consent"], protocol["questions"]
+    content = make_study(session, consent, questions)
+    digest = write_study(path, content)
+    say(f"study file: {path} (sha256:{digest[:16]})")
+    return session, consent, questions or {"before": [], "after": []}, digest
+
+
+def _open_session(args, study, protocol: dict, say, code: str | None, url: str | None):
+    """The store of --db, with its session (created from `study` when it has none), the
+    completion `code` and `url` kept (`resolve_completion`'s)."""
     from ..eval.grading.completion import resolve_completion
     from ..eval.grading.store import GradeStore
+    from ..eval.grading.study import create_session, read_study
 
     store = GradeStore(args.db)
     try:
         if store.has_session():
-            _check_same_session(store.spec(), args)
+            _check_same_session(store, args, protocol)
+            if args.study:
+                _, digest = read_study(args.study)
+                if digest != store.meta("study_sha256"):
+                    raise QuickDrawError(
+                        f"{args.db} holds another study (sha256:"
+                        f"{(store.meta('study_sha256') or 'none')[:16]}) than --study "
+                        f"{args.study} (sha256:{digest[:16]}): use a new --db for this study"
+                    )
             say(f"resuming the session in {args.db}")
         else:
-            if not args.real or not args.generated:
-                raise QuickDrawError(
-                    f"{args.db} holds no session: give --real SOURCE and at least one "
-                    "--generated SOURCE"
-                )
-            if session is None:
-                session = _session(args)
-            store.create_session(session.pool, session.spec, session.examples)
+            if study is None:  # the file was empty when looked at first
+                study = _study(args, protocol, say)
+            session, consent, questions, digest = study
+            create_session(store, session, consent, questions, digest)
             gold = sum(s.gold is not None for s in session.pool)
             for note in session.spec.get("notes", []):
                 say(f"note: {note}")
@@ -379,6 +577,13 @@ def _open_session(args, session, say, code: str | None, url: str | None):
                 + (f" and {gold} attention checks" if gold else "")
                 + f" (seed {session.spec['seed']}, temperature {session.spec['temperature']:g})"
             )
+            design = session.spec.get("design") or {}
+            if design.get("per_rater"):
+                say(
+                    f"each rater grades {design['per_rater']} of them"
+                    + (f", gold items included; every sketch {design['gradings_per_sketch']} "
+                       "times" if design.get("gradings_per_sketch") else "")
+                )  # fmt: skip
         if url is None:  # the URL kept in --db: a new code must still be the one it carries
             code, url = resolve_completion(code, store.completion()[1])
         store.set_completion(code, url)
@@ -397,7 +602,7 @@ def _session(args):
         return None if text is None else parse_source(text)
 
     real, generated = parse_source(args.real), [parse_source(g) for g in args.generated]
-    session = build_session(
+    return build_session(
         real,
         generated,
         PER_SOURCE if args.per_source is None else args.per_source,
@@ -412,36 +617,59 @@ def _session(args):
         examples_at_most=args.examples is None,
         per_source_at_most=args.per_source is None,
     )
-    session.spec["exposure_ms"] = args.exposure_ms
-    return session
 
 
-def _check_same_session(spec: dict, args) -> None:
+def _check_same_session(store, args, protocol: dict) -> None:
     """A resumed session must not silently ignore different sources or protocol settings
-    (attention checks, exposure) on the command line."""
+    (attention checks, exposure, design, consent form, questions) on the command line."""
+    import json
+
+    from ..eval.grading.design import Design
+    from ..eval.grading.exposure import Exposure
+
+    spec = store.spec()
     gold = spec.get("gold") or {}
     for flag, given, stored in (
         ("--gold-real", args.gold_real, gold.get("real")),
         ("--gold-fake", args.gold_fake, gold.get("fake")),
         ("--example-fake", args.example_fake, (spec.get("examples") or {}).get("fake")),
-        ("--exposure-ms", args.exposure_ms, spec.get("exposure_ms")),
+        ("--exposure-ms", args.exposure_ms, Exposure.from_spec(spec).ms),
     ):
         if given is not None and given != stored:
             raise QuickDrawError(
                 f"{args.db} already holds a session with {flag} {stored or '(none)'}, not "
                 f"{given}: the protocol of a session is fixed; use a new --db"
             )
-    given = {"real": args.real, "generated": args.generated}
-    stored = {"real": spec.get("real"), "generated": spec.get("generated", [])}
+    stored_exposure, stored_design = Exposure.from_spec(spec), Design.from_spec(spec)
+    consent = store.meta("consent")
+    questions = json.loads(store.meta("questions") or "null")
+    given = protocol["given"]
+    for flag, differs in (
+        ("--exposure", given["--exposure"] and protocol["exposure"] != stored_exposure),
+        ("--per-rater", given["--per-rater"]
+         and protocol["design"].per_rater != stored_design.per_rater),
+        ("--gradings-per-sketch", given["--gradings-per-sketch"]
+         and protocol["design"].gradings_per_sketch != stored_design.gradings_per_sketch),
+        ("--consent", protocol["consent"] is not None
+         and json.dumps(protocol["consent"].to_json()) != consent),
+        ("--questions", protocol["questions"] is not None and protocol["questions"] != questions),
+    ):  # fmt: skip
+        if differs:
+            raise QuickDrawError(
+                f"{args.db} already holds a session with another {flag}: the protocol of a "
+                "session is fixed; use a new --db"
+            )
+    given_sources = {"real": args.real, "generated": args.generated}
+    stored_sources = {"real": spec.get("real"), "generated": spec.get("generated", [])}
     if (
         args.real
-        and args.real != stored["real"]
-        or (args.generated and args.generated != stored["generated"])
+        and args.real != stored_sources["real"]
+        or (args.generated and args.generated != stored_sources["generated"])
     ):
         raise QuickDrawError(
-            f"{args.db} already holds a session of --real {stored['real']} --generated "
-            f"{' '.join(stored['generated'])}; not {given['real']} {' '.join(given['generated'])}"
-            ": use a new --db for new sources"
+            f"{args.db} already holds a session of --real {stored_sources['real']} --generated "
+            f"{' '.join(stored_sources['generated'])}; not {given_sources['real']} "
+            f"{' '.join(given_sources['generated'])}: use a new --db for new sources"
         )
 
 
@@ -451,6 +679,7 @@ def run_report(args) -> int:
         format_report,
         write_chart,
         write_csv,
+        write_grades_csv,
         write_rater_csv,
     )
     from ..eval.grading.store import GradeStore
@@ -465,6 +694,8 @@ def run_report(args) -> int:
         report = build_report(
             store, args.min_gold_accuracy, args.bootstrap, args.bootstrap_seed, judge=args.judge
         )
+        if args.grades_csv:
+            write_grades_csv(store, report, args.grades_csv)
     if args.csv:
         write_csv(report, args.csv)
     if args.raters_csv:
@@ -476,6 +707,7 @@ def run_report(args) -> int:
     for what, path in (
         ("CSV", args.csv),
         ("raters CSV", args.raters_csv),
+        ("grades CSV", args.grades_csv),
         ("chart", args.chart),
         ("JSON", args.json_out),
     ):

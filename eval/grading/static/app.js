@@ -16,9 +16,32 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(window.location.search);
 const token = params.get("token") || sessionStorage.getItem(TOKEN_KEY) || "";
 if (token) sessionStorage.setItem(TOKEN_KEY, token);
-// a crowd platform's id: ?participant=ID, or Prolific's ?PROLIFIC_PID=ID (untrusted: the
-// server checks and normalises it, the page only ever shows it as text)
-const participant = (params.get("participant") || params.get("PROLIFIC_PID") || "").trim();
+// a crowd platform's ids (untrusted: the server checks them, the page only shows them as text):
+// MTurk's ExternalQuestion (workerId, assignmentId, hitId, turkSubmitTo), Prolific's
+// (PROLIFIC_PID, STUDY_ID, SESSION_ID), or any platform's ?participant=ID
+const MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE";
+const crowd = (() => {
+  const get = (name) => (params.get(name) || "").trim();
+  if (params.has("assignmentId")) {
+    return {
+      platform: "mturk", shown: get("workerId"), preview: get("assignmentId") === MTURK_PREVIEW,
+      fields: { worker_id: get("workerId"), assignment_id: get("assignmentId"),
+        hit_id: get("hitId"), turk_submit_to: get("turkSubmitTo") },
+    };
+  }
+  if (params.has("PROLIFIC_PID")) {
+    return {
+      platform: "prolific", shown: get("PROLIFIC_PID"), preview: false,
+      fields: { prolific_pid: get("PROLIFIC_PID"), study_id: get("STUDY_ID"),
+        session_id: get("SESSION_ID") },
+    };
+  }
+  if (params.get("participant")) {
+    return { platform: null, shown: get("participant"), preview: false, fields: {} };
+  }
+  return null;
+})();
+const participant = crowd ? crowd.shown : "";
 const linked = params.get("rater");  // opened from a resume link
 if (linked) {  // out of the address bar (and its history): the token is a secret
   params.delete("rater");
@@ -38,6 +61,7 @@ let shownAt = 0;         // performance.now() when the sketch on screen was show
 let exposureMs = null;   // the session's exposure: the sketch disappears after this long
 let categories = [];     // what the sketches are meant to be, most common first
 let redirectTimer = null;
+let session = {};        // what /api/session said: consent form, questions, exposure, ...
 
 function newRequestId() {
   const bytes = new Uint8Array(16);
@@ -63,7 +87,9 @@ async function api(method, path, body) {
 }
 
 function show(section) {
-  for (const id of ["start", "grading", "done"]) $(id).hidden = id !== section;
+  for (const id of ["consent", "declined", "start", "questions", "grading", "done"]) {
+    $(id).hidden = id !== section;
+  }
 }
 
 function say(text) { $("message").textContent = text || ""; }
@@ -115,18 +141,22 @@ function showItem(item) {
   }
   $("previous-grade").textContent = item.grade ? `Your grade: ${LABELS[item.grade]}` : "";
   $("back").disabled = item.index === 0;
+  $("back").hidden = session.back === false;  // adaptive exposure: a grade is final
   setProgress();
   show("grading");
   // A double click or a key held a moment too long must not grade the next sketch unseen.
   const shown = ++shownCount;
   shownAt = performance.now();
   setTimeout(() => { if (shown === shownCount) setBusy(false); }, SETTLE_MS);
-  if (exposureMs) {  // time-limited exposure: the sketch goes, the buttons stay
+  // time-limited exposure (the session's, or this sketch's under adaptive exposure): the
+  // sketch goes, the buttons stay
+  const exposure = item.exposure_ms || exposureMs;
+  if (exposure) {
     setTimeout(() => {
       if (shown !== shownCount) return;
       $("sketch").replaceChildren();
       $("sketch").classList.add("expired");
-    }, exposureMs);
+    }, exposure);
   }
 }
 
@@ -160,7 +190,27 @@ function showDone(completion) {
     : `You graded all ${total} ${what}. You can close this page.`;
   $("completion").hidden = !(completion && completion.code);
   if (completion && completion.code) $("completion-code").textContent = completion.code;
-  if (url && /^https?:\/\//i.test(url)) {  // the server checked it; a last guard all the same
+  $("mturk-form").hidden = true;
+  $("done-back").hidden = session.back === false;
+  const mturk = completion && completion.mturk;
+  if (mturk && /^https:\/\/(www|workersandbox)\.mturk\.com\/mturk\/externalSubmit$/.test(mturk.submit)) {
+    // MTurk's ExternalQuestion: the assignment is posted back to MTurk, with the code
+    $("done-text").textContent = `You graded all ${total} ${what}.`;
+    $("mturk-form").action = mturk.submit;
+    $("mturk-assignment").value = mturk.assignment_id;
+    $("mturk-code").value = completion.code;
+    $("mturk-form").hidden = false;
+    let left = REDIRECT_S;
+    $("mturk-seconds").textContent = String(left);
+    redirectTimer = setInterval(() => {
+      left -= 1;
+      $("mturk-seconds").textContent = String(Math.max(left, 0));
+      if (left <= 0) {
+        cancelRedirect();
+        $("mturk-form").submit();
+      }
+    }, 1000);
+  } else if (url && /^https?:\/\//i.test(url)) {  // the server checked it; a last guard all the same
     $("redirect-link").href = url;
     let left = REDIRECT_S;
     $("redirect-seconds").textContent = String(left);
@@ -198,26 +248,110 @@ async function resume(fromLink = false) {
       // the kept rater is someone else's (a shared browser): this link's participant starts
       localStorage.removeItem(RATER_KEY);
       rater = null;
-      show("start");
+      show(session.consent ? "consent" : "start");
       return;
     }
     localStorage.setItem(RATER_KEY, rater);
     total = state.total;
     graded = state.graded;
     $("rater").textContent = state.name;
-    if (state.done) showDone(state.completion);
-    else await loadItem(state.graded);
+    await next(state);
   } catch (e) {
     if (e.status === 404) {  // a rater of another session: start again
       if (!fromLink) localStorage.removeItem(RATER_KEY);
       rater = null;
-      show("start");
+      show(session.consent ? "consent" : "start");
       if (fromLink) say("This resume link is not for this session: start with your name.");
     } else {
       say(e.message);
     }
   }
 }
+
+// where a rater goes from `state`: questions before the first sketch, the next sketch,
+// questions after the last, the finish page
+async function next(state) {
+  if (state.before && state.before.length) askQuestions("before");
+  else if (!state.done) await loadItem(state.graded);
+  else if (state.after && state.after.length) askQuestions("after");
+  else showDone(state.completion);
+}
+
+function askQuestions(phase) {
+  const form = $("questions-form");
+  form.replaceChildren();
+  $("questions-title").textContent = phase === "before"
+    ? "Before you start, a few questions" : "Before you finish, a few questions";
+  for (const q of (session.questions || {})[phase] || []) {
+    const box = document.createElement("div");
+    box.className = "question";
+    box.dataset.id = q.id;
+    box.dataset.kind = q.kind;
+    const title = q.text + (q.required ? "" : " (optional)");
+    if (q.kind === "choice") {
+      const set = document.createElement("fieldset");
+      const legend = document.createElement("legend");
+      legend.textContent = title;
+      set.appendChild(legend);
+      for (const choice of q.choices) {
+        const label = document.createElement("label");
+        label.className = "choice";
+        const input = document.createElement("input");
+        input.type = "radio";
+        input.name = `q-${q.id}`;
+        input.value = choice;
+        input.required = q.required;
+        label.append(input, ` ${choice}`);
+        set.appendChild(label);
+      }
+      box.appendChild(set);
+    } else {
+      const label = document.createElement("label");
+      label.className = "text";
+      label.textContent = title;
+      label.htmlFor = `q-${q.id}`;
+      const input = document.createElement("input");
+      input.id = `q-${q.id}`;
+      input.name = `q-${q.id}`;
+      input.required = q.required;
+      if (q.kind === "number") {
+        input.type = "number";
+        input.min = String(q.min);
+        input.max = String(q.max);
+        input.step = "1";
+      } else {
+        input.type = "text";
+        input.maxLength = 300;
+      }
+      box.append(label, input);
+    }
+    form.appendChild(box);
+  }
+  const button = document.createElement("button");
+  button.type = "submit";
+  button.id = "questions-submit";
+  button.textContent = "Continue";
+  form.appendChild(button);
+  show("questions");
+}
+
+$("questions-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  let state = null;
+  try {
+    for (const box of $("questions-form").querySelectorAll(".question")) {
+      const field = box.dataset.kind === "choice"
+        ? box.querySelector("input:checked") : box.querySelector("input");
+      if (!field || field.value.trim() === "") continue;  // optional, unanswered
+      const answer = box.dataset.kind === "number" ? Number(field.value) : field.value;
+      state = await api("POST", "/api/answers", { rater, question: box.dataset.id, answer });
+    }
+    say("");
+    await next(state || await api("GET", `/api/state?rater=${encodeURIComponent(rater)}`));
+  } catch (e) {
+    say(e.message);
+  }
+});
 
 async function submit(grade) {
   if (busy || inFlight || !current) return;
@@ -234,7 +368,7 @@ async function submit(grade) {
       graded = r.graded;
       inFlight = false;
       if (r.next) showItem(r.next);
-      else if (r.done) { setProgress(); showDone(r.completion); }
+      else if (r.done) { setProgress(); await next(r); }
       else await loadItem(graded);
       return;
     } catch (e) {
@@ -253,9 +387,13 @@ async function submit(grade) {
 
 $("name-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  if (crowd && crowd.preview) return;  // MTurk's preview: nothing is stored
   const name = participant ? "" : $("name").value.trim();
   if (!name && !participant) return;
-  const body = participant ? { name, participant } : { name };
+  const body = { name };
+  if (crowd && crowd.platform) Object.assign(body, { platform: crowd.platform }, crowd.fields);
+  else if (participant) body.participant = participant;
+  if (session.consent) body.consent = true;  // the start page comes only after "I agree"
   try {
     const r = await api("POST", "/api/raters", body);  // always a new rater
     rater = r.rater;
@@ -266,6 +404,14 @@ $("name-form").addEventListener("submit", async (event) => {
   } catch (e) {
     say(e.message);
   }
+});
+
+$("agree").addEventListener("click", () => { say(""); show("start"); });
+$("decline").addEventListener("click", () => {
+  $("declined-platform").textContent = crowd && crowd.platform === "mturk"
+    ? " and return the HIT" : crowd && crowd.platform === "prolific"
+      ? " and return the study on Prolific" : "";
+  show("declined");
 });
 
 $("copy-link").addEventListener("click", async () => {
@@ -321,7 +467,8 @@ function seconds(ms) {
   return `${s} ${s === 1 ? "second" : "seconds"}`;
 }
 
-function setUpStart(session) {
+function setUpStart(found) {
+  session = found;
   const examples = session.examples || {};
   const real = examples.real || [];
   const fake = examples.fake || [];
@@ -335,9 +482,20 @@ function setUpStart(session) {
   $("count-note").hidden = !session.total;
   if (session.total) $("count").textContent = `${session.total} sketches`;
   exposureMs = session.exposure_ms || null;
-  $("exposure-note").hidden = !exposureMs;
-  if (exposureMs) $("exposure-seconds").textContent = seconds(exposureMs);
+  const adaptive = session.exposure && session.exposure.mode === "adaptive";
+  $("exposure-note").hidden = !exposureMs && !adaptive;
+  if (adaptive) {  // HYPE-time: each sketch's exposure follows the rater's answers
+    const { min_ms: lo, max_ms: hi } = session.exposure;
+    $("exposure-seconds").textContent = `${seconds(lo).split(" ")[0]} to ${seconds(hi)}`;
+  } else if (exposureMs) {
+    $("exposure-seconds").textContent = seconds(exposureMs);
+  }
   $("checks-note").hidden = !session.checks;
+  if (session.consent) $("consent-text").innerHTML = session.consent.html;  // server-rendered
+  if (crowd && crowd.preview) {  // MTurk's preview: the task is shown, nothing can start
+    $("preview-note").hidden = false;
+    $("start-button").disabled = true;
+  }
   if (participant) {  // a crowd link: no name to type
     $("name").required = false;
     $("name").hidden = true;
@@ -354,8 +512,8 @@ async function begin() {
     setUpStart({});
     say(e.message);
   }
-  if (rater) await resume(Boolean(linked));
-  else show("start");
+  if (rater && !(crowd && crowd.preview)) await resume(Boolean(linked));
+  else show(session.consent && !(crowd && crowd.preview) ? "consent" : "start");
 }
 
 begin();
