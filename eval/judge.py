@@ -19,9 +19,9 @@ makes of the samples:
   feature's ball reaching its k-th nearest real neighbour), and the fraction of real drawings
   inside the samples' manifold;
 - **density** and **coverage** (Naeem et al. 2020, "Reliable Fidelity and Diversity Metrics for
-  Generative Models", with the same k and the same real balls): how many real balls
-  hold each sample, over k (about 1 for real-like samples, low for samples that only outlying
-  real drawings' wide balls reach, which precision counts as faithful), and the fraction of
+  Generative Models", with the same k and the same real balls): how many real balls hold
+  each sample, over k (about 1 for real-like samples, 1/k for one that only a lone outlying
+  real drawing's wide ball reaches, which precision counts as faithful), and the fraction of
   real balls that hold some sample (low for a model that repeats a few sketches).
 
 Pairwise distances are computed in blocks of at most `MAX_DISTANCES` cells, so memory stays
@@ -737,19 +737,20 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = K_NEAREST) -> 
 
 def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = K_NEAREST) -> tuple[float, float]:
     """Density and coverage (Naeem et al. 2020) of `fake` (N, d) against `real` (M, d), with
-    B_i the closed ball around real point i reaching its k-th nearest real
-    neighbour (the balls of `precision_recall`'s real manifold):
+    B_i the closed ball around real point i reaching its k-th nearest real neighbour (the
+    balls of `precision_recall`'s real manifold):
 
         density  = 1/(kN) sum_j #{i : fake_j in B_i}
         coverage = 1/M #{i : some fake_j in B_i}
 
-    Unlike precision, density counts the balls: a sample that only one or two outlying real
-    drawings' wide balls reach adds little, where a real-like sample lies in about k balls.
+    Unlike precision, density counts the balls: a sample that only a lone outlying real
+    point's wide ball reaches adds 1/k, where a real-like sample lies in about k balls (a tight
+    group of more than k outlying points still reaches it k times or more: a larger k helps).
     Unlike recall, coverage draws no balls around the samples, so outlying samples cannot
-    stretch them over real drawings. For two
-    samples of one distribution E[density] = 1 and E[coverage] = 1 - prod_{i<k} (M-1-i) /
-    (M+N-1-i), which is 1 - 2^-k (0.875 at k = 3) when M = N is large. Density is not bounded
-    by 1. One sketch repeated N times covers only the balls that hold it, about k/M."""
+    stretch them over real points. For two samples of one distribution E[density] = 1 and
+    E[coverage] = 1 - prod_{i<k} (M-1-i) / (M+N-1-i), which is 1 - 2^-k (0.875 at k = 3) when
+    M = N is large. Density is not bounded by 1. One sketch repeated N times covers only the
+    balls that hold it, k/M on average."""
     real, fake = _point_sets(real, fake, k, "density/coverage")
     radii = _knn_radii(real, k)
     density = _ball_counts(fake, real, radii).sum() / (k * len(fake))
@@ -824,13 +825,13 @@ def nearest_neighbour_scores(
     """Precision, recall, density and coverage of sample features (n, D) against reference
     features (m, D), both sets cut to the smaller size (rows chosen with `rng`, the reference
     first): recall and coverage depend on the ratio of the two sizes, so they are taken at
-    one. Also ``n``, that size, and ``k``."""
+    one. Also ``n``, that size."""
     size = min(len(reference), len(features))
     real, fake = _subsample(reference, size, rng), _subsample(features, size, rng)
     precision, recall = precision_recall(real, fake, k)
     density, coverage = density_coverage(real, fake, k)
     return {
-        "n": size, "k": k, "precision": precision, "recall": recall, "density": density,
+        "n": size, "precision": precision, "recall": recall, "density": density,
         "coverage": coverage,
     }  # fmt: skip
 
@@ -840,8 +841,8 @@ FEATURE_SPACE_RULE = (
     f"in the judge's feature space, k = {K_NEAREST}, each row's sketches against as many of its "
     "category's reference drawings (chosen at random). Fidelity: precision is the share of "
     "sketches inside some real drawing's ball (reaching its k-th nearest real neighbour); "
-    "density is how many balls hold each sketch, over k: about 1 for real drawings, and little "
-    "for sketches that only an outlying real drawing's wide ball reaches, which precision counts "
+    "density is how many balls hold each sketch, over k: about 1 for real drawings, 1/k for a "
+    "sketch that only a lone outlying real drawing's wide ball reaches, which precision counts "
     "in full. Diversity: recall is the share of real drawings inside some sketch's ball; "
     "coverage is the share of real drawings' balls holding a sketch: about "
     f"{1 - 2.0**-K_NEAREST:.2f} for real drawings, about k/n for a model that repeats one sketch"
@@ -1081,7 +1082,7 @@ def format_scores(report: dict) -> str:
             r["source"], r["category"], str(r["n"]), str(r.get("blank", 0)), recognised,
             _number(r["fid"]),
             _number(r["kid"], 3), _number(r["precision"]), _number(r["recall"]),
-            _number(r.get("density")), _number(r.get("coverage")),
+            _number(r["density"]), _number(r["coverage"]),
         ])  # fmt: skip
         notes += [f"{r['source']} ({r['category']}): {note}" for note in r["notes"]]
     return text_table(lines, left=2) + "".join(f"\nnote: {n}" for n in [*notes, report["fid_note"]])

@@ -13,9 +13,11 @@ held-out accuracy, then scores, per category:
     CHECKPOINT   with --checkpoint (repeatable): a model's samples, as `judge score` draws them
 
 and prints recognizability (95% Wilson interval), FID, KID, precision, recall, density and
-coverage per row, then
-a summary per kind: recognizability pooled over the categories' sketches, the other scores
-averaged over categories. Every row is scored at the same n (the smallest reference, or --n).
+coverage per row, then a summary per kind: recognizability pooled over the categories'
+sketches, the other scores averaged over categories; which score catches which flaw (in how
+many categories a row is worse than every category's real drawings); the nearest-neighbour
+scores at other k (--other-k) and FID and KID at smaller n (--fid-by-n). Every row is scored
+at the same n (the smallest reference, or --n).
 
     nice .venv/bin/python scripts/judge_report.py --out runs/judge.pt
     .venv/bin/python scripts/judge_report.py --judge runs/judge.pt --checkpoint runs/cat/best.pt
