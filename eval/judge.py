@@ -17,7 +17,15 @@ makes of the samples:
 - **precision** and **recall** with k-nearest-neighbour manifolds (Kynkäänniemi et al. 2019,
   eqs. 1-3, k = 3): the fraction of samples inside the real drawings' manifold (each real
   feature's ball reaching its k-th nearest real neighbour), and the fraction of real drawings
-  inside the samples' manifold.
+  inside the samples' manifold;
+- **density** and **coverage** (Naeem et al. 2020, "Reliable Fidelity and Diversity Metrics for
+  Generative Models", with the same k and the same real balls): how many real balls hold
+  each sample, over k (about 1 for real-like samples, 1/k for one that only a lone outlying
+  real drawing's wide ball reaches, which precision counts as faithful), and the fraction of
+  real balls that hold some sample (low for a model that repeats a few sketches).
+
+Pairwise distances are computed in blocks of at most `MAX_DISTANCES` cells, so memory stays
+bounded whatever n.
 
 The judge is a small CNN on 28x28 bitmaps drawn by the official renderer
 (`quickdraw_tools.raster`), one class per category. Its held-out drawings are the ones
@@ -94,7 +102,9 @@ JUDGE_KEYS = {
     "held_out": dict,
     "digests": dict,
 }
-K_NEAREST = 3  # Kynkäänniemi et al. 2019 use k = 3
+K_NEAREST = 3  # Kynkäänniemi et al. 2019 use k = 3; density and coverage use the same k
+NEAREST_NEIGHBOUR_SCORES = ("precision", "recall", "density", "coverage")
+MAX_DISTANCES = 1 << 22  # pairwise distances held at once (4M float64: 32 MB), however large n
 REFERENCE_SPLIT = "valid"  # the held-out split whose features are each category's reference
 HELD_OUT = ("valid", "test")  # the splits the judge never trains on
 MIXED = "mixed"  # what `grading.sources` names the category of a model of several categories
@@ -120,7 +130,7 @@ class JudgeTraining:
     shift: int = 2  # training images move by up to this many pixels each way, afresh each epoch
     seed: int = 0  # the keyed split's seed (convert's --seed) and the run's randomness
     max_per_category: int = 0  # at most this many drawings of each category (0: all)
-    max_reference: int = 10_000  # reference features kept per category (KID, precision/recall)
+    max_reference: int = 10_000  # reference features kept per category (KID, P/R, D/C)
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -665,21 +675,53 @@ def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(squared, 0, None))
 
 
+def _blocks(rows: int, columns: int) -> list[slice]:
+    """Row ranges of an (rows, columns) distance matrix, each at most `MAX_DISTANCES` cells."""
+    step = max(1, MAX_DISTANCES // max(columns, 1))
+    return [slice(s, min(s + step, rows)) for s in range(0, rows, step)]
+
+
 def _knn_radii(points: np.ndarray, k: int) -> np.ndarray:
-    """Each point's distance to its k-th nearest other point."""
-    d = _distances(points, points)
-    np.fill_diagonal(d, np.inf)
-    return np.partition(d, k - 1, axis=1)[:, k - 1]
-
-
-def _inside(
-    queries: np.ndarray, points: np.ndarray, radii: np.ndarray, block: int = 2048
-) -> np.ndarray:
-    """Whether each query lies in some ball (points[j], radii[j]) of the manifold."""
-    out = np.empty(len(queries), dtype=bool)
-    for s in range(0, len(queries), block):
-        out[s : s + block] = (_distances(queries[s : s + block], points) <= radii[None, :]).any(1)
+    """Each point's distance to its k-th nearest other point: (m,)."""
+    out = np.empty(len(points))
+    for b in _blocks(len(points), len(points)):
+        d = _distances(points[b], points)
+        rows = np.arange(b.stop - b.start)
+        d[rows, rows + b.start] = np.inf  # a point is not its own neighbour
+        out[b] = np.partition(d, k - 1, axis=1)[:, k - 1]
     return out
+
+
+def _ball_counts(queries: np.ndarray, points: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """How many of the closed balls (points[j], radii[j]) hold each query: int (n,)."""
+    out = np.empty(len(queries), dtype=np.int64)
+    for b in _blocks(len(queries), len(points)):
+        out[b] = (_distances(queries[b], points) <= radii[None, :]).sum(1)
+    return out
+
+
+def _balls_hit(points: np.ndarray, radii: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Whether each closed ball (points[i], radii[i]) holds at least one query: bool (m,)."""
+    out = np.empty(len(points), dtype=bool)
+    for b in _blocks(len(points), len(queries)):
+        out[b] = (_distances(points[b], queries) <= radii[b, None]).any(1)
+    return out
+
+
+def _point_sets(real: np.ndarray, fake: np.ndarray, k: int, what: str) -> tuple:
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    if k < 1:
+        raise QuickDrawError(f"{what} need k >= 1, got {k}")
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+        raise QuickDrawError(
+            f"{what} need two sets of rows of one width, got {real.shape} and {fake.shape}"
+        )
+    if len(real) <= k or len(fake) <= k:
+        raise QuickDrawError(
+            f"{what} with k={k} need more than {k} points in each set, "
+            f"got {len(real)} real and {len(fake)} generated"
+        )
+    return real, fake
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = K_NEAREST) -> tuple[float, float]:
@@ -687,15 +729,33 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = K_NEAREST) -> 
     (m, d): precision is the fraction of fake points inside the real manifold (the union of
     balls around each real point reaching its k-th nearest real neighbour); recall the fraction
     of real points inside the fake manifold. Both sets need more than k points."""
-    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
-    if len(real) <= k or len(fake) <= k:
-        raise QuickDrawError(
-            f"precision/recall with k={k} need more than {k} points in each set, "
-            f"got {len(real)} real and {len(fake)} generated"
-        )
-    precision = _inside(fake, real, _knn_radii(real, k)).mean()
-    recall = _inside(real, fake, _knn_radii(fake, k)).mean()
+    real, fake = _point_sets(real, fake, k, "precision/recall")
+    precision = (_ball_counts(fake, real, _knn_radii(real, k)) > 0).mean()
+    recall = (_ball_counts(real, fake, _knn_radii(fake, k)) > 0).mean()
     return float(precision), float(recall)
+
+
+def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = K_NEAREST) -> tuple[float, float]:
+    """Density and coverage (Naeem et al. 2020) of `fake` (N, d) against `real` (M, d), with
+    B_i the closed ball around real point i reaching its k-th nearest real neighbour (the
+    balls of `precision_recall`'s real manifold):
+
+        density  = 1/(kN) sum_j #{i : fake_j in B_i}
+        coverage = 1/M #{i : some fake_j in B_i}
+
+    Unlike precision, density counts the balls: a sample that only a lone outlying real
+    point's wide ball reaches adds 1/k, where a real-like sample lies in about k balls (a tight
+    group of more than k outlying points still reaches it k times or more: a larger k helps).
+    Unlike recall, coverage draws no balls around the samples, so outlying samples cannot
+    stretch them over real points. For two samples of one distribution E[density] = 1 and
+    E[coverage] = 1 - prod_{i<k} (M-1-i) / (M+N-1-i), which is 1 - 2^-k (0.875 at k = 3) when
+    M = N is large. Density is not bounded by 1. One sketch repeated N times covers only the
+    balls that hold it, k/M on average."""
+    real, fake = _point_sets(real, fake, k, "density/coverage")
+    radii = _knn_radii(real, k)
+    density = _ball_counts(fake, real, radii).sum() / (k * len(fake))
+    coverage = _balls_hit(real, radii, fake).mean()
+    return float(density), float(coverage)
 
 
 # --- scribbles and erased drawings: what the judge must tell from real drawings ---------------
@@ -759,10 +819,57 @@ def _subsample(images: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
     return images[_chosen(len(images), n, rng)]
 
 
+def nearest_neighbour_scores(
+    reference: np.ndarray, features: np.ndarray, rng: np.random.Generator, k: int = K_NEAREST
+) -> dict[str, Any]:
+    """Precision, recall, density and coverage of sample features (n, D) against reference
+    features (m, D), both sets cut to the smaller size (rows chosen with `rng`, the reference
+    first): recall and coverage depend on the ratio of the two sizes, so they are taken at
+    one. Also ``n``, that size."""
+    size = min(len(reference), len(features))
+    real, fake = _subsample(reference, size, rng), _subsample(features, size, rng)
+    precision, recall = precision_recall(real, fake, k)
+    density, coverage = density_coverage(real, fake, k)
+    return {
+        "n": size, "precision": precision, "recall": recall, "density": density,
+        "coverage": coverage,
+    }  # fmt: skip
+
+
+FEATURE_SPACE_RULE = (
+    "Precision and recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020) "
+    f"in the judge's feature space, k = {K_NEAREST}, each row's sketches against as many of its "
+    "category's reference drawings (chosen at random). Fidelity: precision is the share of "
+    "sketches inside some real drawing's ball (reaching its k-th nearest real neighbour); "
+    "density is how many balls hold each sketch, over k: about 1 for real drawings, 1/k for a "
+    "sketch that only a lone outlying real drawing's wide ball reaches, which precision counts "
+    "in full. Diversity: recall is the share of real drawings inside some sketch's ball; "
+    "coverage is the share of real drawings' balls holding a sketch: about "
+    f"{1 - 2.0**-K_NEAREST:.2f} for real drawings, about k/n for a model that repeats one sketch"
+)
+
+
+def feature_space_scores(
+    judge: Judge, categories: Sequence[str], features: np.ndarray, rng: np.random.Generator
+) -> dict[str, Any]:
+    """A grading report row's `nearest_neighbour_scores` (keys ``feature_n``, ``precision``,
+    ``recall``, ``density``, ``coverage``): its sketches' features (n, D), each claiming
+    ``categories[i]``, against their category's reference. Undefined (NaN, ``feature_n`` 0)
+    unless every sketch claims one category the judge knows and there are more than k of them
+    (a row of several categories has its categories' own rows)."""
+    claimed = set(categories)
+    reference = judge.references.get(claimed.pop()) if len(claimed) == 1 else None
+    if reference is None or min(len(features), len(reference.features)) <= K_NEAREST:
+        return {"feature_n": 0, **dict.fromkeys(NEAREST_NEIGHBOUR_SCORES, math.nan)}
+    near = nearest_neighbour_scores(reference.features, features, rng)
+    return {"feature_n": near["n"], **{m: near[m] for m in NEAREST_NEIGHBOUR_SCORES}}
+
+
 def score_rows(
     judge: Judge, rows: Sequence[Row], n: int = 1000, seed: int = 0, k: int = K_NEAREST
 ) -> dict:
-    """Recognizability, FID, KID, precision and recall of each row (see the module doc).
+    """Recognizability, FID, KID, precision, recall, density and coverage of each row (see the
+    module doc).
 
     Every row of a known category is scored on the same number of sketches: the smallest of
     `n`, each such row's size and each of their references' sizes, chosen at random (`seed`).
@@ -783,7 +890,7 @@ def score_rows(
         small = min(known, key=lambda r: min(len(r.images), judge.references[r.category].n))
         raise QuickDrawError(
             f"{small.source} ({small.category!r}) leaves {common} sketches to score (its own or "
-            f"its reference's count); scoring needs more than {k} (precision/recall's k)"
+            f"its reference's count); scoring needs more than {k} (the nearest-neighbour k)"
         )
     out = []
     for row in rows:
@@ -808,6 +915,8 @@ def score_rows(
             "kid": None,
             "precision": None,
             "recall": None,
+            "density": None,
+            "coverage": None,
             "predicted": {c: m / len(images) for c, m in predicted.most_common(3)},
             "in_training": int(seen["training"].sum()),
             "in_reference": int(seen["reference"].sum()),
@@ -817,27 +926,25 @@ def score_rows(
             result["notes"].append(
                 f"{result['blank']} of these {len(images)} sketches are blank (empty, one point "
                 "or no ink): each is counted as not recognised, and scored as the blank canvas "
-                "it is by FID, KID, precision and recall"
+                "it is by FID, KID and the nearest-neighbour scores"
             )
         if scored:
             reference = judge.references[row.category]
             right = int(((top == judge.classes.index(row.category)) & ~blank).sum())
-            real = _subsample(reference.features, len(images), rng)
-            precision, recall = precision_recall(real, feats, k)
+            near = nearest_neighbour_scores(reference.features, feats, rng, k)
             result.update(
+                {m: near[m] for m in NEAREST_NEIGHBOUR_SCORES},
                 recognizability=right / len(images),
                 recognizability_ci95=list(wilson_interval(right, len(images))),
                 fid=feature_fid(feats, reference),
                 kid=kernel_inception_distance(feats, reference.features, rng=rng),
-                precision=precision,
-                recall=recall,
             )
         else:
             why = "; a model of several categories claims none" if row.category == MIXED else ""
             result["notes"].append(
                 f"category {row.category!r} is not one of the judge's classes "
-                f"({', '.join(judge.classes)}){why}: recognizability, FID, KID, precision and "
-                "recall are undefined"
+                f"({', '.join(judge.classes)}){why}: recognizability, FID, KID, precision, "
+                "recall, density and coverage are undefined"
             )
         if result["in_training"] or result["in_reference"]:
             result["notes"].append(
@@ -962,7 +1069,7 @@ def format_scores(report: dict) -> str:
     lines = [
         [
             "source", "category", "n", "blank", "recognised (95% CI)", "FID", "KID",
-            "precision", "recall",
+            "precision", "recall", "density", "coverage",
         ]
     ]  # fmt: skip
     notes = []
@@ -975,6 +1082,7 @@ def format_scores(report: dict) -> str:
             r["source"], r["category"], str(r["n"]), str(r.get("blank", 0)), recognised,
             _number(r["fid"]),
             _number(r["kid"], 3), _number(r["precision"]), _number(r["recall"]),
+            _number(r["density"]), _number(r["coverage"]),
         ])  # fmt: skip
         notes += [f"{r['source']} ({r['category']}): {note}" for note in r["notes"]]
     return text_table(lines, left=2) + "".join(f"\nnote: {n}" for n in [*notes, report["fid_note"]])

@@ -1,4 +1,5 @@
-"""How well the sample judge discriminates: held-out real drawings, half-erased ones, scribbles.
+"""How well the sample judge discriminates: held-out real drawings, half-erased ones, scribbles
+and a collapsed model.
 
 Trains a judge (`quickdraw judge train`'s library call) on the categories of ``--data`` (default:
 the seven ``../shared/quickdraw/training`` sets), or loads one with ``--judge``, prints its
@@ -7,11 +8,16 @@ held-out accuracy, then scores, per category:
     real         the category's test drawings (in neither the judge's training nor its reference)
     half-erased  the same drawings with every other stroke removed (the first kept)
     scribbles    random-walk drawings (seeded numpy Generator) claiming the category
+    collapsed    a model that collapsed onto one good sketch: the first test drawing the judge
+                 recognises, repeated as many times
     CHECKPOINT   with --checkpoint (repeatable): a model's samples, as `judge score` draws them
 
-and prints recognizability (95% Wilson interval), FID, KID, precision and recall per row, then
-a summary per kind: recognizability pooled over the categories' sketches, the other scores
-averaged over categories. Every row is scored at the same n (the smallest reference, or --n).
+and prints recognizability (95% Wilson interval), FID, KID, precision, recall, density and
+coverage per row, then a summary per kind: recognizability pooled over the categories'
+sketches, the other scores averaged over categories; which score catches which flaw (in how
+many categories a row is worse than every category's real drawings); the nearest-neighbour
+scores at other k (--other-k) and FID and KID at smaller n (--fid-by-n). Every row is scored
+at the same n (the smallest reference, or --n).
 
     nice .venv/bin/python scripts/judge_report.py --out runs/judge.pt
     .venv/bin/python scripts/judge_report.py --judge runs/judge.pt --checkpoint runs/cat/best.pt
@@ -33,6 +39,9 @@ from quickdraw_tools.atomic import atomic_write
 from quickdraw_tools.errors import QuickDrawError
 from quickdraw_tools.eval.grading.report import wilson_interval
 from quickdraw_tools.eval.judge import (
+    K_NEAREST,
+    NEAREST_NEIGHBOUR_SCORES,
+    Judge,
     JudgeConfig,
     JudgeTraining,
     Row,
@@ -55,15 +64,19 @@ TRAINING = ROOT.parent / "shared" / "quickdraw" / "training"
 sys.path.insert(0, str(ROOT / "scripts"))
 from _machine import cpu_name  # noqa: E402
 
+METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")  # averaged per kind
+
 
 def as_strokes(drawings: list) -> list[np.ndarray]:
     return [drawing_to_stroke3(d, dtype=np.float64) for d in drawings]
 
 
 def build_rows(
-    data, checkpoints, n: int, seed: int, size: int, temperature: float = 1.0
+    judge: Judge, data, checkpoints, n: int, seed: int, temperature: float = 1.0
 ) -> list[Row]:
-    """The real, half-erased and scribble rows of every category, then the checkpoints'."""
+    """The real, half-erased, scribble and collapsed rows of every category, then the
+    checkpoints'."""
+    size = judge.config.size
     rng = np.random.default_rng(seed)
     rows = []
     for category, d in data.items():
@@ -72,10 +85,15 @@ def build_rows(
         test = d.drawings["test"]
         erased = render_strokes(as_strokes([erase_every_other_stroke(x) for x in test]), size)
         noise = render_strokes(as_strokes([scribble(rng) for _ in test]), size)
+        # the collapse the fidelity scores cannot see: a good sketch, the only one it makes
+        _, probs = judge.embed(d.images["test"])
+        recognised = np.flatnonzero(probs.argmax(1) == judge.classes.index(category))
+        one = int(recognised[0]) if len(recognised) else 0
         rows += [
             Row("real", category, d.images["test"]),
             Row("half-erased", category, erased),
             Row("scribbles", category, noise),
+            Row("collapsed", category, np.repeat(d.images["test"][[one]], len(test), axis=0)),
         ]
     if checkpoints:
         sources = [str(c) for c in checkpoints]
@@ -98,7 +116,7 @@ def summary(report: dict) -> list[dict]:
             total = sum(r["n"] for r in scored)
             line["recognizability"] = right / total
             line["recognizability_ci95"] = list(wilson_interval(right, total))
-            for m in ("fid", "kid", "precision", "recall"):
+            for m in METRICS:
                 line[m] = float(np.mean([r[m] for r in scored]))
         out.append(line)
     return out
@@ -106,19 +124,48 @@ def summary(report: dict) -> list[dict]:
 
 def format_summary(lines: list[dict]) -> str:
     header = ["kind", "categories", "sketches", "blank", "recognised (95% CI)", "FID", "KID",
-              "precision", "recall"]  # fmt: skip
+              "precision", "recall", "density", "coverage"]  # fmt: skip
     table = [header]
     for s in lines:
         counts = [s["kind"], str(s["categories"]), str(s["n"]), str(s.get("blank", 0))]
         if "recognizability" not in s:
-            table.append([*counts, "undefined", *"----"])
+            table.append([*counts, "undefined", *"-" * len(METRICS)])
             continue
         lo, hi = s["recognizability_ci95"]
         table.append([
             *counts,
             f"{100 * s['recognizability']:.1f}% ({100 * lo:.1f}-{100 * hi:.1f})",
-            f"{s['fid']:.2f}", f"{s['kid']:.3f}", f"{s['precision']:.2f}", f"{s['recall']:.2f}",
+            f"{s['fid']:.2f}", f"{s['kid']:.3f}",
+            *(f"{s[m]:.2f}" for m in METRICS[2:]),
         ])  # fmt: skip
+    return text_table(table)
+
+
+# the scores that tell a flaw, each with the direction a flawed row moves it
+FLAW_SIGNS = {"recognizability": -1, "fid": 1, "kid": 1, "precision": -1, "recall": -1,
+              "density": -1, "coverage": -1}  # fmt: skip
+
+
+def caught(report: dict) -> dict[str, dict[str, int]]:
+    """kind -> score -> in how many categories the kind's row is worse than the real rows of
+    every category (the real drawings' spread over categories is the score's own noise at this
+    n: a row beyond all of it is caught)."""
+    rows = [r for r in report["sources"] if r["recognizability"] is not None]
+    real = [r for r in rows if r["source"] == "real"]
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if r["source"] == "real":
+            continue
+        counts = out.setdefault(r["source"], dict.fromkeys(FLAW_SIGNS, 0))
+        for m, sign in FLAW_SIGNS.items():
+            counts[m] += sign * r[m] > max(sign * x[m] for x in real)
+    return out
+
+
+def format_caught(counts: dict[str, dict[str, int]], categories: int) -> str:
+    table = [["kind", "recognised", "FID", "KID", "precision", "recall", "density", "coverage"]]
+    for kind, c in counts.items():
+        table.append([kind, *(f"{c[m]}/{categories}" for m in FLAW_SIGNS)])
     return text_table(table)
 
 
@@ -131,6 +178,29 @@ def format_by_n(by_n: dict[int, list[dict]]) -> str:
             cells = [f"{by_n[n][i]['fid']:.2f} ({by_n[n][i]['kid']:.2f})" for n in ns]
             table.append([line["kind"], *cells])
     return text_table(table)
+
+
+def format_by_k(by_k: dict[int, list[dict]]) -> str:
+    """kind x k: precision / recall / density / coverage at each k."""
+    ks = sorted(by_k)
+    table = [["kind", *(f"k = {k}" for k in ks)]]
+    for i, line in enumerate(by_k[ks[0]]):
+        if "fid" in line:
+            scores = [[f"{by_k[k][i][m]:.2f}" for m in NEAREST_NEIGHBOUR_SCORES] for k in ks]
+            cells = [" / ".join(c) for c in scores]
+            table.append([line["kind"], *cells])
+    return text_table(table)
+
+
+def _counts(text: str, flag: str) -> list[int]:
+    """'10,20' -> [10, 20], each a whole number >= 1, or a one-line error naming the flag."""
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = [0]
+    if any(v < 1 for v in values):
+        raise QuickDrawError(f"{flag} takes whole numbers >= 1 separated by commas, got {text!r}")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,7 +246,15 @@ def main(argv: list[str] | None = None) -> int:
         help="also score the rows at these smaller n, to show FID's bias (default "
         "10,20,40; '' for none)",
     )
+    p.add_argument(
+        "--other-k",
+        default="5,10",
+        metavar="K,K,...",
+        help=f"also give precision, recall, density and coverage with these k (the judge's is "
+        f"{K_NEAREST}), to show how they depend on it (default 5,10; '' for none)",
+    )
     args = p.parse_args(argv)  # fmt: skip
+    smaller, other_k = _counts(args.fid_by_n, "--fid-by-n"), _counts(args.other_k, "--other-k")
 
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,11 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(data) - set(judge.classes)
         if unknown:
             raise QuickDrawError(f"the judge has no class for {sorted(unknown)}")
-        rows = build_rows(
-            data, args.checkpoint, args.n, args.seed, judge.config.size, args.temperature
-        )
+        rows = build_rows(judge, data, args.checkpoint, args.n, args.seed, args.temperature)
         report = score_rows(judge, rows, n=args.n, seed=args.seed)
-        smaller = [int(x) for x in args.fid_by_n.split(",") if x.strip()]
+        by_k = {k: summary(score_rows(judge, rows, n=args.n, seed=args.seed, k=k)) for k in other_k}
         by_n = {
             n: summary(score_rows(judge, rows, n=n, seed=args.seed))
             for n in smaller
@@ -223,12 +299,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nn = {report['n']} sketches per row; {report['fid_note']}")
     if args.checkpoint:
         print(f"checkpoints sampled at temperature {args.temperature:g}, seed {args.seed}")
+    flaws = caught(report)
+    if flaws:
+        print(
+            "\nCaught: in how many categories each row scores worse than the real drawings of "
+            "every category:"
+        )
+        print(format_caught(flaws, len(data)))
+    if by_k:
+        print("\nPrecision / recall / density / coverage by k, mean over categories:")
+        print(format_by_k({K_NEAREST: lines, **by_k}))
     if by_n:
         print("\nFID (and KID) of the same rows at smaller n, mean over categories:")
         print(format_by_n({**by_n, report["n"]: lines}))
     if args.json_out:
         with atomic_write(args.json_out, "w") as f:
-            payload = {"date": today, "summary": lines, "report": report, "by_n": by_n}
+            payload = {
+                "date": today, "summary": lines, "report": report, "by_n": by_n, "by_k": by_k,
+                "caught": flaws,
+            }  # fmt: skip
             json.dump(payload, f, indent=2)
     return 0
 

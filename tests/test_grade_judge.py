@@ -28,12 +28,14 @@ from quickdraw_tools.eval.grading.report import (
     write_chart,
     write_csv,
 )
-from quickdraw_tools.eval.grading.sources import as_bitmaps
+from quickdraw_tools.eval.grading.sources import as_bitmaps, source_rng
 from quickdraw_tools.eval.grading.store import GradeStore, Grading, Sketch
 from quickdraw_tools.eval.judge import (
     JudgeConfig,
     JudgeTraining,
+    feature_space_scores,
     load_judge,
+    nearest_neighbour_scores,
     read_judge,
     render_strokes,
     train_judge,
@@ -199,6 +201,28 @@ def test_the_judge_beside_the_people(judge_path, shared, tmp_path):
             assert math.isnan(row["recognizability"]) and math.isnan(row["mean_confidence"])
     assert j["groups"][0]["source"] == "real" and j["groups"][0]["recognizability"] >= 0.5
 
+    # the feature space: each row's sketches against its category's reference, both cut to the
+    # smaller size with the row's own generator (the real cakes: 8 sketches of one category)
+    feats, _ = judge.embed(render_strokes([pool[i].strokes for i in ids]))
+    for row in j["groups"]:
+        mine = [
+            n
+            for n, sid in enumerate(ids)
+            if sid in confidence and pool[sid].source == row["source"]
+        ]
+        if not mine:
+            assert row["feature_n"] == 0 and math.isnan(row["density"]), row
+            continue
+        category = pool[ids[mine[0]]].category
+        rng = source_rng(0, "judge report", row["source"], row["category"])
+        want = nearest_neighbour_scores(judge.references[category].features, feats[mine], rng)
+        assert row["feature_n"] == want["n"] == len(mine), row
+        for m in ("precision", "recall", "density", "coverage"):
+            assert row[m] == pytest.approx(want[m]), (row, want)
+    several = feature_space_scores(judge, ["cake"] * 4 + ["teapot"] * 4, feats[:8], rng)
+    assert several["feature_n"] == 0 and math.isnan(several["coverage"])  # has per-category rows
+    assert feature_space_scores(judge, ["cake"] * 3, feats[:3], rng)["feature_n"] == 0  # <= k
+
     # sketch by sketch, by brute force: every (passed, failed) pair of gradings; mean grades
     gradings = [g for g in store.gradings() if g.gold is None and g.sketch in confidence]
     passed = [confidence[g.sketch] for g in gradings if g.grade != "fake"]
@@ -227,6 +251,9 @@ def test_the_judge_beside_the_people(judge_path, shared, tmp_path):
     text = format_report(report)
     assert "Judge vs people, sketch by sketch" in text and "generated only" in text
     assert "not judged: 4 sketches of 'aaron_sheep'" in text and "all, unflagged raters" in text
+    assert "The judge's feature space" in text and "density and coverage (Naeem" in text
+    real_row = j["groups"][0]
+    assert f"{real_row['density']:.2f}" in text.split("The judge's feature space")[1]
     assert f"{everyone['auc']:.2f} [" in text
     write_csv(report, tmp_path / "g.csv")
     write_chart(report, tmp_path / "g.png")
@@ -236,6 +263,7 @@ def test_the_judge_beside_the_people(judge_path, shared, tmp_path):
     assert {"judge_recognizability", "judge_recognizability_lo", "judge_mean_confidence"} <= set(
         frame
     )
+    assert {"judge_precision", "judge_recall", "judge_density", "judge_coverage"} <= set(frame)
     real = frame[(frame["raters"] == "all") & (frame["source"] == "real")].iloc[0]
     assert real["judge_judged"] == 8 and real["judge_sketches"] == 8
     assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -296,6 +324,8 @@ def test_cli_report_with_a_judge(judge_path, shared, tmp_path, capsys):
     report = json.loads(out["json-out"].read_text(), parse_constant=lambda c: 1 / 0)  # no NaN
     assert report["judge"]["not_judged"][0]["category"] == "aaron_sheep"
     assert report["judge"]["groups"][1]["recognizability"] is None  # the sheep: null
+    assert report["judge"]["groups"][1]["density"] is None
+    assert report["judge"]["groups"][2]["coverage"] is not None  # the teapots
     assert all(p.is_file() for p in out.values())
     assert main([*args, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["judge"]["judged"] == 12

@@ -3,6 +3,7 @@ tells held-out real drawings from half-erased ones and from scribbles."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -14,10 +15,12 @@ from conftest import train_checkpoint
 
 from quickdraw_tools.cli import main
 from quickdraw_tools.errors import QuickDrawError
+from quickdraw_tools.eval import judge as judge_module
 from quickdraw_tools.eval.judge import (
     JudgeConfig,
     JudgeTraining,
     Row,
+    density_coverage,
     erase_every_other_stroke,
     frechet_distance,
     kernel_inception_distance,
@@ -117,6 +120,75 @@ def test_precision_and_recall_on_toy_point_sets():
         precision_recall(grid, grid[:3])
 
 
+def test_density_and_coverage_by_hand():
+    # real points on a line, k = 2: the balls reach each point's 2nd nearest other point,
+    # [-2, 2], [0, 2], [1, 3], [1, 5] and, around the outlier at 10, [2, 18]
+    real = np.array([[0.0], [1.0], [2.0], [3.0], [10.0]])
+    fake = np.array([[0.5], [12.0], [30.0], [40.0], [0.2]])
+    # balls holding each fake: 2, 1 (only the outlier's), 0, 0, 2 -> density 5 / (2 * 5);
+    # the balls of 0, 1 and 10 hold a fake -> coverage 3/5
+    assert density_coverage(real, fake, k=2) == pytest.approx((0.5, 0.6))
+    # precision counts the fake at 12 in full: 3 of 5 fakes lie in some ball
+    assert precision_recall(real, fake, k=2)[0] == pytest.approx(0.6)
+    with pytest.raises(QuickDrawError, match="more than 3 points"):
+        density_coverage(real[:3], fake)
+    with pytest.raises(QuickDrawError, match="one width"):
+        density_coverage(real, np.zeros((5, 2)))
+
+
+def test_density_and_coverage_of_one_distribution_are_their_expectations():
+    """E[density] = 1 and E[coverage] = 1 - prod_{i<k} (M-1-i)/(M+N-1-i) (Naeem et al. 2020)."""
+    rng = np.random.default_rng(3)
+    k = 3
+
+    def expected_coverage(m: int, n: int) -> float:
+        return 1 - np.prod([(m - 1 - i) / (m + n - 1 - i) for i in range(k)])
+
+    density, coverage = density_coverage(rng.normal(size=(2000, 4)), rng.normal(size=(2000, 4)))
+    assert density == pytest.approx(1, abs=0.05)
+    assert coverage == pytest.approx(expected_coverage(2000, 2000), abs=0.03)  # ~ 1 - 2^-3
+    # small sets, many draws: the mean is the expectation within three standard errors
+    draws = np.array(
+        [density_coverage(rng.normal(size=(12, 2)), rng.normal(size=(20, 2))) for _ in range(400)]
+    )
+    for got, want in zip(draws.T, (1.0, expected_coverage(12, 20)), strict=True):
+        assert abs(got.mean() - want) < 3 * got.std() / np.sqrt(len(got)), (got.mean(), want)
+
+
+def test_a_repeated_sketch_covers_about_k_over_m_balls():
+    rng = np.random.default_rng(4)
+    real = rng.normal(size=(300, 3))
+    radii = np.sort(np.linalg.norm(real[:, None] - real[None], axis=-1), axis=1)[:, 3]
+    coverages = []
+    for _ in range(300):
+        one = rng.normal(size=(1, 3))
+        holding = (np.linalg.norm(real - one, axis=1) <= radii).sum()  # by brute force
+        density, coverage = density_coverage(real, np.repeat(one, 10, axis=0))
+        assert density == pytest.approx(holding / 3) and coverage == pytest.approx(holding / 300)
+        coverages.append(coverage)
+    # a fresh point is inside each real ball with chance k/M: E[coverage] = k/M = 0.01
+    assert abs(np.mean(coverages) - 3 / 300) < 3 * np.std(coverages) / np.sqrt(300)
+    assert precision_recall(real, np.repeat(one, 10, axis=0))[1] == 0  # recall sees it too
+
+
+def test_density_sees_samples_that_only_an_outlier_s_ball_reaches():
+    """Precision's weakness (Naeem et al. 2020, fig. 2): one outlying real point has a wide
+    ball; samples that only it reaches are all precise, and have density 1/k."""
+    grid = np.array([[i, j] for i in range(6) for j in range(6)], dtype=float)
+    real = np.concatenate([grid, [[60.0, 60.0]]])
+    fake = np.random.default_rng(5).uniform(55, 65, size=(36, 2))
+    assert precision_recall(real, fake)[0] == 1.0
+    assert density_coverage(real, fake) == pytest.approx((1 / 3, 1 / 37))
+
+
+def test_distances_in_blocks_give_the_same_scores(monkeypatch):
+    rng = np.random.default_rng(6)
+    real, fake = rng.normal(size=(40, 5)), rng.normal(0.3, 1, size=(30, 5))
+    whole = (precision_recall(real, fake), density_coverage(real, fake))
+    monkeypatch.setattr(judge_module, "MAX_DISTANCES", 7)  # one row (or 7 cells) at a time
+    assert (precision_recall(real, fake), density_coverage(real, fake)) == whole
+
+
 # --- the judge tells real drawings from damaged and random ones -------------------------------
 
 
@@ -137,7 +209,7 @@ def test_the_judge_tells_real_from_half_erased_from_scribbles(judge_file, files)
     judge = load_judge(path)
     data = read_labelled(files, QUICK.seed, QUICK.max_per_category)
     rng = np.random.default_rng(0)
-    rows = {"real": [], "half-erased": [], "scribbles": []}
+    rows: dict[str, list[Row]] = {"real": [], "half-erased": [], "scribbles": [], "collapsed": []}
     for c, d in data.items():
         test = d.drawings["test"]
         erased = [drawing_to_stroke3(erase_every_other_stroke(x), np.float64) for x in test]
@@ -145,18 +217,65 @@ def test_the_judge_tells_real_from_half_erased_from_scribbles(judge_file, files)
         rows["real"].append(Row("real", c, d.images["test"]))
         rows["half-erased"].append(Row("half-erased", c, render_strokes(erased)))
         rows["scribbles"].append(Row("scribbles", c, render_strokes(noise)))
+        # a collapsed model: one test drawing the judge recognises, repeated
+        one = int(
+            np.flatnonzero(judge.embed(d.images["test"])[1].argmax(1) == judge.classes.index(c))[0]
+        )
+        rows["collapsed"].append(Row("collapsed", c, np.repeat(d.images["test"][[one]], 20, 0)))
     scores = {kind: score_rows(judge, r, n=20, seed=0)["sources"] for kind, r in rows.items()}
-    mean = {
-        kind: {m: np.mean([r[m] for r in rs]) for m in ("recognizability", "fid", "precision")}
-        for kind, rs in scores.items()
-    }
+    metrics = ("recognizability", "fid", "precision", "recall", "density", "coverage")
+    mean = {kind: {m: np.mean([r[m] for r in rs]) for m in metrics} for kind, rs in scores.items()}
     assert mean["real"]["recognizability"] >= 0.8, mean
     assert mean["real"]["recognizability"] > mean["half-erased"]["recognizability"], mean
     assert mean["half-erased"]["recognizability"] > mean["scribbles"]["recognizability"], mean
     assert mean["scribbles"]["recognizability"] <= 0.5, mean
     assert mean["real"]["fid"] < mean["half-erased"]["fid"] < mean["scribbles"]["fid"], mean
     assert mean["real"]["precision"] > mean["scribbles"]["precision"], mean
+    # coverage orders them too; a collapsed model looks faithful (it repeats a recognised real
+    # drawing) and only the diversity scores see it: no recall, coverage near k/n = 3/20
+    real, collapsed = mean["real"], mean["collapsed"]
+    assert real["coverage"] > mean["half-erased"]["coverage"] > mean["scribbles"]["coverage"]
+    assert 0.6 < real["density"] < 1.5 and real["density"] > mean["scribbles"]["density"], mean
+    assert collapsed["recognizability"] == 1 and collapsed["precision"] > 0.8, mean
+    assert collapsed["recall"] == 0 and collapsed["coverage"] <= 0.3 < real["coverage"], mean
     assert all(r["n"] == 20 and r["in_training"] == r["in_reference"] == 0 for r in scores["real"])
+
+
+def test_density_and_coverage_of_real_drawings_in_the_judge_s_features(judge_file, files):
+    """Two halves of one category's drawings are one distribution: density near 1 and
+    coverage near its expectation; another category's drawings are neither."""
+    judge = load_judge(judge_file[0])
+    data = read_labelled(files, QUICK.seed, QUICK.max_per_category)
+    piano, _ = judge.embed(data["piano"].images["train"])  # 560 drawings
+    snowman, _ = judge.embed(data["snowman"].images["train"][:280])
+    density, coverage = density_coverage(piano[::2], piano[1::2])
+    # E[coverage] at M = N = 280, k = 3: 1 - (279 * 278 * 277) / (559 * 558 * 557) = 0.876
+    assert density == pytest.approx(1, abs=0.15) and coverage == pytest.approx(0.876, abs=0.06)
+    other = density_coverage(piano[::2], snowman)
+    assert other[0] < 0.5 and other[1] < 0.5
+
+
+def test_the_report_script_says_which_score_catches_which_flaw(judge_file, files, tmp_path, capsys):
+    """scripts/judge_report.py with a given judge: its rows (a collapsed one too), its tables
+    and its JSON; a bad list of k is one error naming the flag."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "judge_report.py"
+    spec = importlib.util.spec_from_file_location("judge_report", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = ["--judge", str(judge_file[0]), "--data", *map(str, files), "--fid-by-n", ""]
+    out = tmp_path / "report.json"
+    assert script.main([*args, "--other-k", "5", "--json-out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Caught:" in text and "k = 5" in text and "density  coverage" in text
+    report = json.loads(out.read_text())
+    kinds = [line["kind"] for line in report["summary"]]
+    assert kinds == ["real", "half-erased", "scribbles", "collapsed"]
+    # the one repeated sketch: no recall and little coverage in each of the three categories
+    assert report["caught"]["collapsed"]["recall"] == report["caught"]["collapsed"]["coverage"] == 3
+    assert set(report["by_k"]) == {"5"}
+    with pytest.raises(QuickDrawError, match="--other-k takes whole numbers"):
+        script.main([*args, "--other-k", "5,x"])
 
 
 def test_the_held_out_drawings_are_convert_s(judge_file, files):
@@ -309,11 +428,12 @@ def test_judge_score_every_kind_of_source(judge_file, files, shared, tmp_path, c
     assert piano["n"] == 12 and 0 <= piano["recognizability"] <= 1 and piano["fid"] >= 0
     lo, hi = piano["recognizability_ci95"]
     assert lo <= piano["recognizability"] <= hi
-    assert {"kid", "precision", "recall", "predicted"} <= set(piano)
+    assert {"kid", "precision", "recall", "density", "coverage", "predicted"} <= set(piano)
+    assert piano["density"] >= 0 and 0 <= piano["coverage"] <= 1
     assert piano["in_training"] > 0 and "judge trained on" in " ".join(piano["notes"])
     assert rows[(f"{npz}:test", "smiley face")]["recognizability"] is not None
     cat = rows[(str(cat_npy), "cat")]
-    assert cat["recognizability"] is None and cat["fid"] is None
+    assert cat["recognizability"] is None and cat["fid"] is None and cat["coverage"] is None
     assert "not one of the judge's classes" in cat["notes"][0]
     sampled = rows[(str(checkpoint), "smiley face")]
     assert sampled["n"] == 12 and sampled["recognizability"] is not None
@@ -322,6 +442,7 @@ def test_judge_score_every_kind_of_source(judge_file, files, shared, tmp_path, c
     assert main(["judge", "score", str(judge), str(files[0]), "--n", "12", "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "recognised (95% CI)" in text and "FID is biased upwards" in text
+    assert "density  coverage" in text.splitlines()[0]
 
 
 def test_judge_score_errors_are_one_line(judge_file, tmp_path, capsys):

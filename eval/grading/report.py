@@ -18,7 +18,8 @@ beside each source's human pass share, and, sketch by sketch, how well the judge
 for the category a sketch claims agrees with the people's grades: the AUC of that confidence for
 gradings of real or possibly real against gradings of fake (`roc_auc`), and Spearman's rank
 correlation (`spearman`, ties at their average rank) of it with the sketch's mean grade (real 2,
-possibly real 1, fake 0), both with a two-level bootstrap interval (`judge_agreement`).
+possibly real 1, fake 0), both with a two-level bootstrap interval (`judge_agreement`); and
+each row's precision, recall, density and coverage in the judge's feature space.
 
 The study (`_study_section`): the study file's hash, the design (per-rater subsets, and how
 often each sketch was graded), raters per platform, consent, the questions' answers; HYPE's
@@ -729,9 +730,12 @@ def judge_report(
     Wilson interval) and mean confidence beside the people's share graded real or possibly
     real; and `judge_agreement` over all sources, over the generated ones only, and (with
     `flagged` rater tokens) without the flagged raters. Sketches of a category the judge has
-    no class for are counted, by category, in ``not_judged``.
+    no class for are counted, by category, in ``not_judged``. Each row of one category also
+    has the judge's feature-space scores (`judge.feature_space_scores`: precision, recall,
+    density and coverage against the category's reference).
     """
-    from ..judge import load_judge
+    from ..judge import FEATURE_SPACE_RULE, feature_space_scores, load_judge
+    from .sources import source_rng
 
     if not isinstance(judge, str | os.PathLike):
         loaded = judge
@@ -747,7 +751,7 @@ def judge_report(
         )
     ids = list(pool)
     images = judge_images(loaded, [pool[i] for i in ids])
-    _, probs = loaded.embed(images)
+    features, probs = loaded.embed(images)
     seen = loaded.seen(images)
     gradings = [g for g in store.gradings() if g.gold is None]
     values: dict[str, list[float]] = defaultdict(list)
@@ -778,6 +782,7 @@ def judge_report(
         {"category": c, "sketches": n, "reason": _not_judged_reason(c)}
         for c, n in sorted(unknown.items())
     ]
+    position = {sid: n for n, sid in enumerate(ids)}
     groups = []
     for row in report["groups"]:
         mine = [
@@ -808,6 +813,12 @@ def judge_report(
                 "people_real_or_possibly": row["frac_real_or_possibly"],
                 "people_real_or_possibly_lo": row["frac_real_or_possibly_lo"],
                 "people_real_or_possibly_hi": row["frac_real_or_possibly_hi"],
+                **feature_space_scores(
+                    loaded,
+                    [r["category"] for r in judged],
+                    features[[position[r["sketch"]] for r in judged]],
+                    source_rng(seed, "judge report", row["source"], row["category"]),
+                ),
             }
         )
     confidence = {r["sketch"]: r["confidence"] for r in per_sketch if r["confidence"] is not None}
@@ -844,7 +855,12 @@ def judge_report(
         "not_judged": not_judged,
         "groups": groups,
         "agreement": agreement,
-        "rules": {"auc": AUC_RULE, "spearman": SPEARMAN_RULE, "grade_values": GRADE_VALUES},
+        "rules": {
+            "auc": AUC_RULE,
+            "spearman": SPEARMAN_RULE,
+            "grade_values": GRADE_VALUES,
+            "feature_space": FEATURE_SPACE_RULE,
+        },
         "notes": notes,
         "per_sketch": per_sketch,
     }
@@ -1164,6 +1180,18 @@ def _judge_lines(judge: dict, resamples: int) -> str:
     for note in judge["notes"]:
         out.write(textwrap.fill(f"note: {note}", WIDTH, subsequent_indent="  ") + "\n")
     out.write(
+        f"\nThe judge's feature space:\n{'source':24} {'category':16} {'n':>5}  {'precision':>9}"
+        f"  {'recall':>6}  {'density':>7}  {'coverage':>8}\n"
+    )
+    for r in judge["groups"]:
+        n = r["feature_n"]
+        cells = [_value(r[m]) if n else "-" for m in ("precision", "recall", "density", "coverage")]
+        out.write(
+            f"{r['source'][:24]:24} {r['category'][:16]:16} {n or '-':>5}  {cells[0]:>9}  "
+            f"{cells[1]:>6}  {cells[2]:>7}  {cells[3]:>8}\n"
+        )
+    out.write(textwrap.fill(judge["rules"]["feature_space"] + ".", WIDTH) + "\n")
+    out.write(
         f"\nJudge vs people, sketch by sketch:\n{'':24} {'sketches':>8} {'gradings':>8}  "
         f"{'AUC [95% CI]':>18}  {'Spearman [95% CI]':>21}\n"
     )
@@ -1191,6 +1219,11 @@ JUDGE_COLUMNS = (
     "recognizability_lo",
     "recognizability_hi",
     "mean_confidence",
+    "feature_n",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
 )
 
 
@@ -1198,8 +1231,10 @@ def write_csv(report: dict, path: str | Path) -> None:
     """One row per (source, category) with counts, fractions and interval bounds; `raters` is
     "all", and in a session with gold items the rows again for "unflagged" raters only. With a
     judge, each row also has the judge's ``judge_sketches``, ``judge_judged``,
-    ``judge_recognised``, ``judge_recognizability`` (``_lo``, ``_hi``) and
-    ``judge_mean_confidence`` (the same for both kinds of row: the judge is no rater)."""
+    ``judge_recognised``, ``judge_recognizability`` (``_lo``, ``_hi``),
+    ``judge_mean_confidence`` and its feature-space ``judge_feature_n``, ``judge_precision``,
+    ``judge_recall``, ``judge_density``, ``judge_coverage`` (the same for both kinds of row: the
+    judge is no rater)."""
     import pandas as pd
 
     rows = [{"raters": "all", **r} for r in report["groups"]]

@@ -26,9 +26,9 @@ Train the judge: a small CNN on 28x28 bitmaps drawn by the official renderer, on
 category (each record's `word`, else the file's name). It never trains on the valid and test
 drawings that `quickdraw convert` holds out (the same keyed split, by --seed); it prints its
 accuracy on them, and keeps the features of each category's valid drawings as that category's
-reference for FID, KID and precision/recall. The test drawings are in neither, so they are the
-fair real baseline to score beside a model. A few minutes on a CPU for ~1,500 drawings in each
-of 7 categories.
+reference for FID, KID and the nearest-neighbour scores. The test drawings are in neither, so
+they are the fair real baseline to score beside a model. A few minutes on a CPU for ~1,500
+drawings in each of 7 categories.
 
 FILE is drawings (.ndjson, .ndjson.gz, .bin), a sketch-rnn .npz (its own splits) or 28x28
 bitmaps (.npy; the split convert recorded beside it, else the keyed split of its rows).
@@ -41,7 +41,10 @@ examples:
 SCORE_HELP = """\
 Score sources with a judge: per source and category it claims, recognizability (the judge's
 top-1 accuracy for that category, with a 95% Wilson interval), FID and KID against the
-category's reference features, and precision and recall (k-nearest-neighbour manifolds, k=3).
+category's reference features, precision and recall (k-nearest-neighbour manifolds, k=3), and
+density and coverage (Naeem et al. 2020, the same k and balls: density counts how many real
+drawings' balls hold each sketch, so one outlying drawing's wide ball counts for little;
+coverage is the share of real balls that hold a sketch, low for a model that repeats itself).
 Every source is scored on the same n sketches (the smallest of --n, each source's size and
 each reference's size): FID is biased upwards by about a constant over n, so FIDs compare
 only at the same n. A category the judge has no class for gets no scores, and says so.
@@ -59,9 +62,9 @@ examples:
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "judge",
-        help="a sketch classifier that scores samples (recognizability, FID, KID, P/R)",
+        help="a sketch classifier that scores samples (recognizability, FID, KID, P/R, D/C)",
         description="A sketch classifier trained on real drawings, and the scores it gives "
-        "samples: recognizability, FID, KID, precision and recall.",
+        "samples: recognizability, FID, KID, precision, recall, density and coverage.",
     )
     sub = parser.add_subparsers(dest="judge_command", metavar="{train,score}", required=True)
 
@@ -92,7 +95,7 @@ def add_parser(subparsers) -> None:
     )  # fmt: skip
     train.add_argument(
         "--feature-size", type=int, default=64,
-        help="width of the feature layer that FID, KID and precision/recall use (default 64)",
+        help="width of the feature layer that FID, KID and the k-NN scores use (default 64)",
     )  # fmt: skip
     add_device_arguments(train, "the judge trains")
     add_json_arguments(train, "the summary")
