@@ -305,6 +305,7 @@ class _Category:
         if "sketchrnn" in self.wanted:
             rel = self._sketchrnn()
             staged |= {rel: self.entry, self._rows(rel): self.entry}
+        bitmaps = None  # the .npy of the bitmaps, once drawn
         if "bitmap" in self.wanted or "mnist" in self.wanted:
             if "bitmap" in self.wanted:
                 rel = f"bitmap/{category}.npy"
@@ -315,6 +316,7 @@ class _Category:
             else:
                 path = work / "bitmaps.npy"
             self._bitmaps(path)
+            bitmaps = path
             sizes = self.result.sizes
             train_end, test_start = sizes["train"], sizes["train"] + sizes["valid"]
             for split, rows in (
@@ -325,7 +327,7 @@ class _Category:
         if "parquet" in self.wanted:
             staged |= {rel: self.entry for rel in self._parquet()}
         if "png" in self.wanted:
-            staged[self._png()] = drawn
+            staged[self._png(bitmaps)] = drawn
         target = self.stage.target
         self.result.outputs += [
             str(target / rel) for rel in staged if not rel.endswith((".json", ".csv"))
@@ -396,16 +398,15 @@ class _Category:
             written.append(rel)
         return written
 
-    def _png(self) -> str:
+    def _png(self, bitmaps: Path | None) -> str:
         """One PNG per drawing in ``png/<split>/<category>/`` (`images`), and the rows
-        sidecar ``png/<category>.rows.csv``, which names each file; returns the sidecar."""
+        sidecar ``png/<category>.rows.csv``, which names each file; returns the sidecar.
+        `bitmaps`: the ``.npy`` of this run's bitmaps (rows in split order), if it drew them."""
         from .images import drawing_names, write_pngs
 
         category, picture, stage = self.result.category, self.picture, self.stage
-        for split in SPLITS:
-            (stage.path / "png" / split / category).mkdir(parents=True, exist_ok=True)
-            for old in _images_of(stage.target, split, category):  # a previous run's go
-                stage.remove(old)
+        for split in SPLITS:  # each replaces a previous run's folder whole: none of it stays
+            stage.folder(f"png/{split}/{category}")
 
         def files(start: int, rows: np.ndarray) -> list[str]:
             assert self.data.key_id is not None, "packed with meta=True"
@@ -413,10 +414,14 @@ class _Category:
             splits = self.split_of_row[start : start + len(rows)]
             return [f"{s}/{category}/{n}.png" for s, n in zip(splits, names, strict=True)]
 
+        def pictures(start: int, rows: np.ndarray) -> Packed | tuple[str, int]:
+            """What the worker draws: the drawings, or the rows of the bitmaps drawn already."""
+            return (str(bitmaps), start) if bitmaps else self.data.take(rows)
+
         settings = (picture.size, picture.line_width, picture.padding, picture.invert)
-        folder = os.path.join(stage.path, "png", "")
+        folder = str(stage.path / "png")
         jobs = (
-            (self.data.take(rows), [folder + f for f in files(i, rows)], *settings)
+            (pictures(i, rows), folder, files(i, rows), *settings)
             for i, rows in self.chunks(picture.chunk())
         )
         bar = self._bar("png")
@@ -426,17 +431,6 @@ class _Category:
         finally:
             bar.close()
         return self._rows(f"png/{category}.png", files)  # png/<category>.rows.csv
-
-
-def _images_of(target: Path, split: str, category: str) -> list[str]:
-    """The files a previous run left in ``png/<split>/<category>/`` (relative to `target`)."""
-    folder = target / "png" / split / category
-    if not folder.is_dir():
-        return []
-    with os.scandir(folder) as entries:
-        return [
-            f"png/{split}/{category}/{e.name}" for e in entries if e.is_file(follow_symlinks=False)
-        ]
 
 
 def _render(job: tuple[Packed, Picture]) -> np.ndarray:

@@ -4,15 +4,21 @@ writer; a crafted journal naming folders is refused like any other (issue 23, it
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from quickdraw_tools import atomic
+from quickdraw_tools.convert import Source, convert
 from quickdraw_tools.errors import QuickDrawError
+from quickdraw_tools.images import png_images
+from quickdraw_tools.rows import read_rows
 
 
 def tree(folder: Path) -> dict[str, bytes | str]:
@@ -157,3 +163,55 @@ def test_a_crafted_journal_naming_folders_is_refused_and_nothing_changes(tmp_pat
     assert tree(tmp_path) == before
     shutil.rmtree(out)  # removes the links, never what they point at
     assert (victim / "precious.txt").read_text() == "precious"
+
+
+# --- the PNG writer ---------------------------------------------------------------------------
+
+
+def test_png_images_decode_to_the_bitmaps_and_are_deterministic():
+    rng = np.random.default_rng(0)
+    for shape in ((3, 64, 64), (2, 17, 40), (1, 1, 1)):
+        images = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        images[0, : shape[1] // 2] = 0  # runs, as in a drawing's black background
+        encoded = png_images(images)
+        assert encoded == png_images(images.copy())
+        for image, data in zip(images, encoded, strict=True):
+            with Image.open(io.BytesIO(data)) as decoded:
+                assert decoded.mode == "L" and decoded.size == shape[:0:-1]
+                np.testing.assert_array_equal(np.asarray(decoded), image)
+        for image, data in zip(images, png_images(images, invert=True), strict=True):
+            with Image.open(io.BytesIO(data)) as decoded:
+                np.testing.assert_array_equal(np.asarray(decoded), 255 - image)
+
+
+def test_png_with_bitmaps_draws_each_drawing_once_and_the_same_pixels(
+    shared, tmp_path, monkeypatch
+):
+    """`--formats png,bitmap` (and png,mnist) renders once and writes its PNGs from the
+    bitmaps: the same pixels as a PNG-only run, at other settings too."""
+    from quickdraw_tools import raster
+
+    drawn = []
+    real = raster.rasterize_many
+
+    def counting(drawings, *args, **kwargs):
+        out = real(drawings, *args, **kwargs)
+        drawn.append(len(out))
+        return out
+
+    monkeypatch.setattr(raster, "rasterize_many", counting)
+    cake = Source("cake", shared / "training" / "cake.ndjson")
+    kw = dict(max_per_category=90, progress=False, size=40, line_width=8.0, padding=4.0)
+    convert([cake], tmp_path / "alone", ["png"], **kw)
+    assert sum(drawn) == 90
+    for formats in (["png", "bitmap"], ["png", "mnist"]):
+        drawn.clear()
+        out = tmp_path / "-".join(formats)
+        convert([cake], out, formats, **kw)
+        assert sum(drawn) == 90, formats  # once, for the bitmaps
+        rows = read_rows(out / "png" / "cake.rows.csv")
+        assert rows == read_rows(tmp_path / "alone" / "png" / "cake.rows.csv")
+        for row in rows:
+            mine, alone = (Image.open(o / "png" / row["file"]) for o in (out, tmp_path / "alone"))
+            with mine, alone:
+                np.testing.assert_array_equal(np.asarray(mine), np.asarray(alone))
