@@ -38,7 +38,7 @@ serial run.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -344,16 +344,13 @@ class _Category:
             delay=0.5,  # a quick write shows no bar at all
         )
 
-    def _rows(self, rel: str, files: Callable[[int, np.ndarray], list[str]] | None = None) -> str:
-        """Write the rows sidecar of the staged file `rel` (`rows`); returns its path.
-        `files(first row, drawings)`: the PNG folders' `file` column."""
+    def _rows(self, rel: str) -> str:
+        """Write the rows sidecar of the staged file `rel` (`rows`); returns its path."""
         sidecar = rows_path(rel).as_posix()
-        writer = RowsWriter(self.stage.file(sidecar), () if files is None else ("file",))
+        writer = RowsWriter(self.stage.file(sidecar))
         try:
             for start, rows in self.chunks():
-                splits = self.split_of_row[start : start + len(rows)]
-                more = {} if files is None else {"file": files(start, rows)}
-                writer.append(self.data.meta(rows), splits, **more)
+                writer.append(self.data.meta(rows), self.split_of_row[start : start + len(rows)])
         finally:
             writer.close()
         return sidecar
@@ -408,29 +405,31 @@ class _Category:
         for split in SPLITS:  # each replaces a previous run's folder whole: none of it stays
             stage.folder(f"png/{split}/{category}")
 
-        def files(start: int, rows: np.ndarray) -> list[str]:
-            assert self.data.key_id is not None, "packed with meta=True"
-            names = drawing_names(self.data.key_id[rows], self.data.identity[rows])
-            splits = self.split_of_row[start : start + len(rows)]
-            return [f"{s}/{category}/{n}.png" for s, n in zip(splits, names, strict=True)]
-
-        def pictures(start: int, rows: np.ndarray) -> Packed | tuple[str, int]:
-            """What the worker draws: the drawings, or the rows of the bitmaps drawn already."""
-            return (str(bitmaps), start) if bitmaps else self.data.take(rows)
-
+        # the rows sidecar (with each image's file) is written as the images are handed out
+        sidecar = rows_path(f"png/{category}.png").as_posix()  # png/<category>.rows.csv
+        writer = RowsWriter(stage.file(sidecar), ("file",))
         settings = (picture.size, picture.line_width, picture.padding, picture.invert)
         folder = str(stage.path / "png")
-        jobs = (
-            (pictures(i, rows), folder, files(i, rows), *settings)
-            for i, rows in self.chunks(picture.chunk())
-        )
+
+        def jobs() -> Iterator[tuple]:
+            assert self.data.key_id is not None, "packed with meta=True"
+            for start, rows in self.chunks(picture.chunk()):
+                splits = self.split_of_row[start : start + len(rows)]
+                names = drawing_names(self.data.key_id[rows], self.data.identity[rows])
+                files = [f"{s}/{category}/{n}.png" for s, n in zip(splits, names, strict=True)]
+                writer.append(self.data.meta(rows), splits, file=files)
+                # what the worker draws: the drawings, or the rows of the bitmaps drawn already
+                pictures = (str(bitmaps), start) if bitmaps else self.data.take(rows)
+                yield (pictures, folder, files, *settings)
+
         bar = self._bar("png")
         try:
-            for done in ordered_map(self.pool, write_pngs, jobs):
+            for done in ordered_map(self.pool, write_pngs, jobs()):
                 bar.update(done)
         finally:
             bar.close()
-        return self._rows(f"png/{category}.png", files)  # png/<category>.rows.csv
+            writer.close()
+        return sidecar
 
 
 def _render(job: tuple[Packed, Picture]) -> np.ndarray:

@@ -119,9 +119,9 @@ def write_pngs(job: tuple) -> int:
                 name = os.path.join(folder, name)
             fd = os.open(name, flags, 0o666, dir_fd=where)  # the umask applies, as to any file
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                done = os.write(fd, data)
+                while done < len(data):  # a short write: the rest
+                    done += os.write(fd, data[done:])
             finally:
                 os.close(fd)
     finally:
