@@ -8,7 +8,10 @@ the previous file (if any) in place.
 (`quickdraw convert`, `quickdraw svg`): the files are written under a hidden
 staging folder beside them, and only once all of them are complete does a
 commit journal (one small file, written atomically) name them; then each is
-renamed into place and the journal removed. A run that fails or is killed
+renamed into place and the journal removed. A folder staged whole
+(`StagedOutput.folder`: a PNG folder of 50,000 images) is named once and put in
+place by one rename, the folder it replaces moved into the staging folder first
+and removed with it. A run that fails or is killed
 before the journal exists leaves the folder exactly as it was (its staging
 folder is removed, or, if the process was killed, by the next run). A run
 killed after it is finished by the next command that writes there
@@ -40,7 +43,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from .errors import QuickDrawError
 
@@ -50,6 +53,7 @@ _TEMP = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp")  # what mkstemp make
 JOURNAL_PREFIX = ".commit-"
 STAGING_PREFIX = ".staging-"
 SCRATCH = ".scratch"  # inside a staging folder: work files, never committed
+REPLACED = ".replaced"  # inside a staging folder: what its whole folders replace, until removed
 _RUN = re.compile(r"[A-Za-z0-9_]{8}")  # what mkdtemp puts after STAGING_PREFIX
 JOURNAL_FORMAT = "quickdraw-tools commit journal 1"  # the marker every journal of ours holds
 MAX_JOURNAL_BYTES = 16 << 20  # a journal lists file names: far less than this
@@ -142,6 +146,7 @@ class StagedOutput:
     def __init__(self, target: Path, staging: Path):
         self.target, self.path = target, staging
         self.removed: list[str] = []  # files of `target` to delete at the commit
+        self.folders: list[str] = []  # folders staged whole: each replaces its own in `target`
         self.committed = False  # the journal is written: the set lands, now or by recovery
         self.journal = target / f"{JOURNAL_PREFIX}{staging.name.removeprefix(STAGING_PREFIX)}"
 
@@ -159,18 +164,32 @@ class StagedOutput:
         folder.mkdir(exist_ok=True)
         return folder
 
+    def folder(self, rel: str) -> Path:
+        """Stage the folder ``target / rel`` whole (`rel` written with ``/``): at the commit
+        the folder made here replaces it and everything in it, by one rename, however many
+        files it holds. Returns where to write its files."""
+        assert plain_relative(rel) and not _overlapping([*self.folders, rel]), rel
+        path = self.path / rel
+        path.mkdir(parents=True)
+        self.folders.append(rel)
+        return path
+
     def staged(self) -> list[str]:
-        return sorted(
-            str(p.relative_to(self.path))
-            for p in self.path.rglob("*")
-            if p.is_file() and p.relative_to(self.path).parts[0] != SCRATCH
-        )
+        """The staged files (with ``/``, sorted), but those inside folders staged whole."""
+        skip = {SCRATCH, REPLACED, *self.folders}
+        files = []
+        for folder, subfolders, names in os.walk(self.path):
+            rel = Path(folder).relative_to(self.path).as_posix()
+            prefix = "" if rel == "." else rel + "/"
+            subfolders[:] = [d for d in subfolders if prefix + d not in skip]
+            files += [prefix + name for name in names]
+        return sorted(files)
 
     def commit(self) -> list[Path]:
-        """Put every staged file in place; returns their final paths."""
+        """Put every staged file and folder in place; returns their final paths."""
         shutil.rmtree(self.path / SCRATCH, ignore_errors=True)
         files = self.staged()
-        for rel in [*files, *self.removed]:  # before the journal: a refusal changes nothing
+        for rel in [*files, *self.removed, *self.folders]:  # a refusal here changes nothing
             _check_no_links(self.target, rel)
         with atomic_write(self.journal, "w", encoding="utf-8") as f:
             record = {
@@ -178,11 +197,12 @@ class StagedOutput:
                 "staging": self.path.name,
                 "files": files,
                 "removed": self.removed,
+                "folders": self.folders,
             }
             json.dump(record, f)
         self.committed = True
         _finish(self.target, self.journal)  # from here on the new set is certain to land
-        return [self.target / rel for rel in files]
+        return [self.target / rel for rel in [*files, *self.folders]]
 
 
 def _refuse_journal(journal: Path, why: str) -> QuickDrawError:
@@ -229,10 +249,26 @@ def plain_relative(rel: object) -> bool:
     return all(part not in ("", ".", "..") for part in parts)
 
 
-def read_journal(target: Path, journal: Path) -> tuple[Path, list[str], list[str]]:
-    """(staging folder, files, removed) of a commit journal in `target`, checked to be one this
-    module wrote and to name nothing outside `target`; raises QuickDrawError otherwise, having
-    changed nothing."""
+def _overlapping(names: list[str]) -> bool:
+    """Whether a name repeats, or one lies inside another (``a`` and ``a/b``)."""
+    seen = set(names)
+    return len(seen) < len(names) or any(
+        "/".join(rel.split("/")[:k]) in seen for rel in names for k in range(1, rel.count("/") + 1)
+    )
+
+
+class Journal(NamedTuple):
+    """A commit journal, checked (`read_journal`)."""
+
+    staging: Path  # the staging folder
+    files: list[str]  # staged files to rename into place
+    removed: list[str]  # files of the folder to delete
+    folders: list[str]  # staged folders that replace their own whole
+
+
+def read_journal(target: Path, journal: Path) -> Journal:
+    """A commit journal in `target`, checked to be one this module wrote and to name nothing
+    outside `target`; raises QuickDrawError otherwise, having changed nothing."""
     name = journal.name.removeprefix(JOURNAL_PREFIX)
     if not _RUN.fullmatch(name):
         raise _refuse_journal(journal, f"its name is not {JOURNAL_PREFIX} and 8 letters or digits")
@@ -247,16 +283,19 @@ def read_journal(target: Path, journal: Path) -> tuple[Path, list[str], list[str
         raise _refuse_journal(journal, "it is not JSON") from None
     if not isinstance(record, dict) or record.get("format") != JOURNAL_FORMAT:
         raise _refuse_journal(journal, f"it has no format marker {JOURNAL_FORMAT!r}")
-    if set(record) != {"format", "staging", "files", "removed"}:
+    keys = {"format", "staging", "files", "removed"}
+    if set(record) not in (keys, keys | {"folders"}):  # journals before whole folders: none
         raise _refuse_journal(journal, f"its keys are {sorted(record)}")
     if record["staging"] != STAGING_PREFIX + name:
         raise _refuse_journal(
             journal, f"its staging folder {record['staging']!r} is not {STAGING_PREFIX + name!r}"
         )
     staging = target / record["staging"]
-    if _is_link(staging) or (staging.exists() and not staging.is_dir()):
-        raise _refuse_journal(journal, f"{staging.name} is not a real folder")
-    for key in ("files", "removed"):
+    for folder in (staging, staging / REPLACED):  # REPLACED: where replaced folders go
+        if _is_link(folder) or (folder.exists() and not folder.is_dir()):
+            raise _refuse_journal(journal, f"{folder.relative_to(target)} is not a real folder")
+    record.setdefault("folders", [])
+    for key in ("files", "removed", "folders"):
         names = record[key]
         if not isinstance(names, list):
             raise _refuse_journal(journal, f"its {key!r} is not a list")
@@ -269,14 +308,18 @@ def read_journal(target: Path, journal: Path) -> tuple[Path, list[str], list[str
             source = staging / rel
             if key == "files" and (_is_link(source) or source.is_dir()):
                 raise _refuse_journal(journal, f"{source} is not a plain file")
-    return staging, record["files"], record["removed"]
+            if key == "folders" and (_is_link(source) or source.exists() != source.is_dir()):
+                raise _refuse_journal(journal, f"{source} is not a real folder")
+    if _overlapping([*record["files"], *record["folders"]]):
+        raise _refuse_journal(journal, "it names a file or folder twice, or one inside another")
+    return Journal(staging, record["files"], record["removed"], record["folders"])
 
 
 def _finish(target: Path, journal: Path) -> None:
     """Carry out a commit journal (checked by `read_journal`): move what is still staged into
     place, delete what it says, then remove the journal and the staging folder. Safe to repeat
     after a crash."""
-    staging, files, removed = read_journal(target, journal)
+    staging, files, removed, folders = read_journal(target, journal)
     for rel in removed:
         if rel not in files:
             (target / rel).unlink(missing_ok=True)
@@ -285,8 +328,28 @@ def _finish(target: Path, journal: Path) -> None:
         if source.exists():  # else moved already, before a crash
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, dest)
+    for k, rel in enumerate(folders):
+        source, dest = staging / rel, target / rel
+        if not source.is_dir():  # moved already, before a crash
+            continue
+        if os.path.lexists(dest):  # the folder it replaces goes into the staging folder first
+            old = staging / REPLACED / str(k)
+            old.parent.mkdir(exist_ok=True)
+            if os.path.lexists(old):  # a crash moved it, and a folder came back to `dest`
+                _remove(old)
+            os.replace(dest, old)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, dest)
     journal.unlink(missing_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, a link (not what it points at) or a folder and everything in it."""
+    if path.is_dir() and not _is_link(path):
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def recover(target: Path) -> None:

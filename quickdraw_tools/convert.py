@@ -38,7 +38,7 @@ serial run.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -396,6 +396,7 @@ class _Category:
         if "sketchrnn" in self.wanted:
             rel = self._sketchrnn()
             staged |= {rel: self.entry, self._rows(rel): self.entry}
+        bitmaps = None  # the .npy of the bitmaps, once drawn
         if "bitmap" in self.wanted or "mnist" in self.wanted:
             if "bitmap" in self.wanted:
                 rel = f"bitmap/{category}.npy"
@@ -406,6 +407,7 @@ class _Category:
             else:
                 path = work / "bitmaps.npy"
             self._bitmaps(path)
+            bitmaps = path
             sizes = self.result.sizes
             train_end, test_start = sizes["train"], sizes["train"] + sizes["valid"]
             for split, rows in (
@@ -416,7 +418,7 @@ class _Category:
         if "parquet" in self.wanted:
             staged |= {rel: self.entry for rel in self._parquet()}
         if "png" in self.wanted:
-            staged[self._png()] = drawn
+            staged[self._png(bitmaps)] = drawn
         target = self.stage.target
         self.result.outputs += [
             str(target / rel) for rel in staged if not rel.endswith((".json", ".csv"))
@@ -433,16 +435,13 @@ class _Category:
             delay=0.5,  # a quick write shows no bar at all
         )
 
-    def _rows(self, rel: str, files: Callable[[int, np.ndarray], list[str]] | None = None) -> str:
-        """Write the rows sidecar of the staged file `rel` (`rows`); returns its path.
-        `files(first row, drawings)`: the PNG folders' `file` column."""
+    def _rows(self, rel: str) -> str:
+        """Write the rows sidecar of the staged file `rel` (`rows`); returns its path."""
         sidecar = rows_path(rel).as_posix()
-        writer = RowsWriter(self.stage.file(sidecar), () if files is None else ("file",))
+        writer = RowsWriter(self.stage.file(sidecar))
         try:
             for start, rows in self.chunks():
-                splits = self.split_of_row[start : start + len(rows)]
-                more = {} if files is None else {"file": files(start, rows)}
-                writer.append(self.data.meta(rows), splits, **more)
+                writer.append(self.data.meta(rows), self.split_of_row[start : start + len(rows)])
         finally:
             writer.close()
         return sidecar
@@ -487,47 +486,41 @@ class _Category:
             written.append(rel)
         return written
 
-    def _png(self) -> str:
+    def _png(self, bitmaps: Path | None) -> str:
         """One PNG per drawing in ``png/<split>/<category>/`` (`images`), and the rows
-        sidecar ``png/<category>.rows.csv``, which names each file; returns the sidecar."""
+        sidecar ``png/<category>.rows.csv``, which names each file; returns the sidecar.
+        `bitmaps`: the ``.npy`` of this run's bitmaps (rows in split order), if it drew them."""
         from .images import drawing_names, write_pngs
 
         category, picture, stage = self.result.category, self.picture, self.stage
-        for split in SPLITS:
-            (stage.path / "png" / split / category).mkdir(parents=True, exist_ok=True)
-            for old in _images_of(stage.target, split, category):  # a previous run's go
-                stage.remove(old)
+        for split in SPLITS:  # each replaces a previous run's folder whole: none of it stays
+            stage.folder(f"png/{split}/{category}")
 
-        def files(start: int, rows: np.ndarray) -> list[str]:
-            assert self.data.key_id is not None, "packed with meta=True"
-            names = drawing_names(self.data.key_id[rows], self.data.identity[rows])
-            splits = self.split_of_row[start : start + len(rows)]
-            return [f"{s}/{category}/{n}.png" for s, n in zip(splits, names, strict=True)]
-
+        # the rows sidecar (with each image's file) is written as the images are handed out
+        sidecar = rows_path(f"png/{category}.png").as_posix()  # png/<category>.rows.csv
+        writer = RowsWriter(stage.file(sidecar), ("file",))
         settings = (picture.size, picture.line_width, picture.padding, picture.invert)
-        folder = os.path.join(stage.path, "png", "")
-        jobs = (
-            (self.data.take(rows), [folder + f for f in files(i, rows)], *settings)
-            for i, rows in self.chunks(picture.chunk())
-        )
+        folder = str(stage.path / "png")
+
+        def jobs() -> Iterator[tuple]:
+            assert self.data.key_id is not None, "packed with meta=True"
+            for start, rows in self.chunks(picture.chunk()):
+                splits = self.split_of_row[start : start + len(rows)]
+                names = drawing_names(self.data.key_id[rows], self.data.identity[rows])
+                files = [f"{s}/{category}/{n}.png" for s, n in zip(splits, names, strict=True)]
+                writer.append(self.data.meta(rows), splits, file=files)
+                # what the worker draws: the drawings, or the rows of the bitmaps drawn already
+                pictures = (str(bitmaps), start) if bitmaps else self.data.take(rows)
+                yield (pictures, folder, files, *settings)
+
         bar = self._bar("png")
         try:
-            for done in ordered_map(self.pool, write_pngs, jobs):
+            for done in ordered_map(self.pool, write_pngs, jobs()):
                 bar.update(done)
         finally:
             bar.close()
-        return self._rows(f"png/{category}.png", files)  # png/<category>.rows.csv
-
-
-def _images_of(target: Path, split: str, category: str) -> list[str]:
-    """The files a previous run left in ``png/<split>/<category>/`` (relative to `target`)."""
-    folder = target / "png" / split / category
-    if not folder.is_dir():
-        return []
-    with os.scandir(folder) as entries:
-        return [
-            f"png/{split}/{category}/{e.name}" for e in entries if e.is_file(follow_symlinks=False)
-        ]
+            writer.close()
+        return sidecar
 
 
 def _render(job: tuple[Packed, Picture]) -> np.ndarray:

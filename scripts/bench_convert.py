@@ -16,10 +16,13 @@ in a temporary worktree):
     construction (opens the derived files), in one process each;
   * pictures, side by side on one ``--picture-drawings`` category (50,000 by default):
     ``--formats bitmap`` (the official 28x28 ``.npy``), ``--formats bitmap --size 64`` and
-    ``--formats png --size 64`` (one PNG file per drawing): drawings/s, peak RSS, and each
-    one's ratio to the 28x28 ``.npy`` path (goal: at least 0.5x).
+    ``--formats png --size 64`` (one PNG file per drawing), ``--rounds`` rounds of the three
+    (3 by default) one after the other: each one's best drawings/s, peak RSS, and its ratio
+    to the 28x28 ``.npy`` path (goal: at least 0.5x), by wall and by CPU time, and round by
+    round; then where a PNG's time goes.
 
-Usage: ``python scripts/bench_convert.py [--drawings N] [--baseline REV] [--pictures-only]``
+Usage: ``python scripts/bench_convert.py [--drawings N] [--baseline REV] [--pictures-only]
+[--rounds R] [--tmp DIR]``
 """
 
 from __future__ import annotations
@@ -61,8 +64,8 @@ def write_category(path: Path, n: int, word: str, records: list[dict]) -> None:
             f.write(orjson.dumps({**record, "word": word, "key_id": key_id}) + b"\n")
 
 
-def run_convert(python: str, cwd: Path, env: dict, args: list[str]) -> tuple[float, int]:
-    """One convert process; returns (wall seconds, peak RSS in bytes)."""
+def run_convert(python: str, cwd: Path, env: dict, args: list[str]) -> tuple[float, int, float]:
+    """One convert process; returns (wall seconds, peak RSS in bytes, CPU seconds)."""
     main = "import sys; from quickdraw_tools.cli import main; sys.exit(main())"
     command = [python, "-c", main, "convert", *args, "--quiet"]
     if shutil.which("taskset"):
@@ -73,7 +76,7 @@ def run_convert(python: str, cwd: Path, env: dict, args: list[str]) -> tuple[flo
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"convert failed: {' '.join(command)}")
-    return wall, usage.ru_maxrss * 1024
+    return wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def digest(path: Path) -> str:
@@ -99,39 +102,55 @@ def time_quickdraw(python: str, root: Path, mirror: Path) -> float:
     return float(out.stdout.split()[0])
 
 
-def pictures(python: str, tmp_path: Path, n: int, records: list[dict]) -> None:
-    """Bitmaps and PNG folders at 64 pixels beside the official 28x28 .npy, one run each."""
+def pictures(python: str, tmp_path: Path, n: int, records: list[dict], rounds: int) -> None:
+    """Bitmaps and PNG folders at 64 pixels beside the official 28x28 .npy: `rounds` rounds of
+    the three, one after the other, each configuration's best wall time."""
     source = tmp_path / "pictures.ndjson"
     write_category(source, n, "pictures", records)
-    print(f"pictures: {n:,} simplified drawings, the whole convert of each, one core:")
+    print(
+        f"pictures: {n:,} simplified drawings, the whole convert of each, one core, best of"
+        f" {rounds} interleaved rounds:"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     runs = [
         ("bitmap 28x28 .npy (official)", ["--formats", "bitmap"]),
         ("bitmap 64x64 .npy", ["--formats", "bitmap", "--size", "64"]),
         ("png 64x64 folders", ["--formats", "png", "--size", "64"]),
     ]
-    base = None
-    # the outputs stay until all three ran: deleting many files first slows the file
-    # system's next creations (a file system mounted with `discard` trims as it deletes)
-    for k, (label, flags) in enumerate(runs):
-        out = tmp_path / f"out-pictures-{k}"
-        wall, rss = run_convert(python, ROOT, env, [str(source), "--out", str(out), *flags])
-        rate = n / wall
-        base = base or rate
-        files = sum(1 for p in out.rglob("*") if p.is_file())
+    # the outputs stay until the end: on a file system without a journal (this machine's
+    # ext4), creating a file skips every inode deleted in the last minute or more, one by one,
+    # so deleting many files first slows the next creations (by up to 10x)
+    measured: list[list[tuple[float, int, float]]] = [[] for _ in runs]
+    for r in range(rounds):
+        for k, (_, flags) in enumerate(runs):
+            out = tmp_path / f"out-pictures-{r}-{k}"
+            args = [str(source), "--out", str(out), *flags]
+            measured[k].append(run_convert(python, ROOT, env, args))
+    base_wall = min(w for w, _, _ in measured[0])
+    base_cpu = min(c for _, _, c in measured[0])
+    for k, (label, _) in enumerate(runs):
+        wall, rss = min(w for w, _, _ in measured[k]), max(m for _, m, _ in measured[k])
+        cpu = min(c for _, _, c in measured[k])
+        files = sum(len(names) for _, _, names in os.walk(tmp_path / f"out-pictures-0-{k}"))
         report(label, n, wall, rss)
-        print(f"  {'':<34} {rate / base:7.2f}x the 28x28 .npy path ({files:,} files)")
-    for k in range(len(runs)):
-        shutil.rmtree(tmp_path / f"out-pictures-{k}")
-    source.unlink()
+        bases = [w for w, _, _ in measured[0]]
+        each = ", ".join(f"{b / w:.2f}x" for b, (w, _, _) in zip(bases, measured[k], strict=True))
+        print(
+            f"  {'':<34} {base_wall / wall:7.2f}x the 28x28 .npy path ({files:,} files);"
+            f" by CPU time {base_cpu / cpu:.2f}x; round by round {each}"
+        )
     png_costs(tmp_path, records[:5000])
+    for r in range(rounds):
+        for k in range(len(runs)):
+            shutil.rmtree(tmp_path / f"out-pictures-{r}-{k}")
+    source.unlink()
 
 
 def png_costs(tmp_path: Path, records: list[dict]) -> None:
     """Where a PNG folder's time goes, per drawing, in this process (best of 3): rendering
     at 28 and 64, encoding, creating the files, and the all-or-nothing commit of them."""
     from quickdraw_tools.atomic import staged_output
-    from quickdraw_tools.images import png_bytes
+    from quickdraw_tools.images import png_images
     from quickdraw_tools.packed import pack_records
     from quickdraw_tools.raster import rasterize_many
 
@@ -147,21 +166,24 @@ def png_costs(tmp_path: Path, records: list[dict]) -> None:
         return min(times) / n * 1e6
 
     bitmaps = rasterize_many(flat, 64, threads=1).reshape(n, 64, 64)
-    encoded = [png_bytes(b) for b in bitmaps]
+    encoded = png_images(bitmaps)
     costs = {
         "render 28x28": best(lambda: rasterize_many(flat, 28, threads=1)),
         "render 64x64": best(lambda: rasterize_many(flat, 64, threads=1)),
-        "encode a 64x64 PNG": best(lambda: [png_bytes(b) for b in bitmaps]),
+        "encode a 64x64 PNG": best(lambda: png_images(bitmaps)),
     }
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     creates, commits = [], []
     for k in range(3):
         with staged_output(tmp_path / f"costs-{k}") as stage:
-            folder = stage.path / "png"
-            folder.mkdir()
+            folder = os.open(stage.folder("png/train/cat"), os.O_RDONLY)
             start = time.perf_counter()
-            for i, data in enumerate(encoded):
-                (folder / f"{i}.png").write_bytes(data)
+            for i, data in enumerate(encoded):  # as images.write_pngs does
+                fd = os.open(f"{i}.png", flags, 0o666, dir_fd=folder)
+                os.write(fd, data)
+                os.close(fd)
             creates.append(time.perf_counter() - start)
+            os.close(folder)
             start = time.perf_counter()
             stage.commit()
             commits.append(time.perf_counter() - start)
@@ -191,13 +213,26 @@ def main() -> int:
     parser.add_argument(
         "--pictures-only", action="store_true", help="run only the pictures' measurements"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the pictures' three converts"
+    )
+    parser.add_argument(
+        "--tmp",
+        default="/var/tmp" if os.path.isdir("/var/tmp") else None,
+        help="where the work folder goes (default: %(default)s, else the system's temporary"
+        " folder). Not /tmp on a shared machine: every test run creates and deletes files"
+        " there, and on ext4 without a journal (this VM) creating a file skips, one by one,"
+        " each inode deleted in the last minutes, so a PNG folder written there costs up to 10x"
+        " as much kernel time, set by the neighbours",
+    )
     args = parser.parse_args()
     python = sys.executable
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores (convert pinned to one)")
     records = real_drawings()
-    with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-convert-", dir=args.tmp) as tmp:
         tmp_path = Path(tmp)
-        pictures(python, tmp_path, args.picture_drawings, records)
+        print(f"work folder: {tmp_path}")
+        pictures(python, tmp_path, args.picture_drawings, records, args.rounds)
         if args.pictures_only:
             return 0
         source = tmp_path / "synthetic.ndjson"
@@ -223,7 +258,7 @@ def main() -> int:
             for label, tree in runs:
                 env = {**os.environ, "PYTHONPATH": str(tree)}
                 out = tmp_path / f"out-{len(written)}"
-                wall, rss = run_convert(python, tree, env, [str(source), "--out", str(out)])
+                wall, rss, _ = run_convert(python, tree, env, [str(source), "--out", str(out)])
                 report(label, args.drawings, wall, rss)
                 written[label] = (wall, digest(out / "sketchrnn" / "synthetic.npz"))
                 shutil.rmtree(out)
@@ -238,7 +273,7 @@ def main() -> int:
             env = {**os.environ, "PYTHONPATH": str(ROOT)}
             out = tmp_path / "out-all"
             every = ["--formats", "sketchrnn,bitmap,mnist,parquet", "--split-sizes", "all"]
-            wall, rss = run_convert(python, ROOT, env, [str(source), "--out", str(out), *every])
+            wall, rss, _ = run_convert(python, ROOT, env, [str(source), "--out", str(out), *every])
             report("this checkout", args.drawings, wall, rss)
             shutil.rmtree(out)
         finally:

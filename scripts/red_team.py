@@ -1412,6 +1412,34 @@ def grade_edited_study(tmp: Path) -> str:
     return done.stderr.strip().split("error: ")[1][:100] + "..."
 
 
+@case("output folder: journals in our form naming whole folders outside, through links: refused")
+def crafted_folder_journals(tmp: Path) -> str:
+    mark = '"format": "quickdraw-tools commit journal 1", "staging": ".staging-abcd1234", '
+    records = {  # folders are staged whole (PNG folders) and replace their own at the commit
+        "dotdot": ('"files": [], "removed": [], "folders": ["png/../../victim"]', None),
+        "staged link": ('"files": [], "removed": [], "folders": ["png/cat"]', "png/cat"),
+        "replaced link": ('"files": [], "removed": [], "folders": ["png/cat"]', ".replaced"),
+        "overlap": ('"files": ["png/cat/x.png"], "removed": [], "folders": ["png/cat"]', None),
+    }
+    source = cake(tmp)
+    (tmp / "victim").mkdir()
+    (tmp / "victim" / "precious.txt").write_text("precious")
+    for why, (record, link) in records.items():
+        out = tmp / why.replace(" ", "-")
+        (out / "png" / "cat").mkdir(parents=True)
+        (out / "png" / "cat" / "1.png").write_text("ours")
+        staging = out / ".staging-abcd1234"
+        (staging / "png").mkdir(parents=True)
+        if link:
+            (staging / link).symlink_to(tmp / "victim")
+        (out / ".commit-abcd1234").write_text("{" + mark + record + "}")
+        before = tree(tmp)
+        done = quickdraw("convert", source, "--formats", "png", "--out", out, "--quiet")
+        one_line_error(done, "not a commit journal")
+        expect(tree(tmp) == before, f"{why}: something changed")
+    return f"{len(records)} crafted journals refused, nothing changed inside or outside"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],

@@ -354,6 +354,7 @@ def test_bad_files_are_refused_in_one_line_naming_file_and_problem(tmp_path, she
 
 # --- the README's commands ------------------------------------------------------------------
 
+
 # flags the test adds to a README command (by its first two words) so it runs in seconds
 def test_the_readme_commands_for_googles_models_run(shared, tmp_path, monkeypatch, capsys):
     """The README's block that begins "# Google's pretrained sketch-rnn models", run in order in
